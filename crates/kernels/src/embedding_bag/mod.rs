@@ -1,0 +1,188 @@
+//! Pooled embedding lookups ("embedding bags") over every [`TableFormat`](crate::formats::TableFormat).
+//!
+//! One bag is a list of row ids; its output is the sum, mean or per-sample-weighted sum of those rows,
+//! decoded from the table's stored format. Bags are given by offsets (one start per bag, with or
+//! without the trailing end) or by lengths, with i32 or i64 ids, like FBGEMM's
+//! `embedding_bag_*_rowwise_offsets`. Empty bags produce zeros. An id outside the table is an error
+//! naming the table, bag and id; pruned tables map ids through a remap where -1 means "contributes
+//! nothing" (FBGEMM's `compressed_indices_mapping`).
+
+mod scalar;
+
+use crate::formats::TableRef;
+use crate::{KernelError, Result};
+
+pub use scalar::pool_scalar;
+
+/// A slice of ids or offsets in either index type.
+#[derive(Clone, Copy, Debug)]
+pub enum Indices<'a> {
+    /// 32-bit ids.
+    I32(&'a [i32]),
+    /// 64-bit ids.
+    I64(&'a [i64]),
+}
+
+impl Indices<'_> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            Indices::I32(v) => v.len(),
+            Indices::I64(v) => v.len(),
+        }
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i` widened to i64.
+    #[inline]
+    pub fn get(&self, i: usize) -> i64 {
+        match self {
+            Indices::I32(v) => i64::from(v[i]),
+            Indices::I64(v) => v[i],
+        }
+    }
+}
+
+/// How the flat id array is cut into bags.
+#[derive(Clone, Copy, Debug)]
+pub enum Bags<'a> {
+    /// Start of each bag in the id array; `num_bags` entries, or `num_bags + 1` with the trailing end
+    /// (which must then equal the number of ids). Offsets must be non-decreasing and within the ids.
+    Offsets(Indices<'a>),
+    /// Number of ids of each bag (`num_bags` entries, non-negative, summing to the number of ids).
+    Lengths(Indices<'a>),
+}
+
+/// How the rows of one bag are combined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pooling {
+    /// Sum of the rows.
+    Sum,
+    /// Mean of the rows (zeros for an empty bag).
+    Mean,
+    /// Sum of the rows each multiplied by its per-sample weight.
+    WeightedSum,
+}
+
+/// The ids of a batch of bags for one table.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup<'a> {
+    /// Row ids of every bag, back to back.
+    pub indices: Indices<'a>,
+    /// Bag boundaries.
+    pub bags: Bags<'a>,
+    /// Number of bags (the batch size).
+    pub num_bags: usize,
+    /// One weight per id, required by [`Pooling::WeightedSum`] and ignored otherwise.
+    pub per_sample_weights: Option<&'a [f32]>,
+}
+
+/// One table with its pooling mode and optional pruning remap.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddingBag<'a> {
+    /// The stored table.
+    pub table: TableRef<'a>,
+    /// How rows are combined.
+    pub pooling: Pooling,
+    /// For pruned tables: original id → compressed row, -1 = pruned (contributes nothing).
+    pub remap: Option<&'a [i32]>,
+}
+
+impl Lookup<'_> {
+    /// The `[start, end)` id range of bag `b`, from offsets or lengths (validated by [`Lookup::validate`]).
+    #[inline]
+    pub fn bag_range(&self, b: usize, lengths_prefix: Option<usize>) -> (usize, usize) {
+        match self.bags {
+            Bags::Offsets(o) => {
+                let start = o.get(b) as usize;
+                let end = if b + 1 < o.len() { o.get(b + 1) as usize } else { self.indices.len() };
+                (start, end)
+            }
+            Bags::Lengths(l) => {
+                let start = lengths_prefix.unwrap_or(0);
+                (start, start + l.get(b) as usize)
+            }
+        }
+    }
+
+    /// Checks bag boundaries and weights against the id array; `table` names the table in errors.
+    pub fn validate(&self, table: usize, pooling: Pooling) -> Result<()> {
+        let n = self.indices.len();
+        let bad = |reason: String| Err(KernelError::BadBags { table, reason });
+        match self.bags {
+            Bags::Offsets(o) => {
+                if o.len() != self.num_bags && o.len() != self.num_bags + 1 {
+                    return bad(format!(
+                        "{} offsets for {} bags (expected {} or {} with the trailing end)",
+                        o.len(),
+                        self.num_bags,
+                        self.num_bags,
+                        self.num_bags + 1
+                    ));
+                }
+                let mut prev = 0i64;
+                for i in 0..o.len() {
+                    let v = o.get(i);
+                    if v < prev || v as u64 > n as u64 {
+                        return bad(format!(
+                            "offset {i} is {v}: offsets must be non-decreasing within 0..={n}"
+                        ));
+                    }
+                    if i == 0 && v != 0 {
+                        return bad(format!("the first offset is {v}, expected 0"));
+                    }
+                    prev = v;
+                }
+                if o.len() == self.num_bags + 1 && prev as usize != n {
+                    return bad(format!("the trailing offset is {prev}, expected the id count {n}"));
+                }
+            }
+            Bags::Lengths(l) => {
+                if l.len() != self.num_bags {
+                    return bad(format!("{} lengths for {} bags", l.len(), self.num_bags));
+                }
+                let mut total = 0u64;
+                for i in 0..l.len() {
+                    let v = l.get(i);
+                    if v < 0 {
+                        return bad(format!("length {i} is negative ({v})"));
+                    }
+                    total += v as u64;
+                }
+                if total != n as u64 {
+                    return bad(format!("lengths sum to {total} but there are {n} ids"));
+                }
+            }
+        }
+        if pooling == Pooling::WeightedSum {
+            match self.per_sample_weights {
+                None => return bad("weighted pooling needs per-sample weights".to_string()),
+                Some(w) if w.len() != n => {
+                    return Err(KernelError::Shape {
+                        what: format!("per-sample weights of table {table}"),
+                        expected: n,
+                        found: w.len(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pools one table for a batch of bags: bag `b` is written to `out[b·out_stride .. b·out_stride + dim]`.
+/// `table_index` is only used to name the table in errors.
+pub fn pool(
+    bag: &EmbeddingBag<'_>,
+    lookup: &Lookup<'_>,
+    table_index: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<()> {
+    pool_scalar(bag, lookup, table_index, out, out_stride)
+}

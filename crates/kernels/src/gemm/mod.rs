@@ -1,0 +1,208 @@
+//! Dense layers: `Y[m×n] = X[m×k] · Wᵀ + b` with `W` stored `n×k` (PyTorch's `Linear`), optional fused
+//! ReLU, in four precisions.
+//!
+//! A [`PackedLinear`] is built once from f32 weights and a [`Precision`] (packing into whatever layout the
+//! micro-kernels want); it is immutable and shared across threads. [`PackedLinear::forward`] runs it on a
+//! batch with caller-provided [`LinearScratch`], so steady-state calls do not allocate.
+
+pub mod scalar;
+
+use crate::{KernelError, Result};
+
+/// Symmetric-or-asymmetric 8-bit quantization parameters: `real = scale · (q − zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    /// Step between consecutive codes (finite, > 0).
+    pub scale: f32,
+    /// The code that represents 0.0.
+    pub zero_point: i32,
+}
+
+impl QParams {
+    /// Asymmetric u8 parameters covering `[min(lo, 0), max(hi, 0)]` (0.0 is always exact), the way
+    /// PyTorch's dynamic quantization chooses them without `reduce_range`.
+    pub fn for_u8_range(lo: f32, hi: f32) -> QParams {
+        let lo = lo.min(0.0);
+        let hi = hi.max(0.0);
+        let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
+        let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32;
+        QParams { scale, zero_point: zp }
+    }
+}
+
+/// How activations of an int8 layer are quantized to u8.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActivationQuant {
+    /// Min/max of each batch, chosen while packing the activations.
+    Dynamic,
+    /// Fixed, calibrated parameters.
+    Static(QParams),
+}
+
+/// Options of an int8 layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8Spec {
+    /// One weight scale per output channel (true) or one for the whole tensor.
+    pub per_channel: bool,
+    /// How activations are quantized.
+    pub activations: ActivationQuant,
+}
+
+/// The arithmetic a layer runs in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Precision {
+    /// f32 weights and activations.
+    F32,
+    /// f16 weights (saturated to ±65504), f32 activations and accumulation.
+    F16,
+    /// bf16 weights and activations (activations rounded per call), f32 accumulation.
+    Bf16,
+    /// s8 symmetric weights, u8 asymmetric activations, i32 accumulation.
+    Int8(Int8Spec),
+}
+
+/// Reusable buffers for [`PackedLinear::forward`]; grows to the largest call and is then reused.
+#[derive(Debug, Default, Clone)]
+pub struct LinearScratch {
+    /// Quantized or converted activations.
+    pub(crate) act_bytes: Vec<u8>,
+    /// Per-row sums or other per-row scalars.
+    pub(crate) row_i32: Vec<i32>,
+}
+
+/// Weights in the layout of their precision.
+#[derive(Debug, Clone)]
+enum PackedWeights {
+    F32(scalar::F32Weights),
+    F16(scalar::F16Weights),
+    Bf16(scalar::Bf16Weights),
+    Int8(scalar::Int8Weights),
+}
+
+/// A dense layer packed once for its precision.
+#[derive(Debug, Clone)]
+pub struct PackedLinear {
+    n: usize,
+    k: usize,
+    precision: Precision,
+    bias: Vec<f32>,
+    weights: PackedWeights,
+}
+
+impl PackedLinear {
+    /// Packs `weight` (`n×k`, row-major, one row per output) and `bias` (`n`, or zeros).
+    /// Non-finite weights or biases are an error naming the row and column.
+    pub fn new(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        check_len("linear weight", n * k, weight.len())?;
+        check_finite("linear weight", weight, k.max(1))?;
+        let bias = match bias {
+            Some(b) => {
+                check_len("linear bias", n, b.len())?;
+                check_finite("linear bias", b, n.max(1))?;
+                b.to_vec()
+            }
+            None => vec![0.0; n],
+        };
+        let weights = match precision {
+            Precision::F32 => PackedWeights::F32(scalar::F32Weights::pack(weight, n, k)),
+            Precision::F16 => PackedWeights::F16(scalar::F16Weights::pack(weight, n, k)),
+            Precision::Bf16 => PackedWeights::Bf16(scalar::Bf16Weights::pack(weight, n, k)),
+            Precision::Int8(spec) => {
+                if let ActivationQuant::Static(q) = spec.activations {
+                    check_qparams("static activation", q)?;
+                }
+                PackedWeights::Int8(scalar::Int8Weights::pack(weight, n, k, spec))
+            }
+        };
+        Ok(PackedLinear { n, k, precision, bias, weights })
+    }
+
+    /// Output features.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The precision it was packed for.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The bias (length `n`).
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Bytes of the packed weights and bias (what this layer costs in a model).
+    pub fn weight_bytes(&self) -> usize {
+        let per = match self.precision {
+            Precision::F32 => 4,
+            Precision::F16 | Precision::Bf16 => 2,
+            Precision::Int8(_) => 1,
+        };
+        self.n * self.k * per + self.n * 4
+    }
+
+    /// `out[m×n] = x[m×k] · Wᵀ + b`, then ReLU when `relu`.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+        relu: bool,
+        scratch: &mut LinearScratch,
+    ) -> Result<()> {
+        check_len("linear input", m * self.k, x.len())?;
+        check_len("linear output", m * self.n, out.len())?;
+        let (n, k, bias) = (self.n, self.k, &self.bias[..]);
+        match &self.weights {
+            PackedWeights::F32(w) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::F16(w) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::Bf16(w) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::Int8(w) => w.forward(x, m, n, k, bias, out, relu, scratch),
+        }
+        Ok(())
+    }
+}
+
+fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
+    if expected != found {
+        return Err(KernelError::Shape { what: what.to_string(), expected, found });
+    }
+    Ok(())
+}
+
+fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(KernelError::NonFinite {
+            what: what.to_string(),
+            row: i / row_len,
+            col: i % row_len,
+            value: v[i],
+        });
+    }
+    Ok(())
+}
+
+fn check_qparams(what: &str, q: QParams) -> Result<()> {
+    if !(q.scale.is_finite() && q.scale > 0.0) || !(0..=255).contains(&q.zero_point) {
+        return Err(KernelError::BadQuantParams {
+            what: what.to_string(),
+            reason: format!(
+                "scale {} must be finite and > 0, zero point {} within 0..=255",
+                q.scale, q.zero_point
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! Pure-compute CPU kernels for quantrec.
+//!
+//! Nothing in this crate does I/O or allocates on a hot path. Every kernel family has a plain scalar
+//! oracle (`scalar.rs`) and SIMD variants per ISA level, chosen once at run time through an ops table
+//! filled "richest ISA last" (see [`isa`]).
+//!
+//! - [`isa`]: CPU feature detection and the `QUANTREC_ISA` cap.
+//! - [`formats`]: FBGEMM-compatible row-wise table formats (fused 8/4/2-bit, f16, bf16).
+//! - [`embedding_bag`]: pooled embedding lookups over every table format.
+//! - [`gemm`]: `Y = X·Wᵀ + b` in f32, fp16-weight, bf16 and int8 with fused epilogues.
+//! - [`interaction`]: DLRM's pairwise dot interaction and the DCN-v2 cross layer.
+//! - [`peak`]: single-core peak throughput loops (the ceilings benchmarks are read against).
+
+pub mod embedding_bag;
+pub mod error;
+pub mod formats;
+pub mod gemm;
+pub mod interaction;
+pub mod isa;
+pub mod peak;
+
+pub use error::KernelError;
+pub use isa::Isa;
+
+/// Result type of every fallible kernel entry point.
+pub type Result<T> = std::result::Result<T, KernelError>;

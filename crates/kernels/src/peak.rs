@@ -1,0 +1,136 @@
+//! Single-core peak throughput loops: the ceilings benchmark results are read against.
+//!
+//! Each function runs `iters` iterations of 12 independent accumulator chains (enough to cover the
+//! latency of two pipelined units) and returns the number of arithmetic operations performed
+//! (a multiply-add counts as 2). Levels the CPU lacks return `None`.
+
+use crate::Isa;
+
+/// Which peak to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeakKind {
+    /// f32 fused multiply-add at the widest vector width of the active level.
+    F32Fma,
+    /// u8×s8→i32 dot products (`vpdpbusd`, 512-bit).
+    Int8Vnni,
+    /// bf16 pair dot products into f32 (`vdpbf16ps`, 512-bit).
+    Bf16Dot,
+}
+
+impl PeakKind {
+    /// Name used in benchmark output (`peak_f32_fma`, ...).
+    pub fn op_name(self) -> &'static str {
+        match self {
+            PeakKind::F32Fma => "peak_f32_fma",
+            PeakKind::Int8Vnni => "peak_int8_vnni",
+            PeakKind::Bf16Dot => "peak_bf16_dot",
+        }
+    }
+}
+
+/// Runs the peak loop for `kind` at level `isa`; returns the operation count, or `None` when `isa`
+/// (or the CPU) lacks the instruction.
+pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match kind {
+            PeakKind::F32Fma if isa >= Isa::Avx512 => {
+                // SAFETY: the Avx512 level is only reachable when the CPU has AVX-512F (Isa::detected).
+                let s = unsafe { x86::f32_fma_512(iters) };
+                std::hint::black_box(s);
+                Some(iters as f64 * 12.0 * 16.0 * 2.0)
+            }
+            PeakKind::F32Fma if isa >= Isa::Avx2 => {
+                // SAFETY: the Avx2 level is only reachable when the CPU has AVX2 and FMA.
+                let s = unsafe { x86::f32_fma_256(iters) };
+                std::hint::black_box(s);
+                Some(iters as f64 * 12.0 * 8.0 * 2.0)
+            }
+            PeakKind::Int8Vnni if isa >= Isa::Vnni => {
+                // SAFETY: the Vnni level is only reachable when the CPU has AVX512-VNNI.
+                let s = unsafe { x86::int8_vnni_512(iters) };
+                std::hint::black_box(s);
+                Some(iters as f64 * 12.0 * 64.0 * 2.0)
+            }
+            PeakKind::Bf16Dot if isa >= Isa::Vnni && crate::isa::has_avx512_bf16() => {
+                // SAFETY: checked just above that the CPU has AVX512-BF16.
+                let s = unsafe { x86::bf16_dot_512(iters) };
+                std::hint::black_box(s);
+                Some(iters as f64 * 12.0 * 32.0 * 2.0)
+            }
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (kind, isa, iters);
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Twelve independent accumulator chains kept in registers (explicitly unrolled).
+    macro_rules! chains {
+        ($init:expr, $iters:expr, $step:expr) => {{
+            let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = ($init, $init, $init, $init, $init, $init);
+            let (mut a6, mut a7, mut a8, mut a9, mut a10, mut a11) = ($init, $init, $init, $init, $init, $init);
+            for _ in 0..$iters {
+                a0 = $step(a0);
+                a1 = $step(a1);
+                a2 = $step(a2);
+                a3 = $step(a3);
+                a4 = $step(a4);
+                a5 = $step(a5);
+                a6 = $step(a6);
+                a7 = $step(a7);
+                a8 = $step(a8);
+                a9 = $step(a9);
+                a10 = $step(a10);
+                a11 = $step(a11);
+            }
+            [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11]
+        }};
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn f32_fma_512(iters: usize) -> f32 {
+        let x = _mm512_set1_ps(std::hint::black_box(0.999_f32));
+        let y = _mm512_set1_ps(std::hint::black_box(1e-3_f32));
+        let acc = chains!(_mm512_set1_ps(1.0), iters, |a| _mm512_fmadd_ps(a, x, y));
+        acc.iter().map(|a| _mm512_reduce_add_ps(*a)).sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn f32_fma_256(iters: usize) -> f32 {
+        let x = _mm256_set1_ps(std::hint::black_box(0.999_f32));
+        let y = _mm256_set1_ps(std::hint::black_box(1e-3_f32));
+        let acc = chains!(_mm256_set1_ps(1.0), iters, |a| _mm256_fmadd_ps(a, x, y));
+        let mut s = 0.0;
+        for a in acc {
+            let mut lanes = [0f32; 8];
+            // SAFETY: `lanes` has room for 8 f32 and storeu has no alignment requirement.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
+            s += lanes.iter().sum::<f32>();
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn int8_vnni_512(iters: usize) -> i32 {
+        let u = _mm512_set1_epi8(std::hint::black_box(3));
+        let s = _mm512_set1_epi8(std::hint::black_box(-2));
+        let acc = chains!(_mm512_setzero_si512(), iters, |a| _mm512_dpbusd_epi32(a, u, s));
+        acc.iter().map(|a| _mm512_reduce_add_epi32(*a)).fold(0i32, i32::wrapping_add)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn bf16_dot_512(iters: usize) -> f32 {
+        let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(std::hint::black_box(0.5)), _mm512_set1_ps(0.25));
+        let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(std::hint::black_box(1e-3)), _mm512_set1_ps(1e-3));
+        let acc = chains!(_mm512_setzero_ps(), iters, |c| _mm512_dpbf16_ps(c, a, b));
+        acc.iter().map(|a| _mm512_reduce_add_ps(*a)).sum()
+    }
+}
