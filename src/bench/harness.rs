@@ -40,7 +40,11 @@ impl Reporter {
                 File::create(p).with_context(|| format!("creating {}", p.display()))?,
             ))),
         };
-        Ok(Reporter { json, filter, rows: 0 })
+        Ok(Reporter {
+            json,
+            filter,
+            rows: 0,
+        })
     }
 
     /// Whether an op passes the `--filter`.
@@ -49,7 +53,15 @@ impl Reporter {
     }
 
     /// Records one measurement: prints a table row and writes a JSON line.
-    pub fn record(&mut self, isa: &str, op: &str, shape: Value, seconds: f64, rate: f64, unit: &str) -> Result<()> {
+    pub fn record(
+        &mut self,
+        isa: &str,
+        op: &str,
+        shape: Value,
+        seconds: f64,
+        rate: f64,
+        unit: &str,
+    ) -> Result<()> {
         self.record_with(isa, op, shape, seconds, rate, unit, Value::Null)
     }
 
@@ -66,12 +78,18 @@ impl Reporter {
         extra: Value,
     ) -> Result<()> {
         if self.rows == 0 {
-            println!("{:<32} {:<8} {:<48} {:>12} {:>12} {}", "op", "isa", "shape", "median s", "rate", "unit");
+            println!(
+                "{:<32} {:<8} {:<48} {:>12} {:>12} {}",
+                "op", "isa", "shape", "median s", "rate", "unit"
+            );
         }
         self.rows += 1;
         let shape_s = shape_text(&shape);
         let extra_s = match &extra {
-            Value::Object(m) => m.iter().map(|(k, v)| format!(" {k}={}", short(v))).collect::<String>(),
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| format!(" {k}={}", short(v)))
+                .collect::<String>(),
             _ => String::new(),
         };
         println!("{op:<32} {isa:<8} {shape_s:<48} {seconds:>12.3e} {rate:>12.3} {unit}{extra_s}");
@@ -99,14 +117,20 @@ impl Reporter {
 
 fn short(v: &Value) -> String {
     match v {
-        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| format!("{f:.3}")),
+        Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |f| format!("{f:.3}")),
         other => other.to_string(),
     }
 }
 
 fn shape_text(shape: &Value) -> String {
     match shape {
-        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect::<Vec<_>>().join(","),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }

@@ -51,7 +51,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// Runs every kernel benchmark family that matches the filter.
 pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
     let mut rep = Reporter::new(args.json.as_deref(), args.filter.clone())?;
-    println!("quantrec bench kernels — {}", quantrec_kernels::isa::describe());
+    println!(
+        "quantrec bench kernels — {}",
+        quantrec_kernels::isa::describe()
+    );
     peak::run(args, &mut rep)?;
     rep.finish()
 }

@@ -18,11 +18,20 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         if !rep.wants(kind.op_name()) {
             continue;
         }
-        let Some(ops) = peak::run(kind, isa, iters) else { continue };
+        let Some(ops) = peak::run(kind, isa, iters) else {
+            continue;
+        };
         let secs = time_median(min_time, 5, || {
             std::hint::black_box(peak::run(kind, isa, iters));
         });
-        rep.record(isa.name(), kind.op_name(), json!({"threads": 1}), secs, ops / secs / 1e9, "GOP/s")?;
+        rep.record(
+            isa.name(),
+            kind.op_name(),
+            json!({"threads": 1}),
+            secs,
+            ops / secs / 1e9,
+            "GOP/s",
+        )?;
     }
     Ok(())
 }

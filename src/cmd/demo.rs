@@ -19,8 +19,14 @@ pub struct DemoArgs {
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<()> {
     println!("quantrec demo — {}", quantrec_kernels::isa::describe());
-    println!("(the model, quantization and serving stages are not built yet; this runs the kernels that exist)\n");
+    println!(
+        "(the model, quantization and serving stages are not built yet; this runs the kernels that exist)\n"
+    );
     println!("== kernel benchmarks (quick) ==");
     let _ = args.quick;
-    bench::run_kernels(&KernelBenchArgs { quick: true, json: None, filter: None })
+    bench::run_kernels(&KernelBenchArgs {
+        quick: true,
+        json: None,
+        filter: None,
+    })
 }

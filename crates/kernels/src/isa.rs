@@ -45,7 +45,9 @@ impl Isa {
         Isa::ALL
             .into_iter()
             .find(|l| l.name() == lower)
-            .ok_or_else(|| KernelError::UnknownIsa { name: s.to_string() })
+            .ok_or_else(|| KernelError::UnknownIsa {
+                name: s.to_string(),
+            })
     }
 
     /// The richest level this CPU supports (detected once, cached).
@@ -62,7 +64,10 @@ impl Isa {
                 let wanted = Isa::parse(&v)?;
                 let detected = Isa::detected();
                 if wanted > detected {
-                    Err(KernelError::IsaUnavailable { requested: wanted, detected })
+                    Err(KernelError::IsaUnavailable {
+                        requested: wanted,
+                        detected,
+                    })
                 } else {
                     Ok(wanted)
                 }
@@ -132,7 +137,11 @@ pub fn describe() -> String {
     if has_avx_vnni() {
         extra.push("avxvnni");
     }
-    let extra = if extra.is_empty() { String::new() } else { format!(" (+{})", extra.join(", ")) };
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" (+{})", extra.join(", "))
+    };
     format!("isa {active}{extra}; detected {}", Isa::detected())
 }
 
@@ -140,7 +149,8 @@ pub fn describe() -> String {
 fn detect() -> Isa {
     use std::arch::is_x86_feature_detected as has;
     let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-    let avx512 = avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq");
+    let avx512 =
+        avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq");
     let vnni = avx512 && has!("avx512vnni");
     if vnni {
         Isa::Vnni
@@ -168,7 +178,10 @@ mod tests {
             assert_eq!(Isa::parse(l.name()).unwrap(), l);
             assert_eq!(Isa::parse(&l.name().to_uppercase()).unwrap(), l);
         }
-        assert!(matches!(Isa::parse("sse9"), Err(KernelError::UnknownIsa { .. })));
+        assert!(matches!(
+            Isa::parse("sse9"),
+            Err(KernelError::UnknownIsa { .. })
+        ));
     }
 
     #[test]

@@ -75,8 +75,10 @@ mod x86 {
     /// Twelve independent accumulator chains kept in registers (explicitly unrolled).
     macro_rules! chains {
         ($init:expr, $iters:expr, $step:expr) => {{
-            let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) = ($init, $init, $init, $init, $init, $init);
-            let (mut a6, mut a7, mut a8, mut a9, mut a10, mut a11) = ($init, $init, $init, $init, $init, $init);
+            let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5) =
+                ($init, $init, $init, $init, $init, $init);
+            let (mut a6, mut a7, mut a8, mut a9, mut a10, mut a11) =
+                ($init, $init, $init, $init, $init, $init);
             for _ in 0..$iters {
                 a0 = $step(a0);
                 a1 = $step(a1);
@@ -122,14 +124,24 @@ mod x86 {
     pub unsafe fn int8_vnni_512(iters: usize) -> i32 {
         let u = _mm512_set1_epi8(std::hint::black_box(3));
         let s = _mm512_set1_epi8(std::hint::black_box(-2));
-        let acc = chains!(_mm512_setzero_si512(), iters, |a| _mm512_dpbusd_epi32(a, u, s));
-        acc.iter().map(|a| _mm512_reduce_add_epi32(*a)).fold(0i32, i32::wrapping_add)
+        let acc = chains!(_mm512_setzero_si512(), iters, |a| _mm512_dpbusd_epi32(
+            a, u, s
+        ));
+        acc.iter()
+            .map(|a| _mm512_reduce_add_epi32(*a))
+            .fold(0i32, i32::wrapping_add)
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn bf16_dot_512(iters: usize) -> f32 {
-        let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(std::hint::black_box(0.5)), _mm512_set1_ps(0.25));
-        let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(std::hint::black_box(1e-3)), _mm512_set1_ps(1e-3));
+        let a = _mm512_cvtne2ps_pbh(
+            _mm512_set1_ps(std::hint::black_box(0.5)),
+            _mm512_set1_ps(0.25),
+        );
+        let b = _mm512_cvtne2ps_pbh(
+            _mm512_set1_ps(std::hint::black_box(1e-3)),
+            _mm512_set1_ps(1e-3),
+        );
         let acc = chains!(_mm512_setzero_ps(), iters, |c| _mm512_dpbf16_ps(c, a, b));
         acc.iter().map(|a| _mm512_reduce_add_ps(*a)).sum()
     }

@@ -1,8 +1,12 @@
 //! The DLRM-family recommendation model of quantrec: architecture config, precision plan,
 //! safetensors artifact, PyTorch/TorchRec import, forward pass, metrics and an fp32 trainer.
 
+pub mod batch;
+pub mod config;
 pub mod error;
 
+pub use batch::{Batch, SparseFeature};
+pub use config::ModelConfig;
 pub use error::ModelError;
 
 /// Result type of the model crate.

@@ -99,7 +99,11 @@ impl Lookup<'_> {
         match self.bags {
             Bags::Offsets(o) => {
                 let start = o.get(b) as usize;
-                let end = if b + 1 < o.len() { o.get(b + 1) as usize } else { self.indices.len() };
+                let end = if b + 1 < o.len() {
+                    o.get(b + 1) as usize
+                } else {
+                    self.indices.len()
+                };
                 (start, end)
             }
             Bags::Lengths(l) => {
@@ -138,7 +142,9 @@ impl Lookup<'_> {
                     prev = v;
                 }
                 if o.len() == self.num_bags + 1 && prev as usize != n {
-                    return bad(format!("the trailing offset is {prev}, expected the id count {n}"));
+                    return bad(format!(
+                        "the trailing offset is {prev}, expected the id count {n}"
+                    ));
                 }
             }
             Bags::Lengths(l) => {

@@ -14,7 +14,12 @@ pub(crate) fn resolve_row(
 ) -> Result<Option<usize>> {
     let limit = bag.remap.map_or(bag.table.rows, <[i32]>::len);
     if id < 0 || id as u64 >= limit as u64 {
-        return Err(KernelError::IdOutOfRange { table: table_index, bag: bag_index, id, rows: limit });
+        return Err(KernelError::IdOutOfRange {
+            table: table_index,
+            bag: bag_index,
+            id,
+            rows: limit,
+        });
     }
     match bag.remap {
         None => Ok(Some(id as usize)),

@@ -76,7 +76,10 @@ impl TableFormat {
     pub fn is_fused(self) -> bool {
         matches!(
             self,
-            TableFormat::Fused8 | TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2
+            TableFormat::Fused8
+                | TableFormat::Fused8Half
+                | TableFormat::Fused4
+                | TableFormat::Fused2
         )
     }
 
@@ -84,12 +87,12 @@ impl TableFormat {
     /// rows a multiple of 4 (FBGEMM's rule; no silent padding).
     pub fn check_dim(self, dim: usize) -> Result<()> {
         match self {
-            TableFormat::Fused4 if dim % 2 != 0 => Err(KernelError::UnsupportedDim {
+            TableFormat::Fused4 if !dim.is_multiple_of(2) => Err(KernelError::UnsupportedDim {
                 format: self.name(),
                 dim,
                 reason: "4-bit rows need an even dimension",
             }),
-            TableFormat::Fused2 if dim % 4 != 0 => Err(KernelError::UnsupportedDim {
+            TableFormat::Fused2 if !dim.is_multiple_of(4) => Err(KernelError::UnsupportedDim {
                 format: self.name(),
                 dim,
                 reason: "2-bit rows need a dimension divisible by 4",
@@ -162,7 +165,12 @@ impl<'a> TableRef<'a> {
                 found: data.len(),
             });
         }
-        Ok(TableRef { format, rows, dim, data })
+        Ok(TableRef {
+            format,
+            rows,
+            dim,
+            data,
+        })
     }
 
     /// Bytes per row.

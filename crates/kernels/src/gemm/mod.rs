@@ -26,7 +26,10 @@ impl QParams {
         let hi = hi.max(0.0);
         let scale = if hi > lo { (hi - lo) / 255.0 } else { 1.0 };
         let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32;
-        QParams { scale, zero_point: zp }
+        QParams {
+            scale,
+            zero_point: zp,
+        }
     }
 }
 
@@ -66,8 +69,6 @@ pub enum Precision {
 pub struct LinearScratch {
     /// Quantized or converted activations.
     pub(crate) act_bytes: Vec<u8>,
-    /// Per-row sums or other per-row scalars.
-    pub(crate) row_i32: Vec<i32>,
 }
 
 /// Weights in the layout of their precision.
@@ -120,7 +121,13 @@ impl PackedLinear {
                 PackedWeights::Int8(scalar::Int8Weights::pack(weight, n, k, spec))
             }
         };
-        Ok(PackedLinear { n, k, precision, bias, weights })
+        Ok(PackedLinear {
+            n,
+            k,
+            precision,
+            bias,
+            weights,
+        })
     }
 
     /// Output features.
@@ -177,7 +184,11 @@ impl PackedLinear {
 
 fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
-        return Err(KernelError::Shape { what: what.to_string(), expected, found });
+        return Err(KernelError::Shape {
+            what: what.to_string(),
+            expected,
+            found,
+        });
     }
     Ok(())
 }
@@ -195,7 +206,7 @@ fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
 }
 
 fn check_qparams(what: &str, q: QParams) -> Result<()> {
-    if !(q.scale.is_finite() && q.scale > 0.0) || !(0..=255).contains(&q.zero_point) {
+    if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
         return Err(KernelError::BadQuantParams {
             what: what.to_string(),
             reason: format!(

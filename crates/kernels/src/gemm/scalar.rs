@@ -23,7 +23,16 @@ impl F32Weights {
 
     /// Plain triple loop with f32 accumulation in k order.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, x: &[f32], m: usize, n: usize, k: usize, bias: &[f32], out: &mut [f32], relu: bool) {
+    pub fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        bias: &[f32],
+        out: &mut [f32],
+        relu: bool,
+    ) {
         for i in 0..m {
             for j in 0..n {
                 let mut acc = 0f32;
@@ -64,7 +73,16 @@ impl F16Weights {
 
     /// f32 compute on widened weights.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, x: &[f32], m: usize, n: usize, k: usize, bias: &[f32], out: &mut [f32], relu: bool) {
+    pub fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        bias: &[f32],
+        out: &mut [f32],
+        relu: bool,
+    ) {
         for i in 0..m {
             for j in 0..n {
                 let mut acc = 0f32;
@@ -86,12 +104,23 @@ pub struct Bf16Weights {
 impl Bf16Weights {
     /// Rounds to bf16 (nearest even).
     pub fn pack(w: &[f32], _n: usize, _k: usize) -> Self {
-        Bf16Weights { w: w.iter().map(|&v| bf16::from_f32(v)).collect() }
+        Bf16Weights {
+            w: w.iter().map(|&v| bf16::from_f32(v)).collect(),
+        }
     }
 
     /// Products of bf16 values are exact in f32; accumulation is f32 in k order.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(&self, x: &[f32], m: usize, n: usize, k: usize, bias: &[f32], out: &mut [f32], relu: bool) {
+    pub fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        n: usize,
+        k: usize,
+        bias: &[f32],
+        out: &mut [f32],
+        relu: bool,
+    ) {
         for i in 0..m {
             for j in 0..n {
                 let mut acc = 0f32;
@@ -123,17 +152,27 @@ impl Int8Weights {
         } else {
             vec![amax(w); n]
         };
-        let scales: Vec<f32> = scales.into_iter().map(|a| if a > 0.0 { a / 127.0 } else { 1.0 }).collect();
+        let scales: Vec<f32> = scales
+            .into_iter()
+            .map(|a| if a > 0.0 { a / 127.0 } else { 1.0 })
+            .collect();
         let mut q = vec![0i8; n * k];
         let mut col_sums = vec![0i32; n];
         for j in 0..n {
             for p in 0..k {
-                let c = (w[j * k + p] / scales[j]).round_ties_even().clamp(-127.0, 127.0) as i8;
+                let c = (w[j * k + p] / scales[j])
+                    .round_ties_even()
+                    .clamp(-127.0, 127.0) as i8;
                 q[j * k + p] = c;
                 col_sums[j] += i32::from(c);
             }
         }
-        Int8Weights { q, scales, col_sums, spec }
+        Int8Weights {
+            q,
+            scales,
+            col_sums,
+            spec,
+        }
     }
 
     /// Quantizes activations to u8, accumulates exactly in i32, dequantizes with the zero-point correction.
@@ -152,7 +191,9 @@ impl Int8Weights {
         let qp = match self.spec.activations {
             ActivationQuant::Static(q) => q,
             ActivationQuant::Dynamic => {
-                let (lo, hi) = x.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+                let (lo, hi) = x
+                    .iter()
+                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
                 QParams::for_u8_range(lo, hi)
             }
         };

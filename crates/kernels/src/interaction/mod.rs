@@ -14,7 +14,11 @@ pub enum PairOrder {
 
 /// Number of dot products emitted for `f` feature vectors.
 pub fn num_pairs(f: usize, self_interaction: bool) -> usize {
-    if self_interaction { f * (f + 1) / 2 } else { f * f.saturating_sub(1) / 2 }
+    if self_interaction {
+        f * (f + 1) / 2
+    } else {
+        f * f.saturating_sub(1) / 2
+    }
 }
 
 /// The (i, j) feature pairs of an interaction, in emission order.
@@ -67,7 +71,11 @@ pub fn dot_interaction(
         });
     }
     if let Some(&(i, j)) = pairs.iter().find(|&&(i, j)| i >= f || j >= f) {
-        return Err(KernelError::Shape { what: format!("interaction pair ({i}, {j})"), expected: f, found: i.max(j) });
+        return Err(KernelError::Shape {
+            what: format!("interaction pair ({i}, {j})"),
+            expected: f,
+            found: i.max(j),
+        });
     }
     for b in 0..batch {
         let feats = &features[b * f * d..(b + 1) * f * d];
@@ -85,9 +93,17 @@ pub fn dot_interaction(
 /// computed by two dense layers. All slices have the same length.
 pub fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Result<()> {
     let n = x0.len();
-    for (what, len) in [("cross u", u.len()), ("cross x", x.len()), ("cross output", x_next.len())] {
+    for (what, len) in [
+        ("cross u", u.len()),
+        ("cross x", x.len()),
+        ("cross output", x_next.len()),
+    ] {
         if len != n {
-            return Err(KernelError::Shape { what: what.into(), expected: n, found: len });
+            return Err(KernelError::Shape {
+                what: what.into(),
+                expected: n,
+                found: len,
+            });
         }
     }
     for i in 0..n {
