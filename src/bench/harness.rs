@@ -79,8 +79,8 @@ impl Reporter {
     ) -> Result<()> {
         if self.rows == 0 {
             println!(
-                "{:<32} {:<8} {:<48} {:>12} {:>12} {}",
-                "op", "isa", "shape", "median s", "rate", "unit"
+                "{:<32} {:<8} {:<48} {:>12} {:>12} unit",
+                "op", "isa", "shape", "median s", "rate"
             );
         }
         self.rows += 1;
