@@ -10,6 +10,7 @@
 //! - [`gemm`]: `Y = X·Wᵀ + b` in f32, fp16-weight, bf16 and int8 with fused epilogues.
 //! - [`interaction`]: DLRM's pairwise dot interaction and the DCN-v2 cross layer.
 //! - [`peak`]: single-core peak throughput loops (the ceilings benchmarks are read against).
+//! - [`rng`]: a deterministic xoshiro256++ generator for data, initialisation and tests.
 
 pub mod embedding_bag;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod gemm;
 pub mod interaction;
 pub mod isa;
 pub mod peak;
+pub mod rng;
 
 pub use error::KernelError;
 pub use isa::Isa;
