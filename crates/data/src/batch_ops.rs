@@ -74,9 +74,7 @@ impl BatchBuilder {
             n_dense: self.n_dense,
             dense: std::mem::take(&mut self.dense),
             sparse,
-            labels: self
-                .labelled
-                .then(|| std::mem::take(&mut self.labels)),
+            labels: self.labelled.then(|| std::mem::take(&mut self.labels)),
         };
         self.size = 0;
         batch
@@ -148,7 +146,10 @@ pub fn validate(batch: &Batch, table_rows: &[usize]) -> crate::Result<()> {
             ));
         }
         if let Some(&rows) = table_rows.get(t)
-            && let Some(i) = f.ids.iter().position(|&id| id < 0 || id as u64 >= rows as u64)
+            && let Some(i) = f
+                .ids
+                .iter()
+                .position(|&id| id < 0 || id as u64 >= rows as u64)
         {
             return Err(invalid(
                 format!("table {t} id at position {i}"),

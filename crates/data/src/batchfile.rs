@@ -96,7 +96,12 @@ pub fn read_batch_file(path: &Path, table_rows: &[usize]) -> Result<Batch> {
                 return Err(bad(path, "labels", format!("shape [{size}]"), l.len()));
             }
             if let Some(i) = l.iter().position(|&y| y != 0.0 && y != 1.0) {
-                return Err(bad(path, "labels", "labels 0 or 1", format!("{} at {i}", l[i])));
+                return Err(bad(
+                    path,
+                    "labels",
+                    "labels 0 or 1",
+                    format!("{} at {i}", l[i]),
+                ));
             }
             Some(l)
         }
@@ -157,7 +162,9 @@ pub fn read_batch_file(path: &Path, table_rows: &[usize]) -> Result<Batch> {
             return Err(bad(path, &wname, format!("shape [{nnz}]"), w.len()));
         }
         if let Some(&rows) = table_rows.get(t)
-            && let Some(i) = ids.iter().position(|&id| id < 0 || id as u64 >= rows as u64)
+            && let Some(i) = ids
+                .iter()
+                .position(|&id| id < 0 || id as u64 >= rows as u64)
         {
             return Err(bad(
                 path,
@@ -199,8 +206,18 @@ pub fn write_batch_file(path: &Path, batch: &Batch) -> Result<()> {
     }
     for (t, f) in batch.sparse.iter().enumerate() {
         let starts = &f.offsets[..batch.size];
-        owned.push((format!("offsets_{t}"), Dtype::I64, vec![batch.size], le_i64(starts)));
-        owned.push((format!("indices_{t}"), Dtype::I64, vec![f.ids.len()], le_i64(&f.ids)));
+        owned.push((
+            format!("offsets_{t}"),
+            Dtype::I64,
+            vec![batch.size],
+            le_i64(starts),
+        ));
+        owned.push((
+            format!("indices_{t}"),
+            Dtype::I64,
+            vec![f.ids.len()],
+            le_i64(&f.ids),
+        ));
         if let Some(w) = &f.weights {
             owned.push((format!("weights_{t}"), Dtype::F32, vec![w.len()], le_f32(w)));
         }

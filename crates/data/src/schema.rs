@@ -225,7 +225,9 @@ impl Schema {
             ));
         }
         if let Some(t) = table_rows.iter().position(|&r| r == 0) {
-            return bad(format!("table {t} has 0 rows; every table needs at least one"));
+            return bad(format!(
+                "table {t} has 0 rows; every table needs at least one"
+            ));
         }
         Ok(())
     }

@@ -85,7 +85,9 @@ pub fn detect(path: &Path) -> Result<FileKind> {
     let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut n = 0;
     while n < head.len() {
-        let k = file.read(&mut head[n..]).map_err(|e| DataError::io(path, e))?;
+        let k = file
+            .read(&mut head[n..])
+            .map_err(|e| DataError::io(path, e))?;
         if k == 0 {
             break;
         }

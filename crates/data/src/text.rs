@@ -94,7 +94,13 @@ impl LineParser {
         })
     }
 
-    fn field_error(&self, at: &At<'_>, col: usize, expected: &'static str, found: &[u8]) -> DataError {
+    fn field_error(
+        &self,
+        at: &At<'_>,
+        col: usize,
+        expected: &'static str,
+        found: &[u8],
+    ) -> DataError {
         DataError::Field {
             file: at.file.to_string(),
             line: at.line,
@@ -399,20 +405,34 @@ mod tests {
         for (label, cat) in [("2", "ab"), ("", "ab"), ("0", "zz")] {
             let text = criteo_line(label, "1", cat);
             let mut s = source(&text, &Schema::criteo(), &[1000; 26], false);
-            assert!(matches!(s.next_batch(), Err(DataError::Field { line: 1, .. })));
+            assert!(matches!(
+                s.next_batch(),
+                Err(DataError::Field { line: 1, .. })
+            ));
         }
     }
 
     #[test]
     fn skip_bad_lines_counts() {
         let good = criteo_line("1", "5", "ab");
-        let text = format!("{good}\nbad\n\n{good}\n{}\n{good}\n", criteo_line("5", "1", "ab"));
+        let text = format!(
+            "{good}\nbad\n\n{good}\n{}\n{good}\n",
+            criteo_line("5", "1", "ab")
+        );
         let mut s = source(&text, &Schema::criteo(), &[1000; 26], true);
         let b = read_all(&mut s).unwrap();
         assert_eq!(b.size, 3);
         assert_eq!(s.stats().rows, 3);
         assert_eq!(s.stats().skipped_lines, 2);
-        assert!(s.stats().examples[0].contains("mem.tsv:2"), "{:?}", s.stats());
-        assert!(s.stats().examples[1].contains("mem.tsv:5"), "{:?}", s.stats());
+        assert!(
+            s.stats().examples[0].contains("mem.tsv:2"),
+            "{:?}",
+            s.stats()
+        );
+        assert!(
+            s.stats().examples[1].contains("mem.tsv:5"),
+            "{:?}",
+            s.stats()
+        );
     }
 }

@@ -334,7 +334,8 @@ mod tests {
         // CTR = 0.5, H = ln 2 = 0.6931471806, NE = 0.6121919008 / 0.6931471806 = 0.8832059...
         // mean prediction = 2.0 / 4 = 0.5, calibration = 1.0
         let mut acc = MetricsAccumulator::with_auc();
-        acc.extend(&[0.9, 0.2, 0.6, 0.3], &[1.0, 0.0, 0.0, 1.0]).unwrap();
+        acc.extend(&[0.9, 0.2, 0.6, 0.3], &[1.0, 0.0, 0.0, 1.0])
+            .unwrap();
         let m = acc.metrics();
         let expect_ll = -((0.9f32 as f64).ln()
             + (1.0 - 0.2f32 as f64).ln()
