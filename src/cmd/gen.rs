@@ -8,6 +8,9 @@ use clap::{Args, ValueEnum};
 use quantrec_data::synth::{self, Generator, Split, SynthConfig};
 use quantrec_data::{BatchSource, source::read_all, write_batch_file};
 
+/// Up to this many rows the teacher's exact AUC is reported too (it keeps every score).
+const AUC_MAX_ROWS: u64 = 20_000_000;
+
 /// Output format of `quantrec gen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GenFormat {
@@ -93,6 +96,9 @@ pub fn run(args: GenArgs) -> Result<()> {
         GenSplit::Evaluation => Split::Evaluation,
     };
     let mut stream = generator.stream(split, args.rows, 4096);
+    if args.rows <= AUC_MAX_ROWS {
+        stream = stream.with_teacher_auc();
+    }
     let start = Instant::now();
     let written = match args.format {
         GenFormat::Tsv => synth::write_tsv_file(&mut stream, &args.output)?,
@@ -110,7 +116,8 @@ pub fn run(args: GenArgs) -> Result<()> {
         let json = serde_json::to_string_pretty(&generator.tsv_schema())?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
-    let t = stream.teacher();
+    let t = stream.teacher().loss();
+    let auc = stream.teacher().metrics().auc;
     let fmt = |v: Option<f64>| v.map_or("undefined".to_string(), |v| format!("{v:.5}"));
     println!(
         "wrote {} rows ({:?} split, seed {}) to {} in {:.2} s ({:.0} rows/s; teacher setup {:.2} s)",
@@ -123,11 +130,12 @@ pub fn run(args: GenArgs) -> Result<()> {
         setup
     );
     println!(
-        "clicks {} (CTR {}), teacher log loss {}, teacher NE {} (the attainable optimum)",
+        "clicks {} (CTR {}); teacher (the attainable optimum): log loss {}, NE {}, AUC {}",
         t.positives(),
         fmt(t.ctr()),
         fmt(t.log_loss()),
-        fmt(t.ne())
+        fmt(t.ne()),
+        fmt(auc)
     );
     println!(
         "{} dense features, table rows {:?}",

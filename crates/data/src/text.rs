@@ -413,6 +413,24 @@ mod tests {
     }
 
     #[test]
+    fn unlabelled_schema_with_header() {
+        let schema: Schema = serde_json::from_str(
+            r#"{"delimiter": ";", "header": true, "columns": [
+                {"role": "dense", "transform": "none"}, {"role": "sparse", "kind": "ids"}]}"#,
+        )
+        .unwrap();
+        let mut s = source("x;y\n1.5;2\n-2;0\n", &schema, &[3], false);
+        let b = read_all(&mut s).unwrap();
+        assert_eq!(b.labels, None);
+        assert_eq!(b.dense, vec![1.5, -2.0]);
+        assert_eq!(b.sparse[0].ids, vec![2, 0]);
+        // Unnamed columns are named by position in errors; line numbers count the header.
+        let mut s = source("x;y\n1;7\n", &schema, &[3], false);
+        let err = s.next_batch().unwrap_err().to_string();
+        assert!(err.contains("mem.tsv:2: column 2 (c1): id 7"), "{err}");
+    }
+
+    #[test]
     fn skip_bad_lines_counts() {
         let good = criteo_line("1", "5", "ab");
         let text = format!(

@@ -43,9 +43,11 @@ fn deterministic_per_seed_and_split() {
 #[test]
 fn base_ctr_and_teacher_ne() {
     let g = Generator::new(small_config(1)).unwrap();
-    let mut s = g.stream(Split::Train, 40_000, 4096);
+    let mut s = g.stream(Split::Train, 40_000, 4096).with_teacher_auc();
     let all = read_all(&mut s).unwrap();
-    let t = s.teacher();
+    let auc = s.teacher().metrics().auc.unwrap();
+    assert!(auc > 0.75 && auc < 0.95, "teacher AUC {auc}");
+    let t = s.teacher().loss();
     assert_eq!(t.count(), 40_000);
     let ctr = t.ctr().unwrap();
     assert!((ctr - 0.25).abs() < 0.01, "CTR {ctr}");
@@ -63,7 +65,7 @@ fn base_ctr_and_teacher_ne() {
     .unwrap();
     let mut s = flat.stream(Split::Train, 20_000, 4096);
     read_all(&mut s).unwrap();
-    let ne0 = s.teacher().ne().unwrap();
+    let ne0 = s.teacher().loss().ne().unwrap();
     assert!((ne0 - 1.0).abs() < 0.01, "flat NE {ne0}");
 }
 

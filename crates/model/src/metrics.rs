@@ -258,6 +258,15 @@ impl MetricsAccumulator {
         Ok(())
     }
 
+    /// Adds one sample with an f64 probability (the log loss uses it in f64, the AUC as f32).
+    pub fn push_f64(&mut self, prob: f64, label: f32) -> Result<(), ModelError> {
+        self.loss.push_f64(prob, label)?;
+        if let Some(auc) = &mut self.auc {
+            auc.push(prob as f32, label)?;
+        }
+        Ok(())
+    }
+
     /// Adds everything `other` has seen. AUC stays tracked only if both track it.
     pub fn merge(&mut self, other: &MetricsAccumulator) {
         self.loss.merge(&other.loss);

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use quantrec_kernels::rng::Rng;
 use quantrec_model::Batch;
-use quantrec_model::metrics::LossAccumulator;
+use quantrec_model::metrics::MetricsAccumulator;
 
 use crate::batch_ops::BatchBuilder;
 use crate::schema::{Column, DenseTransform, Role, Schema, SparseKind};
@@ -235,7 +235,7 @@ impl Generator {
             batch_size: batch_size.max(1),
             builder: BatchBuilder::new(N_DENSE, self.inner.cfg.table_rows.len(), true),
             row: SynthRow::default(),
-            teacher: LossAccumulator::new(),
+            teacher: MetricsAccumulator::new(),
             stats: SourceStats::default(),
         }
     }
@@ -278,7 +278,7 @@ pub struct SynthStream {
     batch_size: usize,
     builder: BatchBuilder,
     row: SynthRow,
-    teacher: LossAccumulator,
+    teacher: MetricsAccumulator,
     stats: SourceStats,
 }
 
@@ -300,8 +300,14 @@ impl SynthStream {
         Some(&self.row)
     }
 
-    /// The teacher's log loss, NE and calibration on the rows generated so far.
-    pub fn teacher(&self) -> &LossAccumulator {
+    /// Also tracks the teacher's exact AUC (keeps 8 bytes per generated row).
+    pub fn with_teacher_auc(mut self) -> Self {
+        self.teacher = MetricsAccumulator::with_auc();
+        self
+    }
+
+    /// The teacher's log loss, NE, calibration (and AUC if tracked) on the rows generated so far.
+    pub fn teacher(&self) -> &MetricsAccumulator {
         &self.teacher
     }
 
