@@ -153,6 +153,19 @@ pub fn open_source(path: &Path, spec: &SourceSpec) -> Result<Box<dyn BatchSource
     )?))
 }
 
+/// The remaining batches of `source` as an iterator (it ends after the first error).
+pub fn batches(source: &mut dyn BatchSource) -> impl Iterator<Item = Result<Batch>> + '_ {
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let next = source.next_batch().transpose();
+        failed = matches!(next, Some(Err(_)));
+        next
+    })
+}
+
 /// Every remaining sample of `source` as one batch (memory grows with the data: for tests, small
 /// files and batch-file conversion).
 pub fn read_all(source: &mut dyn BatchSource) -> Result<Batch> {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use quantrec_data::source::{FileKind, detect, read_all};
+use quantrec_data::source::{FileKind, batches, detect, read_all};
 use quantrec_data::{SourceSpec, open_source, synth::criteo_table_rows};
 
 fn sample_path() -> PathBuf {
@@ -24,14 +24,15 @@ fn reads_the_sample_like_an_independent_parse() {
     let path = sample_path();
     assert_eq!(detect(&path).unwrap(), FileKind::Text);
     let mut src = open_source(&path, &SourceSpec::new(rows.clone(), 1000)).unwrap();
-    let mut batches = 0;
+    let mut n_batches = 0;
     let mut all = quantrec_model::Batch::default();
-    while let Some(b) = src.next_batch().unwrap() {
+    for b in batches(src.as_mut()) {
+        let b = b.unwrap();
         assert!(b.size <= 1000);
-        batches += 1;
+        n_batches += 1;
         quantrec_data::batch_ops::append(&mut all, &b).unwrap();
     }
-    assert_eq!(batches, 10);
+    assert_eq!(n_batches, 10);
     assert_eq!(all.size, 10_000);
     assert_eq!(src.stats().rows, 10_000);
     assert_eq!(all.n_dense, 13);
