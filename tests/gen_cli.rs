@@ -24,6 +24,8 @@ fn gen_writes_a_readable_criteo_tsv() {
             "-o",
         ])
         .arg(&out)
+        .arg("--report-json")
+        .arg(dir.join("report.json"))
         .output()
         .unwrap();
     assert!(
@@ -39,6 +41,11 @@ fn gen_writes_a_readable_criteo_tsv() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no NE in {stdout}"));
     assert!(ne > 0.5 && ne < 1.0, "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["rows"], 4000);
+    assert_eq!(report["table_rows"][2], 5000);
+    assert!((report["teacher_ne"].as_f64().unwrap() - ne).abs() < 1e-5);
     let spec = SourceSpec::new(criteo_table_rows(5000), 1024);
     let batch = read_all(open_source(&out, &spec).unwrap().as_mut()).unwrap();
     assert_eq!(batch.size, 4000);

@@ -70,6 +70,9 @@ pub struct GenArgs {
     /// Also write the schema JSON that reads the TSV back (needed for multi-hot).
     #[arg(long)]
     pub schema_out: Option<PathBuf>,
+    /// Also write what was generated (config, table rows, teacher metrics) as JSON.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
 }
 
 /// Runs `quantrec gen`.
@@ -142,5 +145,26 @@ pub fn run(args: GenArgs) -> Result<()> {
         stream.n_dense(),
         table_rows
     );
+    if let Some(path) = &args.report_json {
+        let report = serde_json::json!({
+            "rows": written,
+            "seed": args.seed,
+            "split": format!("{split:?}").to_lowercase(),
+            "format": format!("{:?}", args.format).to_lowercase(),
+            "table_rows": table_rows,
+            "n_dense": stream.n_dense(),
+            "pooling_factor": args.pooling_factor,
+            "zipf_exponent": args.zipf,
+            "signal": args.signal,
+            "clicks": t.positives(),
+            "ctr": t.ctr(),
+            "teacher_log_loss": t.log_loss(),
+            "teacher_ne": t.ne(),
+            "teacher_auc": auc,
+            "seconds": secs,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
