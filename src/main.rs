@@ -20,6 +20,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Benchmark kernels (one JSON object per line with --json).
     Bench(bench::BenchArgs),
+    /// Write a synthetic Criteo-like data set and report its teacher's NE.
+    Gen(cmd::r#gen::GenArgs),
 }
 
 fn main() -> Result<()> {
@@ -29,5 +31,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Gen(args) => cmd::r#gen::run(args),
     }
 }
