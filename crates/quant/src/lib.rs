@@ -1,6 +1,7 @@
 //! The quantization tool chain of quantrec: calibration, numeric debugger, precision search under an
 //! NE budget, the automatic workflow and refresh.
 
+pub mod calibrate;
 pub mod error;
 
 pub use error::QuantError;
