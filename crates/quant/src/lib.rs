@@ -3,6 +3,8 @@
 
 pub mod calibrate;
 pub mod error;
+pub mod metrics;
+pub mod search;
 
 pub use error::QuantError;
 
