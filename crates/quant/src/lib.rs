@@ -4,6 +4,7 @@
 pub mod calibrate;
 pub mod error;
 pub mod metrics;
+pub mod report;
 pub mod search;
 
 pub use error::QuantError;

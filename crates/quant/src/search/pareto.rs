@@ -117,6 +117,23 @@ pub fn pareto_front(points: &[PlanPoint], objective: Objective) -> Result<Vec<us
     Ok(front)
 }
 
+/// Indices of the points not dominated in the plane `(costs[i], delta_ne[i])` (both minimized),
+/// ordered by cost (then ΔNE, then index): the staircase a plot draws. Both slices must have the
+/// same length and hold no NaN.
+pub fn front_2d(costs: &[f64], delta_ne: &[f64]) -> Vec<usize> {
+    let crit: Vec<[f64; 2]> = costs.iter().zip(delta_ne).map(|(&c, &d)| [c, d]).collect();
+    let mut front: Vec<usize> = (0..crit.len())
+        .filter(|&i| !crit.iter().any(|c| dominates(c, &crit[i])))
+        .collect();
+    front.sort_by(|&a, &b| {
+        costs[a]
+            .total_cmp(&costs[b])
+            .then(delta_ne[a].total_cmp(&delta_ne[b]))
+            .then(a.cmp(&b))
+    });
+    front
+}
+
 /// The cheapest plan under `objective` whose ΔNE is within `budget_pct` (see the module docs), or
 /// `None` if no plan meets the budget.
 pub fn pick(points: &[PlanPoint], objective: Objective, budget_pct: f64) -> Result<Option<usize>> {
