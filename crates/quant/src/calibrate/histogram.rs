@@ -97,17 +97,27 @@ impl Histogram {
     }
 
     /// The bin that holds `x` (values outside the range go to the nearest end bin).
+    ///
+    /// Computed as `torch.histc` does on CPU (ATen's `LINEAR_INTERPOLATION` bin selection):
+    /// `floor((x - lo) * bins / (hi - lo))` in f32 arithmetic, with `x == hi` in the last bin, so
+    /// that a batch is binned exactly as PyTorch bins it. When `hi - lo` overflows f32 the same
+    /// formula is evaluated in f64.
     pub fn bin_of(&self, x: f32) -> usize {
         let n = self.counts.len();
-        let width = f64::from(self.hi) - f64::from(self.lo);
-        if width <= 0.0 {
+        if self.hi <= self.lo {
             return 0;
         }
-        let pos = (f64::from(x) - f64::from(self.lo)) / width * n as f64;
-        if pos <= 0.0 {
-            0
+        let width = self.hi - self.lo;
+        let pos = if width.is_finite() {
+            f64::from((x - self.lo) * n as f32 / width)
         } else {
-            (pos.floor() as usize).min(n - 1)
+            (f64::from(x) - f64::from(self.lo)) * n as f64
+                / (f64::from(self.hi) - f64::from(self.lo))
+        };
+        if pos > 0.0 {
+            (pos as usize).min(n - 1)
+        } else {
+            0
         }
     }
 

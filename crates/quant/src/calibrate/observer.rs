@@ -9,17 +9,21 @@
 //! old bin's mass is taken as uniform over the bin and split across new bins by length of overlap;
 //! then the new batch is counted directly into the new bins.
 //!
-//! PyTorch (`torch/ao/quantization/observer.py`, `HistogramObserver._adjust_min_max` and
-//! `_combine_histograms`) does the same thing approximately: it first widens the new range so that
-//! its width is an integer multiple (`downsample_rate`) of `1/upsample_rate` of the old width, splits
-//! every old bin into `upsample_rate = 128` equal sub-bins, shifts them by a rounded start index and
-//! sums groups of `downsample_rate` sub-bins. Our overlap split is the exact limit of that scheme
-//! (no rounding of the start index, and the range stays the data's true min/max instead of being
-//! stretched). Two further differences, both deliberate:
-//! - PyTorch throws the old histogram away when its range was a single point (or narrower than
-//!   1e-6); we keep it as a point mass and re-bin it into the bin that holds that point.
-//! - PyTorch drops ±inf with a warning; we refuse NaN and ±inf with [`QuantError::NonFinite`]
-//!   naming the tensor and the index.
+//! New values are binned exactly as `torch.histc` bins them ([`Histogram::bin_of`]), so a
+//! single batch gives PyTorch's histogram bin for bin.
+//!
+//! PyTorch (`torch/ao/quantization/observer.py`, `HistogramObserver.forward` and
+//! `_combine_histograms`) approximates the same re-binning: in 2.x (checked against 2.15) the range
+//! is also the exact union, and `_upscale_histogram` splits every old bin into `upsample_rate = 16`
+//! equal sub-bins and drops each sub-bin's mass into the new bin holding the sub-bin's midpoint.
+//! Older releases (`_adjust_min_max`) first stretched the new range so its width was an integer
+//! multiple of `1/128` of the old width and summed aligned groups of 128× sub-bins. Our overlap
+//! split is the exact limit of both schemes as the upsample rate grows. Other points worth
+//! knowing:
+//! - PyTorch drops ±inf with a warning (and NaN propagates); we refuse NaN and ±inf with
+//!   [`QuantError::NonFinite`] naming the tensor and the index.
+//! - Old PyTorch releases threw the old histogram away when its range was a single point; like
+//!   PyTorch 2.x we keep it as a point mass and re-bin it into the bin that holds that point.
 //!
 //! # Merging
 //!

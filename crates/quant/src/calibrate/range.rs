@@ -164,8 +164,9 @@ pub fn l2_error(h: &Histogram, start: usize, end: usize, dst_bins: usize) -> f64
 /// the full range it moves whichever end (start or end bin) crosses more bins when the clipped
 /// mass quantile is advanced by 1e-5, evaluates [`l2_error`] of the new window, and stops at the
 /// first step where the error grows. The window `[start, end]` in bins becomes
-/// `[lo + start·w, lo + (end + 1)·w]`. PyTorch does the arithmetic in f32 tensors; we use f64,
-/// so the chosen window can differ by a step when two windows' errors tie to f32 precision.
+/// `[lo + start·w, lo + (end + 1)·w]`. The cumulative-mass comparisons are done in f32 exactly as
+/// PyTorch does them; the error itself is computed in f64 (PyTorch: f32 tensors), so the chosen
+/// window can differ by a step only when two windows' errors tie to f32 precision.
 pub fn l2(h: &Histogram, bits: u32) -> Result<Range> {
     check_bits("L2", bits, 1)?;
     let dst_bins = 1usize << bits;
@@ -174,14 +175,19 @@ pub fn l2(h: &Histogram, bits: u32) -> Result<Range> {
         return Ok(minmax(h));
     }
     let n = h.bins();
-    let csum: Vec<f64> = h
+    // PyTorch keeps the cumulative histogram as an f32 tensor (accumulated in f64, stored as
+    // f32) and compares it with the Python-float bound, which rounds the bound to f32. Doing the
+    // same matters: with integer counts the bound often lands exactly on a cumulative count.
+    let mut acc = 0.0f64;
+    let csum: Vec<f32> = h
         .counts()
         .iter()
-        .scan(0.0, |acc, &c| {
-            *acc += c;
-            Some(*acc)
+        .map(|&c| {
+            acc += c;
+            acc as f32
         })
         .collect();
+    let total = f64::from(total as f32);
     let step = 1e-5;
     let (mut alpha, mut beta) = (0.0f64, 1.0f64);
     let (mut start, mut end) = (0usize, n - 1);
@@ -191,10 +197,10 @@ pub fn l2(h: &Histogram, bits: u32) -> Result<Range> {
         let next_beta = beta - step;
         let mut l = start;
         let mut r = end;
-        while l < end && csum[l] < next_alpha * total {
+        while l < end && csum[l] < (next_alpha * total) as f32 {
             l += 1;
         }
-        while r > start && csum[r] > next_beta * total {
+        while r > start && csum[r] > (next_beta * total) as f32 {
             r -= 1;
         }
         let (mut next_start, mut next_end) = (start, end);

@@ -259,3 +259,100 @@ fn s8_scale_and_relu_narrowing() {
     let r = percentile(&h, 99.99).unwrap();
     assert_eq!(r.lo, 0.0);
 }
+
+/// Deterministic data that PyTorch and this test generate bit-identically: the sum of three
+/// 22-bit LCG draws, centred and scaled by 2^-20 (exact in f32), plus the given outliers.
+fn lcg_data(n: usize, seed: u64, outliers: &[f32]) -> Vec<f32> {
+    let mut st = seed;
+    let mut out: Vec<f32> = (0..n)
+        .map(|_| {
+            let mut s: i64 = -3 * (1 << 21);
+            for _ in 0..3 {
+                st = (1_664_525 * st + 1_013_904_223) % (1 << 32);
+                s += (st >> 10) as i64;
+            }
+            (s as f64 / (1u64 << 20) as f64) as f32
+        })
+        .collect();
+    out.extend_from_slice(outliers);
+    out
+}
+
+/// Golden values from PyTorch 2.15 `HistogramObserver(bins=2048)` fed the same data (one
+/// `forward` per batch), then `_non_linear_param_search()`:
+/// ```text
+/// obs = HistogramObserver(bins=2048)
+/// for batch in batches: obs(torch.from_numpy(batch))
+/// print(obs.min_val, obs.max_val, obs._non_linear_param_search())
+/// ```
+/// Single-batch histograms also match PyTorch's bin for bin (same `histc` binning); the grown
+/// one differs slightly (PyTorch re-bins by 16× sub-bin midpoints, we by exact overlap) yet the
+/// L2 window is the same.
+#[test]
+fn l2_matches_pytorch_histogram_observer() {
+    let relu = |v: Vec<f32>| v.into_iter().map(|x| x.max(0.0)).collect::<Vec<f32>>();
+    let grow: Vec<Vec<f32>> = (0..4u64)
+        .map(|b| {
+            lcg_data(5000, 10 + b, &[])
+                .into_iter()
+                .map(|x| x * (1 + b) as f32)
+                .collect()
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<Vec<f32>>, [f64; 4])> = vec![
+        (
+            "tri",
+            vec![lcg_data(20_000, 1, &[])],
+            [
+                -5.776776313781738,
+                5.864534378051758,
+                -5.776776313781738,
+                5.733797073364258,
+            ],
+        ),
+        (
+            "tri_out",
+            vec![lcg_data(20_000, 2, &[40.0, -35.5, 22.25])],
+            [-35.5, 40.0, -35.5, 39.963134765625],
+        ),
+        (
+            "relu",
+            vec![relu(lcg_data(20_000, 3, &[60.0]))],
+            [0.0, 60.0, 0.0, 59.970703125],
+        ),
+        (
+            "far_outlier",
+            vec![lcg_data(1_000_000, 5, &[1000.0, -3.0])],
+            [
+                -5.952827453613281,
+                1000.0,
+                -5.952827453613281,
+                5.835681915283203,
+            ],
+        ),
+        (
+            "grow",
+            grow,
+            [
+                -23.156658172607422,
+                21.98320770263672,
+                -23.156658172607422,
+                21.917083740234375,
+            ],
+        ),
+    ];
+    for (name, batches, [min, max, lo, hi]) in cases {
+        let mut obs = TensorObserver::new(name);
+        for b in &batches {
+            obs.observe(b).unwrap();
+        }
+        let h = obs.require_histogram().unwrap();
+        assert_eq!((h.lo() as f64, h.hi() as f64), (min, max), "{name}");
+        let r = l2(h, 8).unwrap();
+        let close = |a: f32, b: f64| (f64::from(a) - b).abs() <= 1e-6 * b.abs().max(1.0);
+        assert!(
+            close(r.lo, lo) && close(r.hi, hi),
+            "{name}: {r:?} vs [{lo}, {hi}]"
+        );
+    }
+}
