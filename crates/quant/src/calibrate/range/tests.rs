@@ -299,7 +299,9 @@ fn l2_matches_pytorch_histogram_observer() {
                 .collect()
         })
         .collect();
-    let cases: Vec<(&str, Vec<Vec<f32>>, [f64; 4])> = vec![
+    /// Name, batches, and PyTorch's [min, max, L2 lo, L2 hi].
+    type Case<'a> = (&'a str, Vec<Vec<f32>>, [f64; 4]);
+    let cases: Vec<Case<'_>> = vec![
         (
             "tri",
             vec![lcg_data(20_000, 1, &[])],
