@@ -4,7 +4,9 @@
 pub mod histogram;
 pub mod observer;
 pub mod range;
+pub mod set;
 
 pub use histogram::Histogram;
 pub use observer::{DEFAULT_BINS, TensorObserver, per_channel_min_max};
 pub use range::{Range, RangeMethod, select_range};
+pub use set::ObserverSet;

@@ -33,6 +33,7 @@
 //! re-binning approximation (each re-binning can move mass by less than one bin).
 
 use super::histogram::Histogram;
+use super::range::{Range, RangeMethod, select_range};
 use crate::{QuantError, Result};
 
 /// Bins of an observer's histogram unless the caller asks for another count.
@@ -104,6 +105,11 @@ impl TensorObserver {
         })
     }
 
+    /// The range `method` selects from the histogram; [`QuantError::Empty`] if nothing was observed.
+    pub fn select(&self, method: RangeMethod) -> Result<Range> {
+        select_range(self.require_histogram()?, method)
+    }
+
     /// Adds a batch of values. Refuses NaN and ±inf (nothing is recorded then); an empty batch
     /// changes nothing.
     pub fn observe(&mut self, values: &[f32]) -> Result<()> {
@@ -136,9 +142,15 @@ impl TensorObserver {
         Ok(())
     }
 
-    /// Merges another observer of the same tensor into this one (see the module docs). Refuses a
-    /// different bin count.
+    /// Merges another observer of the same tensor into this one (see the module docs). Refuses an
+    /// observer of another tensor or with a different bin count.
     pub fn merge(&mut self, other: &TensorObserver) -> Result<()> {
+        if other.name != self.name {
+            return Err(QuantError::InvalidArgument {
+                what: format!("merge of observers of tensor {}", self.name),
+                reason: format!("the other observer watches tensor {}", other.name),
+            });
+        }
         if other.bins != self.bins {
             return Err(QuantError::InvalidArgument {
                 what: format!("merge of observers of tensor {}", self.name),
@@ -353,6 +365,12 @@ mod tests {
         b.observe(&[1.0]).unwrap();
         assert!(matches!(
             a.merge(&b),
+            Err(QuantError::InvalidArgument { .. })
+        ));
+        let mut c = TensorObserver::with_bins("y", 8).unwrap();
+        c.observe(&[1.0]).unwrap();
+        assert!(matches!(
+            a.merge(&c),
             Err(QuantError::InvalidArgument { .. })
         ));
         assert!(TensorObserver::with_bins("x", 0).is_err());

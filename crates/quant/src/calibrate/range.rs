@@ -95,6 +95,9 @@ pub fn percentile(h: &Histogram, p: f64) -> Result<Range> {
             reason: format!("{p} must be in (0, 100]"),
         });
     }
+    if h.total() <= 0.0 || h.lo() == h.hi() {
+        return Ok(minmax(h));
+    }
     let q = p / 100.0;
     let lo = if h.lo() >= 0.0 {
         h.lo()
