@@ -9,12 +9,30 @@
 
 use crate::{QuantError, Result};
 
-/// Counts of values in equal-width bins over `[lo, hi]`.
+/// Counts of values in equal-width bins over `[lo, hi]`. Deserializing validates like
+/// [`Histogram::from_counts`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "HistogramRepr")]
 pub struct Histogram {
     lo: f32,
     hi: f32,
     counts: Vec<f64>,
+}
+
+/// The serialized form of a [`Histogram`], checked on the way in.
+#[derive(serde::Deserialize)]
+struct HistogramRepr {
+    lo: f32,
+    hi: f32,
+    counts: Vec<f64>,
+}
+
+impl TryFrom<HistogramRepr> for Histogram {
+    type Error = QuantError;
+
+    fn try_from(r: HistogramRepr) -> Result<Histogram> {
+        Histogram::from_counts(r.lo, r.hi, r.counts)
+    }
 }
 
 impl Histogram {
@@ -331,6 +349,20 @@ mod tests {
         assert_eq!(h.quantile(0.125), 0.5);
         assert_eq!(h.quantile(1.0), 4.0);
         assert_eq!(h.quantile(0.0), 0.0);
+    }
+
+    #[test]
+    fn deserializing_validates() {
+        let h = Histogram::from_counts(-1.0, 1.0, vec![1.0, 2.5]).unwrap();
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(serde_json::from_str::<Histogram>(&json).unwrap(), h);
+        for bad in [
+            r#"{"lo":0.0,"hi":1.0,"counts":[]}"#,
+            r#"{"lo":2.0,"hi":1.0,"counts":[1.0]}"#,
+            r#"{"lo":0.0,"hi":1.0,"counts":[-1.0]}"#,
+        ] {
+            assert!(serde_json::from_str::<Histogram>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -40,12 +40,50 @@ use crate::{QuantError, Result};
 pub const DEFAULT_BINS: usize = 2048;
 
 /// Streaming statistics of one tensor: exact min, max and count, and a histogram over `[min, max]`.
+/// Deserializing checks that the histogram has the observer's bin count and that an observer
+/// with a histogram has a count.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "ObserverRepr")]
 pub struct TensorObserver {
     name: String,
     bins: usize,
     count: u64,
     hist: Option<Histogram>,
+}
+
+/// The serialized form of a [`TensorObserver`], checked on the way in.
+#[derive(serde::Deserialize)]
+struct ObserverRepr {
+    name: String,
+    bins: usize,
+    count: u64,
+    hist: Option<Histogram>,
+}
+
+impl TryFrom<ObserverRepr> for TensorObserver {
+    type Error = QuantError;
+
+    fn try_from(r: ObserverRepr) -> Result<TensorObserver> {
+        let mut obs = TensorObserver::with_bins(r.name, r.bins)?;
+        match (&r.hist, r.count) {
+            (None, 0) => {}
+            (Some(h), c) if h.bins() == r.bins && c > 0 => {}
+            _ => {
+                return Err(QuantError::InvalidArgument {
+                    what: format!("saved observer of tensor {}", obs.name),
+                    reason: format!(
+                        "count {} and a histogram of {:?} bins do not fit an observer of {} bins",
+                        r.count,
+                        r.hist.as_ref().map(Histogram::bins),
+                        r.bins
+                    ),
+                });
+            }
+        }
+        obs.count = r.count;
+        obs.hist = r.hist;
+        Ok(obs)
+    }
 }
 
 impl TensorObserver {
@@ -76,6 +114,11 @@ impl TensorObserver {
     /// The tensor's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Bins of the histogram.
+    pub fn bins(&self) -> usize {
+        self.bins
     }
 
     /// Number of values observed.
@@ -395,6 +438,20 @@ mod tests {
         assert_eq!(obs.count(), 2);
         assert!(obs.require_histogram().is_ok());
         assert!(TensorObserver::new("e").require_histogram().is_err());
+    }
+
+    #[test]
+    fn serde_round_trip_and_validation() {
+        let mut obs = TensorObserver::with_bins("x", 4).unwrap();
+        obs.observe(&[1.0, 2.0, 5.0]).unwrap();
+        let json = serde_json::to_string(&obs).unwrap();
+        assert_eq!(serde_json::from_str::<TensorObserver>(&json).unwrap(), obs);
+        let empty = serde_json::to_string(&TensorObserver::new("e")).unwrap();
+        assert!(serde_json::from_str::<TensorObserver>(&empty).is_ok());
+        let wrong_bins = json.replace("\"bins\":4", "\"bins\":8");
+        assert!(serde_json::from_str::<TensorObserver>(&wrong_bins).is_err());
+        let no_count = json.replace("\"count\":3", "\"count\":0");
+        assert!(serde_json::from_str::<TensorObserver>(&no_count).is_err());
     }
 
     #[test]

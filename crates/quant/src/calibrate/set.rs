@@ -9,10 +9,42 @@ use super::range::{Range, RangeMethod};
 use crate::{QuantError, Result};
 
 /// One [`TensorObserver`] per tensor name, all with the same bin count, created on first sight.
+/// Deserializing checks that every observer has the set's bin count and is filed under its name.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SetRepr")]
 pub struct ObserverSet {
     bins: usize,
     observers: BTreeMap<String, TensorObserver>,
+}
+
+/// The serialized form of an [`ObserverSet`], checked on the way in.
+#[derive(serde::Deserialize)]
+struct SetRepr {
+    bins: usize,
+    observers: BTreeMap<String, TensorObserver>,
+}
+
+impl TryFrom<SetRepr> for ObserverSet {
+    type Error = QuantError;
+
+    fn try_from(r: SetRepr) -> Result<ObserverSet> {
+        let mut set = ObserverSet::with_bins(r.bins)?;
+        for (name, obs) in r.observers {
+            if obs.name() != name || obs.bins() != r.bins {
+                return Err(QuantError::InvalidArgument {
+                    what: format!("saved observer set entry {name}"),
+                    reason: format!(
+                        "holds an observer of tensor {} with {} bins; the set has {} bins",
+                        obs.name(),
+                        obs.bins(),
+                        r.bins
+                    ),
+                });
+            }
+            set.observers.insert(name, obs);
+        }
+        Ok(set)
+    }
 }
 
 impl Default for ObserverSet {
@@ -124,6 +156,9 @@ mod tests {
         let json = serde_json::to_string(&a).unwrap();
         let back: ObserverSet = serde_json::from_str(&json).unwrap();
         assert_eq!(back, a);
+        let renamed = json.replacen("\"z\":{\"name\":\"z\"", "\"z\":{\"name\":\"q\"", 1);
+        assert_ne!(renamed, json);
+        assert!(serde_json::from_str::<ObserverSet>(&renamed).is_err());
         assert!(a.merge(&ObserverSet::new()).is_err());
         assert!(ObserverSet::with_bins(0).is_err());
         match a.observe("y", &[f32::NAN]) {
