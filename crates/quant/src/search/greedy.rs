@@ -1,7 +1,9 @@
 //! Greedy precision assignment under a ΔNE budget, abstract over the model.
 //!
 //! A *unit* is anything that gets one precision (a table, a layer, a group); `U` is its id
-//! (a name or an index). An *option* `O` is the caller's precision choice for a unit. Units not in
+//! (a name or an index; `Ord + Hash`). An *option* `O` is the caller's precision choice for a unit
+//! (any `Eq + Hash` type, typically a field-less enum; an option that carries floats can be
+//! passed as an index into the caller's own option list). Units not in
 //! an [`Assignment`] stay at the baseline precision (an empty assignment is the baseline plan, ΔNE
 //! 0 by definition, never evaluated).
 //!
@@ -88,7 +90,7 @@ pub fn greedy<U, O, E, F>(
 ) -> Result<GreedyOutcome<U, O>, E>
 where
     U: Ord + Clone + std::hash::Hash + std::fmt::Debug,
-    O: Ord + Clone + std::hash::Hash + std::fmt::Debug,
+    O: Eq + Clone + std::hash::Hash + std::fmt::Debug,
     E: From<QuantError>,
     F: FnMut(&Assignment<U, O>) -> Result<f64, E>,
 {
@@ -110,7 +112,7 @@ pub fn greedy_cached<U, O, E, F>(
 ) -> Result<GreedyOutcome<U, O>, E>
 where
     U: Ord + Clone + std::hash::Hash + std::fmt::Debug,
-    O: Ord + Clone + std::hash::Hash + std::fmt::Debug,
+    O: Eq + Clone + std::hash::Hash + std::fmt::Debug,
     E: From<QuantError>,
     F: FnMut(&Assignment<U, O>) -> Result<f64, E>,
 {
