@@ -1,12 +1,20 @@
 //! Range selectors: from an observer's histogram to a clipping range `(lo, hi)`, then to u8
 //! asymmetric [`QParams`] or an s8 symmetric scale.
 //!
-//! | method | what it does | source it follows |
-//! |---|---|---|
-//! | [`minmax`] | the observed `[min, max]`, no clipping | PyTorch `MinMaxObserver` |
-//! | [`percentile`] | `p`-th percentile range, two-sided for signed data | common practice (e.g. NVIDIA pytorch-quantization) |
-//! | [`l2`] | greedy L2-error-minimizing window | PyTorch `HistogramObserver._non_linear_param_search` (`torch/ao/quantization/observer.py`), itself Caffe2 `NormMinimization::NonlinearQuantizationParamsSearch` (`caffe2/quantization/server/norm_minimization.cc`) |
-//! | [`kl`] | threshold minimizing KL(reference ‖ quantized) | TensorRT entropy calibration (Migacz, "8-bit Inference with TensorRT", GTC 2017), as implemented in MXNet `_get_optimal_threshold` (`python/mxnet/contrib/quantization.py`) |
+//! - [`minmax`]: the observed `[min, max]`, no clipping (PyTorch `MinMaxObserver`).
+//! - [`percentile`]: the `p`-th percentile range, two-sided for signed data, interpolated inside
+//!   the histogram bin (ONNX Runtime's percentile calibrator snaps to bin edges instead).
+//! - [`l2`]: the L2-error-minimizing window found by PyTorch's greedy search,
+//!   `HistogramObserver._non_linear_param_search` in `torch/ao/quantization/observer.py`, itself
+//!   Caffe2's `NormMinimization::NonlinearQuantizationParamsSearch`
+//!   (`caffe2/quantization/server/norm_minimization.cc`). Given the same histogram it picks the
+//!   same window as PyTorch (tested against golden values from PyTorch 2.15).
+//! - [`kl`]: TensorRT entropy calibration (Migacz, "8-bit Inference with TensorRT", GTC 2017) in
+//!   the formulation of MXNet's `_get_optimal_threshold` (`python/mxnet/contrib/quantization.py`):
+//!   KL divergence between the clipped reference distribution and its quantized version, over
+//!   candidate thresholds, with MXNet's smoothing. There is no PyTorch counterpart; ONNX Runtime's
+//!   entropy calibrator follows the same idea on a signed histogram (with integer truncation of the
+//!   quantized distribution), so its thresholds are close to, not equal to, ours.
 //!
 //! Net-aware narrowing: a tensor that only feeds a ReLU needs no negative codes; use
 //! [`Range::relu_narrowed`] on a selected range, or select on [`Histogram::after_relu`] so that the

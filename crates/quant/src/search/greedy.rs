@@ -101,9 +101,10 @@ fn invalid(what: String, reason: String) -> QuantError {
     QuantError::InvalidArgument { what, reason }
 }
 
-/// Runs the greedy search (see the module docs), reading and filling `cache`, with `budget` as the largest acceptable ΔNE
-/// (percent). `evaluate` measures the ΔNE of a combined plan; its errors are passed through, and
-/// a NaN result is refused with [`QuantError::InvalidArgument`] (converted into `E`).
+/// Runs the greedy search (see the module docs), reading and filling `cache`, with `budget` as
+/// the largest acceptable ΔNE (percent). `evaluate` measures the ΔNE of a combined plan; its
+/// errors are passed through, and a NaN result is refused with [`QuantError::InvalidArgument`]
+/// (converted into `E`).
 pub fn greedy_cached<U, O, E, F>(
     candidates: &[Candidate<U, O>],
     budget: f64,
