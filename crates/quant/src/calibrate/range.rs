@@ -2,8 +2,10 @@
 //! asymmetric [`QParams`] or an s8 symmetric scale.
 //!
 //! - [`minmax`]: the observed `[min, max]`, no clipping (PyTorch `MinMaxObserver`).
-//! - [`percentile`]: the `p`-th percentile range, two-sided for signed data, interpolated inside
-//!   the histogram bin (ONNX Runtime's percentile calibrator snaps to bin edges instead).
+//! - [`percentile`]: from the `(100 - p)`-th to the `p`-th percentile for signed data (so
+//!   `100 - p` percent is cut on each side), interpolated inside the histogram bin. ONNX
+//!   Runtime's asymmetric percentile calibrator cuts `(100 - p) / 2` percent per side and snaps to
+//!   bin edges; pass `p' = (100 + p) / 2` to cut as much as it does.
 //! - [`l2`]: the L2-error-minimizing window found by PyTorch's greedy search,
 //!   `HistogramObserver._non_linear_param_search` in `torch/ao/quantization/observer.py`, itself
 //!   Caffe2's `NormMinimization::NonlinearQuantizationParamsSearch`
