@@ -246,9 +246,10 @@ pub fn finite_min_max(tensor: &str, values: &[f32]) -> Result<(f32, f32)> {
 }
 
 /// Min and max of every output row of an `n × k` row-major weight (row `j` holds the weights of
-/// output channel `j`). Refuses a slice of the wrong length, `k == 0` with `n > 0`, and non-finite
-/// values (the error names `tensor` and the flat index).
-pub fn per_channel_min_max(tensor: &str, w: &[f32], n: usize, k: usize) -> Result<Vec<(f32, f32)>> {
+/// output channel `j`); [`Range::s8_symmetric_scale`] turns each into a per-channel scale.
+/// Refuses a slice of the wrong length, `k == 0` with `n > 0`, and non-finite values (the error
+/// names `tensor` and the flat index).
+pub fn per_channel_min_max(tensor: &str, w: &[f32], n: usize, k: usize) -> Result<Vec<Range>> {
     let expected = n
         .checked_mul(k)
         .ok_or_else(|| QuantError::InvalidArgument {
@@ -283,7 +284,7 @@ pub fn per_channel_min_max(tensor: &str, w: &[f32], n: usize, k: usize) -> Resul
             },
             other => other,
         })?;
-        out.push((lo, hi));
+        out.push(Range { lo, hi });
     }
     Ok(out)
 }
@@ -459,7 +460,13 @@ mod tests {
         let w = [1.0, -2.0, 3.0, 0.5, 0.25, -0.125];
         assert_eq!(
             per_channel_min_max("w", &w, 2, 3).unwrap(),
-            vec![(-2.0, 3.0), (-0.125, 0.5)]
+            vec![
+                Range { lo: -2.0, hi: 3.0 },
+                Range {
+                    lo: -0.125,
+                    hi: 0.5
+                }
+            ]
         );
         assert!(matches!(
             per_channel_min_max("w", &w, 2, 2),
