@@ -1,0 +1,12 @@
+//! Calibration: streaming observers of tensor values and the range selectors that turn what they
+//! saw into quantization ranges and parameters.
+
+pub mod histogram;
+pub mod observer;
+pub mod range;
+pub mod set;
+
+pub use histogram::Histogram;
+pub use observer::{DEFAULT_BINS, TensorObserver, per_channel_min_max};
+pub use range::{Range, RangeMethod, select_range};
+pub use set::ObserverSet;

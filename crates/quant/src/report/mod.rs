@@ -1,0 +1,8 @@
+//! Reports of a precision search: a Markdown table of the evaluated plans and a PNG plot of
+//! ΔNE against cost with the Pareto frontier, the budget and the chosen plan.
+
+pub mod plot;
+pub mod table;
+
+pub use plot::render_png;
+pub use table::markdown_table;

@@ -1,0 +1,10 @@
+//! Precision search: the model-independent pieces (greedy assignment under a ΔNE budget, Pareto
+//! frontier of evaluated plans and the choice of a plan within the budget).
+
+pub mod greedy;
+pub mod pareto;
+
+pub use greedy::{
+    Assignment, Candidate, EvalCache, Evaluation, GreedyOutcome, greedy, greedy_cached,
+};
+pub use pareto::{Objective, PlanPoint, pareto_front, pick};
