@@ -8,6 +8,7 @@
 //!   reusable [`Scratch`]; an [`Observer`] sees every layer when asked.
 //! - [`artifact`]: the one-file safetensors artifact (memory-mapped tables).
 
+pub mod artifact;
 pub mod batch;
 pub mod config;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod state_dict;
 pub mod tables;
 pub mod weights;
 
+pub use artifact::Artifact;
 pub use batch::{Batch, SparseFeature};
 pub use config::ModelConfig;
 pub use error::ModelError;
