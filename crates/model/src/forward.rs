@@ -170,6 +170,9 @@ impl Model {
             scratch.chunks.resize_with(n_chunks, ChunkScratch::default);
         }
         scratch.logits.resize(size, 0.0);
+        if size == 0 {
+            return Ok(());
+        }
         let logits = &mut scratch.logits[..size];
         if n_chunks == 1 {
             return self.forward_chunk(batch, 0, size, &mut scratch.chunks[0], logits, &mut obs);
