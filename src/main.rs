@@ -20,6 +20,12 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Benchmark kernels (one JSON object per line with --json).
     Bench(bench::BenchArgs),
+    /// Import a PyTorch / TorchRec DLRM state dict (.safetensors) into a quantrec artifact.
+    Import(cmd::import::ImportArgs),
+    /// Show an artifact's architecture, plan and size per part.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Run an artifact on a batch of inputs.
+    Predict(cmd::predict::PredictArgs),
 }
 
 fn main() -> Result<()> {
@@ -29,5 +35,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
     }
 }
