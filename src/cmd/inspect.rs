@@ -100,10 +100,14 @@ fn mib(b: usize) -> f64 {
 
 /// Runs `quantrec inspect`.
 pub fn run(args: InspectArgs) -> Result<()> {
-    let a = Artifact::load(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let a =
+        Artifact::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let verified = if args.verify {
-        Some(a.verify().map(|()| "ok".to_string()).unwrap_or_else(|e| e.to_string()))
+        Some(
+            a.verify()
+                .map(|()| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
+        )
     } else {
         None
     };

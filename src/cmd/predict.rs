@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use quantrec_model::Scratch;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::inputs::load_inputs;
 use quantrec_model::state_dict::RawTensor;
-use quantrec_model::Scratch;
 
 /// Arguments of `quantrec predict`.
 #[derive(Args, Debug)]
@@ -39,7 +39,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .predict_logits(&input.batch, &mut scratch)?
         .to_vec();
     let probs = artifact.model.predict(&input.batch, &mut scratch)?.to_vec();
-    let ext = args.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let ext = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
     match ext {
         "safetensors" => {
             let f = |v: &[f32]| RawTensor {
@@ -67,11 +71,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             args.output.display()
         ),
     }
-    println!(
-        "{} samples → {}",
-        input.batch.size,
-        args.output.display()
-    );
+    println!("{} samples → {}", input.batch.size, args.output.display());
     if let Some(expected) = &input.expected {
         // The inputs carry a reference; say how far we are from it (as probabilities and as logits,
         // since references may be either).
