@@ -47,7 +47,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         None => Plan::f32(&imp.config),
     };
     // Building the model checks that the plan can run before anything is written.
-    Model::from_parts(imp.config.clone(), imp.weights.clone(), plan.clone())?;
+    Model::from_parts(&imp.config, &imp.weights, &plan)?;
     let provenance = Provenance {
         source_file: Some(args.state_dict.display().to_string()),
         source_sha256: Some(sha256_hex(&bytes)),

@@ -597,3 +597,22 @@ pub fn import_state_dict(mut sd: StateDict, ov: &ImportOverrides) -> Result<Impo
 pub fn import_file(path: &std::path::Path, ov: &ImportOverrides) -> Result<Imported> {
     import_state_dict(StateDict::load(path)?, ov)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::natural_key;
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        let mut v = vec![
+            "t_cat_10", "t_cat_2", "t_cat_1", "b", "a10b2", "a10b10", "a9",
+        ];
+        v.sort_by_key(|s| natural_key(s));
+        assert_eq!(
+            v,
+            [
+                "a9", "a10b2", "a10b10", "b", "t_cat_1", "t_cat_2", "t_cat_10"
+            ]
+        );
+    }
+}

@@ -45,16 +45,17 @@ fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
 impl Model {
     /// Builds a model from f32 weights (tables may be pre-encoded) and a precision plan: checks
     /// config, weights and plan against each other, packs every dense layer once and encodes every
-    /// f32 table into the plan's format.
-    pub fn from_parts(config: ModelConfig, weights: Weights, plan: Plan) -> Result<Model> {
-        weights.check(&config)?;
-        plan.validate(&config)?;
+    /// f32 table into the plan's format. The weights are only read, so one set of weights can be
+    /// built under many plans.
+    pub fn from_parts(config: &ModelConfig, weights: &Weights, plan: &Plan) -> Result<Model> {
+        weights.check(config)?;
+        plan.validate(config)?;
         let mut tables = Vec::with_capacity(config.tables.len());
-        for (t, (data, tc)) in weights.tables.into_iter().zip(&config.tables).enumerate() {
+        for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
             let format = plan.tables[t];
             let bytes = match data {
-                TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, &v)?,
-                TableData::Encoded { format: f, bytes } if f == format => bytes,
+                TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, v)?,
+                TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
                 TableData::Encoded { format: f, .. } => {
                     return Err(ModelError::Plan(format!(
                         "table {t} is supplied encoded as {f} but the plan stores it as {format}"
@@ -69,9 +70,9 @@ impl Model {
             )?);
         }
         Model::assemble(
-            config,
-            plan,
-            weights.table_names,
+            config.clone(),
+            plan.clone(),
+            weights.table_names.clone(),
             &weights.bottom,
             &weights.cross,
             &weights.top,

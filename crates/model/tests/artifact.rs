@@ -32,8 +32,7 @@ fn f32_round_trip_is_exact_through_memory_and_mmap() {
     let imp = import("dlrm_dot");
     let batch = inputs("dlrm_dot").batch;
     let plan = Plan::f32(&imp.config);
-    let reference =
-        Model::from_parts(imp.config.clone(), imp.weights.clone(), plan.clone()).unwrap();
+    let reference = Model::from_parts(&imp.config, &imp.weights, &plan).unwrap();
     let want = predict(&reference, &batch);
 
     let bytes = artifact::to_bytes(&imp.config, &imp.weights, &plan, &provenance()).unwrap();
@@ -98,8 +97,7 @@ fn mixed_precision_round_trip_matches_the_in_memory_model_and_shrinks_the_file()
             TableFormat::Bf16,
         ],
     };
-    let in_memory =
-        Model::from_parts(imp.config.clone(), imp.weights.clone(), plan.clone()).unwrap();
+    let in_memory = Model::from_parts(&imp.config, &imp.weights, &plan).unwrap();
     let want = predict(&in_memory, &batch);
     let f32_bytes = artifact::to_bytes(
         &imp.config,
@@ -207,8 +205,8 @@ fn fbgemm_packed_tables_load_run_and_round_trip_byte_exact() {
     }
     let mut plan = Plan::f32(&config);
     plan.tables = formats.to_vec();
-    let model = Model::from_parts(config.clone(), weights.clone(), plan.clone()).unwrap();
-    let reference = Model::from_parts(config.clone(), dequantized, Plan::f32(&config)).unwrap();
+    let model = Model::from_parts(&config, &weights, &plan).unwrap();
+    let reference = Model::from_parts(&config, &dequantized, &Plan::f32(&config)).unwrap();
     let batch = small_batch(50, 3);
     let want = predict(&reference, &batch);
     assert_close(
@@ -239,7 +237,7 @@ fn fused_formats_need_encoded_rows_until_the_quantizer_lands() {
     let config = small_config([PoolingMode::Sum; 3]);
     let mut plan = Plan::f32(&config);
     plan.tables[1] = TableFormat::Fused4;
-    let err = Model::from_parts(config.clone(), Weights::random(&config, 1), plan).unwrap_err();
+    let err = Model::from_parts(&config, &Weights::random(&config, 1), &plan).unwrap_err();
     assert!(
         matches!(err, ModelError::TableEncoding { table: 1, .. }),
         "{err}"

@@ -16,7 +16,7 @@ fn load(name: &str) -> Model {
     )
     .unwrap_or_else(|e| panic!("import {name}: {e}"));
     let plan = Plan::f32(&imp.config);
-    Model::from_parts(imp.config, imp.weights, plan).unwrap()
+    Model::from_parts(&imp.config, &imp.weights, &plan).unwrap()
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {

@@ -10,7 +10,7 @@ use quantrec_model::{Batch, Model, ModelError, Plan, Scratch, SparseFeature};
 fn model(name: &str) -> Model {
     let imp = import(name);
     let plan = Plan::f32(&imp.config);
-    Model::from_parts(imp.config, imp.weights, plan).unwrap()
+    Model::from_parts(&imp.config, &imp.weights, &plan).unwrap()
 }
 
 /// Concatenates `copies` copies of `b`.
