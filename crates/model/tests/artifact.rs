@@ -52,6 +52,15 @@ fn f32_round_trip_is_exact_through_memory_and_mmap() {
     assert_eq!(mapped.file_bytes, bytes.len());
     assert_eq!(predict(&mapped.model, &batch), want);
     assert_eq!(predict(&Model::load(&path).unwrap(), &batch), want);
+
+    // `save` replaces the file instead of rewriting it, so a model mapped from it keeps working.
+    let mut half = Plan::f32(&imp.config);
+    half.tables = vec![TableFormat::Bf16; 8];
+    artifact::save(&path, &imp.config, &imp.weights, &half, &provenance()).unwrap();
+    assert_eq!(predict(&mapped.model, &batch), want);
+    let reloaded = Artifact::load(&path).unwrap();
+    assert_eq!(reloaded.meta.plan, half);
+    assert!(reloaded.file_bytes < bytes.len());
     std::fs::remove_file(&path).unwrap();
 }
 
