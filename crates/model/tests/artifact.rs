@@ -362,3 +362,44 @@ fn wrong_version_missing_metadata_and_inconsistent_shapes_are_typed_errors() {
         Err(ModelError::Io { .. })
     ));
 }
+
+/// The artifact stores int8 layers as codes and scales; they must be exactly what the int8 kernel
+/// runs. Unit-vector inputs with activation scale 1 and zero point 0 read the kernel's `code · scale`
+/// back out of `PackedLinear::forward`.
+#[test]
+fn stored_int8_codes_are_what_the_kernel_runs() {
+    use quantrec_kernels::gemm::{
+        ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
+    };
+    let (n, k) = (7, 19);
+    let mut rng = quantrec_kernels::rng::Rng::new(8);
+    let w = rng.normal_vec(n * k, 0.3);
+    for per_channel in [false, true] {
+        let spec = Int8Spec {
+            per_channel,
+            activations: ActivationQuant::Static(QParams {
+                scale: 1.0,
+                zero_point: 0,
+            }),
+        };
+        let layer = PackedLinear::new(&w, None, n, k, Precision::Int8(spec)).unwrap();
+        let eye: Vec<f32> = (0..k * k)
+            .map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let mut out = vec![0f32; k * n];
+        layer
+            .forward(&eye, k, &mut out, false, &mut LinearScratch::default())
+            .unwrap();
+        let (codes, scales) = artifact::quantize_int8(&w, n, k, per_channel);
+        for p in 0..k {
+            for j in 0..n {
+                let s = if per_channel { scales[j] } else { scales[0] };
+                assert_eq!(
+                    out[p * n + j],
+                    f32::from(codes[j * k + p]) * s,
+                    "per_channel {per_channel}, weight ({j}, {p})"
+                );
+            }
+        }
+    }
+}
