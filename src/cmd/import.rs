@@ -13,7 +13,8 @@ use quantrec_model::{Model, Plan};
 /// Arguments of `quantrec import`.
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// State dict (.safetensors) with facebookresearch/dlrm or TorchRec module names.
+    /// State dict (.safetensors) with facebookresearch/dlrm or TorchRec module names (convert a
+    /// `torch.save` checkpoint with `safetensors.torch.save_file(model.state_dict(), PATH)`).
     pub state_dict: PathBuf,
     /// The artifact to write.
     #[arg(short, long)]

@@ -85,6 +85,8 @@ fn chunked_parallel_batches_match_the_small_batch() {
 
 #[test]
 fn two_threads_share_one_model() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Model>();
     let mut m = model("torchrec_dlrm");
     m.set_chunk_size(32);
     let batch = tile(&inputs("torchrec_dlrm").batch, 3);

@@ -145,7 +145,8 @@ impl Artifact {
             .and_then(|m| m.get(METADATA_KEY))
             .ok_or_else(|| {
                 bad(format!(
-                    "no __metadata__[\"{METADATA_KEY}\"]: not a quantrec artifact"
+                    "no __metadata__[\"{METADATA_KEY}\"]: not a quantrec artifact (a state dict? \
+                     run `quantrec import` on it first)"
                 ))
             })?;
         let version: serde_json::Value =
