@@ -1,6 +1,9 @@
 //! A model ready to run: dense layers packed once for their precision, tables in their stored format.
 
+use std::borrow::Cow;
+
 use quantrec_kernels::embedding_bag::Pooling;
+use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::PackedLinear;
 use quantrec_kernels::interaction::{PairOrder, pairs};
 
@@ -37,6 +40,32 @@ pub struct Model {
     pub(crate) chunk: usize,
 }
 
+/// Stores table `t` in the plan's format: f32 rows are encoded, pre-encoded rows must already be in it.
+fn store_table(
+    config: &ModelConfig,
+    plan: &Plan,
+    t: usize,
+    data: Cow<'_, TableData>,
+) -> Result<StoredTable> {
+    let tc = &config.tables[t];
+    let format = plan.tables[t];
+    let bytes = match data {
+        Cow::Borrowed(TableData::F32(v)) => encode_table(t, format, tc.rows, tc.dim, v)?,
+        Cow::Owned(TableData::F32(v)) => encode_table(t, format, tc.rows, tc.dim, &v)?,
+        Cow::Borrowed(TableData::Encoded { format: f, bytes }) if *f == format => bytes.clone(),
+        Cow::Owned(TableData::Encoded { format: f, bytes }) if f == format => bytes,
+        Cow::Borrowed(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, *f, format)),
+        Cow::Owned(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, f, format)),
+    };
+    StoredTable::new(format, tc.rows, tc.dim, TableBytes::Owned(bytes))
+}
+
+fn mismatch(t: usize, supplied: TableFormat, planned: TableFormat) -> ModelError {
+    ModelError::Plan(format!(
+        "table {t} is supplied encoded as {supplied} but the plan stores it as {planned}"
+    ))
+}
+
 fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
     PackedLinear::new(&l.weight, Some(&l.bias), l.out, l.inp, p.to_kernel())
         .map_err(|e| ModelError::Config(format!("packing {name} ({}): {e}", p.short_name())))
@@ -50,25 +79,12 @@ impl Model {
     pub fn from_parts(config: &ModelConfig, weights: &Weights, plan: &Plan) -> Result<Model> {
         weights.check(config)?;
         plan.validate(config)?;
-        let mut tables = Vec::with_capacity(config.tables.len());
-        for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
-            let format = plan.tables[t];
-            let bytes = match data {
-                TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, v)?,
-                TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
-                TableData::Encoded { format: f, .. } => {
-                    return Err(ModelError::Plan(format!(
-                        "table {t} is supplied encoded as {f} but the plan stores it as {format}"
-                    )));
-                }
-            };
-            tables.push(StoredTable::new(
-                format,
-                tc.rows,
-                tc.dim,
-                TableBytes::Owned(bytes),
-            )?);
-        }
+        let tables = weights
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(t, d)| store_table(config, plan, t, Cow::Borrowed(d)))
+            .collect::<Result<Vec<_>>>()?;
         Model::assemble(
             config.clone(),
             plan.clone(),
@@ -78,6 +94,26 @@ impl Model {
             &weights.top,
             tables,
         )
+    }
+
+    /// Like [`Model::from_parts`], consuming the weights so that pre-encoded tables are moved, not
+    /// copied (large models).
+    pub fn from_parts_owned(config: ModelConfig, weights: Weights, plan: Plan) -> Result<Model> {
+        weights.check(&config)?;
+        plan.validate(&config)?;
+        let Weights {
+            bottom,
+            tables,
+            table_names,
+            cross,
+            top,
+        } = weights;
+        let tables = tables
+            .into_iter()
+            .enumerate()
+            .map(|(t, d)| store_table(&config, &plan, t, Cow::Owned(d)))
+            .collect::<Result<Vec<_>>>()?;
+        Model::assemble(config, plan, table_names, &bottom, &cross, &top, tables)
     }
 
     /// Packs the dense layers and derives the forward-pass constants. Inputs are already checked.
