@@ -22,6 +22,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a synthetic Criteo-like data set and report its teacher's NE.
     Gen(cmd::r#gen::GenArgs),
+    /// Import a PyTorch / TorchRec DLRM state dict (.safetensors) into a quantrec artifact.
+    Import(cmd::import::ImportArgs),
+    /// Show an artifact's architecture, plan and size per part.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Run an artifact on a batch of inputs.
+    Predict(cmd::predict::PredictArgs),
 }
 
 fn main() -> Result<()> {
@@ -32,5 +38,8 @@ fn main() -> Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Gen(args) => cmd::r#gen::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
     }
 }

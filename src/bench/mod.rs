@@ -4,6 +4,7 @@
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
 mod harness;
+mod model;
 mod peak;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Kernel micro-benchmarks: peaks, embedding bags, dense layers, interaction.
     Kernels(KernelBenchArgs),
+    /// Whole-model predict throughput (samples/s) of an artifact at several batch sizes.
+    Model(model::ModelBenchArgs),
 }
 
 /// Options shared by kernel benchmarks.
@@ -45,6 +48,7 @@ pub struct KernelBenchArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchWhat::Kernels(k) => run_kernels(&k),
+        BenchWhat::Model(m) => model::run(&m),
     }
 }
 

@@ -2,3 +2,6 @@
 
 pub mod demo;
 pub mod r#gen;
+pub mod import;
+pub mod inspect;
+pub mod predict;

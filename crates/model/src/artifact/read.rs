@@ -1,0 +1,272 @@
+//! Reading artifacts: header and metadata checks, tensors checked against the stored config and
+//! plan, dense layers decoded for packing, tables left in the mapping.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+use super::{Artifact, ArtifactMeta, Backing, FORMAT_VERSION, METADATA_KEY, table_tensor_shape};
+use crate::model::Model;
+use crate::plan::LayerPrecision;
+use crate::tables::{StoredTable, TableBytes};
+use crate::weights::{CrossLayer, Linear};
+use crate::{ModelError, Result};
+
+/// Reads tensors of a parsed file by name, checking dtype and shape.
+struct Reader<'a> {
+    what: &'a str,
+    st: SafeTensors<'a>,
+    /// Start of the data section in the whole buffer.
+    data_start: usize,
+    buf: &'a [u8],
+    used: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, reason: String) -> ModelError {
+        ModelError::Artifact {
+            what: self.what.into(),
+            reason,
+        }
+    }
+
+    /// The bytes of `name` after checking its dtype and shape.
+    fn get(&mut self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<&'a [u8]> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.bad(format!("tensor {name} is missing")))?;
+        if t.dtype() != dtype || t.shape() != shape {
+            return Err(self.bad(format!(
+                "tensor {name} is {:?} {:?}, expected {dtype:?} {shape:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        self.used.push(name.to_string());
+        Ok(t.data())
+    }
+
+    fn f32s(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let b = self.get(name, Dtype::F32, shape)?;
+        let v: Vec<f32> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(ModelError::NonFinite {
+                name: name.into(),
+                index: i,
+                value: v[i],
+            });
+        }
+        Ok(v)
+    }
+
+    /// A dense layer stored in precision `p`.
+    fn layer(
+        &mut self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+        p: LayerPrecision,
+    ) -> Result<Linear> {
+        let wname = format!("{prefix}.weight");
+        let shape = [out, inp];
+        let weight: Vec<f32> = match p {
+            LayerPrecision::F32 => self.f32s(&wname, &shape)?,
+            LayerPrecision::F16 => self
+                .get(&wname, Dtype::F16, &shape)?
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            LayerPrecision::Bf16 => self
+                .get(&wname, Dtype::BF16, &shape)?
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            LayerPrecision::Int8 { per_channel, .. } => {
+                let codes = self.get(&wname, Dtype::I8, &shape)?;
+                let sname = format!("{prefix}.weight_scale");
+                let scales = self.f32s(&sname, &[if per_channel { out } else { 1 }])?;
+                if let Some(s) = scales.iter().find(|&&s| s <= 0.0) {
+                    return Err(self.bad(format!("{sname} holds the scale {s}, must be > 0")));
+                }
+                codes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| {
+                        let s = if per_channel {
+                            scales[i / inp]
+                        } else {
+                            scales[0]
+                        };
+                        f32::from(c as i8) * s
+                    })
+                    .collect()
+            }
+        };
+        if let Some(i) = weight.iter().position(|x| !x.is_finite()) {
+            return Err(ModelError::NonFinite {
+                name: wname,
+                index: i,
+                value: weight[i],
+            });
+        }
+        let bias = if bias {
+            self.f32s(&format!("{prefix}.bias"), &[out])?
+        } else {
+            vec![0.0; out]
+        };
+        Ok(Linear {
+            out,
+            inp,
+            weight,
+            bias,
+        })
+    }
+}
+
+impl Artifact {
+    pub(super) fn parse(what: &str, backing: Backing) -> Result<Artifact> {
+        let buf = backing.bytes();
+        let bad = |reason: String| ModelError::Artifact {
+            what: what.into(),
+            reason,
+        };
+        let (n, header) =
+            SafeTensors::read_metadata(buf).map_err(|e| ModelError::safetensors(what, e))?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .ok_or_else(|| {
+                bad(format!(
+                    "no __metadata__[\"{METADATA_KEY}\"]: not a quantrec artifact (a state dict? \
+                     run `quantrec import` on it first)"
+                ))
+            })?;
+        let version: serde_json::Value =
+            serde_json::from_str(json).map_err(|source| ModelError::Json {
+                what: format!("{what}: artifact metadata"),
+                source,
+            })?;
+        match version
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+        {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(ModelError::ArtifactVersion {
+                    what: what.into(),
+                    found: u32::try_from(v).unwrap_or(u32::MAX),
+                    supported: FORMAT_VERSION,
+                });
+            }
+            None => return Err(bad("the metadata has no integer format_version".into())),
+        }
+        let meta: ArtifactMeta =
+            serde_json::from_value(version).map_err(|source| ModelError::Json {
+                what: format!("{what}: artifact metadata"),
+                source,
+            })?;
+        let config = &meta.config;
+        config
+            .validate()
+            .map_err(|e| bad(format!("stored config: {e}")))?;
+        meta.plan
+            .validate(config)
+            .map_err(|e| bad(format!("stored plan: {e}")))?;
+        if !meta.table_names.is_empty() && meta.table_names.len() != config.tables.len() {
+            return Err(bad(format!(
+                "{} table names for {} tables",
+                meta.table_names.len(),
+                config.tables.len()
+            )));
+        }
+        let st = SafeTensors::deserialize(buf).map_err(|e| ModelError::safetensors(what, e))?;
+        let mut r = Reader {
+            what,
+            st,
+            data_start: 8 + n,
+            buf,
+            used: Vec::new(),
+        };
+        let plan = &meta.plan;
+        let bottom = config
+            .bottom_shapes()
+            .into_iter()
+            .zip(&plan.bottom)
+            .enumerate()
+            .map(|(i, ((o, k), &p))| r.layer(&format!("bottom.{i}"), o, k, true, p))
+            .collect::<Result<Vec<_>>>()?;
+        let top = config
+            .top_shapes()
+            .into_iter()
+            .zip(&plan.top)
+            .enumerate()
+            .map(|(i, ((o, k), &p))| r.layer(&format!("top.{i}"), o, k, true, p))
+            .collect::<Result<Vec<_>>>()?;
+        let width = config.concat_width();
+        let rank = match config.interaction {
+            crate::config::Interaction::Dcn { rank, .. } => rank,
+            _ => 0,
+        };
+        let mut cross = Vec::new();
+        for (l, p) in plan.cross.iter().enumerate() {
+            let v = r.layer(&format!("cross.{l}.v"), rank, width, false, p.v)?;
+            let w = r.layer(&format!("cross.{l}.w"), width, rank, true, p.w)?;
+            cross.push(CrossLayer {
+                v: v.weight,
+                w: w.weight,
+                bias: w.bias,
+            });
+        }
+        let mut tables = Vec::with_capacity(config.tables.len());
+        for (t, (tc, &format)) in config.tables.iter().zip(&plan.tables).enumerate() {
+            let (dtype, shape) = table_tensor_shape(format, tc.rows, tc.dim);
+            let name = format!("tables.{t}");
+            let data = r.get(&name, dtype, &shape)?;
+            let start = data.as_ptr() as usize - r.buf.as_ptr() as usize;
+            debug_assert!(start >= r.data_start);
+            let bytes = match &backing {
+                Backing::Mapped(m) => TableBytes::Mapped {
+                    map: Arc::clone(m),
+                    start,
+                    len: data.len(),
+                },
+                Backing::Owned(_) => TableBytes::Owned(data.to_vec()),
+            };
+            tables.push(StoredTable::new(format, tc.rows, tc.dim, bytes)?);
+        }
+        let mut tensor_bytes = BTreeMap::new();
+        for (name, t) in r.st.iter() {
+            if !r.used.iter().any(|u| u == name) {
+                return Err(bad(format!(
+                    "unexpected tensor {name}: the stored config and plan do not use it"
+                )));
+            }
+            tensor_bytes.insert(name.to_string(), t.data().len());
+        }
+        let model = Model::assemble(
+            meta.config.clone(),
+            meta.plan.clone(),
+            meta.table_names.clone(),
+            &bottom,
+            &cross,
+            &top,
+            tables,
+        )?;
+        let file_bytes = buf.len();
+        Ok(Artifact {
+            model,
+            meta,
+            file_bytes,
+            tensor_bytes,
+            backing,
+        })
+    }
+}

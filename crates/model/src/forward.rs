@@ -1,0 +1,425 @@
+//! The forward pass: dense → bottom MLP → pooled tables → interaction → top MLP → logit → sigmoid.
+
+use rayon::prelude::*;
+
+use quantrec_kernels::KernelError;
+use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool};
+use quantrec_kernels::gemm::{LinearScratch, PackedLinear};
+use quantrec_kernels::interaction::{cross_combine, dot_interaction};
+
+use crate::batch::Batch;
+use crate::config::Interaction;
+use crate::model::Model;
+use crate::{ModelError, Result};
+
+/// A row-major `[rows, cols]` tensor handed to an [`Observer`].
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// The values (`rows × cols`).
+    pub data: &'a [f32],
+    /// Rows (samples).
+    pub rows: usize,
+    /// Columns (features).
+    pub cols: usize,
+}
+
+impl<'a> View<'a> {
+    /// Views `data` as `rows × cols`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        View { data, rows, cols }
+    }
+
+    /// An empty view (inputs that are not f32, e.g. table ids).
+    pub fn empty(rows: usize) -> Self {
+        View {
+            data: &[],
+            rows,
+            cols: 0,
+        }
+    }
+}
+
+/// Receives each layer's input and output during [`Model::predict_observed`] (calibration,
+/// debugging). Layer names: `bottom.{i}`, `table.{t}` (input empty, output the pooled rows),
+/// `interaction` (input the `[bottom out, tables...]` vector), `cross.{l}.v`, `cross.{l}.w`,
+/// `cross.{l}` (input `x_l`, output `x_{l+1}`), `top.{i}` (the last one's output is the logit).
+/// Names of dense layers match the plan's entries, so a layer's observed input is what its static
+/// activation parameters are calibrated on. Large batches arrive chunk by chunk (see
+/// [`Model::set_chunk_size`]).
+pub trait Observer {
+    /// Called once per layer and chunk, in forward order.
+    fn observe(&mut self, layer: &str, input: View<'_>, output: View<'_>);
+}
+
+/// Buffers of one chunk.
+#[derive(Debug, Default, Clone)]
+struct ChunkScratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    feat: Vec<f32>,
+    inter: Vec<f32>,
+    vx: Vec<f32>,
+    u: Vec<f32>,
+    offsets: Vec<i64>,
+    lin: LinearScratch,
+}
+
+/// Reusable buffers for [`Model::predict`]: grows to the largest batch seen and is then reused, so
+/// steady-state calls do not allocate. One per thread.
+#[derive(Debug, Default, Clone)]
+pub struct Scratch {
+    chunks: Vec<ChunkScratch>,
+    logits: Vec<f32>,
+    probs: Vec<f32>,
+}
+
+impl Scratch {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Scratch::default()
+    }
+}
+
+type Obs<'o> = Option<&'o mut dyn Observer>;
+
+fn observe(obs: &mut Obs<'_>, name: impl FnOnce() -> String, input: View<'_>, output: View<'_>) {
+    if let Some(o) = obs.as_deref_mut() {
+        o.observe(&name(), input, output);
+    }
+}
+
+/// Numerically stable logistic function.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Runs `layers` on `input` (`m × k0`); the output ends in `a`. ReLU after every layer, or after
+/// every layer but the last when `!relu_last`.
+#[allow(clippy::too_many_arguments)]
+fn mlp(
+    layers: &[PackedLinear],
+    prefix: &str,
+    input: &[f32],
+    m: usize,
+    a: &mut Vec<f32>,
+    b: &mut Vec<f32>,
+    relu_last: bool,
+    lin: &mut LinearScratch,
+    obs: &mut Obs<'_>,
+) -> Result<()> {
+    if layers.is_empty() {
+        a.clear();
+        a.extend_from_slice(input);
+        return Ok(());
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        let (n, k) = (layer.n(), layer.k());
+        b.resize(m * n, 0.0);
+        let x: &[f32] = if i == 0 { input } else { &a[..m * k] };
+        let relu = relu_last || i + 1 < layers.len();
+        layer.forward(x, m, &mut b[..m * n], relu, lin)?;
+        observe(
+            obs,
+            || format!("{prefix}.{i}"),
+            View::new(x, m, k),
+            View::new(&b[..m * n], m, n),
+        );
+        std::mem::swap(a, b);
+    }
+    Ok(())
+}
+
+impl Model {
+    /// Click probabilities of every sample of `batch` (`batch.size` values in `scratch`).
+    pub fn predict<'s>(&self, batch: &Batch, scratch: &'s mut Scratch) -> Result<&'s [f32]> {
+        self.run(batch, scratch, None)?;
+        Ok(probabilities(scratch))
+    }
+
+    /// Logits (before the sigmoid) of every sample of `batch`.
+    pub fn predict_logits<'s>(&self, batch: &Batch, scratch: &'s mut Scratch) -> Result<&'s [f32]> {
+        self.run(batch, scratch, None)?;
+        Ok(&scratch.logits[..batch.size])
+    }
+
+    /// Like [`Model::predict`], handing every layer's input and output to `observer`. Chunks run
+    /// one after another (not in parallel) so the observer sees them in order; the outputs are the
+    /// same as [`Model::predict`]'s.
+    pub fn predict_observed<'s>(
+        &self,
+        batch: &Batch,
+        scratch: &'s mut Scratch,
+        observer: &mut dyn Observer,
+    ) -> Result<&'s [f32]> {
+        self.run(batch, scratch, Some(observer))?;
+        Ok(probabilities(scratch))
+    }
+
+    fn run(&self, batch: &Batch, scratch: &mut Scratch, mut obs: Obs<'_>) -> Result<()> {
+        self.check_batch(batch)?;
+        let size = batch.size;
+        let chunk = self.chunk;
+        let n_chunks = size.div_ceil(chunk).max(1);
+        if scratch.chunks.len() < n_chunks {
+            scratch.chunks.resize_with(n_chunks, ChunkScratch::default);
+        }
+        scratch.logits.resize(size, 0.0);
+        if size == 0 {
+            return Ok(());
+        }
+        let logits = &mut scratch.logits[..size];
+        if n_chunks == 1 {
+            return self.forward_chunk(batch, 0, size, &mut scratch.chunks[0], logits, &mut obs);
+        }
+        if obs.is_some() || rayon::current_num_threads() == 1 {
+            for (c, (cs, out)) in scratch
+                .chunks
+                .iter_mut()
+                .zip(logits.chunks_mut(chunk))
+                .enumerate()
+            {
+                let lo = c * chunk;
+                self.forward_chunk(batch, lo, lo + out.len(), cs, out, &mut obs)?;
+            }
+            return Ok(());
+        }
+        scratch.chunks[..n_chunks]
+            .par_iter_mut()
+            .zip(logits.par_chunks_mut(chunk))
+            .enumerate()
+            .try_for_each(|(c, (cs, out))| {
+                let lo = c * chunk;
+                self.forward_chunk(batch, lo, lo + out.len(), cs, out, &mut None)
+            })
+    }
+
+    /// Checks the batch against the model before anything is sliced.
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let cfg = &self.config;
+        let bad = |s: String| Err(ModelError::Batch(s));
+        if batch.n_dense != cfg.dense_features {
+            return bad(format!(
+                "{} dense features per sample, the model takes {}",
+                batch.n_dense, cfg.dense_features
+            ));
+        }
+        if batch.dense.len() != batch.size * batch.n_dense {
+            return bad(format!(
+                "{} dense values for {} samples × {}",
+                batch.dense.len(),
+                batch.size,
+                batch.n_dense
+            ));
+        }
+        if batch.sparse.len() != cfg.tables.len() {
+            return bad(format!(
+                "{} sparse features, the model has {} tables",
+                batch.sparse.len(),
+                cfg.tables.len()
+            ));
+        }
+        for (t, f) in batch.sparse.iter().enumerate() {
+            if f.offsets.len() != batch.size + 1 {
+                return bad(format!(
+                    "table {t}: {} offsets for {} samples (expected {}, with the trailing end)",
+                    f.offsets.len(),
+                    batch.size,
+                    batch.size + 1
+                ));
+            }
+            if f.offsets[0] != 0 || f.offsets[batch.size] as u64 != f.ids.len() as u64 {
+                return bad(format!(
+                    "table {t}: offsets must run from 0 to the id count {}, found {}..{}",
+                    f.ids.len(),
+                    f.offsets[0],
+                    f.offsets[batch.size]
+                ));
+            }
+            if let Some(i) = f.offsets.windows(2).position(|w| w[1] < w[0]) {
+                return bad(format!(
+                    "table {t}: offsets decrease at sample {i} ({} > {})",
+                    f.offsets[i],
+                    f.offsets[i + 1]
+                ));
+            }
+            match (&f.weights, self.poolings[t]) {
+                (None, Pooling::WeightedSum) => {
+                    return bad(format!(
+                        "table {t} pools with per-id weights but none given"
+                    ));
+                }
+                (Some(w), _) if w.len() != f.ids.len() => {
+                    return bad(format!(
+                        "table {t}: {} weights for {} ids",
+                        w.len(),
+                        f.ids.len()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Forward pass of samples `lo..hi`, logits into `out` (`hi - lo` values).
+    fn forward_chunk(
+        &self,
+        batch: &Batch,
+        lo: usize,
+        hi: usize,
+        cs: &mut ChunkScratch,
+        out: &mut [f32],
+        obs: &mut Obs<'_>,
+    ) -> Result<()> {
+        let m = hi - lo;
+        let cfg = &self.config;
+        let nd = cfg.dense_features;
+        let dense = &batch.dense[lo * nd..hi * nd];
+        let ChunkScratch {
+            a,
+            b,
+            feat,
+            inter,
+            vx,
+            u,
+            offsets,
+            lin,
+        } = cs;
+
+        // Bottom MLP into the first `d` columns of the concatenated feature vector.
+        mlp(&self.bottom, "bottom", dense, m, a, b, true, lin, obs)?;
+        let d = cfg.bottom_out();
+        let width = cfg.concat_width();
+        feat.resize(m * width, 0.0);
+        for (row, src) in feat.chunks_exact_mut(width).zip(a.chunks_exact(d)) {
+            row[..d].copy_from_slice(src);
+        }
+
+        // Pooled tables into their columns.
+        for (t, table) in self.tables.iter().enumerate() {
+            let f = &batch.sparse[t];
+            let (s, e) = (f.offsets[lo] as usize, f.offsets[hi] as usize);
+            offsets.clear();
+            offsets.extend(f.offsets[lo..hi].iter().map(|&o| o - s as i64));
+            let lookup = Lookup {
+                indices: Indices::I64(&f.ids[s..e]),
+                bags: Bags::Offsets(Indices::I64(offsets)),
+                num_bags: m,
+                per_sample_weights: f.weights.as_deref().map(|w| &w[s..e]),
+            };
+            let bag = EmbeddingBag {
+                table: table.table_ref(),
+                pooling: self.poolings[t],
+                remap: None,
+            };
+            let off = self.table_offsets[t];
+            pool(&bag, &lookup, t, &mut feat[off..], width).map_err(|e| match e {
+                KernelError::IdOutOfRange {
+                    table,
+                    bag,
+                    id,
+                    rows,
+                } => KernelError::IdOutOfRange {
+                    table,
+                    bag: bag + lo,
+                    id,
+                    rows,
+                },
+                other => other,
+            })?;
+            if obs.is_some() {
+                let pooled: Vec<f32> = feat
+                    .chunks_exact(width)
+                    .flat_map(|r| &r[off..off + table.dim])
+                    .copied()
+                    .collect();
+                observe(
+                    obs,
+                    || format!("table.{t}"),
+                    View::empty(m),
+                    View::new(&pooled, m, table.dim),
+                );
+            }
+        }
+
+        // Interaction, then the top MLP; its last layer (no ReLU) gives the logit.
+        let top_in: &[f32] = match cfg.interaction {
+            Interaction::Dot { .. } => {
+                let w = d + self.pairs.len();
+                inter.resize(m * w, 0.0);
+                dot_interaction(feat, m, self.tables.len() + 1, d, &self.pairs, inter)?;
+                observe(
+                    obs,
+                    || "interaction".into(),
+                    View::new(feat, m, width),
+                    View::new(inter, m, w),
+                );
+                inter
+            }
+            Interaction::Cat => {
+                observe(
+                    obs,
+                    || "interaction".into(),
+                    View::new(feat, m, width),
+                    View::new(feat, m, width),
+                );
+                feat
+            }
+            Interaction::Dcn { rank, .. } => {
+                // x_l lives in `inter`; x0 is `feat`.
+                inter.clear();
+                inter.extend_from_slice(feat);
+                vx.resize(m * rank, 0.0);
+                u.resize(m * width, 0.0);
+                b.resize(m * width, 0.0);
+                for (l, c) in self.cross.iter().enumerate() {
+                    c.v.forward(inter, m, vx, false, lin)?;
+                    observe(
+                        obs,
+                        || format!("cross.{l}.v"),
+                        View::new(inter, m, width),
+                        View::new(vx, m, rank),
+                    );
+                    c.w.forward(vx, m, u, false, lin)?;
+                    observe(
+                        obs,
+                        || format!("cross.{l}.w"),
+                        View::new(vx, m, rank),
+                        View::new(u, m, width),
+                    );
+                    cross_combine(feat, u, inter, &mut b[..m * width])?;
+                    observe(
+                        obs,
+                        || format!("cross.{l}"),
+                        View::new(inter, m, width),
+                        View::new(&b[..m * width], m, width),
+                    );
+                    std::mem::swap(inter, b);
+                }
+                observe(
+                    obs,
+                    || "interaction".into(),
+                    View::new(feat, m, width),
+                    View::new(inter, m, width),
+                );
+                inter
+            }
+        };
+        mlp(&self.top, "top", top_in, m, a, b, false, lin, obs)?;
+        out.copy_from_slice(&a[..m]);
+        Ok(())
+    }
+}
+
+fn probabilities(scratch: &mut Scratch) -> &[f32] {
+    let Scratch { logits, probs, .. } = scratch;
+    probs.clear();
+    probs.extend(logits.iter().map(|&x| sigmoid(x)));
+    probs
+}

@@ -1,0 +1,233 @@
+//! The precision plan: which arithmetic every dense layer runs in and how every table is stored.
+//!
+//! A plan never changes the model's API: [`Model::predict`](crate::Model::predict) is the same for an
+//! all-f32 plan and a mixed int8/4-bit one. Plans serialize to JSON, e.g.
+//! `{"bottom":[{"kind":"f32"},{"kind":"int8","per_channel":true,"activations":{"kind":"dynamic"}}], ...,
+//! "tables":["fused4", ...]}`.
+
+use serde::{Deserialize, Serialize};
+
+use quantrec_kernels::formats::TableFormat;
+use quantrec_kernels::gemm::{ActivationQuant, Int8Spec, Precision, QParams};
+
+use crate::config::ModelConfig;
+use crate::{ModelError, Result};
+
+/// How an int8 layer quantizes its input activations (serializable mirror of [`ActivationQuant`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ActivationPlan {
+    /// Min/max of each call.
+    Dynamic,
+    /// Calibrated, fixed parameters: `real = scale · (q − zero_point)`, `q` in `0..=255`.
+    Static {
+        /// Step between codes.
+        scale: f32,
+        /// The code of 0.0.
+        zero_point: i32,
+    },
+}
+
+/// The precision of one dense layer (serializable mirror of [`Precision`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LayerPrecision {
+    /// f32 weights and activations.
+    #[default]
+    F32,
+    /// f16 weights, f32 activations.
+    F16,
+    /// bf16 weights and activations.
+    Bf16,
+    /// s8 symmetric weights (scale `max|w| / 127`), u8 activations.
+    Int8 {
+        /// One weight scale per output channel rather than per tensor.
+        per_channel: bool,
+        /// How activations are quantized.
+        activations: ActivationPlan,
+    },
+}
+
+impl LayerPrecision {
+    /// The kernel precision.
+    pub fn to_kernel(self) -> Precision {
+        match self {
+            LayerPrecision::F32 => Precision::F32,
+            LayerPrecision::F16 => Precision::F16,
+            LayerPrecision::Bf16 => Precision::Bf16,
+            LayerPrecision::Int8 {
+                per_channel,
+                activations,
+            } => Precision::Int8(Int8Spec {
+                per_channel,
+                activations: match activations {
+                    ActivationPlan::Dynamic => ActivationQuant::Dynamic,
+                    ActivationPlan::Static { scale, zero_point } => {
+                        ActivationQuant::Static(QParams { scale, zero_point })
+                    }
+                },
+            }),
+        }
+    }
+
+    /// Short name for reports: `f32`, `f16`, `bf16`, `int8-dyn`, `int8-static`, with `/pc` for per-channel.
+    pub fn short_name(self) -> String {
+        match self {
+            LayerPrecision::F32 => "f32".into(),
+            LayerPrecision::F16 => "f16".into(),
+            LayerPrecision::Bf16 => "bf16".into(),
+            LayerPrecision::Int8 {
+                per_channel,
+                activations,
+            } => format!(
+                "int8-{}{}",
+                match activations {
+                    ActivationPlan::Dynamic => "dyn",
+                    ActivationPlan::Static { .. } => "static",
+                },
+                if per_channel { "/pc" } else { "" }
+            ),
+        }
+    }
+
+    /// Bytes per stored weight.
+    pub fn weight_bytes(self) -> usize {
+        match self {
+            LayerPrecision::F32 => 4,
+            LayerPrecision::F16 | LayerPrecision::Bf16 => 2,
+            LayerPrecision::Int8 { .. } => 1,
+        }
+    }
+
+    fn check(self, name: &str) -> Result<()> {
+        if let LayerPrecision::Int8 {
+            activations: ActivationPlan::Static { scale, zero_point },
+            ..
+        } = self
+            && !(scale.is_finite() && scale > 0.0 && (0..=255).contains(&zero_point))
+        {
+            return Err(ModelError::Plan(format!(
+                "{name}: static activation scale {scale} must be finite and > 0 and zero point {zero_point} within 0..=255"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The precisions of one DCN cross layer's two products.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct CrossPrecision {
+    /// `V_l x_l` (`rank × width`).
+    pub v: LayerPrecision,
+    /// `W_l (·) + b_l` (`width × rank`).
+    pub w: LayerPrecision,
+}
+
+/// Precision per dense layer and storage format per table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// One per bottom-MLP layer.
+    pub bottom: Vec<LayerPrecision>,
+    /// One per DCN cross layer (empty for other interactions).
+    #[serde(default)]
+    pub cross: Vec<CrossPrecision>,
+    /// One per top-MLP layer.
+    pub top: Vec<LayerPrecision>,
+    /// One per table.
+    #[serde(with = "format_names")]
+    pub tables: Vec<TableFormat>,
+}
+
+mod format_names {
+    use quantrec_kernels::formats::TableFormat;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(v: &[TableFormat], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for f in v {
+            seq.serialize_element(f.name())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TableFormat>, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        names
+            .iter()
+            .map(|n| {
+                TableFormat::parse(n).ok_or_else(|| {
+                    D::Error::custom(format!(
+                        "unknown table format {n:?}; expected one of {}",
+                        TableFormat::ALL.map(|f| f.name()).join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+impl Plan {
+    /// Everything in f32 (the default).
+    pub fn f32(config: &ModelConfig) -> Plan {
+        Plan::uniform(config, LayerPrecision::F32, TableFormat::F32)
+    }
+
+    /// The same precision for every dense layer and the same format for every table.
+    pub fn uniform(config: &ModelConfig, layer: LayerPrecision, table: TableFormat) -> Plan {
+        Plan {
+            bottom: vec![layer; config.bottom_mlp.len()],
+            cross: vec![CrossPrecision { v: layer, w: layer }; config.cross_layers()],
+            top: vec![layer; config.top_mlp.len()],
+            tables: vec![table; config.tables.len()],
+        }
+    }
+
+    /// Checks the plan fits `config`: one entry per layer and table, usable static parameters, and
+    /// table formats that can store each table's dimension.
+    pub fn validate(&self, config: &ModelConfig) -> Result<()> {
+        let count = |what: &str, expected: usize, found: usize| -> Result<()> {
+            if expected != found {
+                return Err(ModelError::Plan(format!(
+                    "{what}: the model has {expected}, the plan lists {found}"
+                )));
+            }
+            Ok(())
+        };
+        count(
+            "bottom-MLP layers",
+            config.bottom_mlp.len(),
+            self.bottom.len(),
+        )?;
+        count("top-MLP layers", config.top_mlp.len(), self.top.len())?;
+        count("cross layers", config.cross_layers(), self.cross.len())?;
+        count("tables", config.tables.len(), self.tables.len())?;
+        for (i, p) in self.bottom.iter().enumerate() {
+            p.check(&format!("bottom.{i}"))?;
+        }
+        for (i, p) in self.top.iter().enumerate() {
+            p.check(&format!("top.{i}"))?;
+        }
+        for (i, c) in self.cross.iter().enumerate() {
+            c.v.check(&format!("cross.{i}.v"))?;
+            c.w.check(&format!("cross.{i}.w"))?;
+        }
+        for (t, (f, tc)) in self.tables.iter().zip(&config.tables).enumerate() {
+            f.check_dim(tc.dim)
+                .map_err(|e| ModelError::Plan(format!("table {t}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The plan as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a plan always serializes")
+    }
+
+    /// Parses a plan from JSON.
+    pub fn from_json(s: &str) -> Result<Plan> {
+        serde_json::from_str(s).map_err(|source| ModelError::Json {
+            what: "precision plan".into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,251 @@
+//! `quantrec bench model`: whole-model predict throughput on synthetic one-hot batches.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use quantrec_kernels::formats::TableFormat;
+use quantrec_kernels::rng::Rng;
+use quantrec_model::artifact::Artifact;
+use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
+use quantrec_model::plan::ActivationPlan;
+use quantrec_model::weights::{Linear, TableData};
+use quantrec_model::{
+    Batch, LayerPrecision, Model, ModelConfig, Plan, Scratch, SparseFeature, Weights,
+};
+
+use super::{Reporter, time_median};
+
+/// Arguments of `quantrec bench model`.
+#[derive(Args, Debug)]
+pub struct ModelBenchArgs {
+    /// The artifact to run (or use `--synthetic`).
+    #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
+    pub model: Option<PathBuf>,
+    /// A random model with the shapes of `../shared/peers/dlrm_bench.py`: `kaggle` (d=16, bottom
+    /// 13-512-256-64-16, top 367-512-256-1, Criteo cardinalities capped at 1M rows) or `mlperf`
+    /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows).
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// Plan of a synthetic model: `f32`, or `quantized` (dynamic per-tensor int8 MLPs and 4-bit
+    /// tables: the dlrm repo's inference recipe that the peer runs).
+    #[arg(long, default_value = "f32")]
+    pub plan: String,
+    /// Batch sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    pub batch: Vec<usize>,
+    /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Shorter timings.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write one JSON object per line to this file (`-` for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// A batch of `size` samples: dense values `log1p(100·u)`, one id per table, uniform or (`zipf`)
+/// skewed like the peer's `n·u³`.
+fn synthetic(size: usize, n_dense: usize, rows: &[usize], seed: u64, zipf: bool) -> Batch {
+    let mut rng = Rng::new(seed);
+    let dense = (0..size * n_dense)
+        .map(|_| (100.0 * rng.uniform_f32(0.0, 1.0)).ln_1p())
+        .collect();
+    let sparse = rows
+        .iter()
+        .map(|&r| {
+            let ids = (0..size)
+                .map(|_| {
+                    let u = rng.uniform();
+                    let x = if zipf { u * u * u } else { u };
+                    ((r as f64 * x) as i64).min(r as i64 - 1)
+                })
+                .collect();
+            SparseFeature::one_hot(ids)
+        })
+        .collect();
+    Batch {
+        size,
+        n_dense,
+        dense,
+        sparse,
+        labels: None,
+    }
+}
+
+/// `a×3,b` for runs of equal names.
+fn summarize(names: impl Iterator<Item = String>) -> String {
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for n in names {
+        match runs.last_mut() {
+            Some((last, count)) if *last == n => *count += 1,
+            _ => runs.push((n, 1)),
+        }
+    }
+    runs.iter()
+        .map(|(n, c)| {
+            if *c == 1 {
+                n.clone()
+            } else {
+                format!("{n}×{c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Criteo Kaggle cardinalities (as in the peer).
+const KAGGLE: [usize; 26] = [
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
+    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+];
+
+/// A random DLRM with the peer's shapes; tables are generated directly in their stored format.
+fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
+    let (d, bottom, top, cap): (usize, &[usize], &[usize], usize) = match which {
+        "kaggle" => (16, &[512, 256, 64, 16], &[512, 256, 1], 1_000_000),
+        "mlperf" => (128, &[512, 256, 128], &[1024, 1024, 512, 256, 1], 100_000),
+        other => bail!("unknown synthetic model {other:?}: expected kaggle or mlperf"),
+    };
+    let config = ModelConfig {
+        dense_features: 13,
+        bottom_mlp: bottom.to_vec(),
+        tables: KAGGLE
+            .iter()
+            .map(|&n| TableConfig {
+                rows: n.min(cap),
+                dim: d,
+                pooling: PoolingMode::Sum,
+            })
+            .collect(),
+        interaction: Interaction::Dot {
+            order: DotOrder::LowerByRow,
+            self_interaction: false,
+        },
+        top_mlp: top.to_vec(),
+        naming: Naming::Dlrm,
+    };
+    let (layer, format) = match plan {
+        "f32" => (LayerPrecision::F32, TableFormat::F32),
+        "quantized" => (
+            LayerPrecision::Int8 {
+                per_channel: false,
+                activations: ActivationPlan::Dynamic,
+            },
+            TableFormat::Fused4,
+        ),
+        other => bail!("unknown plan {other:?}: expected f32 or quantized"),
+    };
+    let mut rng = Rng::new(7);
+    let mut linear = |(n, k): (usize, usize)| Linear {
+        out: n,
+        inp: k,
+        weight: (0..n * k)
+            .map(|_| rng.uniform_f32(-1.0, 1.0) / (k as f32).sqrt())
+            .collect(),
+        bias: (0..n).map(|_| rng.uniform_f32(-0.1, 0.1)).collect(),
+    };
+    let bottom = config
+        .bottom_shapes()
+        .into_iter()
+        .map(&mut linear)
+        .collect();
+    let top = config.top_shapes().into_iter().map(&mut linear).collect();
+    let tables = config
+        .tables
+        .iter()
+        .map(|t| {
+            let mut bytes = vec![0u8; t.rows * format.row_bytes(d)];
+            if format == TableFormat::F32 {
+                for c in bytes.chunks_exact_mut(4) {
+                    c.copy_from_slice(&rng.uniform_f32(-0.05, 0.05).to_le_bytes());
+                }
+            } else {
+                let codes = format.code_bytes(d);
+                let scale = half::f16::from_f32(0.1 / 15.0).to_le_bytes();
+                let bias = half::f16::from_f32(-0.05).to_le_bytes();
+                for row in bytes.chunks_exact_mut(format.row_bytes(d)) {
+                    for b in &mut row[..codes] {
+                        *b = rng.below(256) as u8;
+                    }
+                    row[codes..codes + 2].copy_from_slice(&scale);
+                    row[codes + 2..codes + 4].copy_from_slice(&bias);
+                }
+            }
+            TableData::Encoded { format, bytes }
+        })
+        .collect();
+    let weights = Weights {
+        bottom,
+        tables,
+        table_names: Vec::new(),
+        cross: Vec::new(),
+        top,
+    };
+    let p = Plan::uniform(&config, layer, format);
+    Ok(Model::from_parts_owned(config, weights, p)?)
+}
+
+/// Runs `quantrec bench model`.
+pub fn run(args: &ModelBenchArgs) -> Result<()> {
+    let (model, name, zipf) = match (&args.model, &args.synthetic) {
+        (Some(path), _) => {
+            let a = Artifact::load(path).with_context(|| format!("loading {}", path.display()))?;
+            let name = path
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().to_string());
+            (a.model, name, false)
+        }
+        (None, Some(which)) => (
+            synthetic_model(which, &args.plan)?,
+            format!("{which}-{}", args.plan),
+            true,
+        ),
+        (None, None) => bail!("give an artifact or --synthetic"),
+    };
+    let model = &model;
+    let c = model.config();
+    let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
+    let plan: Vec<String> = model
+        .plan()
+        .bottom
+        .iter()
+        .chain(&model.plan().top)
+        .map(|p| p.short_name())
+        .collect();
+    let tables = summarize(model.plan().tables.iter().map(|f| f.name().to_string()));
+    let plan = summarize(plan.into_iter());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.max(1))
+        .build()?;
+    let mut rep = Reporter::new(args.json.as_deref(), None)?;
+    println!(
+        "quantrec bench model {name} — {}",
+        quantrec_kernels::isa::describe()
+    );
+    let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
+    for &b in &args.batch {
+        let batch = synthetic(b, c.dense_features, &rows, 42 + b as u64, zipf);
+        let mut scratch = Scratch::new();
+        let secs = pool.install(|| -> Result<f64> {
+            model.predict(&batch, &mut scratch)?;
+            Ok(time_median(min_time, 5, || {
+                std::hint::black_box(model.predict(&batch, &mut scratch).map(|p| p[0]).ok());
+            }))
+        })?;
+        rep.record_with(
+            quantrec_kernels::Isa::active().name(),
+            "dlrm_predict",
+            json!({"model": name, "batch": b, "threads": args.threads}),
+            secs,
+            b as f64 / secs,
+            "samples/s",
+            json!({"layers": plan, "tables": tables}),
+        )?;
+    }
+    rep.finish()
+}
