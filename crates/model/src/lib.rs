@@ -12,9 +12,7 @@ pub mod artifact;
 pub mod batch;
 pub mod config;
 pub mod error;
-<<<<<<< HEAD
 pub mod metrics;
-=======
 pub mod export;
 pub mod forward;
 pub mod import;
@@ -24,7 +22,6 @@ pub mod plan;
 pub mod state_dict;
 pub mod tables;
 pub mod weights;
->>>>>>> model
 
 pub use artifact::Artifact;
 pub use batch::{Batch, SparseFeature};
