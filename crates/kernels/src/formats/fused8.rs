@@ -1,0 +1,26 @@
+//! 8-bit rows with an f32 scale and bias: FBGEMM's `FloatOrHalfToFused8BitRowwiseQuantizedSBFloat`
+//! (what `torch.ops.quantized.embedding_bag_byte_prepack` returns).
+//!
+//! `scale = range / 255`, `bias = min`, `code = lrintf((x - min) · 255 / (range + 1e-8))`. The codes
+//! cannot leave `0..=255` for finite rows (the reciprocal is taken of `range + 1e-8 ≥ range`), and a
+//! NaN product (infinite range) gives code 0 exactly like FBGEMM's vector path.
+
+use super::round::{lrintf, min_max_fbgemm};
+
+/// FBGEMM's `kEpsilon` added to the range before taking the reciprocal.
+const EPSILON: f32 = 1e-8;
+
+/// Quantizes one row; `out` holds `x.len() + 8` bytes.
+pub(crate) fn quantize_row(x: &[f32], out: &mut [u8]) {
+    let d = x.len();
+    let (mn, mx) = min_max_fbgemm(x);
+    let range = mx - mn;
+    let scale = range / 255.0;
+    let inverse = 255.0 / (range + EPSILON);
+    for (o, &v) in out[..d].iter_mut().zip(x) {
+        // Truncation to u8 is FBGEMM's store of the low byte; the value is already in 0..=255.
+        *o = lrintf((v - mn) * inverse) as u8;
+    }
+    out[d..d + 4].copy_from_slice(&scale.to_le_bytes());
+    out[d + 4..d + 8].copy_from_slice(&mn.to_le_bytes());
+}

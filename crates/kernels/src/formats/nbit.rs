@@ -1,0 +1,49 @@
+//! Rows of `N`-bit codes with an f16 scale and bias (`N` = 8, 4 or 2): FBGEMM's
+//! `FloatOrHalfToFusedNBitRowwiseQuantizedSBHalf` and the reference path PyTorch's
+//! `embedding_bag_{4,2}bit_prepack` takes with `optimized_qparams=True`.
+//!
+//! Given a clipping range `[lo, hi]` (the row's min and max, or the greedy search's choice):
+//! `bias = f16(lo)`; `scale = f16((hi - bias) / (2^N - 1))`, or 1 when the range is 0, when the f16
+//! scale underflows to 0 or when its reciprocal overflows; `code = clamp(lrintf((x - bias) / scale),
+//! 0, 2^N - 1)` computed as `(x - bias) · (1 / scale)`. Codes are packed with element 0 in the lowest
+//! bits of byte 0.
+
+use half::f16;
+
+use super::round::{lrintf, min_max_fbgemm, round_f16};
+
+/// Quantizes one row with its own min and max as the range; `out` holds `ceil(d·bits/8) + 4` bytes.
+pub(crate) fn quantize_row(x: &[f32], bits: u32, out: &mut [u8]) {
+    let (mn, mx) = min_max_fbgemm(x);
+    quantize_row_with_range(x, bits, mn, mx, out);
+}
+
+/// Quantizes one row clipped to `[lo, hi]`.
+pub(crate) fn quantize_row_with_range(x: &[f32], bits: u32, lo: f32, hi: f32, out: &mut [u8]) {
+    let qmax = (1i32 << bits) - 1;
+    let bias = round_f16(lo);
+    let range = hi - bias;
+    let mut scale = if range == 0.0 {
+        1.0
+    } else {
+        round_f16(range / qmax as f32)
+    };
+    if scale == 0.0 {
+        scale = 1.0;
+    }
+    let mut inverse = 1.0 / scale;
+    if inverse.is_infinite() {
+        scale = 1.0;
+        inverse = 1.0;
+    }
+    let per_byte = (8 / bits) as usize;
+    let code_bytes = x.len().div_ceil(per_byte);
+    out[..code_bytes].fill(0);
+    for (i, &v) in x.iter().enumerate() {
+        // `static_cast<int>(lrintf(..))` keeps the low 32 bits of the long; then clamp.
+        let q = (lrintf((v - bias) * inverse) as i32).clamp(0, qmax) as u8;
+        out[i / per_byte] |= q << ((i % per_byte) as u32 * bits);
+    }
+    out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
+    out[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(bias).to_le_bytes());
+}
