@@ -140,6 +140,55 @@ pub fn quantize_table_with(
                 }
             }
         });
+    check_representable(out, rows, dim, format, name)
+}
+
+/// Rejects outputs FBGEMM would have written silently broken: an f16/bf16 value that overflowed to
+/// infinity, or a row whose scale or bias is not finite (|values| beyond the f16 range for the
+/// half-precision formats, or a range beyond f32 for `fused8`).
+fn check_representable(
+    out: &[u8],
+    rows: usize,
+    dim: usize,
+    format: TableFormat,
+    name: &str,
+) -> Result<()> {
+    let row_bytes = format.row_bytes(dim);
+    let bad = |reason: String| {
+        Err(KernelError::BadQuantParams {
+            what: format!("table {name}"),
+            reason,
+        })
+    };
+    let mut decoded = vec![0f32; if format.bits() == 16 { dim } else { 0 }];
+    for r in 0..rows {
+        let row = &out[r * row_bytes..(r + 1) * row_bytes];
+        match format {
+            TableFormat::F32 => {}
+            TableFormat::F16 | TableFormat::Bf16 => {
+                dequantize_row(format, row, &mut decoded);
+                if let Some(c) = decoded.iter().position(|v| !v.is_finite()) {
+                    return bad(format!(
+                        "row {r}, column {c}: the value overflows {format} (largest finite {})",
+                        if format == TableFormat::F16 {
+                            f16::MAX.to_f32()
+                        } else {
+                            bf16::MAX.to_f32()
+                        }
+                    ));
+                }
+            }
+            _ => {
+                let (scale, bias) = super::row_scale_bias(format, dim, row);
+                if !scale.is_finite() || !bias.is_finite() {
+                    return bad(format!(
+                        "row {r}: its {format} scale ({scale}) or bias ({bias}) is not finite; \
+                         the row's values or range exceed what the format's scale and bias can hold"
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
