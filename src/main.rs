@@ -20,6 +20,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Benchmark kernels (one JSON object per line with --json).
     Bench(bench::BenchArgs),
+    /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
+    Convert(cmd::convert::ConvertArgs),
 }
 
 fn main() -> Result<()> {
@@ -29,5 +31,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
     }
 }
