@@ -24,3 +24,26 @@ pub(crate) fn quantize_row(x: &[f32], out: &mut [u8]) {
     out[d..d + 4].copy_from_slice(&scale.to_le_bytes());
     out[d + 4..d + 8].copy_from_slice(&mn.to_le_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_pytorchs_documented_example() {
+        // From the comment on `qembeddingbag_byte_prepack_out`: [10, 20] packs to codes [0, 255],
+        // scale bytes [161, 160, 32, 61] (10/255) and bias bytes [0, 0, 32, 65] (10.0).
+        let mut out = [0u8; 10];
+        quantize_row(&[10.0, 20.0], &mut out);
+        assert_eq!(out, [0, 255, 161, 160, 32, 61, 0, 0, 32, 65]);
+    }
+
+    #[test]
+    fn constant_rows_get_zero_codes_and_zero_scale() {
+        let mut out = [0u8; 11];
+        quantize_row(&[-2.5; 3], &mut out);
+        assert_eq!(out[..3], [0, 0, 0]);
+        assert_eq!(f32::from_le_bytes(out[3..7].try_into().unwrap()), 0.0);
+        assert_eq!(f32::from_le_bytes(out[7..11].try_into().unwrap()), -2.5);
+    }
+}

@@ -47,3 +47,49 @@ pub(crate) fn quantize_row_with_range(x: &[f32], bits: u32, lo: f32, hi: f32, ou
     out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
     out[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(bias).to_le_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scale_bias(out: &[u8]) -> (f32, f32) {
+        let n = out.len();
+        (
+            f16::from_le_bytes([out[n - 4], out[n - 3]]).to_f32(),
+            f16::from_le_bytes([out[n - 2], out[n - 1]]).to_f32(),
+        )
+    }
+
+    #[test]
+    fn codes_pack_element_zero_in_the_low_bits() {
+        // min 0, max 15: scale 1, codes equal the values.
+        let x = [0.0, 15.0, 3.0, 12.0];
+        let mut out = [0u8; 6];
+        quantize_row(&x, 4, &mut out);
+        assert_eq!(out[..2], [0xf0, 0xc3]);
+        assert_eq!(scale_bias(&out), (1.0, 0.0));
+        // 2 bits: min 0, max 3.
+        let mut out = [0u8; 5];
+        quantize_row(&[1.0, 0.0, 3.0, 2.0], 2, &mut out);
+        assert_eq!(out[0], 0b10_11_00_01);
+    }
+
+    #[test]
+    fn zero_range_and_underflowing_scale_use_scale_one() {
+        let mut out = [0u8; 6];
+        quantize_row(&[0.0; 4], 4, &mut out);
+        assert_eq!(out, [0, 0, 0x00, 0x3c, 0, 0]);
+        // A range whose f16 scale underflows to zero: scale 1, every code 0 (or clamped).
+        let x = [1e-9, 0.0, 5e-10, 2e-10];
+        quantize_row(&x, 4, &mut out);
+        assert_eq!(scale_bias(&out), (1.0, 0.0));
+        assert_eq!(out[..2], [0, 0]);
+    }
+
+    #[test]
+    fn clipped_values_saturate_at_the_code_range() {
+        let mut out = [0u8; 6];
+        quantize_row_with_range(&[-5.0, 0.0, 15.0, 40.0], 4, 0.0, 15.0, &mut out);
+        assert_eq!(out[..2], [0x00, 0xff]);
+    }
+}

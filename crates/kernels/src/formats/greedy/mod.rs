@@ -34,6 +34,9 @@ pub(crate) const MIN_BINS: f32 = (200.0f64 * (1.0 - RATIO)) as f32;
 /// Rows handed to one rayon task.
 const ROWS_PER_TASK: usize = 256;
 
+/// A search kernel: `(rows of dim values, dim, bits, one (lo, hi) per row)`.
+type SearchFn = fn(&[f32], usize, u32, &mut [(f32, f32)]);
+
 /// The greedy-search kernels of one ISA level.
 #[derive(Clone, Copy, Debug)]
 pub struct GreedyOps {
@@ -41,7 +44,7 @@ pub struct GreedyOps {
     pub isa: Isa,
     /// Rows searched together (vector lanes).
     pub lanes: usize,
-    search: fn(&[f32], usize, u32, &mut [(f32, f32)]),
+    search: SearchFn,
 }
 
 impl GreedyOps {

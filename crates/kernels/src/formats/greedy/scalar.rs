@@ -38,8 +38,9 @@ pub(crate) fn loss(x: &[f32], lo: f32, hi: f32, qmax: f32) -> f32 {
 /// PyTorch's loop `while (cur_min + thr < cur_max)` never ends when a step no longer moves the chosen
 /// bound (a range below the float resolution of its magnitude, e.g. `1 + 1e-6·u`); here an iteration
 /// that changes neither bound nor the current loss is a fixed point of that loop and ends it, with the
-/// best range found so far — what PyTorch would hold forever. Otherwise each iteration moves a bound
-/// by at least half a step, so the search ends within `2 · N_BINS` iterations.
+/// best range found so far — what PyTorch would hold forever. Every other iteration moves a bound
+/// inward by at least half a step (a float sum that moves at all moves by at least half its addend),
+/// so the search ends after at most about `2 · N_BINS` iterations on any finite row.
 pub fn search_row(x: &[f32], bits: u32) -> (f32, f32) {
     if x.is_empty() {
         return (0.0, 0.0);
@@ -76,5 +77,28 @@ pub fn search_row(x: &[f32], bits: u32) -> (f32, f32) {
 pub(crate) fn search(src: &[f32], dim: usize, bits: u32, out: &mut [(f32, f32)]) {
     for (r, o) in out.iter_mut().enumerate() {
         *o = search_row(&src[r * dim..(r + 1) * dim], bits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outlier_is_clipped_and_the_loss_does_not_grow() {
+        let mut x: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 32.0) / 320.0)
+            .collect();
+        x[5] = 2.0;
+        let (mn, mx) = min_max_first(&x);
+        let (lo, hi) = search_row(&x, 4);
+        assert!(mn <= lo && hi < mx, "[{lo}, {hi}] within [{mn}, {mx}]");
+        assert!(loss(&x, lo, hi, 15.0) <= loss(&x, mn, mx, 15.0));
+    }
+
+    #[test]
+    fn constant_rows_keep_their_range() {
+        assert_eq!(search_row(&[0.37; 8], 4), (0.37, 0.37));
+        assert_eq!(search_row(&[], 2), (0.0, 0.0));
     }
 }

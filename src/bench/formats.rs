@@ -1,0 +1,83 @@
+//! `quantize_*` lines: table quantization throughput in rows/s, the greedy range search at every
+//! ISA level on one thread and in parallel.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quantrec_kernels::Isa;
+use quantrec_kernels::formats::greedy::{GreedyOps, search_rows};
+use quantrec_kernels::formats::{QuantizeOptions, TableFormat, quantize_table};
+use quantrec_kernels::rng::Rng;
+use serde_json::json;
+
+use super::{KernelBenchArgs, Reporter, time_median};
+
+/// Benchmarks table quantization.
+pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    let (rows, dim) = if args.quick {
+        (10_000, 64)
+    } else {
+        (100_000, 64)
+    };
+    let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
+    let src = Rng::new(1).normal_vec(rows * dim, 0.05);
+    let threads = rayon::current_num_threads();
+
+    for bits in [4u32, 2] {
+        let op = format!("quantize_greedy{bits}_search");
+        if !rep.wants(&op) {
+            continue;
+        }
+        let mut out = vec![(0.0f32, 0.0f32); rows];
+        for isa in Isa::available() {
+            let ops = GreedyOps::for_isa(isa)?;
+            // Single thread: the ops table directly, no rayon.
+            let secs = time_median(min_time, 3, || {
+                ops.search(&src, dim, bits, &mut out).expect("valid shapes");
+            });
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+        let ops = GreedyOps::active();
+        let secs = time_median(min_time, 3, || {
+            search_rows(ops, &src, dim, bits, &mut out).expect("valid shapes");
+        });
+        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
+        rep.record(
+            ops.isa.name(),
+            &op,
+            shape,
+            secs,
+            rows as f64 / secs,
+            "rows/s",
+        )?;
+    }
+
+    for format in [
+        TableFormat::Fused8,
+        TableFormat::Fused4,
+        TableFormat::Fused2,
+    ] {
+        let op = format!("quantize_{}", format.name());
+        if !rep.wants(&op) {
+            continue;
+        }
+        let opts = QuantizeOptions {
+            greedy: false,
+            name: "bench",
+        };
+        let secs = time_median(min_time, 3, || {
+            std::hint::black_box(quantize_table(&src, rows, dim, format, &opts).expect("valid"));
+        });
+        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
+        rep.record(
+            Isa::active().name(),
+            &op,
+            shape,
+            secs,
+            rows as f64 / secs,
+            "rows/s",
+        )?;
+    }
+    Ok(())
+}
