@@ -8,7 +8,22 @@ pub(crate) fn lrintf(v: f32) -> i64 {
     if v.is_nan() || !(-LIMIT..LIMIT).contains(&v) {
         i64::MIN
     } else {
-        v.round_ties_even() as i64
+        round_even(v) as i64
+    }
+}
+
+/// `nearbyint`: round half to even, exactly `f32::round_ties_even`, without the libm call that
+/// baseline x86-64 (no SSE4.1) makes for it. For `|v| < 2^23`, `|v| + 2^23` lies in `[2^23, 2^24)`
+/// where floats are the integers, so the addition itself rounds to nearest even and the subtraction
+/// is exact; larger values (and infinities, NaN) are already integral.
+#[inline]
+pub(crate) fn round_even(v: f32) -> f32 {
+    const TWO_23: f32 = 8_388_608.0;
+    let a = v.abs();
+    if a < TWO_23 {
+        ((a + TWO_23) - TWO_23).copysign(v)
+    } else {
+        v
     }
 }
 
@@ -88,6 +103,41 @@ mod tests {
         assert_eq!(lrintf(f32::INFINITY), i64::MIN);
         assert_eq!(lrintf(1e19), i64::MIN);
         assert_eq!(lrintf(-1e19), i64::MIN);
+    }
+
+    #[test]
+    fn round_even_equals_round_ties_even() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.5,
+            0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_217.0,
+            1e-45,
+            -1e-45,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let mut rng = crate::rng::Rng::new(5);
+        let random = (0..200_000).map(|_| f32::from_bits(rng.next_u64() as u32));
+        let scaled = (0..200_000).map(|i| (i as f32 - 100_000.0) * 0.25 + 0.125);
+        for v in specials.into_iter().chain(random).chain(scaled) {
+            let (a, b) = (round_even(v), v.round_ties_even());
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{v}: {a} vs {b}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `calculate_quant_loss`), evaluated in exactly PyTorch's order: one sequential f32 sum per candidate.
 
 use super::{MIN_BINS, N_BINS};
-use crate::formats::round::{cpp_max, cpp_min, min_max_first, round_f16};
+use crate::formats::round::{cpp_max, cpp_min, min_max_first, round_even, round_f16};
 
 /// Where the search of one row starts: `(min, max, step, thr)`.
 #[inline]
@@ -26,7 +26,7 @@ pub(crate) fn loss(x: &[f32], lo: f32, hi: f32, qmax: f32) -> f32 {
     let inverse = if scale == 0.0 { 1.0 } else { 1.0 / scale };
     let mut norm = 0.0f32;
     for &v in x {
-        let c = cpp_max(0.0, cpp_min(((v - bias) * inverse).round_ties_even(), qmax));
+        let c = cpp_max(0.0, cpp_min(round_even((v - bias) * inverse), qmax));
         let q = c * scale + bias;
         norm += (v - q) * (v - q);
     }
