@@ -33,8 +33,8 @@ pub struct ConvertArgs {
     /// fused8half, fused4 and fused2 only).
     #[arg(long)]
     pub greedy: bool,
-    /// Only convert tensors whose name matches this regular expression (each must be a 2-D float
-    /// tensor).
+    /// Only convert tensors whose name matches this regular expression (unanchored: use `^...$` for
+    /// whole names); each matching tensor must be a 2-D float tensor.
     #[arg(long)]
     pub tensors: Option<Regex>,
 }
