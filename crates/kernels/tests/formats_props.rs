@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use quantrec_kernels::formats::greedy::scalar::search_row;
 use quantrec_kernels::formats::{
-    GreedyOps, QuantizeOptions, TableFormat, TableRef, dequantize_row, dequantize_table,
+    CodeOps, GreedyOps, QuantizeOptions, TableFormat, TableRef, dequantize_row, dequantize_table,
     quantize_row, quantize_table, quantize_table_f16, quantize_table_with, row_scale_bias,
 };
 use quantrec_kernels::rng::Rng;
@@ -386,31 +386,63 @@ proptest! {
     }
 }
 
+/// Awkward lengths for the code kernels: empty, single, around the 8- and 16-wide steps.
+const LENGTHS: [usize; 12] = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100];
+
+#[test]
+fn code_kernels_equal_the_scalar_oracle_at_every_isa_level() {
+    let mut rng = Rng::new(17);
+    let scalar = CodeOps::for_isa(Isa::Scalar).unwrap();
+    for &n in &LENGTHS {
+        for trial in 0..20 {
+            let mut x: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 3.0).collect();
+            if trial % 4 == 1 {
+                // Exact ties between codes: (x - bias) · inverse lands on k + 1/2.
+                x = (0..n).map(|i| (i % 40) as f32 * 0.5 - 2.0).collect();
+            }
+            if trial % 4 == 2 && n > 2 {
+                x[n / 2] = -0.0;
+                x[0] = 0.0;
+                x[n - 1] = f32::NAN;
+            }
+            let (bias, inverse) = (
+                rng.uniform_f32(-3.0, 1.0),
+                [1.0, 2.0, 0.37, 40.0][trial % 4],
+            );
+            for qmax in [1, 3, 15, 255] {
+                let mut expected = vec![0u8; n];
+                scalar.codes(&x, bias, inverse, qmax, &mut expected);
+                let (mn, mx) = scalar.min_max(&x);
+                for isa in Isa::available() {
+                    let ops = CodeOps::for_isa(isa).unwrap();
+                    let mut got = vec![7u8; n];
+                    ops.codes(&x, bias, inverse, qmax, &mut got);
+                    assert_eq!(got, expected, "{isa}: n {n}, trial {trial}, qmax {qmax}");
+                    let (a, b) = ops.min_max(&x);
+                    assert!(
+                        a.to_bits() == mn.to_bits() && b.to_bits() == mx.to_bits(),
+                        "{isa}: min/max of n {n}, trial {trial}: ({a}, {b}) vs ({mn}, {mx})"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn quantize_table_with_pins_the_isa_level_without_changing_bytes() {
+    // 37 rows: two 16-row greedy blocks and a padded one; dimension 24: an 8-wide tail at AVX-512.
     let (rows, dim) = (37, 24);
     let src = table(9, rows, dim);
-    let opts = QuantizeOptions {
-        greedy: true,
-        name: "t",
-    };
-    let rb = TableFormat::Fused4.row_bytes(dim);
-    let mut reference = vec![0u8; rows * rb];
-    let scalar = GreedyOps::for_isa(Isa::Scalar).unwrap();
-    quantize_table_with(
-        &scalar,
-        &src,
-        rows,
-        dim,
-        TableFormat::Fused4,
-        &opts,
-        &mut reference,
-    )
-    .unwrap();
-    for isa in Isa::available() {
-        let mut out = vec![0u8; rows * rb];
-        let ops = GreedyOps::for_isa(isa).unwrap();
-        quantize_table_with(&ops, &src, rows, dim, TableFormat::Fused4, &opts, &mut out).unwrap();
-        assert_eq!(out, reference, "{isa}");
+    for (format, greedy) in FUSED {
+        let opts = QuantizeOptions { greedy, name: "t" };
+        let rb = format.row_bytes(dim);
+        let mut reference = vec![0u8; rows * rb];
+        quantize_table_with(Isa::Scalar, &src, rows, dim, format, &opts, &mut reference).unwrap();
+        for isa in Isa::available() {
+            let mut out = vec![0u8; rows * rb];
+            quantize_table_with(isa, &src, rows, dim, format, &opts, &mut out).unwrap();
+            assert_eq!(out, reference, "{format} greedy={greedy} at {isa}");
+        }
     }
 }

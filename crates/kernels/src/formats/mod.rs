@@ -21,12 +21,14 @@
 //!   `lo`, `hi` in place of min and max.
 //! - `f16` / `bf16`: round to nearest even.
 
+pub mod codes;
 mod fused8;
 pub mod greedy;
 mod nbit;
 mod round;
 mod table;
 
+pub use codes::CodeOps;
 pub use greedy::GreedyOps;
 pub use table::{
     QuantizeOptions, dequantize_table, quantize_row, quantize_table, quantize_table_f16,

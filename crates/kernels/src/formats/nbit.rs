@@ -10,16 +10,32 @@
 
 use half::f16;
 
-use super::round::{lrintf, min_max_fbgemm, round_f16};
+use super::codes::CodeOps;
+use super::round::round_f16;
 
-/// Quantizes one row with its own min and max as the range; `out` holds `ceil(d·bits/8) + 4` bytes.
-pub(crate) fn quantize_row(x: &[f32], bits: u32, out: &mut [u8]) {
-    let (mn, mx) = min_max_fbgemm(x);
-    quantize_row_with_range(x, bits, mn, mx, out);
+/// Quantizes one row with its own min and max as the range; `out` holds `ceil(d·bits/8) + 4` bytes;
+/// `scratch` is reused between rows.
+pub(crate) fn quantize_row(
+    ops: &CodeOps,
+    x: &[f32],
+    bits: u32,
+    scratch: &mut Vec<u8>,
+    out: &mut [u8],
+) {
+    let (mn, mx) = ops.min_max(x);
+    quantize_row_with_range(ops, x, bits, mn, mx, scratch, out);
 }
 
 /// Quantizes one row clipped to `[lo, hi]`.
-pub(crate) fn quantize_row_with_range(x: &[f32], bits: u32, lo: f32, hi: f32, out: &mut [u8]) {
+pub(crate) fn quantize_row_with_range(
+    ops: &CodeOps,
+    x: &[f32],
+    bits: u32,
+    lo: f32,
+    hi: f32,
+    scratch: &mut Vec<u8>,
+    out: &mut [u8],
+) {
     let qmax = (1i32 << bits) - 1;
     let bias = round_f16(lo);
     let range = hi - bias;
@@ -38,11 +54,17 @@ pub(crate) fn quantize_row_with_range(x: &[f32], bits: u32, lo: f32, hi: f32, ou
     }
     let per_byte = (8 / bits) as usize;
     let code_bytes = x.len().div_ceil(per_byte);
-    out[..code_bytes].fill(0);
-    for (i, &v) in x.iter().enumerate() {
-        // `static_cast<int>(lrintf(..))` keeps the low 32 bits of the long; then clamp.
-        let q = (lrintf((v - bias) * inverse) as i32).clamp(0, qmax) as u8;
-        out[i / per_byte] |= q << ((i % per_byte) as u32 * bits);
+    if per_byte == 1 {
+        ops.codes(x, bias, inverse, qmax, &mut out[..code_bytes]);
+    } else {
+        scratch.resize(x.len(), 0);
+        ops.codes(x, bias, inverse, qmax, scratch);
+        for (o, c) in out[..code_bytes].iter_mut().zip(scratch.chunks(per_byte)) {
+            *o = c
+                .iter()
+                .enumerate()
+                .fold(0u8, |b, (k, &q)| b | (q << (k as u32 * bits)));
+        }
     }
     out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
     out[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(bias).to_le_bytes());
@@ -51,6 +73,14 @@ pub(crate) fn quantize_row_with_range(x: &[f32], bits: u32, lo: f32, hi: f32, ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Isa;
+
+    /// Runs `f` with the code kernels of every level this CPU has.
+    fn each_level(f: impl Fn(&CodeOps, &mut Vec<u8>)) {
+        for isa in Isa::available() {
+            f(&CodeOps::for_isa(isa).unwrap(), &mut Vec::new());
+        }
+    }
 
     fn scale_bias(out: &[u8]) -> (f32, f32) {
         let n = out.len();
@@ -63,33 +93,40 @@ mod tests {
     #[test]
     fn codes_pack_element_zero_in_the_low_bits() {
         // min 0, max 15: scale 1, codes equal the values.
-        let x = [0.0, 15.0, 3.0, 12.0];
-        let mut out = [0u8; 6];
-        quantize_row(&x, 4, &mut out);
-        assert_eq!(out[..2], [0xf0, 0xc3]);
-        assert_eq!(scale_bias(&out), (1.0, 0.0));
-        // 2 bits: min 0, max 3.
-        let mut out = [0u8; 5];
-        quantize_row(&[1.0, 0.0, 3.0, 2.0], 2, &mut out);
-        assert_eq!(out[0], 0b10_11_00_01);
+        each_level(|ops, scratch| {
+            let x = [0.0, 15.0, 3.0, 12.0];
+            let mut out = [0u8; 6];
+            quantize_row(ops, &x, 4, scratch, &mut out);
+            assert_eq!(out[..2], [0xf0, 0xc3]);
+            assert_eq!(scale_bias(&out), (1.0, 0.0));
+            // 2 bits: min 0, max 3.
+            let mut out = [0u8; 5];
+            quantize_row(ops, &[1.0, 0.0, 3.0, 2.0], 2, scratch, &mut out);
+            assert_eq!(out[0], 0b10_11_00_01);
+        });
     }
 
     #[test]
     fn zero_range_and_underflowing_scale_use_scale_one() {
-        let mut out = [0u8; 6];
-        quantize_row(&[0.0; 4], 4, &mut out);
-        assert_eq!(out, [0, 0, 0x00, 0x3c, 0, 0]);
-        // A range whose f16 scale underflows to zero: scale 1, every code 0 (or clamped).
-        let x = [1e-9, 0.0, 5e-10, 2e-10];
-        quantize_row(&x, 4, &mut out);
-        assert_eq!(scale_bias(&out), (1.0, 0.0));
-        assert_eq!(out[..2], [0, 0]);
+        each_level(|ops, scratch| {
+            let mut out = [0u8; 6];
+            quantize_row(ops, &[0.0; 4], 4, scratch, &mut out);
+            assert_eq!(out, [0, 0, 0x00, 0x3c, 0, 0]);
+            // A range whose f16 scale underflows to zero: scale 1, every code 0.
+            let x = [1e-9, 0.0, 5e-10, 2e-10];
+            quantize_row(ops, &x, 4, scratch, &mut out);
+            assert_eq!(scale_bias(&out), (1.0, 0.0));
+            assert_eq!(out[..2], [0, 0]);
+        });
     }
 
     #[test]
     fn clipped_values_saturate_at_the_code_range() {
-        let mut out = [0u8; 6];
-        quantize_row_with_range(&[-5.0, 0.0, 15.0, 40.0], 4, 0.0, 15.0, &mut out);
-        assert_eq!(out[..2], [0x00, 0xff]);
+        each_level(|ops, scratch| {
+            let mut out = [0u8; 6];
+            let x = [-5.0, 0.0, 15.0, 40.0];
+            quantize_row_with_range(ops, &x, 4, 0.0, 15.0, scratch, &mut out);
+            assert_eq!(out[..2], [0x00, 0xff]);
+        });
     }
 }

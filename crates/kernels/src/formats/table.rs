@@ -3,9 +3,10 @@
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use super::codes::CodeOps;
 use super::greedy::{self, GreedyOps};
 use super::{TableFormat, TableRef, dequantize_row, fused8, nbit};
-use crate::{KernelError, Result};
+use crate::{Isa, KernelError, Result};
 
 /// Rows handed to one rayon task.
 const ROWS_PER_TASK: usize = 512;
@@ -33,7 +34,7 @@ pub fn quantize_table(
     opts: &QuantizeOptions<'_>,
 ) -> Result<Vec<u8>> {
     let mut out = vec![0u8; rows * format.row_bytes(dim)];
-    quantize_table_with(GreedyOps::active(), src, rows, dim, format, opts, &mut out)?;
+    quantize_table_with(Isa::active(), src, rows, dim, format, opts, &mut out)?;
     Ok(out)
 }
 
@@ -57,13 +58,14 @@ pub fn quantize_row(
     opts: &QuantizeOptions<'_>,
     out: &mut [u8],
 ) -> Result<()> {
-    quantize_table_with(GreedyOps::active(), src, 1, src.len(), format, opts, out)
+    quantize_table_with(Isa::active(), src, 1, src.len(), format, opts, out)
 }
 
 /// [`quantize_table`] into a caller's buffer of `rows · format.row_bytes(dim)` bytes, with the
-/// greedy search run by `ops` (any ISA level gives the same bytes; tests pin the level).
+/// kernels of ISA level `isa` (every level gives the same bytes; tests pin each one). A level this
+/// CPU lacks is an error.
 pub fn quantize_table_with(
-    ops: &GreedyOps,
+    isa: Isa,
     src: &[f32],
     rows: usize,
     dim: usize,
@@ -96,6 +98,7 @@ pub fn quantize_table_with(
             ),
         });
     }
+    let (greedy_ops, code_ops) = (GreedyOps::for_isa(isa)?, CodeOps::for_isa(isa)?);
     check_finite(src, dim, name)?;
     if rows == 0 {
         return Ok(());
@@ -103,7 +106,7 @@ pub fn quantize_table_with(
     let bits = format.bits() as u32;
     let ranges = if opts.greedy {
         let mut r = vec![(0.0f32, 0.0f32); rows];
-        greedy::search_rows(ops, src, dim, bits, &mut r)?;
+        greedy::search_rows(&greedy_ops, src, dim, bits, &mut r)?;
         Some(r)
     } else {
         None
@@ -112,6 +115,8 @@ pub fn quantize_table_with(
     out.par_chunks_mut(ROWS_PER_TASK * row_bytes)
         .enumerate()
         .for_each(|(task, chunk)| {
+            let ops = &code_ops;
+            let mut scratch = Vec::new();
             for (k, o) in chunk.chunks_exact_mut(row_bytes).enumerate() {
                 let r = task * ROWS_PER_TASK + k;
                 let x = row_src(r);
@@ -131,12 +136,12 @@ pub fn quantize_table_with(
                             b.copy_from_slice(&bf16::from_f32(*v).to_le_bytes());
                         }
                     }
-                    (TableFormat::Fused8, _) => fused8::quantize_row(x, o),
+                    (TableFormat::Fused8, _) => fused8::quantize_row(ops, x, o),
                     (_, Some(ranges)) => {
                         let (lo, hi) = ranges[r];
-                        nbit::quantize_row_with_range(x, bits, lo, hi, o);
+                        nbit::quantize_row_with_range(ops, x, bits, lo, hi, &mut scratch, o);
                     }
-                    (_, None) => nbit::quantize_row(x, bits, o),
+                    (_, None) => nbit::quantize_row(ops, x, bits, &mut scratch, o),
                 }
             }
         });
