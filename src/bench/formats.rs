@@ -1,12 +1,12 @@
-//! `quantize_*` lines: table quantization throughput in rows/s, the greedy range search at every
-//! ISA level on one thread and in parallel.
+//! `quantize_*` lines: table quantization throughput in rows/s (the greedy range search alone, and
+//! whole tables per format) at every ISA level on one thread, and at the active level on all threads.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::formats::greedy::{GreedyOps, search_rows};
-use quantrec_kernels::formats::{QuantizeOptions, TableFormat, quantize_table};
+use quantrec_kernels::formats::{QuantizeOptions, TableFormat, quantize_table_with};
 use quantrec_kernels::rng::Rng;
 use serde_json::json;
 
@@ -53,31 +53,38 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         )?;
     }
 
-    for format in [
-        TableFormat::Fused8,
-        TableFormat::Fused4,
-        TableFormat::Fused2,
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    for (format, greedy) in [
+        (TableFormat::Fused8, false),
+        (TableFormat::Fused4, false),
+        (TableFormat::Fused2, false),
+        (TableFormat::Fused4, true),
     ] {
-        let op = format!("quantize_{}", format.name());
+        let op = format!(
+            "quantize_{}{}",
+            format.name(),
+            if greedy { "_greedy" } else { "" }
+        );
         if !rep.wants(&op) {
             continue;
         }
         let opts = QuantizeOptions {
-            greedy: false,
+            greedy,
             name: "bench",
         };
-        let secs = time_median(min_time, 3, || {
-            std::hint::black_box(quantize_table(&src, rows, dim, format, &opts).expect("valid"));
-        });
+        let mut out = vec![0u8; rows * format.row_bytes(dim)];
+        let mut quantize = |isa: Isa| {
+            quantize_table_with(isa, &src, rows, dim, format, &opts, &mut out).expect("valid");
+        };
+        for isa in Isa::available() {
+            let secs = one_thread.install(|| time_median(min_time, 3, || quantize(isa)));
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+        let isa = Isa::active();
+        let secs = time_median(min_time, 3, || quantize(isa));
         let shape = json!({"rows": rows, "dim": dim, "threads": threads});
-        rep.record(
-            Isa::active().name(),
-            &op,
-            shape,
-            secs,
-            rows as f64 / secs,
-            "rows/s",
-        )?;
+        rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
     }
     Ok(())
 }
