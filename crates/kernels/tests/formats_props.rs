@@ -411,12 +411,14 @@ fn code_kernels_equal_the_scalar_oracle_at_every_isa_level() {
             );
             for qmax in [1, 3, 15, 255] {
                 let mut expected = vec![0u8; n];
-                scalar.codes(&x, bias, inverse, qmax, &mut expected);
+                scalar
+                    .codes(&x, bias, inverse, qmax, &mut expected)
+                    .unwrap();
                 let (mn, mx) = scalar.min_max(&x);
                 for isa in Isa::available() {
                     let ops = CodeOps::for_isa(isa).unwrap();
                     let mut got = vec![7u8; n];
-                    ops.codes(&x, bias, inverse, qmax, &mut got);
+                    ops.codes(&x, bias, inverse, qmax, &mut got).unwrap();
                     assert_eq!(got, expected, "{isa}: n {n}, trial {trial}, qmax {qmax}");
                     let (a, b) = ops.min_max(&x);
                     assert!(
@@ -445,4 +447,26 @@ fn quantize_table_with_pins_the_isa_level_without_changing_bytes() {
             assert_eq!(out, reference, "{format} greedy={greedy} at {isa}");
         }
     }
+}
+
+#[test]
+fn code_kernels_refuse_bad_arguments() {
+    for isa in Isa::available() {
+        let ops = CodeOps::for_isa(isa).unwrap();
+        let mut short = [0u8; 3];
+        assert!(matches!(
+            ops.codes(&[1.0; 4], 0.0, 1.0, 15, &mut short),
+            Err(KernelError::Shape {
+                expected: 4,
+                found: 3,
+                ..
+            })
+        ));
+        let mut out = [0u8; 4];
+        assert!(matches!(
+            ops.codes(&[1.0; 4], 0.0, 1.0, 256, &mut out),
+            Err(KernelError::BadQuantParams { .. })
+        ));
+    }
+    assert!(CodeOps::for_isa(Isa::Vnni).is_ok() == (Isa::detected() >= Isa::Vnni));
 }

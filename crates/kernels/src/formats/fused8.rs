@@ -11,7 +11,7 @@ use super::codes::CodeOps;
 const EPSILON: f32 = 1e-8;
 
 /// Quantizes one row; `out` holds `x.len() + 8` bytes. FBGEMM stores the low byte of each code
-/// unclamped; the codes are in `0..=255` for every finite range, so the clamp of [`CodeOps::codes`]
+/// unclamped; the codes are in `0..=255` for every finite range, so the clamp of the code kernels
 /// never changes them.
 pub(crate) fn quantize_row(ops: &CodeOps, x: &[f32], out: &mut [u8]) {
     let d = x.len();
@@ -19,7 +19,7 @@ pub(crate) fn quantize_row(ops: &CodeOps, x: &[f32], out: &mut [u8]) {
     let range = mx - mn;
     let scale = range / 255.0;
     let inverse = 255.0 / (range + EPSILON);
-    ops.codes(x, mn, inverse, 255, &mut out[..d]);
+    ops.codes_into(x, mn, inverse, 255, &mut out[..d]);
     out[d..d + 4].copy_from_slice(&scale.to_le_bytes());
     out[d + 4..d + 8].copy_from_slice(&mn.to_le_bytes());
 }

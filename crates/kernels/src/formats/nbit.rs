@@ -55,10 +55,10 @@ pub(crate) fn quantize_row_with_range(
     let per_byte = (8 / bits) as usize;
     let code_bytes = x.len().div_ceil(per_byte);
     if per_byte == 1 {
-        ops.codes(x, bias, inverse, qmax, &mut out[..code_bytes]);
+        ops.codes_into(x, bias, inverse, qmax, &mut out[..code_bytes]);
     } else {
         scratch.resize(x.len(), 0);
-        ops.codes(x, bias, inverse, qmax, scratch);
+        ops.codes_into(x, bias, inverse, qmax, scratch);
         pack(scratch, bits, &mut out[..code_bytes]);
     }
     out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());

@@ -12,7 +12,8 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
 
 /// Ops-table entry (installed only for AVX2 levels or richer, which `CodeOps::for_isa` checks).
 pub(crate) fn codes(x: &[f32], bias: f32, inverse: f32, qmax: i32, out: &mut [u8]) {
-    // SAFETY: as above; `CodeOps::codes` checked `out.len() == x.len()`.
+    // SAFETY: as above; every caller (`CodeOps::codes`, `CodeOps::codes_into`) checked
+    // `out.len() == x.len()`.
     unsafe { codes_avx2(x, bias, inverse, qmax, out) }
 }
 

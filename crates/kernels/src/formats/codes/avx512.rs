@@ -5,7 +5,7 @@ use std::arch::x86_64::*;
 /// Ops-table entry (installed only for AVX-512 levels, which `CodeOps::for_isa` checks).
 pub(crate) fn codes(x: &[f32], bias: f32, inverse: f32, qmax: i32, out: &mut [u8]) {
     // SAFETY: the table holding this entry was built for a level whose features the CPU has;
-    // `CodeOps::codes` checked `out.len() == x.len()`.
+    // every caller (`CodeOps::codes`, `CodeOps::codes_into`) checked `out.len() == x.len()`.
     unsafe { codes_avx512(x, bias, inverse, qmax, out) }
 }
 

@@ -75,12 +75,46 @@ impl CodeOps {
         (self.min_max)(x)
     }
 
-    /// `codes[i] = clamp(lrintf((x[i] - bias) · inverse), 0, qmax)` for `qmax` in `1..=255`
-    /// (`codes.len() == x.len()`).
+    /// `codes[i] = clamp(lrintf((x[i] - bias) · inverse), 0, qmax)`, one code per byte, for `qmax`
+    /// in `1..=255` and `codes.len() == x.len()` (otherwise an error).
+    pub fn codes(
+        &self,
+        x: &[f32],
+        bias: f32,
+        inverse: f32,
+        qmax: i32,
+        codes: &mut [u8],
+    ) -> Result<()> {
+        if codes.len() != x.len() {
+            return Err(KernelError::Shape {
+                what: "row codes".to_string(),
+                expected: x.len(),
+                found: codes.len(),
+            });
+        }
+        if !(1..=255).contains(&qmax) {
+            return Err(KernelError::BadQuantParams {
+                what: "row codes".to_string(),
+                reason: format!("qmax {qmax} outside 1..=255"),
+            });
+        }
+        (self.codes)(x, bias, inverse, qmax, codes);
+        Ok(())
+    }
+
+    /// [`CodeOps::codes`] for the crate's quantizers, which size `codes` themselves; the length is
+    /// still asserted because the vector kernels rely on it.
     #[inline]
-    pub fn codes(&self, x: &[f32], bias: f32, inverse: f32, qmax: i32, codes: &mut [u8]) {
+    pub(crate) fn codes_into(
+        &self,
+        x: &[f32],
+        bias: f32,
+        inverse: f32,
+        qmax: i32,
+        codes: &mut [u8],
+    ) {
         assert_eq!(x.len(), codes.len(), "one code per value");
-        assert!((1..=255).contains(&qmax), "qmax {qmax} outside 1..=255");
+        debug_assert!((1..=255).contains(&qmax));
         (self.codes)(x, bias, inverse, qmax, codes);
     }
 }
