@@ -1,12 +1,15 @@
-//! `quantize_*` lines: table quantization throughput in rows/s (the greedy range search alone, and
-//! whole tables per format) at every ISA level on one thread, and at the active level on all threads.
+//! `quantize_*` / `dequantize_*` lines: table (de)quantization throughput in rows/s (the greedy range
+//! search alone, and whole tables per format) at every ISA level on one thread, and quantization at
+//! the active level on all threads.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::formats::greedy::{GreedyOps, search_rows};
-use quantrec_kernels::formats::{QuantizeOptions, TableFormat, quantize_table_with};
+use quantrec_kernels::formats::{
+    QuantizeOptions, TableFormat, TableRef, dequantize_table_with, quantize_table_with,
+};
 use quantrec_kernels::rng::Rng;
 use serde_json::json;
 
@@ -86,5 +89,40 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         let shape = json!({"rows": rows, "dim": dim, "threads": threads});
         rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
     }
+    for format in [
+        TableFormat::Fused8,
+        TableFormat::Fused4,
+        TableFormat::Fused2,
+        TableFormat::F16,
+    ] {
+        let op = format!("dequantize_{}", format.name());
+        if !rep.wants(&op) {
+            continue;
+        }
+        let packed = quantize_table_with_default(&src, rows, dim, format)?;
+        let table = TableRef::new(format, rows, dim, &packed)?;
+        let mut out = vec![0f32; rows * dim];
+        for isa in Isa::available() {
+            let secs = one_thread.install(|| {
+                time_median(min_time, 3, || {
+                    dequantize_table_with(isa, &table, &mut out).expect("valid");
+                })
+            });
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+    }
     Ok(())
+}
+
+fn quantize_table_with_default(
+    src: &[f32],
+    rows: usize,
+    dim: usize,
+    format: TableFormat,
+) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; rows * format.row_bytes(dim)];
+    let opts = QuantizeOptions::default();
+    quantize_table_with(Isa::active(), src, rows, dim, format, &opts, &mut out)?;
+    Ok(out)
 }

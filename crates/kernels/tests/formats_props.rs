@@ -4,8 +4,9 @@
 use proptest::prelude::*;
 use quantrec_kernels::formats::greedy::scalar::search_row;
 use quantrec_kernels::formats::{
-    CodeOps, GreedyOps, QuantizeOptions, TableFormat, TableRef, dequantize_row, dequantize_table,
-    quantize_row, quantize_table, quantize_table_f16, quantize_table_with, row_scale_bias,
+    CodeOps, DecodeOps, GreedyOps, QuantizeOptions, TableFormat, TableRef, dequantize_row,
+    dequantize_table, dequantize_table_with, quantize_row, quantize_table, quantize_table_f16,
+    quantize_table_with, row_scale_bias,
 };
 use quantrec_kernels::rng::Rng;
 use quantrec_kernels::{Isa, KernelError};
@@ -469,4 +470,83 @@ fn code_kernels_refuse_bad_arguments() {
         ));
     }
     assert!(CodeOps::for_isa(Isa::Vnni).is_ok() == (Isa::detected() >= Isa::Vnni));
+}
+
+#[test]
+fn row_decoders_equal_the_oracle_at_every_isa_level() {
+    let mut rng = Rng::new(23);
+    for format in TableFormat::ALL {
+        for dim in [0usize, 1, 2, 4, 7, 8, 12, 16, 20, 28, 32, 36, 64, 100] {
+            if format.check_dim(dim).is_err() {
+                continue;
+            }
+            for trial in 0..8 {
+                let mut row: Vec<u8> = (0..format.row_bytes(dim))
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
+                if trial % 2 == 0 && format.is_fused() {
+                    // Finite scale and bias most of the time; raw random bytes otherwise.
+                    let c = format.code_bytes(dim);
+                    let (s, b) = (rng.uniform_f32(1e-3, 2.0), rng.uniform_f32(-3.0, 3.0));
+                    if format == TableFormat::Fused8 {
+                        row[c..c + 4].copy_from_slice(&s.to_le_bytes());
+                        row[c + 4..c + 8].copy_from_slice(&b.to_le_bytes());
+                    } else {
+                        row[c..c + 2].copy_from_slice(&half::f16::from_f32(s).to_le_bytes());
+                        row[c + 2..c + 4].copy_from_slice(&half::f16::from_f32(b).to_le_bytes());
+                    }
+                }
+                let mut expected = vec![0f32; dim];
+                dequantize_row(format, &row, &mut expected);
+                for isa in Isa::available() {
+                    let mut got = vec![1f32; dim];
+                    DecodeOps::for_isa(isa)
+                        .unwrap()
+                        .decode(format, &row, &mut got)
+                        .unwrap();
+                    for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                        assert!(
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                            "{format} at {isa}, dim {dim}, trial {trial}, element {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let ops = DecodeOps::for_isa(Isa::Scalar).unwrap();
+    assert!(matches!(
+        ops.decode(TableFormat::Fused4, &[0u8; 5], &mut [0f32; 4]),
+        Err(KernelError::Shape {
+            expected: 6,
+            found: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ops.decode(TableFormat::Fused2, &[0u8; 6], &mut [0f32; 6]),
+        Err(KernelError::UnsupportedDim { .. })
+    ));
+}
+
+#[test]
+fn whole_table_decoding_is_the_same_at_every_level() {
+    let (rows, dim) = (700, 36);
+    let src = table(4, rows, dim);
+    for format in TableFormat::ALL {
+        if format.check_dim(dim).is_err() {
+            continue;
+        }
+        let packed = quantize_table(&src, rows, dim, format, &QuantizeOptions::default()).unwrap();
+        let t = TableRef::new(format, rows, dim, &packed).unwrap();
+        let mut reference = vec![0f32; rows * dim];
+        for r in 0..rows {
+            dequantize_row(format, t.row(r), &mut reference[r * dim..(r + 1) * dim]);
+        }
+        for isa in Isa::available() {
+            let mut out = vec![0f32; rows * dim];
+            dequantize_table_with(isa, &t, &mut out).unwrap();
+            assert!(out == reference, "{format} at {isa}");
+        }
+    }
 }

@@ -22,6 +22,7 @@
 //! - `f16` / `bf16`: round to nearest even.
 
 pub mod codes;
+pub mod decode;
 mod fused8;
 pub mod greedy;
 mod nbit;
@@ -29,10 +30,11 @@ mod round;
 mod table;
 
 pub use codes::CodeOps;
+pub use decode::DecodeOps;
 pub use greedy::GreedyOps;
 pub use table::{
-    QuantizeOptions, dequantize_table, quantize_row, quantize_table, quantize_table_f16,
-    quantize_table_with,
+    QuantizeOptions, dequantize_table, dequantize_table_with, quantize_row, quantize_table,
+    quantize_table_f16, quantize_table_with,
 };
 
 use crate::{KernelError, Result};

@@ -4,6 +4,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::codes::CodeOps;
+use super::decode::DecodeOps;
 use super::greedy::{self, GreedyOps};
 use super::{TableFormat, TableRef, dequantize_row, fused8, nbit};
 use crate::{Isa, KernelError, Result};
@@ -221,8 +222,14 @@ fn check_finite(src: &[f32], dim: usize, name: &str) -> Result<()> {
 }
 
 /// Decodes a whole table into `out` (`rows · dim` f32, row-major), in parallel over rows; each row
-/// is exactly [`dequantize_row`].
+/// is bit-for-bit [`dequantize_row`] (the vector levels are tested against it).
 pub fn dequantize_table(table: &TableRef<'_>, out: &mut [f32]) -> Result<()> {
+    dequantize_table_with(Isa::active(), table, out)
+}
+
+/// [`dequantize_table`] with the decoders of ISA level `isa` (an error if this CPU lacks it).
+pub fn dequantize_table_with(isa: Isa, table: &TableRef<'_>, out: &mut [f32]) -> Result<()> {
+    let ops = DecodeOps::for_isa(isa)?;
     let (rows, dim) = (table.rows, table.dim);
     if out.len() != rows * dim {
         return Err(KernelError::Shape {
@@ -241,7 +248,7 @@ pub fn dequantize_table(table: &TableRef<'_>, out: &mut [f32]) -> Result<()> {
         .enumerate()
         .for_each(|(task, chunk)| {
             for (k, o) in chunk.chunks_exact_mut(dim).enumerate() {
-                dequantize_row(table.format, table.row(task * ROWS_PER_TASK + k), o);
+                ops.decode_checked(table.format, table.row(task * ROWS_PER_TASK + k), o);
             }
         });
     Ok(())
