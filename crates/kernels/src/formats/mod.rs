@@ -20,6 +20,16 @@
 //!   greedy L2 search of `optimized_qparams=True` ([`greedy`]), then the same N-bit formula with
 //!   `lo`, `hi` in place of min and max.
 //! - `f16` / `bf16`: round to nearest even.
+//!
+//! Values must be finite ([`crate::KernelError::NonFinite`] names the table, row and column), and
+//! rows whose f16 (or, for `fused8`, f32) scale or bias would not be finite are refused instead of
+//! written as FBGEMM would (infinite bias, all-zero codes). [`dequantize_table`] decodes back to f32.
+//!
+//! Kernel families, each with an ops table per [`crate::Isa`] level (scalar oracle, AVX2, AVX-512)
+//! and tested bit for bit against the oracle at every level: [`GreedyOps`] (the range search, one
+//! row per vector lane), [`CodeOps`] (min/max and codes), [`DecodeOps`] (rows back to f32).
+//! `quantize_table_with` / `dequantize_table_with` pin a level; the plain functions use
+//! [`crate::Isa::active`]. Tables are processed in parallel over rows with rayon.
 
 pub mod codes;
 pub mod decode;
