@@ -550,3 +550,22 @@ fn whole_table_decoding_is_the_same_at_every_level() {
         }
     }
 }
+
+#[test]
+fn the_first_unrepresentable_row_is_reported_across_parallel_tasks() {
+    let (rows, dim) = (1300, 8);
+    let mut src = vec![0.25f32; rows * dim];
+    src[1100 * dim + 3] = 1e6;
+    src[700 * dim + 2] = -1e6;
+    for format in [
+        TableFormat::F16,
+        TableFormat::Fused4,
+        TableFormat::Fused8Half,
+    ] {
+        let err = quantize_table(&src, rows, dim, format, &QuantizeOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, KernelError::BadQuantParams { reason, .. } if reason.starts_with("row 700")),
+            "{format}: {err}"
+        );
+    }
+}

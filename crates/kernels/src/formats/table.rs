@@ -113,11 +113,13 @@ pub fn quantize_table_with(
         None
     };
     let row_src = |r: usize| &src[r * dim..(r + 1) * dim];
-    out.par_chunks_mut(ROWS_PER_TASK * row_bytes)
+    let first_bad = out
+        .par_chunks_mut(ROWS_PER_TASK * row_bytes)
         .enumerate()
-        .for_each(|(task, chunk)| {
+        .map(|(task, chunk)| {
             let ops = &code_ops;
             let mut scratch = Vec::new();
+            let mut bad = None;
             for (k, o) in chunk.chunks_exact_mut(row_bytes).enumerate() {
                 let r = task * ROWS_PER_TASK + k;
                 let x = row_src(r);
@@ -144,58 +146,77 @@ pub fn quantize_table_with(
                     }
                     (_, None) => nbit::quantize_row(ops, x, bits, &mut scratch, o),
                 }
+                if bad.is_none() && !row_is_representable(format, dim, o) {
+                    bad = Some(r);
+                }
             }
-        });
-    check_representable(out, rows, dim, format, name)
+            bad
+        })
+        .flatten()
+        .min();
+    match first_bad {
+        None => Ok(()),
+        Some(r) => Err(unrepresentable(
+            format,
+            dim,
+            &out[r * row_bytes..(r + 1) * row_bytes],
+            r,
+            name,
+        )),
+    }
 }
 
-/// Rejects outputs FBGEMM would have written silently broken: an f16/bf16 value that overflowed to
-/// infinity, or a row whose scale or bias is not finite (|values| beyond the f16 range for the
-/// half-precision formats, or a range beyond f32 for `fused8`).
-fn check_representable(
-    out: &[u8],
-    rows: usize,
-    dim: usize,
-    format: TableFormat,
-    name: &str,
-) -> Result<()> {
-    let row_bytes = format.row_bytes(dim);
-    let bad = |reason: String| {
-        Err(KernelError::BadQuantParams {
-            what: format!("table {name}"),
-            reason,
-        })
-    };
-    let mut decoded = vec![0f32; if format.bits() == 16 { dim } else { 0 }];
-    for r in 0..rows {
-        let row = &out[r * row_bytes..(r + 1) * row_bytes];
-        match format {
-            TableFormat::F32 => {}
-            TableFormat::F16 | TableFormat::Bf16 => {
-                dequantize_row(format, row, &mut decoded);
-                if let Some(c) = decoded.iter().position(|v| !v.is_finite()) {
-                    return bad(format!(
-                        "row {r}, column {c}: the value overflows {format} (largest finite {})",
-                        if format == TableFormat::F16 {
-                            f16::MAX.to_f32()
-                        } else {
-                            bf16::MAX.to_f32()
-                        }
-                    ));
-                }
-            }
-            _ => {
-                let (scale, bias) = super::row_scale_bias(format, dim, row);
-                if !scale.is_finite() || !bias.is_finite() {
-                    return bad(format!(
-                        "row {r}: its {format} scale ({scale}) or bias ({bias}) is not finite; \
-                         the row's values or range exceed what the format's scale and bias can hold"
-                    ));
-                }
-            }
-        }
+/// Whether a quantized row can be used: no f16/bf16 value overflowed to infinity, and its scale and
+/// bias are finite (checked on the stored bits).
+fn row_is_representable(format: TableFormat, dim: usize, row: &[u8]) -> bool {
+    let half_finite = |b: &[u8], exp: u16| u16::from_le_bytes([b[0], b[1]]) & exp != exp;
+    let c = format.code_bytes(dim);
+    match format {
+        TableFormat::F32 => true,
+        TableFormat::F16 => row
+            .chunks_exact(2)
+            .fold(true, |ok, b| ok & half_finite(b, 0x7c00)),
+        TableFormat::Bf16 => row
+            .chunks_exact(2)
+            .fold(true, |ok, b| ok & half_finite(b, 0x7f80)),
+        TableFormat::Fused8 => row[c..c + 8].chunks_exact(4).all(|b| {
+            let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            bits & 0x7f80_0000 != 0x7f80_0000
+        }),
+        _ => half_finite(&row[c..], 0x7c00) && half_finite(&row[c + 2..], 0x7c00),
     }
-    Ok(())
+}
+
+/// The error for a row that [`row_is_representable`] refused: FBGEMM would have written it
+/// silently broken (an infinite value, or an infinite bias with all-zero codes).
+fn unrepresentable(
+    format: TableFormat,
+    dim: usize,
+    row: &[u8],
+    r: usize,
+    name: &str,
+) -> KernelError {
+    let reason = if format.bits() == 16 {
+        let mut decoded = vec![0f32; dim];
+        dequantize_row(format, row, &mut decoded);
+        let c = decoded.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        let max = if format == TableFormat::F16 {
+            f16::MAX.to_f32()
+        } else {
+            bf16::MAX.to_f32()
+        };
+        format!("row {r}, column {c}: the value overflows {format} (largest finite {max})")
+    } else {
+        let (scale, bias) = super::row_scale_bias(format, dim, row);
+        format!(
+            "row {r}: its {format} scale ({scale}) or bias ({bias}) is not finite; the row's values \
+             or range exceed what the format's scale and bias can hold"
+        )
+    };
+    KernelError::BadQuantParams {
+        what: format!("table {name}"),
+        reason,
+    }
 }
 
 /// The first NaN or infinity of a row-major table, as [`KernelError::NonFinite`] naming `name`.
