@@ -416,11 +416,31 @@ fn code_kernels_equal_the_scalar_oracle_at_every_isa_level() {
                     .codes(&x, bias, inverse, qmax, &mut expected)
                     .unwrap();
                 let (mn, mx) = scalar.min_max(&x);
+                let bits = 32 - (qmax as u32).leading_zeros();
+                let packed_len = (n * bits as usize).div_ceil(8);
+                let mut expected_packed = vec![0u8; packed_len];
+                scalar
+                    .packed_codes(
+                        &x,
+                        bias,
+                        inverse,
+                        bits,
+                        &mut Vec::new(),
+                        &mut expected_packed,
+                    )
+                    .unwrap();
                 for isa in Isa::available() {
                     let ops = CodeOps::for_isa(isa).unwrap();
                     let mut got = vec![7u8; n];
                     ops.codes(&x, bias, inverse, qmax, &mut got).unwrap();
                     assert_eq!(got, expected, "{isa}: n {n}, trial {trial}, qmax {qmax}");
+                    let mut packed = vec![9u8; packed_len];
+                    ops.packed_codes(&x, bias, inverse, bits, &mut Vec::new(), &mut packed)
+                        .unwrap();
+                    assert_eq!(
+                        packed, expected_packed,
+                        "{isa}: {bits}-bit packed, n {n}, trial {trial}"
+                    );
                     let (a, b) = ops.min_max(&x);
                     assert!(
                         a.to_bits() == mn.to_bits() && b.to_bits() == mx.to_bits(),

@@ -57,46 +57,10 @@ pub(crate) fn quantize_row_with_range(
     if per_byte == 1 {
         ops.codes_into(x, bias, inverse, qmax, &mut out[..code_bytes]);
     } else {
-        scratch.resize(x.len(), 0);
-        ops.codes_into(x, bias, inverse, qmax, scratch);
-        pack(scratch, bits, &mut out[..code_bytes]);
+        ops.packed_codes_into(x, bias, inverse, bits, scratch, &mut out[..code_bytes]);
     }
     out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
     out[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(bias).to_le_bytes());
-}
-
-/// Packs one code per byte into `bits`-bit fields, element 0 in the lowest bits (a short last byte
-/// when the count is not a multiple of `8 / bits`).
-fn pack(codes: &[u8], bits: u32, out: &mut [u8]) {
-    let per_byte = (8 / bits) as usize;
-    let whole = codes.len() / per_byte;
-    // Fixed shifts for the common widths, so the loops vectorize.
-    match bits {
-        4 => {
-            for (o, c) in out.iter_mut().zip(codes.chunks_exact(2)) {
-                *o = c[0] | (c[1] << 4);
-            }
-        }
-        2 => {
-            for (o, c) in out.iter_mut().zip(codes.chunks_exact(4)) {
-                *o = c[0] | (c[1] << 2) | (c[2] << 4) | (c[3] << 6);
-            }
-        }
-        _ => {
-            for (o, c) in out.iter_mut().zip(codes.chunks_exact(per_byte)) {
-                *o = c
-                    .iter()
-                    .enumerate()
-                    .fold(0u8, |b, (k, &q)| b | (q << (k as u32 * bits)));
-            }
-        }
-    }
-    if let Some(o) = out.get_mut(whole) {
-        *o = codes[whole * per_byte..]
-            .iter()
-            .enumerate()
-            .fold(0u8, |b, (k, &q)| b | (q << (k as u32 * bits)));
-    }
 }
 
 #[cfg(test)]
@@ -147,23 +111,6 @@ mod tests {
             assert_eq!(scale_bias(&out), (1.0, 0.0));
             assert_eq!(out[..2], [0, 0]);
         });
-    }
-
-    #[test]
-    fn packing_handles_every_width_and_a_short_last_byte() {
-        let codes = [1u8, 2, 3, 0, 1, 2, 3];
-        let mut out = [0u8; 2];
-        pack(&codes, 2, &mut out);
-        assert_eq!(out, [0b00_11_10_01, 0b11_10_01]);
-        let mut out = [0u8; 4];
-        pack(&codes, 4, &mut out);
-        assert_eq!(out, [0x21, 0x03, 0x21, 0x03]);
-        let mut out = [0u8; 7];
-        pack(&codes, 8, &mut out);
-        assert_eq!(out, codes);
-        let mut out = [0u8; 3];
-        pack(&[1, 0, 1, 1, 0, 0, 0, 0, 1], 1, &mut out[..2]);
-        assert_eq!(out[..2], [0b1101, 1]);
     }
 
     #[test]

@@ -21,6 +21,8 @@ use crate::{Isa, KernelError, Result};
 type MinMaxFn = fn(&[f32]) -> (f32, f32);
 /// `(row, bias, inverse, qmax, codes)`.
 type CodesFn = fn(&[f32], f32, f32, i32, &mut [u8]);
+/// `(row, bias, inverse, bits, scratch, packed codes)`.
+type PackedFn = fn(&[f32], f32, f32, u32, &mut Vec<u8>, &mut [u8]);
 
 /// The row-code kernels of one ISA level.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +31,7 @@ pub struct CodeOps {
     pub isa: Isa,
     min_max: MinMaxFn,
     codes: CodesFn,
+    packed: PackedFn,
 }
 
 impl CodeOps {
@@ -47,15 +50,18 @@ impl CodeOps {
             isa,
             min_max: scalar::min_max,
             codes: scalar::codes,
+            packed: scalar::packed_codes,
         };
         #[cfg(target_arch = "x86_64")]
         {
             if isa >= Isa::Avx2 {
                 ops.min_max = avx2::min_max;
                 ops.codes = avx2::codes;
+                ops.packed = avx2::packed_codes;
             }
             if isa >= Isa::Avx512 {
                 ops.codes = avx512::codes;
+                ops.packed = avx512::packed_codes;
             }
         }
         Ok(ops)
@@ -100,6 +106,57 @@ impl CodeOps {
         }
         (self.codes)(x, bias, inverse, qmax, codes);
         Ok(())
+    }
+
+    /// The codes of `x` for `bits` in 1, 2, 4, 8 (`qmax = 2^bits - 1`), packed with element 0 in the
+    /// lowest bits into `ceil(len · bits / 8)` bytes of `out`; `scratch` is working space reused
+    /// between calls.
+    pub fn packed_codes(
+        &self,
+        x: &[f32],
+        bias: f32,
+        inverse: f32,
+        bits: u32,
+        scratch: &mut Vec<u8>,
+        out: &mut [u8],
+    ) -> Result<()> {
+        if ![1, 2, 4, 8].contains(&bits) {
+            return Err(KernelError::BadQuantParams {
+                what: "packed row codes".to_string(),
+                reason: format!("{bits} bits per code; expected 1, 2, 4 or 8"),
+            });
+        }
+        let expected = (x.len() * bits as usize).div_ceil(8);
+        if out.len() != expected {
+            return Err(KernelError::Shape {
+                what: format!("{bits}-bit packed codes of {} values", x.len()),
+                expected,
+                found: out.len(),
+            });
+        }
+        (self.packed)(x, bias, inverse, bits, scratch, out);
+        Ok(())
+    }
+
+    /// [`CodeOps::packed_codes`] for the crate's quantizers, which size `out` themselves (asserted:
+    /// the vector kernels rely on it).
+    #[inline]
+    pub(crate) fn packed_codes_into(
+        &self,
+        x: &[f32],
+        bias: f32,
+        inverse: f32,
+        bits: u32,
+        scratch: &mut Vec<u8>,
+        out: &mut [u8],
+    ) {
+        assert_eq!(
+            out.len(),
+            (x.len() * bits as usize).div_ceil(8),
+            "packed length"
+        );
+        debug_assert!([1, 2, 4, 8].contains(&bits));
+        (self.packed)(x, bias, inverse, bits, scratch, out);
     }
 
     /// [`CodeOps::codes`] for the crate's quantizers, which size `codes` themselves; the length is
