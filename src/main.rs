@@ -28,6 +28,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Run an artifact on a batch of inputs.
     Predict(cmd::predict::PredictArgs),
+    /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
+    Convert(cmd::convert::ConvertArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,5 +43,6 @@ fn main() -> Result<()> {
         Command::Import(args) => cmd::import::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Predict(args) => cmd::predict::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
     }
 }

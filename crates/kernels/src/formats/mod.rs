@@ -8,6 +8,44 @@
 //!   codes with element 0 in the lowest bits, then `f16 scale`, `f16 bias` (FBGEMM's N-bit fused rows).
 //!
 //! A value decodes as `code · scale + bias`.
+//!
+//! Quantizing ([`quantize_table`], [`quantize_row`], [`quantize_table_f16`]) reproduces PyTorch 2.x /
+//! FBGEMM byte for byte:
+//! - `fused8`: `embedding_bag_byte_prepack` — `scale = range/255` (f32), `bias = min` (f32),
+//!   `code = lrintf((x - min) · 255/(range + 1e-8))` (round half to even).
+//! - `fused8half`, `fused4`, `fused2`: `embedding_bag_{4,2}bit_prepack` — `bias = f16(min)`,
+//!   `scale = f16((max - bias)/(2^N - 1))` (1 when that is 0 or the range is 0),
+//!   `code = clamp(lrintf((x - bias) · (1/scale)), 0, 2^N - 1)`.
+//! - with [`QuantizeOptions::greedy`]: the clipping range `[lo, hi]` of each N-bit row comes from the
+//!   greedy L2 search of `optimized_qparams=True` ([`greedy`]), then the same N-bit formula with
+//!   `lo`, `hi` in place of min and max.
+//! - `f16` / `bf16`: round to nearest even.
+//!
+//! Values must be finite ([`crate::KernelError::NonFinite`] names the table, row and column), and
+//! rows whose f16 (or, for `fused8`, f32) scale or bias would not be finite are refused instead of
+//! written as FBGEMM would (infinite bias, all-zero codes). [`dequantize_table`] decodes back to f32.
+//!
+//! Kernel families, each with an ops table per [`crate::Isa`] level (scalar oracle, AVX2, AVX-512)
+//! and tested bit for bit against the oracle at every level: [`GreedyOps`] (the range search, one
+//! row per vector lane), [`CodeOps`] (min/max and codes), [`DecodeOps`] (rows back to f32).
+//! `quantize_table_with` / `dequantize_table_with` pin a level; the plain functions use
+//! [`crate::Isa::active`]. Tables are processed in parallel over rows with rayon.
+
+pub mod codes;
+pub mod decode;
+mod fused8;
+pub mod greedy;
+mod nbit;
+mod round;
+mod table;
+
+pub use codes::CodeOps;
+pub use decode::DecodeOps;
+pub use greedy::GreedyOps;
+pub use table::{
+    QuantizeOptions, dequantize_table, dequantize_table_with, quantize_row, quantize_table,
+    quantize_table_f16, quantize_table_with,
+};
 
 use crate::{KernelError, Result};
 use half::{bf16, f16};

@@ -1,0 +1,591 @@
+//! Properties of the table formats: quantization error bounds, greedy search equal to the scalar
+//! oracle at every ISA level, termination on rows PyTorch loops forever on, and typed errors.
+
+use proptest::prelude::*;
+use quantrec_kernels::formats::greedy::scalar::search_row;
+use quantrec_kernels::formats::{
+    CodeOps, DecodeOps, GreedyOps, QuantizeOptions, TableFormat, TableRef, dequantize_row,
+    dequantize_table, dequantize_table_with, quantize_row, quantize_table, quantize_table_f16,
+    quantize_table_with, row_scale_bias,
+};
+use quantrec_kernels::rng::Rng;
+use quantrec_kernels::{Isa, KernelError};
+
+/// The fused formats with their greedy option.
+const FUSED: [(TableFormat, bool); 7] = [
+    (TableFormat::Fused8, false),
+    (TableFormat::Fused8Half, false),
+    (TableFormat::Fused4, false),
+    (TableFormat::Fused2, false),
+    (TableFormat::Fused8Half, true),
+    (TableFormat::Fused4, true),
+    (TableFormat::Fused2, true),
+];
+
+/// One row of a given kind: the shapes real tables and adversarial inputs take.
+fn row(rng: &mut Rng, kind: u64, dim: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = match kind {
+        0 => rng.normal_vec(dim, 0.05),
+        1 => (0..dim)
+            .map(|_| (rng.normal() * rng.normal()) as f32)
+            .collect(),
+        2 => vec![0.37; dim],
+        3 => vec![0.0; dim],
+        4 => (0..dim).map(|_| rng.uniform_f32(-1.8, -1.05)).collect(),
+        // Narrower than f32 resolution at its magnitude: PyTorch's search never ends on these.
+        5 => (0..dim)
+            .map(|_| 1.0 + 1e-6 * rng.uniform_f32(0.0, 1.0))
+            .collect(),
+        6 => (0..dim).map(|_| rng.uniform_f32(-1300.0, 2300.0)).collect(),
+        7 => (0..dim)
+            .map(|_| 1e-7 * rng.uniform_f32(-1.0, 1.0))
+            .collect(),
+        8 => (0..dim)
+            .map(|_| -3.0 + 1e-5 * rng.uniform_f32(0.0, 1.0))
+            .collect(),
+        _ => rng.normal_vec(dim, 1.0),
+    };
+    if kind == 9 && dim > 0 {
+        let i = rng.below(dim as u64) as usize;
+        v[i] = 50.0;
+    }
+    v
+}
+
+fn table(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..rows)
+        .flat_map(|r| row(&mut rng, r as u64 % 10, dim))
+        .collect()
+}
+
+#[test]
+fn greedy_search_equals_the_scalar_oracle_at_every_isa_level() {
+    for (seed, &(rows, dim)) in [
+        (1, 1),
+        (7, 3),
+        (17, 4),
+        (33, 16),
+        (21, 17),
+        (40, 64),
+        (5, 128),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let src = table(seed as u64, rows, dim);
+        for bits in [2u32, 4, 8] {
+            let expected: Vec<(f32, f32)> =
+                src.chunks_exact(dim).map(|r| search_row(r, bits)).collect();
+            for isa in Isa::available() {
+                let ops = GreedyOps::for_isa(isa).unwrap();
+                let mut got = vec![(0.0, 0.0); rows];
+                ops.search(&src, dim, bits, &mut got).unwrap();
+                for (r, (g, e)) in got.iter().zip(&expected).enumerate() {
+                    assert!(
+                        g.0.to_bits() == e.0.to_bits() && g.1.to_bits() == e.1.to_bits(),
+                        "{isa}, {bits} bits, {rows}×{dim}, row {r}: {g:?} vs scalar {e:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn greedy_search_ends_on_rows_below_float_resolution() {
+    let mut rng = Rng::new(3);
+    let rows = 40;
+    let src: Vec<f32> = (0..rows).flat_map(|_| row(&mut rng, 5, 64)).collect();
+    // These rows do trap PyTorch's loop: it starts, and a step no longer moves the lower bound.
+    for x in src.chunks_exact(64) {
+        let mn = x.iter().copied().fold(f32::INFINITY, f32::min);
+        let mx = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let step = (mx - mn) / 200.0;
+        assert!(
+            mn + 168.0 * step < mx && mn + step == mn && mx - step == mx,
+            "{mn} {mx}"
+        );
+    }
+    for isa in Isa::available() {
+        let ops = GreedyOps::for_isa(isa).unwrap();
+        for bits in [2u32, 4] {
+            let mut got = vec![(0.0, 0.0); rows];
+            ops.search(&src, 64, bits, &mut got).unwrap();
+            for (r, &(lo, hi)) in got.iter().enumerate() {
+                let x = &src[r * 64..(r + 1) * 64];
+                let mn = x.iter().copied().fold(f32::INFINITY, f32::min);
+                let mx = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                assert!(
+                    mn <= lo && lo <= hi && hi <= mx,
+                    "{isa} row {r}: [{lo}, {hi}]"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_table_quantization_equals_row_by_row() {
+    let (rows, dim) = (1100, 16);
+    let src = table(11, rows, dim);
+    for (format, greedy) in FUSED {
+        let opts = QuantizeOptions { greedy, name: "t" };
+        let whole = quantize_table(&src, rows, dim, format, &opts).unwrap();
+        let rb = format.row_bytes(dim);
+        let mut one = vec![0u8; rb];
+        for r in 0..rows {
+            quantize_row(&src[r * dim..(r + 1) * dim], format, &opts, &mut one).unwrap();
+            assert_eq!(
+                &whole[r * rb..(r + 1) * rb],
+                &one[..],
+                "{format} greedy={greedy} row {r}"
+            );
+        }
+    }
+}
+
+#[test]
+fn non_finite_values_name_table_row_and_column() {
+    let mut src = vec![0.5f32; 6 * 8];
+    src[3 * 8 + 5] = f32::NAN;
+    src[4 * 8 + 1] = f32::INFINITY;
+    for format in TableFormat::ALL {
+        let err = quantize_table(
+            &src,
+            6,
+            8,
+            format,
+            &QuantizeOptions {
+                greedy: false,
+                name: "emb7",
+            },
+        )
+        .unwrap_err();
+        match err {
+            KernelError::NonFinite {
+                what,
+                row,
+                col,
+                value,
+            } => {
+                assert!(what.contains("emb7"), "{what}");
+                assert_eq!((row, col), (3, 5));
+                assert!(value.is_nan());
+            }
+            e => panic!("{format}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn unsupported_dims_and_options_are_errors() {
+    let src = vec![0.1f32; 2 * 6];
+    let opts = QuantizeOptions {
+        greedy: false,
+        name: "t",
+    };
+    assert!(matches!(
+        quantize_table(&src[..10], 2, 5, TableFormat::Fused4, &opts),
+        Err(KernelError::UnsupportedDim { dim: 5, .. })
+    ));
+    assert!(matches!(
+        quantize_table(&src, 2, 6, TableFormat::Fused2, &opts),
+        Err(KernelError::UnsupportedDim { dim: 6, .. })
+    ));
+    assert!(quantize_table(&src, 2, 6, TableFormat::Fused4, &opts).is_ok());
+    assert!(matches!(
+        quantize_table(&src, 3, 6, TableFormat::Fused8, &opts),
+        Err(KernelError::Shape { .. })
+    ));
+    let greedy = QuantizeOptions {
+        greedy: true,
+        name: "t",
+    };
+    for format in [
+        TableFormat::F32,
+        TableFormat::F16,
+        TableFormat::Bf16,
+        TableFormat::Fused8,
+    ] {
+        assert!(matches!(
+            quantize_table(&src, 2, 6, format, &greedy),
+            Err(KernelError::BadQuantParams { .. })
+        ));
+    }
+}
+
+#[test]
+fn values_beyond_the_half_range_are_errors_not_infinities() {
+    let mut src = vec![0.1f32; 2 * 4];
+    src[5] = 70000.0;
+    let opts = QuantizeOptions {
+        greedy: false,
+        name: "big",
+    };
+    let err = quantize_table(&src, 2, 4, TableFormat::F16, &opts).unwrap_err();
+    assert!(
+        matches!(&err, KernelError::BadQuantParams { reason, .. } if reason.contains("row 1, column 1")),
+        "{err}"
+    );
+    src[5] = -70000.0;
+    for format in [
+        TableFormat::Fused8Half,
+        TableFormat::Fused4,
+        TableFormat::Fused2,
+    ] {
+        assert!(matches!(
+            quantize_table(&src, 2, 4, format, &opts),
+            Err(KernelError::BadQuantParams { .. })
+        ));
+    }
+    // f32 scale and bias hold it, and bf16 has f32's exponent range.
+    assert!(quantize_table(&src, 2, 4, TableFormat::Fused8, &opts).is_ok());
+    assert!(quantize_table(&src, 2, 4, TableFormat::Bf16, &opts).is_ok());
+    src[5] = f32::MAX;
+    src[6] = -f32::MAX;
+    assert!(quantize_table(&src, 2, 4, TableFormat::Fused8, &opts).is_err());
+}
+
+#[test]
+fn half_formats_round_to_nearest_even() {
+    let one = 1.0f32;
+    // Exactly between two bf16 values: ties go to the even mantissa.
+    let src = [
+        one + 2f32.powi(-8),
+        one + 3.0 * 2f32.powi(-8),
+        one + 2f32.powi(-11),
+        one + 3.0 * 2f32.powi(-11),
+    ];
+    let opts = QuantizeOptions::default();
+    let bf = quantize_table(&src, 1, 4, TableFormat::Bf16, &opts).unwrap();
+    let mut out = [0f32; 4];
+    dequantize_row(TableFormat::Bf16, &bf, &mut out);
+    assert_eq!(out[..2], [1.0, 1.0 + 4.0 * 2f32.powi(-8)]);
+    let h = quantize_table(&src, 1, 4, TableFormat::F16, &opts).unwrap();
+    dequantize_row(TableFormat::F16, &h, &mut out);
+    assert_eq!(out[2..], [1.0, 1.0 + 4.0 * 2f32.powi(-11)]);
+}
+
+#[test]
+fn f16_input_quantizes_like_its_f32_widening() {
+    let src = table(5, 40, 32);
+    let halves: Vec<half::f16> = src.iter().map(|&v| half::f16::from_f32(v)).collect();
+    let widened: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
+    for (format, greedy) in FUSED {
+        let opts = QuantizeOptions { greedy, name: "h" };
+        assert_eq!(
+            quantize_table_f16(&halves, 40, 32, format, &opts).unwrap(),
+            quantize_table(&widened, 40, 32, format, &opts).unwrap()
+        );
+    }
+    // f16 → f16 is the identity on the bytes.
+    let bytes = quantize_table_f16(
+        &halves,
+        40,
+        32,
+        TableFormat::F16,
+        &QuantizeOptions::default(),
+    )
+    .unwrap();
+    let raw: Vec<u8> = halves.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(bytes, raw);
+}
+
+/// Checks the error bound of one quantized row: inside the row's clipping range
+/// `[bias, bias + qmax·scale]`, `|x - x̂| ≤ scale/2` up to float rounding (and FBGEMM's 1e-8 epsilon
+/// for fused8); without greedy clipping, values outside it are off by no more than the f16 rounding
+/// of the bias and scale.
+fn check_row_error(format: TableFormat, greedy: bool, x: &[f32], packed: &[u8]) {
+    let dim = x.len();
+    let mut y = vec![0f32; dim];
+    dequantize_row(format, packed, &mut y);
+    let (scale, bias) = row_scale_bias(format, dim, packed);
+    let qmax = ((1u32 << format.bits()) - 1) as f32;
+    let top = bias + qmax * scale;
+    let mag = x
+        .iter()
+        .fold(bias.abs().max(top.abs()), |m, v| m.max(v.abs()));
+    let slack = mag * 4.0 * f32::EPSILON + 1e-8;
+    for (c, (&xv, &yv)) in x.iter().zip(&y).enumerate() {
+        let err = (xv - yv).abs();
+        if xv >= bias && xv <= top {
+            assert!(
+                err <= scale / 2.0 + slack,
+                "{format} greedy={greedy} col {c}: {xv} → {yv}, scale {scale}, bias {bias}"
+            );
+        } else if !greedy {
+            // Relative rounding of normal f16 values; in the subnormal range, half the 2^-24 spacing
+            // on the bias and on each of the `qmax` steps of the scale.
+            let f16_rounding = if format == TableFormat::Fused8 {
+                0.0
+            } else {
+                mag * 2f32.powi(-10) + (qmax + 1.0) * 2f32.powi(-25)
+            };
+            let outside = (bias - xv).max(xv - top);
+            assert!(
+                outside <= f16_rounding + slack && err <= scale / 2.0 + outside + slack,
+                "{format} col {c}: {xv} → {yv} lies {outside} outside [{bias}, {top}]"
+            );
+        }
+    }
+}
+
+fn row_strategy(multiple: usize) -> impl Strategy<Value = Vec<f32>> {
+    (1usize..40, -20i32..20, -30i32..4, any::<u64>()).prop_map(
+        move |(n, center_exp, spread_exp, seed)| {
+            let mut rng = Rng::new(seed);
+            let center = if center_exp == -20 {
+                0.0
+            } else {
+                2f32.powi(center_exp / 2) * rng.uniform_f32(-1.0, 1.0)
+            };
+            let spread = 2f32.powi(spread_exp);
+            (0..n * multiple)
+                .map(|_| center + spread * rng.uniform_f32(-1.0, 1.0))
+                .collect()
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_rows_decode_within_half_a_step(x in row_strategy(4)) {
+        for (format, greedy) in FUSED {
+            let mut packed = vec![0u8; format.row_bytes(x.len())];
+            quantize_row(&x, format, &QuantizeOptions { greedy, name: "p" }, &mut packed).unwrap();
+            check_row_error(format, greedy, &x, &packed);
+        }
+    }
+
+    #[test]
+    fn half_formats_round_trip_within_half_an_ulp(x in row_strategy(1)) {
+        let dim = x.len();
+        for (format, rel) in [(TableFormat::F16, 2f32.powi(-11)), (TableFormat::Bf16, 2f32.powi(-8))] {
+            let packed = quantize_table(&x, 1, dim, format, &QuantizeOptions::default()).unwrap();
+            let table = TableRef::new(format, 1, dim, &packed).unwrap();
+            let mut y = vec![0f32; dim];
+            dequantize_table(&table, &mut y).unwrap();
+            for (&a, &b) in x.iter().zip(&y) {
+                // Relative half-ulp for normals; f16 subnormals are spaced 2^-24 apart.
+                prop_assert!((a - b).abs() <= a.abs() * rel + 2f32.powi(-25), "{format}: {a} → {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn greedy_ranges_match_scalar_on_random_rows(x in row_strategy(1), bits in prop::sample::select(vec![2u32, 4, 8])) {
+        let expected = search_row(&x, bits);
+        for isa in Isa::available() {
+            let mut got = [(0.0, 0.0)];
+            GreedyOps::for_isa(isa).unwrap().search(&x, x.len(), bits, &mut got).unwrap();
+            prop_assert_eq!(got[0].0.to_bits(), expected.0.to_bits(), "{}", isa);
+            prop_assert_eq!(got[0].1.to_bits(), expected.1.to_bits(), "{}", isa);
+        }
+    }
+}
+
+/// Awkward lengths for the code kernels: empty, single, around the 8- and 16-wide steps.
+const LENGTHS: [usize; 12] = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100];
+
+#[test]
+fn code_kernels_equal_the_scalar_oracle_at_every_isa_level() {
+    let mut rng = Rng::new(17);
+    let scalar = CodeOps::for_isa(Isa::Scalar).unwrap();
+    for &n in &LENGTHS {
+        for trial in 0..20 {
+            let mut x: Vec<f32> = (0..n).map(|_| rng.normal() as f32 * 3.0).collect();
+            if trial % 4 == 1 {
+                // Exact ties between codes: (x - bias) · inverse lands on k + 1/2.
+                x = (0..n).map(|i| (i % 40) as f32 * 0.5 - 2.0).collect();
+            }
+            if trial % 4 == 2 && n > 2 {
+                x[n / 2] = -0.0;
+                x[0] = 0.0;
+                x[n - 1] = f32::NAN;
+            }
+            let (bias, inverse) = (
+                rng.uniform_f32(-3.0, 1.0),
+                [1.0, 2.0, 0.37, 40.0][trial % 4],
+            );
+            for qmax in [1, 3, 15, 255] {
+                let mut expected = vec![0u8; n];
+                scalar
+                    .codes(&x, bias, inverse, qmax, &mut expected)
+                    .unwrap();
+                let (mn, mx) = scalar.min_max(&x);
+                let bits = 32 - (qmax as u32).leading_zeros();
+                let packed_len = (n * bits as usize).div_ceil(8);
+                let mut expected_packed = vec![0u8; packed_len];
+                scalar
+                    .packed_codes(
+                        &x,
+                        bias,
+                        inverse,
+                        bits,
+                        &mut Vec::new(),
+                        &mut expected_packed,
+                    )
+                    .unwrap();
+                for isa in Isa::available() {
+                    let ops = CodeOps::for_isa(isa).unwrap();
+                    let mut got = vec![7u8; n];
+                    ops.codes(&x, bias, inverse, qmax, &mut got).unwrap();
+                    assert_eq!(got, expected, "{isa}: n {n}, trial {trial}, qmax {qmax}");
+                    let mut packed = vec![9u8; packed_len];
+                    ops.packed_codes(&x, bias, inverse, bits, &mut Vec::new(), &mut packed)
+                        .unwrap();
+                    assert_eq!(
+                        packed, expected_packed,
+                        "{isa}: {bits}-bit packed, n {n}, trial {trial}"
+                    );
+                    let (a, b) = ops.min_max(&x);
+                    assert!(
+                        a.to_bits() == mn.to_bits() && b.to_bits() == mx.to_bits(),
+                        "{isa}: min/max of n {n}, trial {trial}: ({a}, {b}) vs ({mn}, {mx})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantize_table_with_pins_the_isa_level_without_changing_bytes() {
+    // 37 rows: two 16-row greedy blocks and a padded one; dimension 24: an 8-wide tail at AVX-512.
+    let (rows, dim) = (37, 24);
+    let src = table(9, rows, dim);
+    for (format, greedy) in FUSED {
+        let opts = QuantizeOptions { greedy, name: "t" };
+        let rb = format.row_bytes(dim);
+        let mut reference = vec![0u8; rows * rb];
+        quantize_table_with(Isa::Scalar, &src, rows, dim, format, &opts, &mut reference).unwrap();
+        for isa in Isa::available() {
+            let mut out = vec![0u8; rows * rb];
+            quantize_table_with(isa, &src, rows, dim, format, &opts, &mut out).unwrap();
+            assert_eq!(out, reference, "{format} greedy={greedy} at {isa}");
+        }
+    }
+}
+
+#[test]
+fn code_kernels_refuse_bad_arguments() {
+    for isa in Isa::available() {
+        let ops = CodeOps::for_isa(isa).unwrap();
+        let mut short = [0u8; 3];
+        assert!(matches!(
+            ops.codes(&[1.0; 4], 0.0, 1.0, 15, &mut short),
+            Err(KernelError::Shape {
+                expected: 4,
+                found: 3,
+                ..
+            })
+        ));
+        let mut out = [0u8; 4];
+        assert!(matches!(
+            ops.codes(&[1.0; 4], 0.0, 1.0, 256, &mut out),
+            Err(KernelError::BadQuantParams { .. })
+        ));
+    }
+    assert!(CodeOps::for_isa(Isa::Vnni).is_ok() == (Isa::detected() >= Isa::Vnni));
+}
+
+#[test]
+fn row_decoders_equal_the_oracle_at_every_isa_level() {
+    let mut rng = Rng::new(23);
+    for format in TableFormat::ALL {
+        for dim in [0usize, 1, 2, 4, 7, 8, 12, 16, 20, 28, 32, 36, 64, 100] {
+            if format.check_dim(dim).is_err() {
+                continue;
+            }
+            for trial in 0..8 {
+                let mut row: Vec<u8> = (0..format.row_bytes(dim))
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
+                if trial % 2 == 0 && format.is_fused() {
+                    // Finite scale and bias most of the time; raw random bytes otherwise.
+                    let c = format.code_bytes(dim);
+                    let (s, b) = (rng.uniform_f32(1e-3, 2.0), rng.uniform_f32(-3.0, 3.0));
+                    if format == TableFormat::Fused8 {
+                        row[c..c + 4].copy_from_slice(&s.to_le_bytes());
+                        row[c + 4..c + 8].copy_from_slice(&b.to_le_bytes());
+                    } else {
+                        row[c..c + 2].copy_from_slice(&half::f16::from_f32(s).to_le_bytes());
+                        row[c + 2..c + 4].copy_from_slice(&half::f16::from_f32(b).to_le_bytes());
+                    }
+                }
+                let mut expected = vec![0f32; dim];
+                dequantize_row(format, &row, &mut expected);
+                for isa in Isa::available() {
+                    let mut got = vec![1f32; dim];
+                    DecodeOps::for_isa(isa)
+                        .unwrap()
+                        .decode(format, &row, &mut got)
+                        .unwrap();
+                    for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                        assert!(
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                            "{format} at {isa}, dim {dim}, trial {trial}, element {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let ops = DecodeOps::for_isa(Isa::Scalar).unwrap();
+    assert!(matches!(
+        ops.decode(TableFormat::Fused4, &[0u8; 5], &mut [0f32; 4]),
+        Err(KernelError::Shape {
+            expected: 6,
+            found: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ops.decode(TableFormat::Fused2, &[0u8; 6], &mut [0f32; 6]),
+        Err(KernelError::UnsupportedDim { .. })
+    ));
+}
+
+#[test]
+fn whole_table_decoding_is_the_same_at_every_level() {
+    let (rows, dim) = (700, 36);
+    let src = table(4, rows, dim);
+    for format in TableFormat::ALL {
+        if format.check_dim(dim).is_err() {
+            continue;
+        }
+        let packed = quantize_table(&src, rows, dim, format, &QuantizeOptions::default()).unwrap();
+        let t = TableRef::new(format, rows, dim, &packed).unwrap();
+        let mut reference = vec![0f32; rows * dim];
+        for r in 0..rows {
+            dequantize_row(format, t.row(r), &mut reference[r * dim..(r + 1) * dim]);
+        }
+        for isa in Isa::available() {
+            let mut out = vec![0f32; rows * dim];
+            dequantize_table_with(isa, &t, &mut out).unwrap();
+            assert!(out == reference, "{format} at {isa}");
+        }
+    }
+}
+
+#[test]
+fn the_first_unrepresentable_row_is_reported_across_parallel_tasks() {
+    let (rows, dim) = (1300, 8);
+    let mut src = vec![0.25f32; rows * dim];
+    src[1100 * dim + 3] = 1e6;
+    src[700 * dim + 2] = -1e6;
+    for format in [
+        TableFormat::F16,
+        TableFormat::Fused4,
+        TableFormat::Fused8Half,
+    ] {
+        let err = quantize_table(&src, rows, dim, format, &QuantizeOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, KernelError::BadQuantParams { reason, .. } if reason.starts_with("row 700")),
+            "{format}: {err}"
+        );
+    }
+}

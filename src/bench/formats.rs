@@ -1,0 +1,128 @@
+//! `quantize_*` / `dequantize_*` lines: table (de)quantization throughput in rows/s (the greedy range
+//! search alone, and whole tables per format) at every ISA level on one thread, and quantization at
+//! the active level on all threads.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quantrec_kernels::Isa;
+use quantrec_kernels::formats::greedy::{GreedyOps, search_rows};
+use quantrec_kernels::formats::{
+    QuantizeOptions, TableFormat, TableRef, dequantize_table_with, quantize_table_with,
+};
+use quantrec_kernels::rng::Rng;
+use serde_json::json;
+
+use super::{KernelBenchArgs, Reporter, time_median};
+
+/// Benchmarks table quantization.
+pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    let (rows, dim) = if args.quick {
+        (10_000, 64)
+    } else {
+        (100_000, 64)
+    };
+    let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
+    let src = Rng::new(1).normal_vec(rows * dim, 0.05);
+    let threads = rayon::current_num_threads();
+
+    for bits in [4u32, 2] {
+        let op = format!("quantize_greedy{bits}_search");
+        if !rep.wants(&op) {
+            continue;
+        }
+        let mut out = vec![(0.0f32, 0.0f32); rows];
+        for isa in Isa::available() {
+            let ops = GreedyOps::for_isa(isa)?;
+            // Single thread: the ops table directly, no rayon.
+            let secs = time_median(min_time, 3, || {
+                ops.search(&src, dim, bits, &mut out).expect("valid shapes");
+            });
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+        let ops = GreedyOps::active();
+        let secs = time_median(min_time, 3, || {
+            search_rows(ops, &src, dim, bits, &mut out).expect("valid shapes");
+        });
+        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
+        rep.record(
+            ops.isa.name(),
+            &op,
+            shape,
+            secs,
+            rows as f64 / secs,
+            "rows/s",
+        )?;
+    }
+
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    for (format, greedy) in [
+        (TableFormat::Fused8, false),
+        (TableFormat::Fused4, false),
+        (TableFormat::Fused2, false),
+        (TableFormat::Fused4, true),
+    ] {
+        let op = format!(
+            "quantize_{}{}",
+            format.name(),
+            if greedy { "_greedy" } else { "" }
+        );
+        if !rep.wants(&op) {
+            continue;
+        }
+        let opts = QuantizeOptions {
+            greedy,
+            name: "bench",
+        };
+        let mut out = vec![0u8; rows * format.row_bytes(dim)];
+        let mut quantize = |isa: Isa| {
+            quantize_table_with(isa, &src, rows, dim, format, &opts, &mut out).expect("valid");
+        };
+        for isa in Isa::available() {
+            let secs = one_thread.install(|| time_median(min_time, 3, || quantize(isa)));
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+        let isa = Isa::active();
+        let secs = time_median(min_time, 3, || quantize(isa));
+        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
+        rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+    }
+    for format in [
+        TableFormat::Fused8,
+        TableFormat::Fused4,
+        TableFormat::Fused2,
+        TableFormat::F16,
+    ] {
+        let op = format!("dequantize_{}", format.name());
+        if !rep.wants(&op) {
+            continue;
+        }
+        let packed = quantize_table_with_default(&src, rows, dim, format)?;
+        let table = TableRef::new(format, rows, dim, &packed)?;
+        let mut out = vec![0f32; rows * dim];
+        for isa in Isa::available() {
+            let secs = one_thread.install(|| {
+                time_median(min_time, 3, || {
+                    dequantize_table_with(isa, &table, &mut out).expect("valid");
+                })
+            });
+            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
+            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        }
+    }
+    Ok(())
+}
+
+fn quantize_table_with_default(
+    src: &[f32],
+    rows: usize,
+    dim: usize,
+    format: TableFormat,
+) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; rows * format.row_bytes(dim)];
+    let opts = QuantizeOptions::default();
+    quantize_table_with(Isa::active(), src, rows, dim, format, &opts, &mut out)?;
+    Ok(out)
+}
