@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use quantrec_model::artifact::Artifact;
 use quantrec_model::config::Interaction;
+use quantrec_model::plan::{ActivationPlan, LayerPrecision};
 
 /// Arguments of `quantrec inspect`.
 #[derive(Args, Debug)]
@@ -180,6 +181,45 @@ pub fn run(args: InspectArgs) -> Result<()> {
         total as f64 / total_f32.max(1) as f64,
         a.file_bytes
     );
+    for (layer, q) in &m.quantization {
+        println!(
+            "quantization {layer}: {} — {}{}",
+            q.precision,
+            q.scheme,
+            if q.saturated > 0 {
+                format!(" ({} weights saturated)", q.saturated)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let statics =
+        m.plan
+            .bottom
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("bottom.{i}"), *p))
+            .chain(
+                m.plan.cross.iter().enumerate().flat_map(|(l, c)| {
+                    [(format!("cross.{l}.v"), c.v), (format!("cross.{l}.w"), c.w)]
+                }),
+            )
+            .chain(
+                m.plan
+                    .top
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("top.{i}"), *p)),
+            );
+    for (layer, p) in statics {
+        if let LayerPrecision::Int8 {
+            activations: ActivationPlan::Static { scale, zero_point },
+            ..
+        } = p
+        {
+            println!("static activations {layer}: scale {scale}, zero point {zero_point}");
+        }
+    }
     let pv = &m.provenance;
     println!(
         "provenance: source {} (sha256 {}), calibration {}, NE {}{}",

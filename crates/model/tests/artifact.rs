@@ -403,3 +403,32 @@ fn stored_int8_codes_are_what_the_kernel_runs() {
         }
     }
 }
+
+#[test]
+fn weights_come_back_out_of_an_artifact() {
+    let imp = import("torchrec_dlrm_dcn");
+    let f32_plan = Plan::f32(&imp.config);
+    let bytes = artifact::to_bytes(&imp.config, &imp.weights, &f32_plan, &provenance()).unwrap();
+    let a = Artifact::from_bytes(bytes).unwrap();
+    assert_eq!(a.weights(), imp.weights);
+
+    // A reduced-precision artifact gives back its stored values: rebuilding under the same plan
+    // reproduces the loaded model.
+    let mut plan = f32_plan.clone();
+    plan.top[0] = LayerPrecision::Bf16;
+    plan.bottom[1] = LayerPrecision::F16;
+    plan.tables[3] = TableFormat::F16;
+    let bytes = artifact::to_bytes(&imp.config, &imp.weights, &plan, &provenance()).unwrap();
+    let a = Artifact::from_bytes(bytes).unwrap();
+    let w = a.weights();
+    assert!(matches!(
+        w.tables[3],
+        TableData::Encoded {
+            format: TableFormat::F16,
+            ..
+        }
+    ));
+    let rebuilt = Model::from_parts(&a.meta.config, &w, &plan).unwrap();
+    let batch = inputs("torchrec_dlrm_dcn").batch;
+    assert_eq!(predict(&rebuilt, &batch), predict(&a.model, &batch));
+}

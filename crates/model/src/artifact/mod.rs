@@ -30,6 +30,8 @@ use quantrec_kernels::formats::TableFormat;
 use crate::config::ModelConfig;
 use crate::model::Model;
 use crate::plan::Plan;
+use crate::tables::StoredTable;
+use crate::weights::{CrossLayer, Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
 pub use write::{quantize_int8, save, to_bytes};
@@ -122,6 +124,10 @@ pub struct Artifact {
     /// Bytes of each tensor as stored.
     pub tensor_bytes: BTreeMap<String, usize>,
     backing: Backing,
+    /// Dense layers as stored (reduced precisions widened to f32).
+    bottom: Vec<Linear>,
+    cross: Vec<CrossLayer>,
+    top: Vec<Linear>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +210,42 @@ impl Artifact {
             });
         }
         Ok(())
+    }
+}
+
+impl Artifact {
+    /// The parameters as stored, e.g. to quantize an f32 artifact under a new plan: dense layers in
+    /// f32 (values of reduced-precision layers are their stored values widened, `code · scale` for
+    /// int8), f32 tables decoded, other tables as their stored bytes ([`TableData::Encoded`]).
+    pub fn weights(&self) -> Weights {
+        let tables = self
+            .model
+            .tables()
+            .iter()
+            .map(|t: &StoredTable| {
+                let bytes = t.bytes.as_slice();
+                if t.format == TableFormat::F32 {
+                    TableData::F32(
+                        bytes
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect(),
+                    )
+                } else {
+                    TableData::Encoded {
+                        format: t.format,
+                        bytes: bytes.to_vec(),
+                    }
+                }
+            })
+            .collect();
+        Weights {
+            bottom: self.bottom.clone(),
+            tables,
+            table_names: self.meta.table_names.clone(),
+            cross: self.cross.clone(),
+            top: self.top.clone(),
+        }
     }
 }
 

@@ -267,6 +267,9 @@ impl Artifact {
             file_bytes,
             tensor_bytes,
             backing,
+            bottom,
+            cross,
+            top,
         })
     }
 }
