@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use half::{bf16, f16};
-use quantrec_kernels::formats::{TableFormat, TableRef};
+use quantrec_kernels::formats::{QuantizeOptions, TableFormat, TableRef, quantize_table};
 
 use crate::{ModelError, Result};
 
@@ -69,10 +68,10 @@ impl StoredTable {
     }
 }
 
-/// Encodes `rows × dim` f32 values as `format` rows. Float formats are converted here (round to
-/// nearest even; a value beyond the f16 range is an error, never clamped). Fused formats need the
-/// row-wise quantizer of the formats module, which this build does not have yet: pass already
-/// packed rows as [`TableData::Encoded`](crate::weights::TableData::Encoded) instead.
+/// Encodes `rows × dim` f32 values as `format` rows with the formats module's FBGEMM-exact
+/// quantizer. 4- and 2-bit rows use the greedy L2 clipping-range search (PyTorch's
+/// `optimized_qparams=True`), which never loses accuracy against plain min/max; a value beyond the
+/// f16 range or a NaN is an error naming the table and row, never clamped.
 pub fn encode_table(
     table: usize,
     format: TableFormat,
@@ -88,40 +87,10 @@ pub fn encode_table(
             found: vec![values.len()],
         });
     }
-    let mut out = Vec::with_capacity(rows * format.row_bytes(dim));
-    match format {
-        TableFormat::F32 => values
-            .iter()
-            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        TableFormat::F16 => {
-            for (i, &v) in values.iter().enumerate() {
-                let h = f16::from_f32(v);
-                if !h.is_finite() {
-                    return Err(ModelError::TableEncoding {
-                        table,
-                        format: format.name().into(),
-                        reason: format!(
-                            "value {v} at row {}, column {} is outside the f16 range",
-                            i / dim,
-                            i % dim
-                        ),
-                    });
-                }
-                out.extend_from_slice(&h.to_le_bytes());
-            }
-        }
-        TableFormat::Bf16 => values
-            .iter()
-            .for_each(|&v| out.extend_from_slice(&bf16::from_f32(v).to_le_bytes())),
-        _ => {
-            return Err(ModelError::TableEncoding {
-                table,
-                format: format.name().into(),
-                reason: "row-wise quantization into fused formats is not available in this build \
-                         (formats::quantize_table); supply packed rows (TableData::Encoded)"
-                    .into(),
-            });
-        }
-    }
-    Ok(out)
+    let name = format!("tables.{table}");
+    let opts = QuantizeOptions {
+        greedy: matches!(format, TableFormat::Fused4 | TableFormat::Fused2),
+        name: &name,
+    };
+    Ok(quantize_table(values, rows, dim, format, &opts)?)
 }

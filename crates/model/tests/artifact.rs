@@ -3,7 +3,9 @@
 mod common;
 
 use common::{assert_close, fixture, import, inputs, temp_path};
-use quantrec_kernels::formats::{TableFormat, TableRef, dequantize_row};
+use quantrec_kernels::formats::{
+    QuantizeOptions, TableFormat, TableRef, dequantize_row, quantize_table,
+};
 use quantrec_model::artifact::{self, Artifact, FORMAT_VERSION, Provenance};
 use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
@@ -242,15 +244,34 @@ fn fbgemm_packed_tables_load_run_and_round_trip_byte_exact() {
 }
 
 #[test]
-fn fused_formats_need_encoded_rows_until_the_quantizer_lands() {
+fn f32_tables_are_quantized_into_fused_formats_by_the_plan() {
     let config = small_config([PoolingMode::Sum; 3]);
+    let weights = Weights::random(&config, 1);
     let mut plan = Plan::f32(&config);
+    plan.tables[0] = TableFormat::Fused8;
     plan.tables[1] = TableFormat::Fused4;
-    let err = Model::from_parts(&config, &Weights::random(&config, 1), &plan).unwrap_err();
-    assert!(
-        matches!(err, ModelError::TableEncoding { table: 1, .. }),
-        "{err}"
-    );
+    plan.tables[2] = TableFormat::Fused2;
+    let model = Model::from_parts(&config, &weights, &plan).unwrap();
+    for (t, greedy) in [(0, false), (1, true), (2, true)] {
+        let TableData::F32(values) = &weights.tables[t] else {
+            panic!("random weights are f32")
+        };
+        let tc = &config.tables[t];
+        let opts = QuantizeOptions { greedy, name: "t" };
+        let expected = quantize_table(values, tc.rows, tc.dim, plan.tables[t], &opts).unwrap();
+        assert_eq!(
+            model.tables()[t].table_ref().data,
+            &expected[..],
+            "table {t}"
+        );
+    }
+    // A NaN in a table is refused with the table named.
+    let mut bad = weights.clone();
+    if let TableData::F32(v) = &mut bad.tables[1] {
+        v[5] = f32::NAN;
+    }
+    let err = Model::from_parts(&config, &bad, &plan).unwrap_err();
+    assert!(err.to_string().contains("tables.1"), "{err}");
 }
 
 fn small_artifact() -> Vec<u8> {
