@@ -4,6 +4,8 @@
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
 mod harness;
+mod interaction;
+mod linear_int8;
 mod peak;
 
 use std::path::PathBuf;
@@ -56,5 +58,7 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
         quantrec_kernels::isa::describe()
     );
     peak::run(args, &mut rep)?;
+    linear_int8::run(args, &mut rep)?;
+    interaction::run(args, &mut rep)?;
     rep.finish()
 }
