@@ -21,13 +21,24 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     if !ops.iter().any(|o| rep.wants(o)) {
         return Ok(());
     }
+    let want_dynamic = rep.wants("linear_int8");
+    let want_static = rep.wants("linear_int8_static");
+    // Timed inside a one-thread pool (the driver sizes its split by the pool it runs in); rows are
+    // recorded afterwards because the reporter stays on this thread.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    pool.install(|| bench(args, rep))
-}
-
-fn bench(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    let rows = pool.install(|| bench(args, want_dynamic, want_static))?;
     let isa = Isa::active();
     let peak = peak::measure(PeakKind::Int8Vnni);
+    for (op, shape, secs, ops) in rows {
+        record(rep, isa, op, shape, secs, ops, peak)?;
+    }
+    Ok(())
+}
+
+type Row = (&'static str, serde_json::Value, f64, f64);
+
+fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let ms: &[usize] = if args.quick { &[1, 256] } else { &[1, 16, 64, 256, 1024] };
     let kns = [(512, 256), (256, 128), (1024, 1024), (1024, 512), (479, 1024)];
     let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
@@ -57,25 +68,25 @@ fn bench(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let x_u8: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
             let ops = 2.0 * (m * k * n) as f64;
             let shape = json!({"m": m, "k": k, "n": n});
-            if rep.wants("linear_int8") {
+            if want_dynamic {
                 let mut out = vec![0f32; m * n];
                 let secs = time_median(min_time, 5, || {
                     dynamic.forward(&x, m, &mut out, false, &mut scratch).unwrap();
                 });
-                record(rep, isa, "linear_int8", shape.clone(), secs, ops, peak)?;
+                rows.push(("linear_int8", shape.clone(), secs, ops));
             }
-            if rep.wants("linear_int8_static") {
+            if want_static {
                 let mut out = vec![0u8; m * n];
                 let secs = time_median(min_time, 5, || {
                     fixed
                         .forward_u8_to_u8(&x_u8, xq, m, &mut out, out_q, true, &mut scratch)
                         .unwrap();
                 });
-                record(rep, isa, "linear_int8_static", shape, secs, ops, peak)?;
+                rows.push(("linear_int8_static", shape, secs, ops));
             }
         }
     }
-    Ok(())
+    Ok(rows)
 }
 
 fn record(

@@ -53,15 +53,20 @@ unsafe fn min_max_avx2(x: &[f32]) -> (f32, f32, bool) {
 }
 
 /// Quantizes rows; see [`super::scalar::quantize_rows`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_rows(
     x: &[f32],
     m: usize,
     k: usize,
     kp: usize,
+    h: usize,
     inv: f32,
     zp: i32,
     out: &mut [u8],
 ) {
+    if h != 1 {
+        return super::scalar::quantize_rows(x, m, k, kp, h, inv, zp, out);
+    }
     // SAFETY: only installed for kernels whose ISA the CPU has (AVX2).
     unsafe { quantize_rows_avx2(x, m, k, kp, inv, zp, out) }
 }
@@ -139,19 +144,73 @@ unsafe fn epilogue_avx2(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
+    let n = epi.n;
+    let full = cols / 8 * 8;
+    assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
+    assert!(col0 + cols <= n && epi.corr.len() >= n && epi.mult.len() >= n && epi.bias.len() >= n);
+    let out_len = match out {
+        Out::F32(o) => o.len(),
+        Out::U8(o) => o.len(),
+        Out::I32(o) => o.len(),
+    };
+    assert!(rows == 0 || (row0 + rows) * n <= out_len);
+    let zero = _mm256_setzero_ps();
+    let inv = _mm256_set1_ps(epi.out_inv);
+    let zp = _mm256_set1_ps(epi.out_zp as f32);
+    let lo = if epi.relu { zp } else { zero };
+    let hi = _mm256_set1_ps(255.0);
+    for c in (0..full).step_by(8) {
+        // SAFETY: columns col0 + c .. col0 + c + 8 are inside the per-column arrays, every tile row
+        // and every output row (asserted above).
+        unsafe {
+            let corr = _mm256_loadu_si256(epi.corr.as_ptr().add(col0 + c).cast());
+            let mult = _mm256_loadu_ps(epi.mult.as_ptr().add(col0 + c));
+            let bias = _mm256_loadu_ps(epi.bias.as_ptr().add(col0 + c));
+            for r in 0..rows {
+                let acc = _mm256_loadu_si256(tile.as_ptr().add(r * ldt + c).cast());
+                let at = (row0 + r) * n + col0 + c;
+                let v = _mm256_add_ps(
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr)), mult),
+                    bias,
+                );
+                match out {
+                    Out::F32(o) => {
+                        let v = if epi.relu { _mm256_max_ps(v, zero) } else { v };
+                        _mm256_storeu_ps(o.as_mut_ptr().add(at), v);
+                    }
+                    Out::U8(o) => {
+                        let q = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                            _mm256_mul_ps(v, inv),
+                        );
+                        let q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zp), lo), hi);
+                        let i = _mm256_cvtps_epi32(q);
+                        let w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+                        let b = _mm_packus_epi16(w, w);
+                        _mm_storel_epi64(o.as_mut_ptr().add(at).cast(), b);
+                    }
+                    Out::I32(o) => _mm256_storeu_si256(o.as_mut_ptr().add(at).cast(), acc),
+                }
+            }
+        }
+    }
+    if full < cols {
+        epilogue_generic(&tile[full..], ldt, rows, row0, col0 + full, cols - full, epi, out);
+    }
 }
 
 /// Packed GEMM with i16-widened products; tiles of up to 2 rows × 16 columns.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[u8],
     lda: usize,
     m: usize,
+    h: usize,
     w: &Int8Weights,
     epi: &Epi<'_>,
     epi_fn: EpiFn,
     out: &mut Out<'_>,
 ) {
+    assert_eq!(h, 1, "this kernel reads row-major activations");
     // SAFETY: only installed for kernels whose ISA the CPU has (AVX2).
     unsafe { gemm_avx2(a, lda, m, w, epi, epi_fn, out) }
 }

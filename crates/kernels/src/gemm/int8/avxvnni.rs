@@ -7,15 +7,18 @@ use super::driver::{Epi, EpiFn, Out, TILE_MAX};
 use super::{Int8Weights, KG, NR};
 
 /// Packed GEMM; see the module docs.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[u8],
     lda: usize,
     m: usize,
+    h: usize,
     w: &Int8Weights,
     epi: &Epi<'_>,
     epi_fn: EpiFn,
     out: &mut Out<'_>,
 ) {
+    assert_eq!(h, 1, "this kernel reads row-major activations");
     // SAFETY: only installed for the AvxVnni kernel, which is only selected when the CPU has
     // AVX2 and AVX-VNNI.
     unsafe { gemm_avxvnni(a, lda, m, w, epi, epi_fn, out) }

@@ -7,16 +7,19 @@ use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG};
 use crate::gemm::QParams;
 use crate::{KernelError, Result};
 
-/// Runs the packed GEMM over `m` rows of `a` (row stride `lda`, a multiple of 4, zero-padded) and
-/// applies `epi_fn` to every tile, writing into `out` (rows relative to `a`).
-pub(crate) type GemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, EpiFn, &mut Out<'_>);
+/// Runs the packed GEMM over `m` rows of `a` (rows of `kp` codes, zero-padded, in row blocks of height
+/// `h`, see [`super::scalar::a_offset`]) and applies `epi_fn` to every tile, writing into `out` (rows
+/// relative to `a`). Arguments: `a, kp, m, h, weights, epilogue constants, epilogue, out`.
+#[allow(clippy::type_complexity)]
+pub(crate) type GemmFn =
+    fn(&[u8], usize, usize, usize, &Int8Weights, &Epi<'_>, EpiFn, &mut Out<'_>);
 
 /// Turns one tile of raw accumulators (`rows` rows of stride `ldt`, `cols` valid columns starting at
 /// output column `col0`) into output row `row0..row0 + rows`.
 pub(crate) type EpiFn = fn(&[i32], usize, usize, usize, usize, usize, &Epi<'_>, &mut Out<'_>);
 
 /// Largest register tile (rows × columns) any kernel produces.
-pub(crate) const TILE_MAX: usize = 256;
+pub(crate) const TILE_MAX: usize = 384;
 
 /// Per-call epilogue constants.
 pub(crate) struct Epi<'a> {
@@ -159,6 +162,7 @@ pub(crate) fn run(
         }
     };
     let Int8Scratch { act, corr, mult } = scratch;
+    let h = (ops.a_block)(m).max(1);
     let (a, lda, xq): (&[u8], usize, QParams) = match x {
         Int8Input::F32(v) => {
             let (lo, hi, finite) = (ops.min_max)(v);
@@ -175,18 +179,15 @@ pub(crate) fn run(
             if act.len() < m * kp {
                 act.resize(m * kp, 0);
             }
-            (ops.quantize)(v, m, k, kp, 1.0 / q.scale, q.zero_point, &mut act[..m * kp]);
+            (ops.quantize)(v, m, k, kp, h, 1.0 / q.scale, q.zero_point, &mut act[..m * kp]);
             (&act[..m * kp], kp, q)
         }
-        Int8Input::U8(v, q) if k == kp => (v, k, q),
+        Int8Input::U8(v, q) if k == kp && h == 1 => (v, k, q),
         Int8Input::U8(v, q) => {
             if act.len() < m * kp {
                 act.resize(m * kp, 0);
             }
-            for (dst, src) in act[..m * kp].chunks_exact_mut(kp).zip(v.chunks_exact(k)) {
-                dst[..k].copy_from_slice(src);
-                dst[k..].fill(0);
-            }
+            super::scalar::block_codes(v, m, k, kp, h, &mut act[..m * kp]);
             (&act[..m * kp], kp, q)
         }
     };
@@ -210,11 +211,12 @@ pub(crate) fn run(
     let threads = rayon::current_num_threads();
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
         let mut out = out;
-        (ops.gemm)(a, lda, m, w, &epi, ops.epilogue, &mut out);
+        (ops.gemm)(a, lda, m, h, w, &epi, ops.epilogue, &mut out);
         return Ok(());
     }
-    // Row blocks: a multiple of 6 (the widest register tile's height), about two per thread.
-    let rows = m.div_ceil(threads * 2).div_ceil(6) * 6;
+    // Row chunks: a multiple of the block height (so chunks start on block boundaries), about two
+    // per thread.
+    let rows = m.div_ceil(threads * 2).div_ceil(h) * h;
     let (gemm, epi_fn, epi) = (ops.gemm, ops.epilogue, &epi);
     macro_rules! par_rows {
         ($o:expr, $variant:ident) => {
@@ -223,7 +225,7 @@ pub(crate) fn run(
                 .for_each(|(ci, oc)| {
                     let r = oc.len() / n;
                     let a = &a[ci * rows * lda..(ci * rows + r) * lda];
-                    gemm(a, lda, r, w, epi, epi_fn, &mut Out::$variant(oc));
+                    gemm(a, lda, r, h, w, epi, epi_fn, &mut Out::$variant(oc));
                 })
         };
     }

@@ -23,7 +23,9 @@
 //! Weights are packed once into panels of [`NR`] = 16 output columns; inside a panel, `k` runs in groups
 //! of 4 (64 bytes per group: column-major 4-byte groups, exactly one `vpdpbusd` operand). `k` is padded
 //! to a multiple of 4 and `n` to a multiple of 16 with zero weights; activations are padded with zero codes.
-//! - [`Int8Kernel::Avx512Vnni`]: 512-bit `vpdpbusd`, 6×32 register tiles (1×128 and up to 3×64 for small `m`).
+//! - [`Int8Kernel::Avx512Vnni`]: 512-bit `vpdpbusd`; 8×48 register tiles, or all rows at once for
+//!   `m ≤ 16`; activations are laid out in row blocks of the tile height, each group of 4 codes of the
+//!   block's rows adjacent, so every broadcast comes from one running pointer.
 //! - [`Int8Kernel::AvxVnni`]: 256-bit VEX `vpdpbusd`, 6×16 tiles.
 //! - [`Int8Kernel::Avx2`]: never saturates: weights are sign-extended to i16 (`vpmovsxbw`), activations
 //!   zero-extended to i16, products summed in i32 by `vpmaddwd` (no `vpmaddubsw`, whose i16 sums saturate).
@@ -182,8 +184,11 @@ impl Int8Kernel {
 pub(crate) struct Int8Ops {
     /// `(min, max, all finite)` of a slice (0.0 both for an empty slice).
     pub(crate) min_max: fn(&[f32]) -> (f32, f32, bool),
-    /// Quantizes `m` rows of `k` values into rows of `kp` codes (zero-padded).
-    pub(crate) quantize: fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]),
+    /// Quantizes `m` rows of `k` values into the blocked layout of `kp`-wide rows (zero-padded) with
+    /// row blocks of the given height (see [`scalar::a_offset`]).
+    pub(crate) quantize: fn(&[f32], usize, usize, usize, usize, f32, i32, &mut [u8]),
+    /// Height of the activation row blocks the GEMM wants for `m` rows (1: plain row-major).
+    pub(crate) a_block: fn(usize) -> usize,
     /// Runs the packed GEMM over a block of rows with the epilogue.
     pub(crate) gemm: driver::GemmFn,
     /// Applies the epilogue to one tile of raw accumulators.
@@ -197,6 +202,7 @@ impl Int8Ops {
             quantize: scalar::quantize_rows,
             gemm: scalar::gemm,
             epilogue: scalar::epilogue,
+            a_block: |_| 1,
         };
         #[cfg(target_arch = "x86_64")]
         {
@@ -216,6 +222,7 @@ impl Int8Ops {
             }
             if kernel.isa() >= Isa::Vnni {
                 ops.gemm = avx512::vnni::gemm;
+                ops.a_block = avx512::vnni::a_block;
             }
         }
         let _ = kernel;

@@ -29,14 +29,68 @@ pub fn quantize_u8(v: f32, inv_scale: f32, zero_point: i32) -> u8 {
     ((v * inv_scale).round_ties_even() + zero_point as f32).clamp(0.0, 255.0) as u8
 }
 
-/// Quantizes `m` rows of `k` values into rows of `kp` codes, zero-padding `k..kp`.
-pub fn quantize_rows(x: &[f32], m: usize, k: usize, kp: usize, inv: f32, zp: i32, out: &mut [u8]) {
+/// Where activation code (row `i`, column `p`) of an `m`-row batch with rows padded to `kp` lives in
+/// the blocked layout of height `h`: rows form blocks of `h` (the last may be shorter, `rb` rows);
+/// block `b` starts at `b·h·kp` and stores, for each group of 4 columns, the 4 codes of each of its
+/// `rb` rows in turn. `h = 1` is plain row-major.
+#[inline]
+pub fn a_offset(i: usize, p: usize, m: usize, kp: usize, h: usize) -> usize {
+    let b = i / h;
+    let rb = h.min(m - b * h);
+    b * h * kp + (p / KG) * rb * KG + (i % h) * KG + p % KG
+}
+
+/// Quantizes `m` rows of `k` values into the blocked layout (see [`a_offset`]), zero codes in `k..kp`.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_rows(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    kp: usize,
+    h: usize,
+    inv: f32,
+    zp: i32,
+    out: &mut [u8],
+) {
     for i in 0..m {
-        let dst = &mut out[i * kp..(i + 1) * kp];
-        for (d, &v) in dst[..k].iter_mut().zip(&x[i * k..(i + 1) * k]) {
-            *d = quantize_u8(v, inv, zp);
+        for p in 0..kp {
+            out[a_offset(i, p, m, kp, h)] = if p < k {
+                quantize_u8(x[i * k + p], inv, zp)
+            } else {
+                0
+            };
         }
-        dst[k..].fill(0);
+    }
+}
+
+/// Copies row-major u8 codes (`m×k`) into the blocked layout (see [`a_offset`]), zero codes in `k..kp`.
+pub fn block_codes(x: &[u8], m: usize, k: usize, kp: usize, h: usize, out: &mut [u8]) {
+    let (groups, full) = (kp / KG, k / KG);
+    assert!(h >= 1 && kp >= k && kp % KG == 0 && x.len() >= m * k && out.len() >= m * kp);
+    let mut b0 = 0;
+    while b0 < m {
+        let rb = h.min(m - b0);
+        for r in 0..rb {
+            let src = x[(b0 + r) * k..].as_ptr();
+            let dst = out[b0 * kp + r * KG..].as_mut_ptr();
+            for g in 0..full {
+                // SAFETY: group g < k/4 of row b0 + r is inside `x`; its slot at
+                // b0·kp + (g·rb + r)·4 is inside the block's rb·kp bytes of `out` (asserted above).
+                unsafe {
+                    let v = src.add(g * KG).cast::<u32>().read_unaligned();
+                    dst.add(g * rb * KG).cast::<u32>().write_unaligned(v);
+                }
+            }
+            for g in full..groups {
+                let mut four = [0u8; KG];
+                for (t, c) in four.iter_mut().enumerate() {
+                    *c = x[(b0 + r) * k..(b0 + r + 1) * k].get(g * KG + t).copied().unwrap_or(0);
+                }
+                let at = b0 * kp + (g * rb + r) * KG;
+                out[at..at + KG].copy_from_slice(&four);
+            }
+        }
+        b0 += rb;
     }
 }
 
@@ -67,15 +121,18 @@ pub fn reference_accumulate(a: &[u8], m: usize, k: usize, codes: &[i8], n: usize
 }
 
 /// Scalar-level GEMM on the packed layout: one row × one 16-column panel per tile.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[u8],
     lda: usize,
     m: usize,
+    h: usize,
     w: &Int8Weights,
     epi: &Epi<'_>,
     epi_fn: super::driver::EpiFn,
     out: &mut Out<'_>,
 ) {
+    assert_eq!(h, 1, "the scalar kernel reads row-major activations");
     let groups = w.kp / KG;
     let mut tile = [0i32; TILE_MAX];
     for p in 0..w.n.div_ceil(NR) {

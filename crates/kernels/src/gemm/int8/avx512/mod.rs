@@ -4,7 +4,7 @@ pub(crate) mod vnni;
 
 use std::arch::x86_64::*;
 
-use super::driver::{Epi, Out, epilogue_generic};
+use super::driver::{Epi, Out};
 
 /// `(min, max, all finite)`; see [`super::scalar::min_max`].
 pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
@@ -43,53 +43,86 @@ unsafe fn min_max_avx512(x: &[f32]) -> (f32, f32, bool) {
     (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi), finite)
 }
 
-/// Quantizes rows; see [`super::scalar::quantize_rows`].
+/// Quantizes rows into the blocked layout; see [`super::scalar::quantize_rows`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_rows(
     x: &[f32],
     m: usize,
     k: usize,
     kp: usize,
+    h: usize,
     inv: f32,
     zp: i32,
     out: &mut [u8],
 ) {
     // SAFETY: only installed for kernels whose ISA the CPU has (AVX-512 F/BW/VL/DQ).
-    unsafe { quantize_rows_avx512(x, m, k, kp, inv, zp, out) }
+    unsafe { quantize_rows_avx512(x, m, k, kp, h, inv, zp, out) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn quantize_rows_avx512(
     x: &[f32],
     m: usize,
     k: usize,
     kp: usize,
+    h: usize,
     inv: f32,
     zp: i32,
     out: &mut [u8],
 ) {
+    use super::KG;
     let vinv = _mm512_set1_ps(inv);
     let vzp = _mm512_set1_ps(zp as f32);
     let v0 = _mm512_setzero_ps();
     let v255 = _mm512_set1_ps(255.0);
-    assert!(x.len() >= m * k && out.len() >= m * kp && kp >= k);
+    assert!(h >= 1 && x.len() >= m * k && out.len() >= m * kp && kp >= k && kp % KG == 0);
     for i in 0..m {
+        let b = i / h;
+        let rb = h.min(m - b * h);
+        // Group g of row i is at `base + g·gstride` (see `scalar::a_offset`).
+        let base = b * h * kp + (i % h) * KG;
+        let gstride = rb * KG;
         let mut p = 0;
         while p < kp {
             let lanes = (kp - p).min(16);
             let valid = k.saturating_sub(p).min(lanes);
             let lmask: __mmask16 = (1u32 << valid).wrapping_sub(1) as __mmask16;
-            let smask: __mmask16 = (1u32 << lanes).wrapping_sub(1) as __mmask16;
-            // SAFETY: lanes below `valid` are inside row i of `x`, lanes below `lanes` inside row i
-            // of `out` (asserted above); masked-off lanes are not accessed.
-            unsafe {
+            // SAFETY: lanes below `valid` are inside row i of `x` (asserted above); masked-off lanes
+            // are not read.
+            let codes = unsafe {
                 let v = _mm512_maskz_loadu_ps(lmask, x.as_ptr().add(i * k + p));
                 let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
                     _mm512_mul_ps(v, vinv),
                 );
                 let c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vzp), v0), v255);
                 // Padding lanes (beyond k) are zero codes.
-                let q = _mm512_maskz_cvtps_epi32(lmask, c);
-                _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(i * kp + p).cast(), smask, q);
+                _mm512_cvtepi32_epi8(_mm512_maskz_cvtps_epi32(lmask, c))
+            };
+            if h == 1 {
+                let smask: __mmask16 = (1u32 << lanes).wrapping_sub(1) as __mmask16;
+                // SAFETY: the `lanes` bytes at i·kp + p are inside row i of `out`.
+                unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(i * kp + p).cast(), smask, codes) };
+            } else {
+                let groups = lanes / KG;
+                let last = base + (p / KG + groups - 1) * gstride + KG;
+                assert!(last <= out.len());
+                let dst = out.as_mut_ptr();
+                // SAFETY: the `groups` 4-byte slots at base + (p/4 + t)·gstride end at `last`, inside
+                // `out` (checked just above).
+                unsafe {
+                    let at = |t: usize| dst.add(base + (p / KG + t) * gstride).cast::<i32>();
+                    at(0).write_unaligned(_mm_extract_epi32::<0>(codes));
+                    if groups > 1 {
+                        at(1).write_unaligned(_mm_extract_epi32::<1>(codes));
+                    }
+                    if groups > 2 {
+                        at(2).write_unaligned(_mm_extract_epi32::<2>(codes));
+                    }
+                    if groups > 3 {
+                        at(3).write_unaligned(_mm_extract_epi32::<3>(codes));
+                    }
+                }
             }
             p += lanes;
         }
@@ -124,5 +157,64 @@ unsafe fn epilogue_avx512(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
+    let n = epi.n;
+    assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
+    assert!(col0 + cols <= n && epi.corr.len() >= n && epi.mult.len() >= n && epi.bias.len() >= n);
+    let out_len = match out {
+        Out::F32(o) => o.len(),
+        Out::U8(o) => o.len(),
+        Out::I32(o) => o.len(),
+    };
+    assert!(rows == 0 || (row0 + rows) * n <= out_len);
+    let zero = _mm512_setzero_ps();
+    let inv = _mm512_set1_ps(epi.out_inv);
+    let zp = _mm512_set1_ps(epi.out_zp as f32);
+    let lo = if epi.relu { zp } else { zero };
+    let hi = _mm512_set1_ps(255.0);
+    let mut c = 0;
+    while c < cols {
+        let mask: __mmask16 = if cols - c >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << (cols - c)) - 1) as __mmask16
+        };
+        // SAFETY: lanes enabled by `mask` are columns col0 + c .. col0 + cols, inside the per-column
+        // arrays, every tile row and every output row (asserted above).
+        unsafe {
+            let corr = _mm512_maskz_loadu_epi32(mask, epi.corr.as_ptr().add(col0 + c));
+            let mult = _mm512_maskz_loadu_ps(mask, epi.mult.as_ptr().add(col0 + c));
+            let bias = _mm512_maskz_loadu_ps(mask, epi.bias.as_ptr().add(col0 + c));
+            for r in 0..rows {
+                let acc = _mm512_maskz_loadu_epi32(mask, tile.as_ptr().add(r * ldt + c));
+                let at = (row0 + r) * n + col0 + c;
+                if let Out::I32(o) = out {
+                    _mm512_mask_storeu_epi32(o.as_mut_ptr().add(at), mask, acc);
+                    continue;
+                }
+                let v = _mm512_add_ps(
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), mult),
+                    bias,
+                );
+                match out {
+                    Out::F32(o) => {
+                        let v = if epi.relu { _mm512_max_ps(v, zero) } else { v };
+                        _mm512_mask_storeu_ps(o.as_mut_ptr().add(at), mask, v);
+                    }
+                    Out::U8(o) => {
+                        let q = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                            _mm512_mul_ps(v, inv),
+                        );
+                        let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(q, zp), lo), hi);
+                        _mm512_mask_cvtepi32_storeu_epi8(
+                            o.as_mut_ptr().add(at).cast(),
+                            mask,
+                            _mm512_cvtps_epi32(q),
+                        );
+                    }
+                    Out::I32(_) => {}
+                }
+            }
+        }
+        c += 16;
+    }
 }
