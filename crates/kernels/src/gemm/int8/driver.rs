@@ -162,7 +162,7 @@ pub(crate) fn run(
         }
     };
     let Int8Scratch { act, corr, mult } = scratch;
-    let h = (ops.a_block)(m).max(1);
+    let (h, lda) = (ops.a_layout)(m, kp);
     let (a, lda, xq): (&[u8], usize, QParams) = match x {
         Int8Input::F32(v) => {
             let (lo, hi, finite) = (ops.min_max)(v);
@@ -176,19 +176,19 @@ pub(crate) fn run(
                 });
             }
             let q = w.act_qparams(lo, hi);
-            if act.len() < m * kp {
-                act.resize(m * kp, 0);
+            if act.len() < m * lda {
+                act.resize(m * lda, 0);
             }
-            (ops.quantize)(v, m, k, kp, h, 1.0 / q.scale, q.zero_point, &mut act[..m * kp]);
-            (&act[..m * kp], kp, q)
+            (ops.quantize)(v, m, k, lda, h, 1.0 / q.scale, q.zero_point, &mut act[..m * lda]);
+            (&act[..m * lda], lda, q)
         }
-        Int8Input::U8(v, q) if k == kp && h == 1 => (v, k, q),
+        Int8Input::U8(v, q) if k == lda && h == 1 => (v, k, q),
         Int8Input::U8(v, q) => {
-            if act.len() < m * kp {
-                act.resize(m * kp, 0);
+            if act.len() < m * lda {
+                act.resize(m * lda, 0);
             }
-            super::scalar::block_codes(v, m, k, kp, h, &mut act[..m * kp]);
-            (&act[..m * kp], kp, q)
+            super::scalar::block_codes(v, m, k, lda, h, &mut act[..m * lda]);
+            (&act[..m * lda], lda, q)
         }
     };
     debug_assert_eq!(lda % KG, 0);
@@ -216,7 +216,8 @@ pub(crate) fn run(
     }
     // Row chunks: a multiple of the block height (so chunks start on block boundaries), about two
     // per thread.
-    let rows = m.div_ceil(threads * 2).div_ceil(h) * h;
+    let unit = if h == 1 { 32 } else { h };
+    let rows = m.div_ceil(threads * 2).div_ceil(unit) * unit;
     let (gemm, epi_fn, epi) = (ops.gemm, ops.epilogue, &epi);
     macro_rules! par_rows {
         ($o:expr, $variant:ident) => {

@@ -26,6 +26,8 @@
 //! - [`Int8Kernel::Avx512Vnni`]: 512-bit `vpdpbusd`; 8×48 register tiles, or all rows at once for
 //!   `m ≤ 16`; activations are laid out in row blocks of the tile height, each group of 4 codes of the
 //!   block's rows adjacent, so every broadcast comes from one running pointer.
+//! - [`Int8Kernel::Amx`]: AMX-INT8 `tdpbusd` on 16×64-byte tiles (2×2 tiles: 32 rows × 32 columns)
+//!   for `m ≥ 16`, row-major activations padded to 64 bytes; the VNNI kernel does the rest.
 //! - [`Int8Kernel::AvxVnni`]: 256-bit VEX `vpdpbusd`, 6×16 tiles.
 //! - [`Int8Kernel::Avx2`]: never saturates: weights are sign-extended to i16 (`vpmovsxbw`), activations
 //!   zero-extended to i16, products summed in i32 by `vpmaddwd` (no `vpmaddubsw`, whose i16 sums saturate).
@@ -33,6 +35,8 @@
 
 pub mod scalar;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -50,6 +54,9 @@ use crate::{Isa, KernelError, Result};
 pub const NR: usize = 16;
 /// Reduction elements per `vpdpbusd` group.
 pub const KG: usize = 4;
+/// Bytes of zero padding after the packed weights (one AMX `B` tile of 16 groups), so a kernel
+/// reading whole 16-group tiles never reads past the allocation.
+pub const WEIGHT_PAD: usize = 16 * NR * KG;
 /// Largest supported input width: `255 · 128 · k < 2³¹` keeps every i32 accumulator exact.
 pub const MAX_K: usize = 65_793;
 
@@ -108,6 +115,18 @@ pub fn weight_scale(amax: f32) -> f32 {
     (amax / 127.5).max(f32::EPSILON)
 }
 
+/// Whether the AMX kernel can run here (CPU, OS permission).
+fn amx_usable() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx::usable()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// An int8 kernel variant (what the ops table is built from); tests run every available one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Int8Kernel {
@@ -119,6 +138,9 @@ pub enum Int8Kernel {
     AvxVnni,
     /// 512-bit AVX512-VNNI `vpdpbusd` (level Vnni).
     Avx512Vnni,
+    /// AMX-INT8 `tdpbusd` tiles for `m ≥ 16` (AVX512-VNNI for the rest); used at level Vnni when the
+    /// CPU has AMX and the OS grants the tile state.
+    Amx,
 }
 
 impl Int8Kernel {
@@ -129,6 +151,7 @@ impl Int8Kernel {
             Int8Kernel::Avx2 => "avx2",
             Int8Kernel::AvxVnni => "avxvnni",
             Int8Kernel::Avx512Vnni => "avx512vnni",
+            Int8Kernel::Amx => "amx",
         }
     }
 
@@ -138,6 +161,7 @@ impl Int8Kernel {
             Isa::Scalar => Int8Kernel::Scalar,
             Isa::Avx2 | Isa::Avx512 if crate::isa::has_avx_vnni() => Int8Kernel::AvxVnni,
             Isa::Avx2 | Isa::Avx512 => Int8Kernel::Avx2,
+            Isa::Vnni if amx_usable() => Int8Kernel::Amx,
             Isa::Vnni => Int8Kernel::Avx512Vnni,
         }
     }
@@ -155,7 +179,12 @@ impl Int8Kernel {
                     }
                 }
                 Isa::Avx512 => {}
-                Isa::Vnni => v.push(Int8Kernel::Avx512Vnni),
+                Isa::Vnni => {
+                    v.push(Int8Kernel::Avx512Vnni);
+                    if amx_usable() {
+                        v.push(Int8Kernel::Amx);
+                    }
+                }
             }
         }
         v
@@ -170,12 +199,14 @@ impl Int8Kernel {
         match self {
             Int8Kernel::Scalar => Isa::Scalar,
             Int8Kernel::Avx2 | Int8Kernel::AvxVnni => Isa::Avx2,
-            Int8Kernel::Avx512Vnni => Isa::Vnni,
+            Int8Kernel::Avx512Vnni | Int8Kernel::Amx => Isa::Vnni,
         }
     }
 
     fn runnable(self) -> bool {
-        self.isa() <= Isa::detected() && (self != Int8Kernel::AvxVnni || crate::isa::has_avx_vnni())
+        self.isa() <= Isa::detected()
+            && (self != Int8Kernel::AvxVnni || crate::isa::has_avx_vnni())
+            && (self != Int8Kernel::Amx || amx_usable())
     }
 }
 
@@ -187,8 +218,9 @@ pub(crate) struct Int8Ops {
     /// Quantizes `m` rows of `k` values into the blocked layout of `kp`-wide rows (zero-padded) with
     /// row blocks of the given height (see [`scalar::a_offset`]).
     pub(crate) quantize: fn(&[f32], usize, usize, usize, usize, f32, i32, &mut [u8]),
-    /// Height of the activation row blocks the GEMM wants for `m` rows (1: plain row-major).
-    pub(crate) a_block: fn(usize) -> usize,
+    /// Activation layout `(block height, row stride)` the GEMM wants for `m` rows of `kp` codes
+    /// (height 1: plain row-major; the stride is a multiple of 4, at least `kp`).
+    pub(crate) a_layout: fn(usize, usize) -> (usize, usize),
     /// Runs the packed GEMM over a block of rows with the epilogue.
     pub(crate) gemm: driver::GemmFn,
     /// Applies the epilogue to one tile of raw accumulators.
@@ -202,7 +234,7 @@ impl Int8Ops {
             quantize: scalar::quantize_rows,
             gemm: scalar::gemm,
             epilogue: scalar::epilogue,
-            a_block: |_| 1,
+            a_layout: |_, kp| (1, kp),
         };
         #[cfg(target_arch = "x86_64")]
         {
@@ -222,7 +254,11 @@ impl Int8Ops {
             }
             if kernel.isa() >= Isa::Vnni {
                 ops.gemm = avx512::vnni::gemm;
-                ops.a_block = avx512::vnni::a_block;
+                ops.a_layout = avx512::vnni::a_layout;
+            }
+            if kernel == Int8Kernel::Amx {
+                ops.gemm = amx::gemm;
+                ops.a_layout = amx::a_layout;
             }
         }
         let _ = kernel;
@@ -230,12 +266,13 @@ impl Int8Ops {
     }
 
     fn get(kernel: Int8Kernel) -> &'static Int8Ops {
-        static TABLES: [OnceLock<Int8Ops>; 4] = [const { OnceLock::new() }; 4];
+        static TABLES: [OnceLock<Int8Ops>; 5] = [const { OnceLock::new() }; 5];
         let slot = match kernel {
             Int8Kernel::Scalar => 0,
             Int8Kernel::Avx2 => 1,
             Int8Kernel::AvxVnni => 2,
             Int8Kernel::Avx512Vnni => 3,
+            Int8Kernel::Amx => 4,
         };
         TABLES[slot].get_or_init(|| Int8Ops::build(kernel))
     }
@@ -285,7 +322,7 @@ impl Int8Weights {
         let kp = k.div_ceil(KG) * KG;
         let groups = kp / KG;
         let panels = n.div_ceil(NR);
-        let mut packed = vec![0i8; panels * groups * NR * KG];
+        let mut packed = vec![0i8; panels * groups * NR * KG + WEIGHT_PAD];
         let mut col_sums = vec![0i32; n];
         for j in 0..n {
             let inv = 1.0 / scales[j];

@@ -13,7 +13,7 @@ use super::super::{Int8Weights, KG, NR};
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[u8],
-    kp: usize,
+    lda: usize,
     m: usize,
     h: usize,
     w: &Int8Weights,
@@ -22,12 +22,12 @@ pub(crate) fn gemm(
     out: &mut Out<'_>,
 ) {
     // SAFETY: only installed for the Avx512Vnni kernel, selected only when the CPU has AVX512-VNNI.
-    unsafe { gemm_vnni(a, kp, m, h, w, epi, epi_fn, out) }
+    unsafe { gemm_vnni(a, lda, m, h, w, epi, epi_fn, out) }
 }
 
-/// Height of the activation row blocks (the register tile height) for `m` rows.
-pub(crate) fn a_block(m: usize) -> usize {
-    tile_shape(m).0
+/// Activation layout `(block height = register tile height, row stride)` for `m` rows of `kp` codes.
+pub(crate) fn a_layout(m: usize, kp: usize) -> (usize, usize) {
+    (tile_shape(m).0, kp)
 }
 
 /// Calls `tile::<MR, NP>` for the runtime pair `(r, np)`; only the listed shapes are instantiated.
@@ -60,7 +60,7 @@ fn tile_shape(m: usize) -> (usize, usize) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_vnni(
     a: &[u8],
-    kp: usize,
+    lda: usize,
     m: usize,
     h: usize,
     w: &Int8Weights,
@@ -72,7 +72,8 @@ unsafe fn gemm_vnni(
     let pstride = groups * NR * KG;
     let panels = w.n.div_ceil(NR);
     let mut tile = [0i32; TILE_MAX];
-    assert!(a.len() >= m * kp && kp == w.kp && w.packed.len() >= panels * pstride);
+    assert!(a.len() >= m * lda && lda >= w.kp && lda % KG == 0);
+    assert!(w.packed.len() >= panels * pstride);
     // Panels per tile for blocks of height h (the same choice as for a whole problem of h rows).
     let npb = tile_shape(h).1;
     let mr = h;
@@ -87,10 +88,10 @@ unsafe fn gemm_vnni(
         while i < m {
             let r = (m - i).min(mr);
             let t = tile.as_mut_ptr();
-            // SAFETY: the block of rows i..i+r holds r·kp codes from i·kp (asserted above, blocked
-            // layout); r·ld ≤ TILE_MAX.
+            // SAFETY: the block of rows i..i+r holds r·lda codes from i·lda (asserted above,
+            // blocked layout); r·ld ≤ TILE_MAX.
             unsafe {
-                let ap = a.as_ptr().add(i * kp);
+                let ap = a.as_ptr().add(i * lda);
                 dispatch!(r, np, (ap, wp, pstride, groups, t), [
                     (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
                     (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6),
