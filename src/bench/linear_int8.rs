@@ -39,8 +39,18 @@ type Row = (&'static str, serde_json::Value, f64, f64);
 
 fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let ms: &[usize] = if args.quick { &[1, 256] } else { &[1, 16, 64, 256, 1024] };
-    let kns = [(512, 256), (256, 128), (1024, 1024), (1024, 512), (479, 1024)];
+    let ms: &[usize] = if args.quick {
+        &[1, 256]
+    } else {
+        &[1, 16, 64, 256, 1024]
+    };
+    let kns = [
+        (512, 256),
+        (256, 128),
+        (1024, 1024),
+        (1024, 512),
+        (479, 1024),
+    ];
     let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
     let mut rng = Rng::new(0);
     let mut scratch = LinearScratch::default();
@@ -71,7 +81,9 @@ fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Resul
             if want_dynamic {
                 let mut out = vec![0f32; m * n];
                 let secs = time_median(min_time, 5, || {
-                    dynamic.forward(&x, m, &mut out, false, &mut scratch).unwrap();
+                    dynamic
+                        .forward(&x, m, &mut out, false, &mut scratch)
+                        .unwrap();
                 });
                 rows.push(("linear_int8", shape.clone(), secs, ops));
             }

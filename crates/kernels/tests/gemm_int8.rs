@@ -97,7 +97,10 @@ fn assert_close(got: &[f32], want: &[f32], ctx: &str) {
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let tol = 1e-6 * w.abs().max(1e-30);
-        assert!((g - w).abs() <= tol, "{ctx}: element {i}: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tol,
+            "{ctx}: element {i}: got {g}, want {w}"
+        );
     }
 }
 
@@ -204,7 +207,8 @@ fn default_entry_points_agree_with_explicit_kernel() {
         zero_point: 0,
     };
     let (mut u, mut v) = (vec![0u8; m * n], vec![0u8; m * n]);
-    lin.forward_f32_to_u8(&x, m, &mut u, oq, true, &mut s).unwrap();
+    lin.forward_f32_to_u8(&x, m, &mut u, oq, true, &mut s)
+        .unwrap();
     let o = Int8Output::U8(&mut v, oq);
     lin.forward_int8(Int8Kernel::Scalar, Int8Input::F32(&x), m, o, true, &mut s)
         .unwrap();
@@ -303,7 +307,8 @@ fn weight_quantization_is_pytorchs_observer() {
     assert_eq!(q.scales()[1], 0.5f32 / 127.5);
     assert_eq!(q.codes()[3..], [-8, 0, 127]);
     // All-zero weights: the observer's eps scale, zero codes.
-    let lin = PackedLinear::new(&[0.0; 4], None, 2, 2, spec(true, ActivationQuant::Dynamic)).unwrap();
+    let lin =
+        PackedLinear::new(&[0.0; 4], None, 2, 2, spec(true, ActivationQuant::Dynamic)).unwrap();
     assert_eq!(lin.int8_weights().unwrap().scales(), &[f32::EPSILON; 2]);
     assert_eq!(weight_scale(0.0), f32::EPSILON);
 }
@@ -354,7 +359,10 @@ fn matches_pytorch_dynamic_linear_recipe_by_hand() {
     let sw = 2.0f64 / 127.5;
     // Weight codes: 0.5/sw = 31.875 → 32; −1/sw = −63.75 → −64; 0.25/sw = 15.94 → 16;
     // 2/sw = 127.5 → 128 → clamp 127; 0.125/sw = 7.97 → 8; −0.75/sw = −47.8 → −48.
-    assert_eq!(lin.int8_weights().unwrap().codes(), vec![32, -64, 16, 127, 8, -48]);
+    assert_eq!(
+        lin.int8_weights().unwrap().codes(),
+        vec![32, -64, 16, 127, 8, -48]
+    );
     let sx = 3.0f64 / 127.0;
     let zp = 21i64;
     // Activation codes: 1/sx = 42.33 → 42 + 21 = 63; −0.5/sx = −21.17 → −21 + 21 = 0;
@@ -384,7 +392,11 @@ fn matches_pytorch_dynamic_linear_recipe_by_hand() {
     for j in 0..2 {
         let exact: f32 = (0..3).map(|p| x[p] * w[j * 3 + p]).sum::<f32>() + b[j];
         let bound = 3.0 * (sx / 2.0 * 2.0 + sw / 2.0 * 2.5 + sx * sw) as f32;
-        assert!((out[j] - exact).abs() <= bound, "{j}: {} vs {exact}", out[j]);
+        assert!(
+            (out[j] - exact).abs() <= bound,
+            "{j}: {} vs {exact}",
+            out[j]
+        );
     }
 }
 
@@ -450,7 +462,17 @@ fn bad_input_is_a_typed_error() {
     assert!(f32_layer.int8_weights().is_none());
     assert!(f32_layer.clone().int8_reduce_range(true).is_err());
     assert!(matches!(
-        f32_layer.forward_f32_to_u8(&x, 2, &mut o8, QParams { scale: 1.0, zero_point: 0 }, false, &mut s),
+        f32_layer.forward_f32_to_u8(
+            &x,
+            2,
+            &mut o8,
+            QParams {
+                scale: 1.0,
+                zero_point: 0
+            },
+            false,
+            &mut s
+        ),
         Err(KernelError::BadQuantParams { .. })
     ));
 }
@@ -463,8 +485,19 @@ fn parallel_split_matches_single_thread() {
     let x = rng.normal_vec(m * k, 1.0);
     let mut one = vec![0f32; m * n];
     let mut two = vec![0f32; m * n];
-    let pool = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
-    pool(1).install(|| lin.forward(&x, m, &mut one, false, &mut LinearScratch::default()).unwrap());
-    pool(3).install(|| lin.forward(&x, m, &mut two, false, &mut LinearScratch::default()).unwrap());
+    let pool = |t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+    };
+    pool(1).install(|| {
+        lin.forward(&x, m, &mut one, false, &mut LinearScratch::default())
+            .unwrap()
+    });
+    pool(3).install(|| {
+        lin.forward(&x, m, &mut two, false, &mut LinearScratch::default())
+            .unwrap()
+    });
     assert_eq!(one, two);
 }

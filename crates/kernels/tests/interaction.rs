@@ -10,20 +10,36 @@ use quantrec_kernels::{Isa, KernelError};
 
 const DIMS: [usize; 15] = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 127, 128];
 
-fn check(ops: &InteractionOps, feats: &[f32], batch: usize, f: usize, d: usize, pr: &[(usize, usize)], ctx: &str) {
+fn check(
+    ops: &InteractionOps,
+    feats: &[f32],
+    batch: usize,
+    f: usize,
+    d: usize,
+    pr: &[(usize, usize)],
+    ctx: &str,
+) {
     let width = d + pr.len();
     let mut want = vec![0f32; batch * width];
     scalar::dot_interaction(feats, batch, f, d, pr, &mut want);
     let mut got = vec![f32::NAN; batch * width];
-    ops.dot_interaction(feats, batch, f, d, pr, &mut got).unwrap();
+    ops.dot_interaction(feats, batch, f, d, pr, &mut got)
+        .unwrap();
     for b in 0..batch {
         let fe = &feats[b * f * d..(b + 1) * f * d];
-        assert_eq!(&got[b * width..b * width + d], &fe[..d], "{ctx}: dense part");
+        assert_eq!(
+            &got[b * width..b * width + d],
+            &fe[..d],
+            "{ctx}: dense part"
+        );
         for (p, &(i, j)) in pr.iter().enumerate() {
             let mag: f32 = (0..d).map(|t| (fe[i * d + t] * fe[j * d + t]).abs()).sum();
             let tol = 2.0 * d as f32 * f32::EPSILON * mag + 1e-30;
             let (g, w) = (got[b * width + d + p], want[b * width + d + p]);
-            assert!((g - w).abs() <= tol, "{ctx}: batch {b} pair ({i},{j}): {g} vs {w}");
+            assert!(
+                (g - w).abs() <= tol,
+                "{ctx}: batch {b} pair ({i},{j}): {g} vs {w}"
+            );
         }
     }
 }
@@ -57,7 +73,9 @@ fn arbitrary_pairs_extremes_and_empty_batches() {
     let mut feats = rng.normal_vec(4 * f * d, 1.0);
     feats[5] = 3e18;
     feats[f * d + 3] = -2e-20;
-    let pr: Vec<(usize, usize)> = (0..37).map(|_| (rng.below(f as u64) as usize, rng.below(f as u64) as usize)).collect();
+    let pr: Vec<(usize, usize)> = (0..37)
+        .map(|_| (rng.below(f as u64) as usize, rng.below(f as u64) as usize))
+        .collect();
     for isa in Isa::available() {
         let ops = InteractionOps::for_isa(isa).unwrap();
         check(ops, &feats, 4, f, d, &pr, &format!("{isa} arbitrary"));
@@ -76,7 +94,9 @@ fn default_entry_point_and_errors() {
     dot_interaction(&feats, b, f, d, &pr, &mut out).unwrap();
     let mut want = vec![0f32; out.len()];
     let active = InteractionOps::for_isa(Isa::active()).unwrap();
-    active.dot_interaction(&feats, b, f, d, &pr, &mut want).unwrap();
+    active
+        .dot_interaction(&feats, b, f, d, &pr, &mut want)
+        .unwrap();
     assert_eq!(out, want);
     assert!(matches!(
         dot_interaction(&feats, b, f, d, &[(0, 27)], &mut out),
@@ -102,7 +122,11 @@ fn cross_combine_is_bit_exact_at_every_level() {
     for isa in Isa::available() {
         let ops = InteractionOps::for_isa(isa).unwrap();
         for n in [0usize, 1, 7, 8, 15, 16, 17, 100, 479] {
-            let (x0, u, x) = (rng.normal_vec(n, 1.0), rng.normal_vec(n, 1.0), rng.normal_vec(n, 1.0));
+            let (x0, u, x) = (
+                rng.normal_vec(n, 1.0),
+                rng.normal_vec(n, 1.0),
+                rng.normal_vec(n, 1.0),
+            );
             let mut want = vec![0f32; n];
             scalar::cross_combine(&x0, &u, &x, &mut want);
             let mut got = vec![f32::NAN; n];

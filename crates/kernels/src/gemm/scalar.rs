@@ -2,7 +2,6 @@
 
 use half::{bf16, f16};
 
-
 #[inline]
 fn finish(v: f32, relu: bool) -> f32 {
     if relu { v.max(0.0) } else { v }

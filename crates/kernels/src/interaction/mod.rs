@@ -130,7 +130,13 @@ impl InteractionOps {
     }
 
     /// [`cross_combine`] with this table.
-    pub fn cross_combine(&self, x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Result<()> {
+    pub fn cross_combine(
+        &self,
+        x0: &[f32],
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<()> {
         check_cross(x0, u, x, x_next)?;
         (self.cross)(x0, u, x, x_next);
         Ok(())

@@ -14,7 +14,7 @@ use std::arch::asm;
 use std::sync::OnceLock;
 
 use super::avx512::vnni;
-use super::driver::{Epi, EpiFn, Out};
+use super::driver::{Epi, EpiFn, Out, rows_of};
 use super::{Int8Weights, KG, NR, WEIGHT_PAD};
 
 /// Fewest rows for which the AMX kernel is used.
@@ -91,11 +91,7 @@ pub(crate) fn gemm(
     unsafe { amx_rows(a, lda, m16, w, epi, epi_fn, out) };
     if m16 < m {
         let n = epi.n;
-        let mut rest = match out {
-            Out::F32(o) => Out::F32(&mut o[m16 * n..]),
-            Out::U8(o) => Out::U8(&mut o[m16 * n..]),
-            Out::I32(o) => Out::I32(&mut o[m16 * n..]),
-        };
+        let mut rest = rows_of(out, m16 * n, m * n);
         vnni::gemm(&a[m16 * lda..], lda, m - m16, 1, w, epi, epi_fn, &mut rest);
     }
 }
@@ -187,19 +183,39 @@ unsafe fn amx_rows(
             };
             match (nr == 32, np == 2) {
                 (true, true) => k_loop!(
-                    ktiles, a0, a1, b0, b1, lda,
+                    ktiles,
+                    a0,
+                    a1,
+                    b0,
+                    b1,
+                    lda,
                     "tileloadd tmm4, [{a0} + {lda}*1]\ntileloadd tmm6, [{b0} + {s64}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm7, [{b1} + {s64}*1]\ntdpbusd tmm1, tmm4, tmm7\ntileloadd tmm5, [{a1} + {lda}*1]\ntdpbusd tmm2, tmm5, tmm6\ntdpbusd tmm3, tmm5, tmm7"
                 ),
                 (true, false) => k_loop!(
-                    ktiles, a0, a1, b0, b1, lda,
+                    ktiles,
+                    a0,
+                    a1,
+                    b0,
+                    b1,
+                    lda,
                     "tileloadd tmm4, [{a0} + {lda}*1]\ntileloadd tmm6, [{b0} + {s64}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm5, [{a1} + {lda}*1]\ntdpbusd tmm2, tmm5, tmm6  # {b1}"
                 ),
                 (false, true) => k_loop!(
-                    ktiles, a0, a1, b0, b1, lda,
+                    ktiles,
+                    a0,
+                    a1,
+                    b0,
+                    b1,
+                    lda,
                     "tileloadd tmm4, [{a0} + {lda}*1]\ntileloadd tmm6, [{b0} + {s64}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm7, [{b1} + {s64}*1]\ntdpbusd tmm1, tmm4, tmm7  # {a1}"
                 ),
                 (false, false) => k_loop!(
-                    ktiles, a0, a1, b0, b1, lda,
+                    ktiles,
+                    a0,
+                    a1,
+                    b0,
+                    b1,
+                    lda,
                     "tileloadd tmm4, [{a0} + {lda}*1]\ntileloadd tmm6, [{b0} + {s64}*1]\ntdpbusd tmm0, tmm4, tmm6  # {a1} {b1}"
                 ),
             }

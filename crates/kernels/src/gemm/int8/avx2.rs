@@ -92,7 +92,10 @@ unsafe fn quantize_rows_avx2(
         let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm256_mul_ps(v, vinv),
         );
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vzp), v0), v255))
+        _mm256_cvtps_epi32(_mm256_min_ps(
+            _mm256_max_ps(_mm256_add_ps(r, vzp), v0),
+            v255,
+        ))
     };
     for i in 0..m {
         let src = &x[i * k..(i + 1) * k];
@@ -184,7 +187,10 @@ unsafe fn epilogue_avx2(
                         );
                         let q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, zp), lo), hi);
                         let i = _mm256_cvtps_epi32(q);
-                        let w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+                        let w = _mm_packs_epi32(
+                            _mm256_castsi256_si128(i),
+                            _mm256_extracti128_si256::<1>(i),
+                        );
                         let b = _mm_packus_epi16(w, w);
                         _mm_storel_epi64(o.as_mut_ptr().add(at).cast(), b);
                     }
@@ -194,7 +200,16 @@ unsafe fn epilogue_avx2(
         }
     }
     if full < cols {
-        epilogue_generic(&tile[full..], ldt, rows, row0, col0 + full, cols - full, epi, out);
+        epilogue_generic(
+            &tile[full..],
+            ldt,
+            rows,
+            row0,
+            col0 + full,
+            cols - full,
+            epi,
+            out,
+        );
     }
 }
 

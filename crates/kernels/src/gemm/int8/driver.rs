@@ -123,6 +123,18 @@ fn check_qparams(what: &str, q: QParams) -> Result<()> {
     Ok(())
 }
 
+/// Activation bytes per row chunk on one thread (about an eighth of L2).
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// The output elements `start..end` as an [`Out`] of the same kind.
+pub(crate) fn rows_of<'b>(out: &'b mut Out<'_>, start: usize, end: usize) -> Out<'b> {
+    match out {
+        Out::F32(o) => Out::F32(&mut o[start..end]),
+        Out::U8(o) => Out::U8(&mut o[start..end]),
+        Out::I32(o) => Out::I32(&mut o[start..end]),
+    }
+}
+
 /// Work (m·n·k MACs) below which a call stays on the calling thread.
 const PARALLEL_MIN_WORK: usize = 1 << 22;
 
@@ -179,7 +191,16 @@ pub(crate) fn run(
             if act.len() < m * lda {
                 act.resize(m * lda, 0);
             }
-            (ops.quantize)(v, m, k, lda, h, 1.0 / q.scale, q.zero_point, &mut act[..m * lda]);
+            (ops.quantize)(
+                v,
+                m,
+                k,
+                lda,
+                h,
+                1.0 / q.scale,
+                q.zero_point,
+                &mut act[..m * lda],
+            );
             (&act[..m * lda], lda, q)
         }
         Int8Input::U8(v, q) if k == lda && h == 1 => (v, k, q),
@@ -209,14 +230,24 @@ pub(crate) fn run(
         return Ok(());
     }
     let threads = rayon::current_num_threads();
+    // Row chunks are a multiple of the block height, so they start on block boundaries.
+    let unit = if h == 1 { 32 } else { h };
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
+        // One thread: chunks of about CHUNK_BYTES of activations, so a chunk and the weights it
+        // meets stay in L2 while every column block passes over it.
+        let mc = (CHUNK_BYTES / lda.max(1)).max(unit) / unit * unit;
         let mut out = out;
-        (ops.gemm)(a, lda, m, h, w, &epi, ops.epilogue, &mut out);
+        let mut r0 = 0;
+        while r0 < m {
+            let r1 = m.min(r0 + mc);
+            let mut part = rows_of(&mut out, r0 * n, r1 * n);
+            let a = &a[r0 * lda..r1 * lda];
+            (ops.gemm)(a, lda, r1 - r0, h, w, &epi, ops.epilogue, &mut part);
+            r0 = r1;
+        }
         return Ok(());
     }
-    // Row chunks: a multiple of the block height (so chunks start on block boundaries), about two
-    // per thread.
-    let unit = if h == 1 { 32 } else { h };
+    // Several threads: about two chunks per thread.
     let rows = m.div_ceil(threads * 2).div_ceil(unit) * unit;
     let (gemm, epi_fn, epi) = (ops.gemm, ops.epilogue, &epi);
     macro_rules! par_rows {

@@ -67,7 +67,11 @@ pub const MAX_K: usize = 65_793;
 /// rounded to nearest even and clamped to `[qmin, qmax]`.
 pub fn choose_qparams(min: f32, max: f32, reduce_range: bool) -> QParams {
     const SMALL_SCALE_THRESHOLD: f32 = 6.1e-5;
-    let (qmin, qmax) = if reduce_range { (0i32, 127i32) } else { (0, 255) };
+    let (qmin, qmax) = if reduce_range {
+        (0i32, 127i32)
+    } else {
+        (0, 255)
+    };
     let mut min = min.min(0.0);
     let mut max = max.max(0.0);
     let mut scale = (f64::from(max) - f64::from(min)) / f64::from(qmax - qmin);
@@ -315,7 +319,9 @@ impl Int8Weights {
         }
         let amax = |s: &[f32]| s.iter().fold(0f32, |a, v| a.max(v.abs()));
         let scales: Vec<f32> = if spec.per_channel {
-            (0..n).map(|j| weight_scale(amax(&w[j * k..(j + 1) * k]))).collect()
+            (0..n)
+                .map(|j| weight_scale(amax(&w[j * k..(j + 1) * k])))
+                .collect()
         } else {
             vec![weight_scale(amax(w)); n]
         };
@@ -352,7 +358,8 @@ impl Int8Weights {
         for j in 0..self.n {
             let (p, c) = (j / NR, j % NR);
             for q in 0..self.k {
-                out[j * self.k + q] = self.packed[(p * groups + q / KG) * NR * KG + c * KG + q % KG];
+                out[j * self.k + q] =
+                    self.packed[(p * groups + q / KG) * NR * KG + c * KG + q % KG];
             }
         }
         out

@@ -84,7 +84,10 @@ pub fn block_codes(x: &[u8], m: usize, k: usize, kp: usize, h: usize, out: &mut 
             for g in full..groups {
                 let mut four = [0u8; KG];
                 for (t, c) in four.iter_mut().enumerate() {
-                    *c = x[(b0 + r) * k..(b0 + r + 1) * k].get(g * KG + t).copied().unwrap_or(0);
+                    *c = x[(b0 + r) * k..(b0 + r + 1) * k]
+                        .get(g * KG + t)
+                        .copied()
+                        .unwrap_or(0);
                 }
                 let at = b0 * kp + (g * rb + r) * KG;
                 out[at..at + KG].copy_from_slice(&four);
@@ -96,7 +99,14 @@ pub fn block_codes(x: &[u8], m: usize, k: usize, kp: usize, h: usize, out: &mut 
 
 /// The f32 epilogue of one output: `(acc − x_zp·colsum) as f32 · (x_scale·w_scale) + bias`, then ReLU.
 #[inline]
-pub fn dequantize(acc: i32, x_q: QParams, col_sum: i32, w_scale: f32, bias: f32, relu: bool) -> f32 {
+pub fn dequantize(
+    acc: i32,
+    x_q: QParams,
+    col_sum: i32,
+    w_scale: f32,
+    bias: f32,
+    relu: bool,
+) -> f32 {
     let v = acc.wrapping_sub(x_q.zero_point * col_sum) as f32 * (x_q.scale * w_scale) + bias;
     if relu { v.max(0.0) } else { v }
 }

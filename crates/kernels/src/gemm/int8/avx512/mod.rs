@@ -102,7 +102,9 @@ unsafe fn quantize_rows_avx512(
             if h == 1 {
                 let smask: __mmask16 = (1u32 << lanes).wrapping_sub(1) as __mmask16;
                 // SAFETY: the `lanes` bytes at i·kp + p are inside row i of `out`.
-                unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(i * kp + p).cast(), smask, codes) };
+                unsafe {
+                    _mm_mask_storeu_epi8(out.as_mut_ptr().add(i * kp + p).cast(), smask, codes)
+                };
             } else {
                 let groups = lanes / KG;
                 let last = base + (p / KG + groups - 1) * gstride + KG;
@@ -201,9 +203,9 @@ unsafe fn epilogue_avx512(
                         _mm512_mask_storeu_ps(o.as_mut_ptr().add(at), mask, v);
                     }
                     Out::U8(o) => {
-                        let q = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                            _mm512_mul_ps(v, inv),
-                        );
+                        let q = _mm512_roundscale_ps::<
+                            { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                        >(_mm512_mul_ps(v, inv));
                         let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(q, zp), lo), hi);
                         _mm512_mask_cvtepi32_storeu_epi8(
                             o.as_mut_ptr().add(at).cast(),

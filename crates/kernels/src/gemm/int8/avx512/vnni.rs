@@ -92,17 +92,54 @@ unsafe fn gemm_vnni(
             // blocked layout); r·ld ≤ TILE_MAX.
             unsafe {
                 let ap = a.as_ptr().add(i * lda);
-                dispatch!(r, np, (ap, wp, pstride, groups, t), [
-                    (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7), (1, 8),
-                    (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6),
-                    (3, 1), (3, 2), (3, 3), (3, 4),
-                    (4, 1), (4, 2), (4, 3),
-                    (5, 1), (5, 2), (5, 3),
-                    (6, 1), (6, 2), (6, 3),
-                    (7, 1), (7, 2), (7, 3),
-                    (8, 1), (8, 2), (8, 3),
-                    (9, 1), (10, 1), (11, 1), (12, 1), (13, 1), (14, 1), (15, 1), (16, 1),
-                ]);
+                dispatch!(
+                    r,
+                    np,
+                    (ap, wp, pstride, groups, t),
+                    [
+                        (1, 1),
+                        (1, 2),
+                        (1, 3),
+                        (1, 4),
+                        (1, 5),
+                        (1, 6),
+                        (1, 7),
+                        (1, 8),
+                        (2, 1),
+                        (2, 2),
+                        (2, 3),
+                        (2, 4),
+                        (2, 5),
+                        (2, 6),
+                        (3, 1),
+                        (3, 2),
+                        (3, 3),
+                        (3, 4),
+                        (4, 1),
+                        (4, 2),
+                        (4, 3),
+                        (5, 1),
+                        (5, 2),
+                        (5, 3),
+                        (6, 1),
+                        (6, 2),
+                        (6, 3),
+                        (7, 1),
+                        (7, 2),
+                        (7, 3),
+                        (8, 1),
+                        (8, 2),
+                        (8, 3),
+                        (9, 1),
+                        (10, 1),
+                        (11, 1),
+                        (12, 1),
+                        (13, 1),
+                        (14, 1),
+                        (15, 1),
+                        (16, 1),
+                    ]
+                );
             }
             epi_fn(&tile, ld, r, i, p0 * NR, cols, epi, out);
             i += r;
@@ -127,8 +164,9 @@ unsafe fn tile<const MR: usize, const NP: usize>(
     // readable bytes at stride `pstride`.
     let panels: [*const i8; NP] = std::array::from_fn(|p| unsafe { w.add(p * pstride) });
     let step = |acc: &mut [[__m512i; NP]; MR], g: usize| {
-        let wv: [__m512i; NP] =
-            std::array::from_fn(|p| unsafe { _mm512_loadu_si512(panels[p].add(g * NR * KG).cast()) });
+        let wv: [__m512i; NP] = std::array::from_fn(|p| unsafe {
+            _mm512_loadu_si512(panels[p].add(g * NR * KG).cast())
+        });
         for r in 0..MR {
             let four = unsafe { (a.add((g * MR + r) * KG) as *const i32).read_unaligned() };
             let av = _mm512_set1_epi32(four);
