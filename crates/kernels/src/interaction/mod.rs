@@ -60,13 +60,18 @@ pub fn pairs(f: usize, order: PairOrder, self_interaction: bool) -> Vec<(usize, 
     v
 }
 
+/// Dot interaction kernel: `(features, batch, f, d, pairs, out)`.
+type DotFn = fn(&[f32], usize, usize, usize, &[(usize, usize)], &mut [f32]);
+/// Cross-combine kernel: `(x0, u, x, x_next)`.
+type CrossFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
+
 /// The interaction ops table: function pointers filled "richest ISA last".
 #[derive(Clone, Copy)]
 pub struct InteractionOps {
     /// Dot interaction on validated arguments (see [`dot_interaction`]).
-    dot: fn(&[f32], usize, usize, usize, &[(usize, usize)], &mut [f32]),
+    dot: DotFn,
     /// `x_next = x0 ⊙ u + x` on equal-length slices (fused multiply-add, as the oracle).
-    cross: fn(&[f32], &[f32], &[f32], &mut [f32]),
+    cross: CrossFn,
 }
 
 impl InteractionOps {

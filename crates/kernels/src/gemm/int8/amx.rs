@@ -82,7 +82,7 @@ pub(crate) fn gemm(
     epi_fn: EpiFn,
     out: &mut Out<'_>,
 ) {
-    if h != 1 || m < AMX_MIN_M || lda % 64 != 0 {
+    if h != 1 || m < AMX_MIN_M || !lda.is_multiple_of(64) {
         return vnni::gemm(a, lda, m, h, w, epi, epi_fn, out);
     }
     let m16 = m / 16 * 16;
@@ -152,7 +152,9 @@ unsafe fn amx_rows(
     let pstride = groups * NR * KG;
     let panels = w.n.div_ceil(NR);
     let ktiles = lda / 64;
-    assert!(m16 % 16 == 0 && a.len() >= m16 * lda && lda % 64 == 0 && lda >= w.kp);
+    assert!(
+        m16.is_multiple_of(16) && a.len() >= m16 * lda && lda.is_multiple_of(64) && lda >= w.kp
+    );
     // The last k-tile of the last panel ends at most WEIGHT_PAD bytes past the panels.
     assert!(ktiles * 16 <= groups + 15 && w.packed.len() >= panels * pstride + WEIGHT_PAD);
     let cfg = TileConfig::new();

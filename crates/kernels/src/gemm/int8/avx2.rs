@@ -291,8 +291,8 @@ unsafe fn tile_i16<const MR: usize>(
             let wq = unsafe {
                 _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(g * NR * KG + q * 16).cast()))
             };
-            for r in 0..MR {
-                acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(wq, av[r]));
+            for (ar, &a) in acc.iter_mut().zip(&av) {
+                ar[q] = _mm256_add_epi32(ar[q], _mm256_madd_epi16(wq, a));
             }
         }
     }

@@ -214,6 +214,9 @@ impl Int8Kernel {
     }
 }
 
+/// Quantizes activations: `(x, m, k, row stride, block height, 1/scale, zero point, out)`.
+pub(crate) type QuantizeFn = fn(&[f32], usize, usize, usize, usize, f32, i32, &mut [u8]);
+
 /// The int8 ops table: function pointers filled "richest ISA last".
 #[derive(Clone, Copy)]
 pub(crate) struct Int8Ops {
@@ -221,7 +224,7 @@ pub(crate) struct Int8Ops {
     pub(crate) min_max: fn(&[f32]) -> (f32, f32, bool),
     /// Quantizes `m` rows of `k` values into the blocked layout of `kp`-wide rows (zero-padded) with
     /// row blocks of the given height (see [`scalar::a_offset`]).
-    pub(crate) quantize: fn(&[f32], usize, usize, usize, usize, f32, i32, &mut [u8]),
+    pub(crate) quantize: QuantizeFn,
     /// Activation layout `(block height, row stride)` the GEMM wants for `m` rows of `kp` codes
     /// (height 1: plain row-major; the stride is a multiple of 4, at least `kp`).
     pub(crate) a_layout: fn(usize, usize) -> (usize, usize),

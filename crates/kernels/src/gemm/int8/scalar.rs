@@ -66,7 +66,7 @@ pub fn quantize_rows(
 /// Copies row-major u8 codes (`m×k`) into the blocked layout (see [`a_offset`]), zero codes in `k..kp`.
 pub fn block_codes(x: &[u8], m: usize, k: usize, kp: usize, h: usize, out: &mut [u8]) {
     let (groups, full) = (kp / KG, k / KG);
-    assert!(h >= 1 && kp >= k && kp % KG == 0 && x.len() >= m * k && out.len() >= m * kp);
+    assert!(h >= 1 && kp >= k && kp.is_multiple_of(KG) && x.len() >= m * k && out.len() >= m * kp);
     let mut b0 = 0;
     while b0 < m {
         let rb = h.min(m - b0);

@@ -76,7 +76,7 @@ unsafe fn quantize_rows_avx512(
     let vzp = _mm512_set1_ps(zp as f32);
     let v0 = _mm512_setzero_ps();
     let v255 = _mm512_set1_ps(255.0);
-    assert!(h >= 1 && x.len() >= m * k && out.len() >= m * kp && kp >= k && kp % KG == 0);
+    assert!(h >= 1 && x.len() >= m * k && out.len() >= m * kp && kp >= k && kp.is_multiple_of(KG));
     for i in 0..m {
         let b = i / h;
         let rb = h.min(m - b * h);

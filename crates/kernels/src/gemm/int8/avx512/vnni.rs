@@ -72,7 +72,7 @@ unsafe fn gemm_vnni(
     let pstride = groups * NR * KG;
     let panels = w.n.div_ceil(NR);
     let mut tile = [0i32; TILE_MAX];
-    assert!(a.len() >= m * lda && lda >= w.kp && lda % KG == 0);
+    assert!(a.len() >= m * lda && lda >= w.kp && lda.is_multiple_of(KG));
     assert!(w.packed.len() >= panels * pstride);
     // Panels per tile for blocks of height h (the same choice as for a whole problem of h rows).
     let npb = tile_shape(h).1;
@@ -159,19 +159,20 @@ unsafe fn tile<const MR: usize, const NP: usize>(
     out: *mut i32,
 ) {
     let mut acc = [[_mm512_setzero_si512(); NP]; MR];
-    // SAFETY (for every pointer below): the caller guarantees a block of MR rows of `groups * 4`
-    // readable codes (group g of row r at `a + (g·MR + r)·4`), and NP panels of `groups * 64`
-    // readable bytes at stride `pstride`.
-    let panels: [*const i8; NP] = std::array::from_fn(|p| unsafe { w.add(p * pstride) });
+    // The caller guarantees a block of MR rows of `groups * 4` readable codes (group g of row r at
+    // `a + (g·MR + r)·4`), and NP panels of `groups * 64` readable bytes at stride `pstride`.
+    let panels: [*const i8; NP] = std::array::from_fn(|p| w.wrapping_add(p * pstride));
     let step = |acc: &mut [[__m512i; NP]; MR], g: usize| {
-        let wv: [__m512i; NP] = std::array::from_fn(|p| unsafe {
-            _mm512_loadu_si512(panels[p].add(g * NR * KG).cast())
+        let wv: [__m512i; NP] = std::array::from_fn(|p| {
+            // SAFETY: group g < groups of panel p is readable (caller's guarantee above).
+            unsafe { _mm512_loadu_si512(panels[p].add(g * NR * KG).cast()) }
         });
-        for r in 0..MR {
+        for (r, ar) in acc.iter_mut().enumerate() {
+            // SAFETY: group g of row r of the block is readable (caller's guarantee above).
             let four = unsafe { (a.add((g * MR + r) * KG) as *const i32).read_unaligned() };
             let av = _mm512_set1_epi32(four);
-            for p in 0..NP {
-                acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, wv[p]);
+            for (c, &wp) in ar.iter_mut().zip(&wv) {
+                *c = _mm512_dpbusd_epi32(*c, av, wp);
             }
         }
     };
