@@ -1,11 +1,13 @@
 //! `linear_int8` (dynamic u8 activations, f32 in and out) and `linear_int8_static` (u8 in, u8 out, the
 //! chain between int8 layers) on DLRM's MLP shapes, single thread, with `peak_fraction` against the
-//! measured 512-bit VNNI peak. Shapes and data follow `../shared/peers/torch_bench.py`.
+//! measured 512-bit VNNI peak (the AMX kernel, where the CPU has it, can exceed 1). Shapes and data
+//! follow `../shared/peers/torch_bench.py`; `kernel` names the int8 kernel that ran.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use quantrec_kernels::Isa;
+use quantrec_kernels::gemm::int8::Int8Kernel;
 use quantrec_kernels::gemm::{
     ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
 };
@@ -111,9 +113,10 @@ fn record(
     peak: Option<f64>,
 ) -> Result<()> {
     let rate = ops / secs / 1e9;
+    let kernel = Int8Kernel::active().name();
     let extra = match peak {
-        Some(p) => json!({"threads": 1, "peak_fraction": rate / p}),
-        None => json!({"threads": 1}),
+        Some(p) => json!({"threads": 1, "kernel": kernel, "peak_fraction": rate / p}),
+        None => json!({"threads": 1, "kernel": kernel}),
     };
     rep.record_with(isa.name(), op, shape, secs, rate, "GOP/s", extra)
 }

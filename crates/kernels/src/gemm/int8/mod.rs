@@ -236,6 +236,7 @@ pub(crate) struct Int8Ops {
 
 impl Int8Ops {
     fn build(kernel: Int8Kernel) -> Int8Ops {
+        #[allow(unused_mut)]
         let mut ops = Int8Ops {
             min_max: scalar::min_max,
             quantize: scalar::quantize_rows,
