@@ -4,7 +4,8 @@
 //!
 //! A weight panel's 4-deep groups (64 bytes: 16 columns × 4 codes) are exactly the rows of an AMX
 //! `B` tile, so 16 consecutive groups (1 KiB) load as one tile with stride 64. Activations are plain
-//! row-major with rows padded with zero codes to a multiple of 64 bytes, one `A` tile per 16 rows.
+//! row-major with rows padded with zero codes to a multiple of 64 bytes, one `A` tile per 16 rows;
+//! row blocks of 32 are the outer loop (their activations stay in L1), weight panels stream past.
 //! Each step multiplies 2 `A` × 2 `B` tiles into 4 `C` accumulators (32 rows × 32 columns). The last
 //! k-tile may read up to 15 groups past a panel (into the next panel, or the zero padding at the end
 //! of the packed weights): those weights meet zero activation codes and add nothing. Rows beyond the
@@ -162,17 +163,19 @@ unsafe fn amx_rows(
     let (ap, wp) = (a.as_ptr(), w.packed.as_ptr());
     // SAFETY: `cfg` is a valid 64-byte palette-1 configuration.
     unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
-    let mut p0 = 0;
-    while p0 < panels {
-        let np = (panels - p0).min(2);
-        let cols = (np * NR).min(w.n - p0 * NR);
-        let b0 = wp.wrapping_add(p0 * pstride);
-        let b1 = wp.wrapping_add((p0 + 1) * pstride);
-        let mut i0 = 0;
-        while i0 < m16 {
-            let nr = (m16 - i0).min(32);
-            let a0 = ap.wrapping_add(i0 * lda);
-            let a1 = ap.wrapping_add((i0 + 16) * lda);
+    // Row blocks outside: a block's activations (32 rows) stay in L1 while the weight panels stream
+    // past sequentially.
+    let mut i0 = 0;
+    while i0 < m16 {
+        let nr = (m16 - i0).min(32);
+        let a0 = ap.wrapping_add(i0 * lda);
+        let a1 = ap.wrapping_add((i0 + 16) * lda);
+        let mut p0 = 0;
+        while p0 < panels {
+            let np = (panels - p0).min(2);
+            let cols = (np * NR).min(w.n - p0 * NR);
+            let b0 = wp.wrapping_add(p0 * pstride);
+            let b1 = wp.wrapping_add((p0 + 1) * pstride);
             // SAFETY: zeroing tile registers touches no memory.
             unsafe {
                 asm!(
@@ -239,9 +242,9 @@ unsafe fn amx_rows(
                 );
             }
             epi_fn(&tile, 32, nr, i0, p0 * NR, cols, epi, out);
-            i0 += nr;
+            p0 += np;
         }
-        p0 += np;
+        i0 += nr;
     }
     // SAFETY: releases the tile state configured above.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
