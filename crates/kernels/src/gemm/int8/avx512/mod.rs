@@ -21,14 +21,31 @@ unsafe fn min_max_avx512(x: &[f32]) -> (f32, f32, bool) {
     let mut hi = _mm512_set1_ps(f32::NEG_INFINITY);
     let mut nan = _mm512_setzero_ps();
     let zero = _mm512_setzero_ps();
-    let chunks = x.chunks_exact(16);
+    // Four independent accumulator sets, so the min/max/fma latency chains overlap.
+    let mut quads = x.chunks_exact(64);
+    let (mut lo4, mut hi4, mut nan4) = ([lo; 4], [hi; 4], [nan; 4]);
+    for q in quads.by_ref() {
+        for t in 0..4 {
+            // SAFETY: `q` holds exactly 64 f32, so lanes 16t..16t+16 are readable.
+            let v = unsafe { _mm512_loadu_ps(q.as_ptr().add(16 * t)) };
+            lo4[t] = _mm512_min_ps(lo4[t], v);
+            hi4[t] = _mm512_max_ps(hi4[t], v);
+            // inf·0 and NaN·0 are NaN; finite·0 is ±0, so `nan` stays finite iff every value is.
+            nan4[t] = _mm512_fmadd_ps(v, zero, nan4[t]);
+        }
+    }
+    for t in 0..4 {
+        lo = _mm512_min_ps(lo, lo4[t]);
+        hi = _mm512_max_ps(hi, hi4[t]);
+        nan = _mm512_add_ps(nan, nan4[t]);
+    }
+    let chunks = quads.remainder().chunks_exact(16);
     let rest = chunks.remainder();
     for c in chunks {
         // SAFETY: `c` holds exactly 16 f32.
         let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
         lo = _mm512_min_ps(lo, v);
         hi = _mm512_max_ps(hi, v);
-        // inf·0 and NaN·0 are NaN; finite·0 is ±0, so `nan` stays finite iff every value is.
         nan = _mm512_fmadd_ps(v, zero, nan);
     }
     if !rest.is_empty() {
