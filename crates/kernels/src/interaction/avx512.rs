@@ -29,6 +29,7 @@ unsafe fn dot_avx512(
     assert!(pairs.iter().all(|&(i, j)| i < f && j < f));
     let full = d / 16;
     let tail: __mmask16 = ((1u32 << (d % 16)) - 1) as __mmask16;
+    let tail16: __mmask16 = ((1u32 << d.min(16)) - 1) as __mmask16;
     for b in 0..batch {
         let feats = &features[b * f * d..(b + 1) * f * d];
         let o = &mut out[b * width..(b + 1) * width];
@@ -58,6 +59,27 @@ unsafe fn dot_avx512(
         let dst = &mut o[d..];
         let mut chunks = pairs.chunks_exact(16);
         let mut p = 0;
+        if d <= 16 {
+            // One masked load per vector: the whole dot product is one multiply.
+            let short = |i: usize, j: usize| {
+                // SAFETY: i, j < f (asserted); the mask enables only the d lanes of each row.
+                unsafe {
+                    _mm512_mul_ps(
+                        _mm512_maskz_loadu_ps(tail16, fp.add(i * d)),
+                        _mm512_maskz_loadu_ps(tail16, fp.add(j * d)),
+                    )
+                }
+            };
+            for c in chunks.by_ref() {
+                let mut v = [_mm512_setzero_ps(); 16];
+                for t in 0..16 {
+                    v[t] = short(c[t].0, c[t].1);
+                }
+                // SAFETY: `dst[p..p + 16]` is inside the output row.
+                unsafe { _mm512_storeu_ps(dst[p..p + 16].as_mut_ptr(), reduce16(&v)) };
+                p += 16;
+            }
+        }
         for c in chunks.by_ref() {
             let v: [__m512; 16] = std::array::from_fn(|t| dot(c[t].0, c[t].1));
             // SAFETY: `dst[p..p + 16]` is inside the output row.
