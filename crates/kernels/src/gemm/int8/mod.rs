@@ -14,8 +14,8 @@
 //! - **Accumulation** is exact in i32: `acc[i][j] = Σ_p a[i][p] · w[j][p]`, corrected by the zero point
 //!   through column sums computed once at pack time: `c = acc − zp · colsum[j]` (weights are symmetric,
 //!   so no row sums are needed). `k` is limited to [`MAX_K`] so this can never overflow.
-//! - **f32 epilogue**: `y = (c as f32) · (x_scale · w_scale[j]) + bias[j]` (a multiply, then an add, as in
-//!   FBGEMM's `ReQuantizeForFloat`), then `max(y, 0)` with ReLU.
+//! - **f32 epilogue**: `y = (c as f32) · (x_scale · w_scale[j]) + bias[j]` (a multiply, then an add; the
+//!   formula of FBGEMM's `ReQuantizeForFloat`), then `max(y, 0)` with ReLU.
 //! - **u8 epilogue**: `clamp(round_ties_even(y · (1/out_scale)) + out_zp, lo, 255)` with `lo = out_zp`
 //!   under ReLU (ReLU folded into the clamp, which is exact) and 0 otherwise.
 //!
