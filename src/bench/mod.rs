@@ -6,6 +6,8 @@
 mod formats;
 mod harness;
 mod model;
+mod interaction;
+mod linear_int8;
 mod peak;
 
 use std::path::PathBuf;
@@ -62,5 +64,7 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
     );
     peak::run(args, &mut rep)?;
     formats::run(args, &mut rep)?;
+    linear_int8::run(args, &mut rep)?;
+    interaction::run(args, &mut rep)?;
     rep.finish()
 }

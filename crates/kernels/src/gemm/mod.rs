@@ -5,6 +5,7 @@
 //! micro-kernels want); it is immutable and shared across threads. [`PackedLinear::forward`] runs it on a
 //! batch with caller-provided [`LinearScratch`], so steady-state calls do not allocate.
 
+pub mod int8;
 pub mod scalar;
 
 use crate::{KernelError, Result};
@@ -67,8 +68,8 @@ pub enum Precision {
 /// Reusable buffers for [`PackedLinear::forward`]; grows to the largest call and is then reused.
 #[derive(Debug, Default, Clone)]
 pub struct LinearScratch {
-    /// Quantized or converted activations.
-    pub(crate) act_bytes: Vec<u8>,
+    /// Buffers of the int8 path.
+    pub(crate) int8: int8::Int8Scratch,
 }
 
 /// Weights in the layout of their precision.
@@ -77,7 +78,7 @@ enum PackedWeights {
     F32(scalar::F32Weights),
     F16(scalar::F16Weights),
     Bf16(scalar::Bf16Weights),
-    Int8(scalar::Int8Weights),
+    Int8(int8::Int8Weights),
 }
 
 /// A dense layer packed once for its precision.
@@ -118,7 +119,7 @@ impl PackedLinear {
                 if let ActivationQuant::Static(q) = spec.activations {
                     check_qparams("static activation", q)?;
                 }
-                PackedWeights::Int8(scalar::Int8Weights::pack(weight, n, k, spec))
+                PackedWeights::Int8(int8::Int8Weights::pack(weight, n, k, spec)?)
             }
         };
         Ok(PackedLinear {
@@ -176,7 +177,7 @@ impl PackedLinear {
             PackedWeights::F32(w) => w.forward(x, m, n, k, bias, out, relu),
             PackedWeights::F16(w) => w.forward(x, m, n, k, bias, out, relu),
             PackedWeights::Bf16(w) => w.forward(x, m, n, k, bias, out, relu),
-            PackedWeights::Int8(w) => w.forward(x, m, n, k, bias, out, relu, scratch),
+            PackedWeights::Int8(w) => w.forward(x, m, bias, out, relu, &mut scratch.int8)?,
         }
         Ok(())
     }

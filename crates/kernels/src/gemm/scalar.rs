@@ -2,8 +2,6 @@
 
 use half::{bf16, f16};
 
-use super::{ActivationQuant, Int8Spec, LinearScratch, QParams};
-
 #[inline]
 fn finish(v: f32, relu: bool) -> f32 {
     if relu { v.max(0.0) } else { v }
@@ -129,88 +127,6 @@ impl Bf16Weights {
                     acc = xv.mul_add(self.w[j * k + p].to_f32(), acc);
                 }
                 out[i * n + j] = finish(acc + bias[j], relu);
-            }
-        }
-    }
-}
-
-/// s8 symmetric weights with per-tensor or per-channel scales and their column sums.
-#[derive(Debug, Clone)]
-pub struct Int8Weights {
-    q: Vec<i8>,
-    scales: Vec<f32>,
-    col_sums: Vec<i32>,
-    spec: Int8Spec,
-}
-
-impl Int8Weights {
-    /// Symmetric quantization: `scale = max|w| / 127`, codes in [-127, 127].
-    pub fn pack(w: &[f32], n: usize, k: usize, spec: Int8Spec) -> Self {
-        let amax = |s: &[f32]| s.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let scales: Vec<f32> = if spec.per_channel {
-            (0..n).map(|j| amax(&w[j * k..(j + 1) * k])).collect()
-        } else {
-            vec![amax(w); n]
-        };
-        let scales: Vec<f32> = scales
-            .into_iter()
-            .map(|a| if a > 0.0 { a / 127.0 } else { 1.0 })
-            .collect();
-        let mut q = vec![0i8; n * k];
-        let mut col_sums = vec![0i32; n];
-        for j in 0..n {
-            for p in 0..k {
-                let c = (w[j * k + p] / scales[j])
-                    .round_ties_even()
-                    .clamp(-127.0, 127.0) as i8;
-                q[j * k + p] = c;
-                col_sums[j] += i32::from(c);
-            }
-        }
-        Int8Weights {
-            q,
-            scales,
-            col_sums,
-            spec,
-        }
-    }
-
-    /// Quantizes activations to u8, accumulates exactly in i32, dequantizes with the zero-point correction.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        bias: &[f32],
-        out: &mut [f32],
-        relu: bool,
-        scratch: &mut LinearScratch,
-    ) {
-        let qp = match self.spec.activations {
-            ActivationQuant::Static(q) => q,
-            ActivationQuant::Dynamic => {
-                let (lo, hi) = x
-                    .iter()
-                    .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
-                QParams::for_u8_range(lo, hi)
-            }
-        };
-        scratch.act_bytes.resize(m * k, 0);
-        let inv = 1.0 / qp.scale;
-        for (d, &v) in scratch.act_bytes.iter_mut().zip(x) {
-            *d = ((v * inv).round_ties_even() + qp.zero_point as f32).clamp(0.0, 255.0) as u8;
-        }
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0i32;
-                for p in 0..k {
-                    acc += i32::from(scratch.act_bytes[i * k + p]) * i32::from(self.q[j * k + p]);
-                }
-                let corrected = acc - qp.zero_point * self.col_sums[j];
-                let v = corrected as f32 * (qp.scale * self.scales[j]) + bias[j];
-                out[i * n + j] = finish(v, relu);
             }
         }
     }

@@ -1,6 +1,21 @@
 //! Feature interaction: DLRM's pairwise dot products and the DCN-v2 cross layer's element-wise step.
+//!
+//! Dispatch follows the other families: an [`InteractionOps`] table built for an [`Isa`] level
+//! (scalar oracle first, richer levels overriding), cached for [`Isa::active`]. The SIMD dot kernels
+//! compute 16 (AVX-512) or 8 (AVX2) pairs at a time, one vector accumulator per pair over `d`, then fold
+//! the accumulators with a transpose-and-add tree into one vector of dot products stored contiguously,
+//! so any pair list (either DLRM order, with or without self-interaction) runs at full width.
 
-use crate::{KernelError, Result};
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use std::sync::OnceLock;
+
+use crate::{Isa, KernelError, Result};
 
 /// Which pairs of feature vectors a dot interaction emits, and in what order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,8 +60,97 @@ pub fn pairs(f: usize, order: PairOrder, self_interaction: bool) -> Vec<(usize, 
     v
 }
 
+/// Dot interaction kernel: `(features, batch, f, d, pairs, out)`.
+type DotFn = fn(&[f32], usize, usize, usize, &[(usize, usize)], &mut [f32]);
+/// Cross-combine kernel: `(x0, u, x, x_next)`.
+type CrossFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
+
+/// The interaction ops table: function pointers filled "richest ISA last".
+#[derive(Clone, Copy)]
+pub struct InteractionOps {
+    /// Dot interaction on validated arguments (see [`dot_interaction`]).
+    dot: DotFn,
+    /// `x_next = x0 ⊙ u + x` on equal-length slices (fused multiply-add, as the oracle).
+    cross: CrossFn,
+}
+
+impl InteractionOps {
+    /// The table for `isa` (which must not exceed [`Isa::detected`]).
+    fn build(isa: Isa) -> InteractionOps {
+        #[allow(unused_mut)]
+        let mut ops = InteractionOps {
+            dot: scalar::dot_interaction,
+            cross: scalar::cross_combine,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa >= Isa::Avx2 {
+                ops.dot = avx2::dot_interaction;
+                ops.cross = avx2::cross_combine;
+            }
+            if isa >= Isa::Avx512 {
+                ops.dot = avx512::dot_interaction;
+                ops.cross = avx512::cross_combine;
+            }
+        }
+        let _ = isa;
+        ops
+    }
+
+    /// The cached table of `isa`; levels the CPU lacks are an error.
+    pub fn for_isa(isa: Isa) -> Result<&'static InteractionOps> {
+        if isa > Isa::detected() {
+            return Err(KernelError::IsaUnavailable {
+                requested: isa,
+                detected: Isa::detected(),
+            });
+        }
+        static TABLES: [OnceLock<InteractionOps>; 4] = [const { OnceLock::new() }; 4];
+        let slot = Isa::ALL.iter().position(|&l| l == isa).unwrap_or(0);
+        Ok(TABLES[slot].get_or_init(|| InteractionOps::build(isa)))
+    }
+
+    fn active() -> &'static InteractionOps {
+        static ACTIVE: OnceLock<&'static InteractionOps> = OnceLock::new();
+        ACTIVE.get_or_init(|| {
+            InteractionOps::for_isa(Isa::active()).unwrap_or_else(|_| {
+                InteractionOps::for_isa(Isa::Scalar).expect("scalar always runs")
+            })
+        })
+    }
+
+    /// [`dot_interaction`] with this table.
+    pub fn dot_interaction(
+        &self,
+        features: &[f32],
+        batch: usize,
+        f: usize,
+        d: usize,
+        pairs: &[(usize, usize)],
+        out: &mut [f32],
+    ) -> Result<()> {
+        check_dot(features, batch, f, d, pairs, out)?;
+        (self.dot)(features, batch, f, d, pairs, out);
+        Ok(())
+    }
+
+    /// [`cross_combine`] with this table.
+    pub fn cross_combine(
+        &self,
+        x0: &[f32],
+        u: &[f32],
+        x: &[f32],
+        x_next: &mut [f32],
+    ) -> Result<()> {
+        check_cross(x0, u, x, x_next)?;
+        (self.cross)(x0, u, x, x_next);
+        Ok(())
+    }
+}
+
 /// Dot interaction for a batch: `features` is `[batch, f, d]`; each output row is the dense vector
 /// (feature 0, `d` values) followed by the dot products of `pairs`. `out` is `[batch, d + pairs.len()]`.
+/// Runs at [`Isa::active`].
 pub fn dot_interaction(
     features: &[f32],
     batch: usize,
@@ -54,6 +158,23 @@ pub fn dot_interaction(
     d: usize,
     pairs: &[(usize, usize)],
     out: &mut [f32],
+) -> Result<()> {
+    InteractionOps::active().dot_interaction(features, batch, f, d, pairs, out)
+}
+
+/// The element-wise step of a DCN-v2 cross layer: `x_next = x0 ⊙ u + x` where `u = W(V x) + b` was
+/// computed by two dense layers. All slices have the same length. Runs at [`Isa::active`].
+pub fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Result<()> {
+    InteractionOps::active().cross_combine(x0, u, x, x_next)
+}
+
+fn check_dot(
+    features: &[f32],
+    batch: usize,
+    f: usize,
+    d: usize,
+    pairs: &[(usize, usize)],
+    out: &[f32],
 ) -> Result<()> {
     let width = d + pairs.len();
     if features.len() != batch * f * d {
@@ -70,6 +191,13 @@ pub fn dot_interaction(
             found: out.len(),
         });
     }
+    if batch > 0 && f == 0 {
+        return Err(KernelError::Shape {
+            what: "interaction feature count (the dense vector is feature 0)".into(),
+            expected: 1,
+            found: 0,
+        });
+    }
     if let Some(&(i, j)) = pairs.iter().find(|&&(i, j)| i >= f || j >= f) {
         return Err(KernelError::Shape {
             what: format!("interaction pair ({i}, {j})"),
@@ -77,21 +205,10 @@ pub fn dot_interaction(
             found: i.max(j),
         });
     }
-    for b in 0..batch {
-        let feats = &features[b * f * d..(b + 1) * f * d];
-        let o = &mut out[b * width..(b + 1) * width];
-        o[..d].copy_from_slice(&feats[..d]);
-        for (slot, &(i, j)) in o[d..].iter_mut().zip(pairs) {
-            let (a, c) = (&feats[i * d..(i + 1) * d], &feats[j * d..(j + 1) * d]);
-            *slot = a.iter().zip(c).fold(0f32, |acc, (x, y)| x.mul_add(*y, acc));
-        }
-    }
     Ok(())
 }
 
-/// The element-wise step of a DCN-v2 cross layer: `x_next = x0 ⊙ u + x` where `u = W(V x) + b` was
-/// computed by two dense layers. All slices have the same length.
-pub fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Result<()> {
+fn check_cross(x0: &[f32], u: &[f32], x: &[f32], x_next: &[f32]) -> Result<()> {
     let n = x0.len();
     for (what, len) in [
         ("cross u", u.len()),
@@ -105,9 +222,6 @@ pub fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Re
                 found: len,
             });
         }
-    }
-    for i in 0..n {
-        x_next[i] = x0[i].mul_add(u[i], x[i]);
     }
     Ok(())
 }

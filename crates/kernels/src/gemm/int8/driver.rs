@@ -1,0 +1,270 @@
+//! The int8 call: argument checks, activation quantization, per-column epilogue constants, and the
+//! split of large problems over rayon (rows; small `m` runs on the calling thread).
+
+use rayon::prelude::*;
+
+use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG};
+use crate::gemm::QParams;
+use crate::{KernelError, Result};
+
+/// Runs the packed GEMM over `m` rows of `a` (rows of `kp` codes, zero-padded, in row blocks of height
+/// `h`, see [`super::scalar::a_offset`]) and applies `epi_fn` to every tile, writing into `out` (rows
+/// relative to `a`). Arguments: `a, kp, m, h, weights, epilogue constants, epilogue, out`.
+#[allow(clippy::type_complexity)]
+pub(crate) type GemmFn =
+    fn(&[u8], usize, usize, usize, &Int8Weights, &Epi<'_>, EpiFn, &mut Out<'_>);
+
+/// Turns one tile of raw accumulators (`rows` rows of stride `ldt`, `cols` valid columns starting at
+/// output column `col0`) into output row `row0..row0 + rows`.
+pub(crate) type EpiFn = fn(&[i32], usize, usize, usize, usize, usize, &Epi<'_>, &mut Out<'_>);
+
+/// Largest register tile (rows × columns) any kernel produces.
+pub(crate) const TILE_MAX: usize = 384;
+
+/// Per-call epilogue constants.
+pub(crate) struct Epi<'a> {
+    /// Output row stride.
+    pub(crate) n: usize,
+    /// `x_zp · colsum[j]`.
+    pub(crate) corr: &'a [i32],
+    /// `x_scale · w_scale[j]`.
+    pub(crate) mult: &'a [f32],
+    /// Bias per column.
+    pub(crate) bias: &'a [f32],
+    /// ReLU (f32) or ReLU folded into the u8 clamp.
+    pub(crate) relu: bool,
+    /// `1 / out_scale` (u8 output).
+    pub(crate) out_inv: f32,
+    /// Output zero point (u8 output).
+    pub(crate) out_zp: i32,
+}
+
+/// Where a block of rows goes.
+pub(crate) enum Out<'a> {
+    /// Dequantized f32.
+    F32(&'a mut [f32]),
+    /// Requantized u8.
+    U8(&'a mut [u8]),
+    /// Raw accumulators.
+    I32(&'a mut [i32]),
+}
+
+/// The portable epilogue, written so it auto-vectorizes inside each level's `target_feature` wrapper.
+/// The arithmetic is the documented one (multiply, then add; no fused multiply-add), so every level
+/// gives bit-identical outputs.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn epilogue_generic(
+    tile: &[i32],
+    ldt: usize,
+    rows: usize,
+    row0: usize,
+    col0: usize,
+    cols: usize,
+    epi: &Epi<'_>,
+    out: &mut Out<'_>,
+) {
+    let n = epi.n;
+    let corr = &epi.corr[col0..col0 + cols];
+    let mult = &epi.mult[col0..col0 + cols];
+    let bias = &epi.bias[col0..col0 + cols];
+    for r in 0..rows {
+        let t = &tile[r * ldt..r * ldt + cols];
+        let base = (row0 + r) * n + col0;
+        match out {
+            Out::F32(o) => {
+                let o = &mut o[base..base + cols];
+                if epi.relu {
+                    for j in 0..cols {
+                        let v = t[j].wrapping_sub(corr[j]) as f32 * mult[j] + bias[j];
+                        o[j] = v.max(0.0);
+                    }
+                } else {
+                    for j in 0..cols {
+                        o[j] = t[j].wrapping_sub(corr[j]) as f32 * mult[j] + bias[j];
+                    }
+                }
+            }
+            Out::U8(o) => {
+                let o = &mut o[base..base + cols];
+                let lo = if epi.relu { epi.out_zp as f32 } else { 0.0 };
+                let zp = epi.out_zp as f32;
+                for j in 0..cols {
+                    let v = t[j].wrapping_sub(corr[j]) as f32 * mult[j] + bias[j];
+                    o[j] = ((v * epi.out_inv).round_ties_even() + zp).clamp(lo, 255.0) as u8;
+                }
+            }
+            Out::I32(o) => o[base..base + cols].copy_from_slice(t),
+        }
+    }
+}
+
+fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
+    if expected != found {
+        return Err(KernelError::Shape {
+            what: what.to_string(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+fn check_qparams(what: &str, q: QParams) -> Result<()> {
+    if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
+        return Err(KernelError::BadQuantParams {
+            what: what.to_string(),
+            reason: format!(
+                "scale {} must be finite and > 0, zero point {} within 0..=255",
+                q.scale, q.zero_point
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Activation bytes per row chunk on one thread (about an eighth of L2).
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// The output elements `start..end` as an [`Out`] of the same kind.
+pub(crate) fn rows_of<'b>(out: &'b mut Out<'_>, start: usize, end: usize) -> Out<'b> {
+    match out {
+        Out::F32(o) => Out::F32(&mut o[start..end]),
+        Out::U8(o) => Out::U8(&mut o[start..end]),
+        Out::I32(o) => Out::I32(&mut o[start..end]),
+    }
+}
+
+/// Work (m·n·k MACs) below which a call stays on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 22;
+
+/// Validates, quantizes, and runs one int8 call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    w: &Int8Weights,
+    ops: &Int8Ops,
+    x: Int8Input<'_>,
+    m: usize,
+    bias: &[f32],
+    out: Int8Output<'_>,
+    relu: bool,
+    scratch: &mut Int8Scratch,
+) -> Result<()> {
+    let (n, k, kp) = (w.n, w.k, w.kp);
+    match x {
+        Int8Input::F32(v) => check_len("int8 linear input", m * k, v.len())?,
+        Int8Input::U8(v, q) => {
+            check_len("int8 linear input", m * k, v.len())?;
+            check_qparams("int8 linear input activations", q)?;
+        }
+    }
+    let (out, out_q) = match out {
+        Int8Output::F32(o) => {
+            check_len("int8 linear output", m * n, o.len())?;
+            (Out::F32(o), None)
+        }
+        Int8Output::U8(o, q) => {
+            check_len("int8 linear output", m * n, o.len())?;
+            check_qparams("int8 linear output activations", q)?;
+            (Out::U8(o), Some(q))
+        }
+        Int8Output::RawI32(o) => {
+            check_len("int8 linear output", m * n, o.len())?;
+            (Out::I32(o), None)
+        }
+    };
+    let Int8Scratch { act, corr, mult } = scratch;
+    let (h, lda) = (ops.a_layout)(m, kp);
+    let (a, lda, xq): (&[u8], usize, QParams) = match x {
+        Int8Input::F32(v) => {
+            let (lo, hi, finite) = (ops.min_max)(v);
+            if !finite {
+                let i = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                return Err(KernelError::NonFinite {
+                    what: "int8 linear input".into(),
+                    row: i / k.max(1),
+                    col: i % k.max(1),
+                    value: v[i],
+                });
+            }
+            let q = w.act_qparams(lo, hi);
+            if act.len() < m * lda {
+                act.resize(m * lda, 0);
+            }
+            (ops.quantize)(
+                v,
+                m,
+                k,
+                lda,
+                h,
+                1.0 / q.scale,
+                q.zero_point,
+                &mut act[..m * lda],
+            );
+            (&act[..m * lda], lda, q)
+        }
+        Int8Input::U8(v, q) if k == lda && h == 1 => (v, k, q),
+        Int8Input::U8(v, q) => {
+            if act.len() < m * lda {
+                act.resize(m * lda, 0);
+            }
+            super::scalar::block_codes(v, m, k, lda, h, &mut act[..m * lda]);
+            (&act[..m * lda], lda, q)
+        }
+    };
+    debug_assert_eq!(lda % KG, 0);
+    corr.clear();
+    corr.extend(w.col_sums.iter().map(|&s| xq.zero_point * s));
+    mult.clear();
+    mult.extend(w.scales.iter().map(|&s| xq.scale * s));
+    let epi = Epi {
+        n,
+        corr,
+        mult,
+        bias,
+        relu,
+        out_inv: out_q.map_or(1.0, |q| 1.0 / q.scale),
+        out_zp: out_q.map_or(0, |q| q.zero_point),
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let threads = rayon::current_num_threads();
+    // Row chunks are a multiple of the block height, so they start on block boundaries.
+    let unit = if h == 1 { 32 } else { h };
+    if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
+        // One thread: chunks of about CHUNK_BYTES of activations, so a chunk and the weights it
+        // meets stay in L2 while every column block passes over it.
+        let mc = (CHUNK_BYTES / lda.max(1)).max(unit) / unit * unit;
+        let mut out = out;
+        let mut r0 = 0;
+        while r0 < m {
+            let r1 = m.min(r0 + mc);
+            let mut part = rows_of(&mut out, r0 * n, r1 * n);
+            let a = &a[r0 * lda..r1 * lda];
+            (ops.gemm)(a, lda, r1 - r0, h, w, &epi, ops.epilogue, &mut part);
+            r0 = r1;
+        }
+        return Ok(());
+    }
+    // Several threads: about two chunks per thread.
+    let rows = m.div_ceil(threads * 2).div_ceil(unit) * unit;
+    let (gemm, epi_fn, epi) = (ops.gemm, ops.epilogue, &epi);
+    macro_rules! par_rows {
+        ($o:expr, $variant:ident) => {
+            $o.par_chunks_mut(rows * n)
+                .enumerate()
+                .for_each(|(ci, oc)| {
+                    let r = oc.len() / n;
+                    let a = &a[ci * rows * lda..(ci * rows + r) * lda];
+                    gemm(a, lda, r, h, w, epi, epi_fn, &mut Out::$variant(oc));
+                })
+        };
+    }
+    match out {
+        Out::F32(o) => par_rows!(o, F32),
+        Out::U8(o) => par_rows!(o, U8),
+        Out::I32(o) => par_rows!(o, I32),
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `interaction_dot`: DLRM's dot interaction on the Kaggle (27 vectors of d = 16) and MLPerf (27 of
+//! d = 128) configurations, batch 64 and 1024, facebookresearch/dlrm's pair order, single thread.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quantrec_kernels::Isa;
+use quantrec_kernels::interaction::{PairOrder, dot_interaction, pairs};
+use quantrec_kernels::rng::Rng;
+use serde_json::json;
+
+use super::{KernelBenchArgs, Reporter, time_median};
+
+/// Runs the interaction benchmarks (samples/s).
+pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    if !rep.wants("interaction_dot") {
+        return Ok(());
+    }
+    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+    let mut rng = Rng::new(0);
+    for (config, f, d) in [("kaggle", 27usize, 16usize), ("mlperf", 27, 128)] {
+        let pr = pairs(f, PairOrder::LowerByRow, false);
+        for batch in [64usize, 1024] {
+            let feats = rng.normal_vec(batch * f * d, 1.0);
+            let mut out = vec![0f32; batch * (d + pr.len())];
+            let secs = time_median(min_time, 5, || {
+                dot_interaction(&feats, batch, f, d, &pr, &mut out).unwrap();
+            });
+            let shape = json!({"config": config, "f": f, "d": d, "batch": batch});
+            let gflops = (batch * pr.len() * d * 2) as f64 / secs / 1e9;
+            rep.record_with(
+                Isa::active().name(),
+                "interaction_dot",
+                shape,
+                secs,
+                batch as f64 / secs / 1e6,
+                "Msamples/s",
+                json!({"threads": 1, "gflops": gflops}),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! `linear_int8` (dynamic u8 activations, f32 in and out) and `linear_int8_static` (u8 in, u8 out, the
+//! chain between int8 layers) on DLRM's MLP shapes, single thread, with `peak_fraction` against the
+//! measured 512-bit VNNI peak (the AMX kernel, where the CPU has it, can exceed 1). Shapes and data
+//! follow `../shared/peers/torch_bench.py`; `kernel` names the int8 kernel that ran.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use quantrec_kernels::Isa;
+use quantrec_kernels::gemm::int8::Int8Kernel;
+use quantrec_kernels::gemm::{
+    ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
+};
+use quantrec_kernels::peak::PeakKind;
+use quantrec_kernels::rng::Rng;
+use serde_json::json;
+
+use super::{KernelBenchArgs, Reporter, peak, time_median};
+
+/// Runs both int8 Linear benchmarks on one thread.
+pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    let ops = ["linear_int8", "linear_int8_static"];
+    if !ops.iter().any(|o| rep.wants(o)) {
+        return Ok(());
+    }
+    let want_dynamic = rep.wants("linear_int8");
+    let want_static = rep.wants("linear_int8_static");
+    // Timed inside a one-thread pool (the driver sizes its split by the pool it runs in); rows are
+    // recorded afterwards because the reporter stays on this thread.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let rows = pool.install(|| bench(args, want_dynamic, want_static))?;
+    let isa = Isa::active();
+    let peak = peak::measure(PeakKind::Int8Vnni);
+    for (op, shape, secs, ops) in rows {
+        record(rep, isa, op, shape, secs, ops, peak)?;
+    }
+    Ok(())
+}
+
+type Row = (&'static str, serde_json::Value, f64, f64);
+
+fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let ms: &[usize] = if args.quick {
+        &[1, 256]
+    } else {
+        &[1, 16, 64, 256, 1024]
+    };
+    let kns = [
+        (512, 256),
+        (256, 128),
+        (1024, 1024),
+        (1024, 512),
+        (479, 1024),
+    ];
+    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+    let mut rng = Rng::new(0);
+    let mut scratch = LinearScratch::default();
+    for (k, n) in kns {
+        let w = rng.normal_vec(n * k, 0.05);
+        let b = rng.normal_vec(n, 0.01);
+        let prec = |activations| {
+            Precision::Int8(Int8Spec {
+                per_channel: false,
+                activations,
+            })
+        };
+        let dynamic = PackedLinear::new(&w, Some(&b), n, k, prec(ActivationQuant::Dynamic))?;
+        let xq = QParams {
+            scale: 4.0 / 255.0,
+            zero_point: 128,
+        };
+        let fixed = PackedLinear::new(&w, Some(&b), n, k, prec(ActivationQuant::Static(xq)))?;
+        let out_q = QParams {
+            scale: 0.02,
+            zero_point: 0,
+        };
+        for &m in ms {
+            let x = rng.normal_vec(m * k, 1.0);
+            let x_u8: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
+            let ops = 2.0 * (m * k * n) as f64;
+            let shape = json!({"m": m, "k": k, "n": n});
+            if want_dynamic {
+                let mut out = vec![0f32; m * n];
+                let secs = time_median(min_time, 5, || {
+                    dynamic
+                        .forward(&x, m, &mut out, false, &mut scratch)
+                        .unwrap();
+                });
+                rows.push(("linear_int8", shape.clone(), secs, ops));
+            }
+            if want_static {
+                let mut out = vec![0u8; m * n];
+                let secs = time_median(min_time, 5, || {
+                    fixed
+                        .forward_u8_to_u8(&x_u8, xq, m, &mut out, out_q, true, &mut scratch)
+                        .unwrap();
+                });
+                rows.push(("linear_int8_static", shape, secs, ops));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn record(
+    rep: &mut Reporter,
+    isa: Isa,
+    op: &str,
+    shape: serde_json::Value,
+    secs: f64,
+    ops: f64,
+    peak: Option<f64>,
+) -> Result<()> {
+    let rate = ops / secs / 1e9;
+    let kernel = Int8Kernel::active().name();
+    let extra = match peak {
+        Some(p) => json!({"threads": 1, "kernel": kernel, "peak_fraction": rate / p}),
+        None => json!({"threads": 1, "kernel": kernel}),
+    };
+    rep.record_with(isa.name(), op, shape, secs, rate, "GOP/s", extra)
+}
