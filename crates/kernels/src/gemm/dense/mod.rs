@@ -1,0 +1,356 @@
+//! SIMD f32, fp16-weight and bf16 dense layers: packed weight panels, register-blocked micro-kernels,
+//! cache blocking and threading.
+//!
+//! Every precision runs the same driver: weights are packed once into panels of `nr` output columns
+//! ([`pack`]); a call walks row blocks × k blocks × panels and hands each `mr×nr` output tile to a
+//! micro-kernel ([`Tile`]), which keeps the tile in registers for a whole k block. Blocks: `kc` k-steps
+//! (the panel slice, ≤ 32 KiB, stays in L1) × `MC` rows (the activation slice stays in L2). Batches of at
+//! most [`SMALL_M`] rows run single-threaded without k blocking (GEMV-like); large problems are split
+//! over row blocks and panels with rayon.
+//!
+//! The ops table ([`DenseOps`]) starts from the scalar oracles (no kernel) and is overridden level by
+//! level: AVX2+FMA (6×16 tiles), AVX-512 (12×32 tiles), and at the Vnni level `vdpbf16ps` for bf16
+//! when the CPU has AVX512-BF16.
+
+pub(crate) mod act;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod avx512;
+pub(crate) mod pack;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use crate::Isa;
+use act::{Bf16Layout, RoundFn};
+use pack::Panels;
+
+/// Batches up to this many rows take the single-threaded, unblocked path.
+pub(crate) const SMALL_M: usize = 16;
+/// Rows per cache block (a multiple of every micro-kernel height).
+const MC: usize = 192;
+/// Multiply-adds (`m·n·k`) above which a call is split across rayon threads.
+const PAR_MIN_WORK: usize = 1 << 21;
+
+/// One output tile handed to a micro-kernel. Pointers are positioned at the tile's first row / column
+/// and the block's first k-step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    /// Activations (f32 bits, bf16 pairs or widened bf16, per the kernel) of the tile's first row.
+    pub(crate) a: *const u32,
+    /// Distance between activation rows, in `u32` units.
+    pub(crate) lda: usize,
+    /// The panel at the block's first k-step (64-byte aligned).
+    pub(crate) w: *const u8,
+    /// k-steps in this block.
+    pub(crate) kc: usize,
+    /// Output of the tile's first row and column.
+    pub(crate) c: *mut f32,
+    /// Distance between output rows.
+    pub(crate) ldc: usize,
+    /// Valid columns, 1..=nr.
+    pub(crate) nv: usize,
+    /// Bias of the tile's first column to start from, or null to accumulate onto `c`.
+    pub(crate) bias: *const f32,
+    /// Apply ReLU when storing (set only on the last k block).
+    pub(crate) relu: bool,
+}
+
+/// A micro-kernel: computes a tile of `mr` rows (1..=kernel's `mr`).
+///
+/// Safety contract: every pointer in the tile covers what the kernel reads and writes for `mr` rows,
+/// `kc` steps and `nv` columns, and the CPU has the kernel's features.
+pub(crate) type TileFn = unsafe fn(t: &Tile, mr: usize);
+
+/// How activations are fed to a kernel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ActFeed {
+    /// The caller's f32 input, as is.
+    F32,
+    /// Rounded to bf16 into scratch, in this layout, by this routine.
+    Bf16(Bf16Layout, RoundFn),
+}
+
+/// A micro-kernel and the blocking it is built for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernel {
+    /// Panel width (output columns per tile).
+    pub(crate) nr: usize,
+    /// Maximum rows per tile.
+    pub(crate) mr: usize,
+    /// k-steps per cache block.
+    pub(crate) kc: usize,
+    /// The tile routine.
+    pub(crate) tile: TileFn,
+    /// Activation feed.
+    pub(crate) act: ActFeed,
+}
+
+/// Kernels per precision for one ISA level; `None` means the scalar oracle.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DenseOps {
+    /// f32 weights.
+    pub(crate) f32: Option<Kernel>,
+    /// f16 weights.
+    pub(crate) f16: Option<Kernel>,
+    /// bf16 weights and activations.
+    pub(crate) bf16: Option<Kernel>,
+}
+
+impl DenseOps {
+    /// The table for `isa`, richest level last. `isa` must not exceed [`Isa::detected`].
+    pub(crate) fn for_isa(isa: Isa) -> DenseOps {
+        #[allow(unused_mut)]
+        let mut ops = DenseOps {
+            f32: None,
+            f16: None,
+            bf16: None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa >= Isa::Avx2 {
+                avx2::install(&mut ops);
+            }
+            if isa >= Isa::Avx512 {
+                avx512::install(&mut ops);
+            }
+            if isa >= Isa::Vnni && crate::isa::has_avx512_bf16() {
+                vnni::install(&mut ops);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        ops
+    }
+
+    /// The table for [`Isa::active`], built once.
+    pub(crate) fn active() -> &'static DenseOps {
+        static OPS: OnceLock<DenseOps> = OnceLock::new();
+        OPS.get_or_init(|| DenseOps::for_isa(Isa::active()))
+    }
+}
+
+/// Weights packed for one kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedDense {
+    kernel: Kernel,
+    panels: Panels,
+    n: usize,
+    k: usize,
+}
+
+/// Raw pointers of one call, shared by the threads that each write disjoint output tiles.
+#[derive(Clone, Copy)]
+struct Job {
+    kernel: Kernel,
+    w: *const u8,
+    panel_bytes: usize,
+    step_bytes: usize,
+    panels: usize,
+    steps: usize,
+    a: *const u32,
+    lda: usize,
+    a_per_step: usize,
+    c: *mut f32,
+    n: usize,
+    bias: *const f32,
+    relu: bool,
+}
+
+// SAFETY: a Job only carries pointers into buffers borrowed for the duration of the call; concurrent
+// users run disjoint (row range × panel range) parts, so their output writes never overlap and all
+// other memory is only read.
+unsafe impl Send for Job {}
+// SAFETY: as above.
+unsafe impl Sync for Job {}
+
+impl Job {
+    /// Computes output rows `rows` × the columns of panels `panels`.
+    fn run(&self, rows: Range<usize>, panels: Range<usize>) {
+        let kc = if rows.len() <= SMALL_M {
+            self.steps
+        } else {
+            self.kernel.kc
+        };
+        let (nr, mr) = (self.kernel.nr, self.kernel.mr);
+        let mut mc0 = rows.start;
+        while mc0 < rows.end {
+            let mc1 = rows.end.min(mc0 + MC);
+            let mut k0 = 0;
+            while k0 < self.steps {
+                let kb = kc.min(self.steps - k0);
+                let last = k0 + kb == self.steps;
+                for p in panels.clone() {
+                    let j0 = p * nr;
+                    let nv = nr.min(self.n - j0);
+                    let w = self
+                        .w
+                        .wrapping_add(p * self.panel_bytes + k0 * self.step_bytes);
+                    for (i, h) in row_blocks(mc0..mc1, mr) {
+                        let tile = Tile {
+                            a: self.a.wrapping_add(i * self.lda + k0 * self.a_per_step),
+                            lda: self.lda,
+                            w,
+                            kc: kb,
+                            c: self.c.wrapping_add(i * self.n + j0),
+                            ldc: self.n,
+                            nv,
+                            bias: if k0 == 0 {
+                                self.bias.wrapping_add(j0)
+                            } else {
+                                std::ptr::null()
+                            },
+                            relu: self.relu && last,
+                        };
+                        // SAFETY: rows i..i+h < m, columns j0..j0+nv <= n and steps k0..k0+kb <= steps
+                        // lie inside the activation, output, bias and panel buffers the Job was built
+                        // from (checked by `PackedDense::forward`); h <= mr; the kernel came from the
+                        // ops table of a level the CPU supports.
+                        unsafe { (self.kernel.tile)(&tile, h) };
+                    }
+                }
+                k0 += kb;
+            }
+            mc0 = mc1;
+        }
+    }
+}
+
+/// Splits `rows` into `ceil(len / mr)` nearly equal blocks of at most `mr` rows: `(start, height)`.
+fn row_blocks(rows: Range<usize>, mr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let len = rows.len();
+    let blocks = len.div_ceil(mr);
+    let (base, extra) = if blocks == 0 {
+        (0, 0)
+    } else {
+        (len / blocks, len % blocks)
+    };
+    (0..blocks).map(move |b| {
+        let start = rows.start + b * base + b.min(extra);
+        (start, base + usize::from(b < extra))
+    })
+}
+
+impl PackedDense {
+    /// Packs f32 weights for `kernel`.
+    pub(crate) fn f32(kernel: Kernel, w: &[f32], n: usize, k: usize) -> Self {
+        let panels = pack::pack_f32(w, n, k, kernel.nr);
+        PackedDense {
+            kernel,
+            panels,
+            n,
+            k,
+        }
+    }
+
+    /// Packs f16 weights (saturated) for `kernel`.
+    pub(crate) fn f16(kernel: Kernel, w: &[f32], n: usize, k: usize) -> Self {
+        let panels = pack::pack_f16(w, n, k, kernel.nr);
+        PackedDense {
+            kernel,
+            panels,
+            n,
+            k,
+        }
+    }
+
+    /// Packs bf16 weight pairs for `kernel`.
+    pub(crate) fn bf16(kernel: Kernel, w: &[f32], n: usize, k: usize) -> Self {
+        let panels = pack::pack_bf16_pairs(w, n, k, kernel.nr);
+        PackedDense {
+            kernel,
+            panels,
+            n,
+            k,
+        }
+    }
+
+    /// `out[m×n] = x[m×k] · Wᵀ + bias`, ReLU when `relu`. Lengths were checked by the caller;
+    /// `act` is scratch for rounded activations (grows once).
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        m: usize,
+        bias: &[f32],
+        out: &mut [f32],
+        relu: bool,
+        act: &mut Vec<u32>,
+    ) {
+        let (n, k) = (self.n, self.k);
+        assert!(x.len() == m * k && out.len() == m * n && bias.len() == n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            for row in out.chunks_exact_mut(n) {
+                for (o, &b) in row.iter_mut().zip(bias) {
+                    *o = if relu { b.max(0.0) } else { b };
+                }
+            }
+            return;
+        }
+        let (a, lda, a_per_step) = match self.kernel.act {
+            ActFeed::F32 => (x.as_ptr().cast::<u32>(), k, 1),
+            ActFeed::Bf16(layout, round) => {
+                let row = layout.row_len(k);
+                if act.len() < m * row {
+                    act.resize(m * row, 0);
+                }
+                // SAFETY: the round routine comes from the ops table of a level this CPU supports;
+                // `x` holds m×k values and `act` at least m×row entries.
+                unsafe { round(x, m, k, &mut act[..m * row]) };
+                let per_step = if layout == Bf16Layout::Pairs { 1 } else { 2 };
+                (act.as_ptr(), row, per_step)
+            }
+        };
+        let panels = self.panels.count(n);
+        let job = Job {
+            kernel: self.kernel,
+            w: self.panels.buf.as_ptr(),
+            panel_bytes: self.panels.panel_bytes(),
+            step_bytes: self.panels.step_bytes(),
+            panels,
+            steps: self.panels.steps,
+            a,
+            lda,
+            a_per_step,
+            c: out.as_mut_ptr(),
+            n,
+            bias: bias.as_ptr(),
+            relu,
+        };
+        let threads = rayon::current_num_threads();
+        if m <= SMALL_M || threads <= 1 || m * n * k < PAR_MIN_WORK {
+            job.run(0..m, 0..panels);
+        } else {
+            run_parallel(&job, m, threads);
+        }
+    }
+}
+
+/// Splits the call into about `2 × threads` (rows × panels) tasks and runs them with rayon.
+fn run_parallel(job: &Job, m: usize, threads: usize) {
+    let mr = job.kernel.mr;
+    let want = 2 * threads;
+    // Row chunks of whole micro-kernel heights, at least 4 tiles tall.
+    let row_chunks = (m / (4 * mr)).clamp(1, want);
+    let panel_chunks = want.div_ceil(row_chunks).clamp(1, job.panels);
+    let rows_per = m.div_ceil(row_chunks).div_ceil(mr) * mr;
+    let panels_per = job.panels.div_ceil(panel_chunks);
+    (0..row_chunks * panel_chunks)
+        .into_par_iter()
+        .for_each(|t| {
+            let (rc, pc) = (t / panel_chunks, t % panel_chunks);
+            let rows = (rc * rows_per).min(m)..((rc + 1) * rows_per).min(m);
+            let ps = (pc * panels_per).min(job.panels)..((pc + 1) * panels_per).min(job.panels);
+            if !rows.is_empty() && !ps.is_empty() {
+                job.run(rows, ps);
+            }
+        });
+}
