@@ -4,6 +4,7 @@
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
 mod harness;
+mod linear;
 mod peak;
 
 use std::path::PathBuf;
@@ -56,5 +57,6 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
         quantrec_kernels::isa::describe()
     );
     peak::run(args, &mut rep)?;
+    linear::run(args, &mut rep)?;
     rep.finish()
 }

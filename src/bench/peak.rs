@@ -37,7 +37,6 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
 }
 
 /// The measured peak in GOP/s of `kind` at the active level (short run), for `peak_fraction` fields.
-#[allow(dead_code)]
 pub fn measure(kind: PeakKind) -> Option<f64> {
     let isa = Isa::active();
     let iters = 100_000;
