@@ -25,6 +25,8 @@ pub(crate) enum Bf16Layout {
     Pairs,
     /// One f32 (as bits) per `k` index, rows padded to even length.
     Widened,
+    /// Pairs, rows padded with zero pairs to a multiple of 16 pairs, plus 16 spare rows (AMX tiles).
+    PairsTiled,
 }
 
 impl Bf16Layout {
@@ -33,6 +35,15 @@ impl Bf16Layout {
         match self {
             Bf16Layout::Pairs => k.div_ceil(2),
             Bf16Layout::Widened => 2 * k.div_ceil(2),
+            Bf16Layout::PairsTiled => k.div_ceil(2).next_multiple_of(16),
+        }
+    }
+
+    /// Rows of scratch needed for `m` rows of input.
+    pub(crate) fn rows(self, m: usize) -> usize {
+        match self {
+            Bf16Layout::PairsTiled => m + 16,
+            _ => m,
         }
     }
 }
@@ -40,10 +51,11 @@ impl Bf16Layout {
 /// A rounding routine: `x` (`m×k`) into `out` (`m × layout.row_len(k)`).
 pub(crate) type RoundFn = unsafe fn(x: &[f32], m: usize, k: usize, out: &mut [u32]);
 
+/// Pair rows of `row_len >= ceil(k/2)` entries, the padding zeroed.
 #[inline(always)]
-fn round_pairs(x: &[f32], m: usize, k: usize, out: &mut [u32]) {
+fn round_pairs(x: &[f32], m: usize, k: usize, row_len: usize, out: &mut [u32]) {
     let ks = k.div_ceil(2);
-    for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(ks)).take(m) {
+    for (row, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(row_len)).take(m) {
         let (pairs, tail) = row.split_at(k & !1);
         for (d, p) in dst.iter_mut().zip(pairs.chunks_exact(2)) {
             *d = bf16_bits(p[0]) | (bf16_bits(p[1]) << 16);
@@ -51,6 +63,7 @@ fn round_pairs(x: &[f32], m: usize, k: usize, out: &mut [u32]) {
         if let Some(&last) = tail.first() {
             dst[ks - 1] = bf16_bits(last);
         }
+        dst[ks..].fill(0);
     }
 }
 
@@ -84,7 +97,17 @@ pub(crate) unsafe fn widened_avx2(x: &[f32], m: usize, k: usize, out: &mut [u32]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 pub(crate) unsafe fn pairs_avx512(x: &[f32], m: usize, k: usize, out: &mut [u32]) {
-    round_pairs(x, m, k, out)
+    round_pairs(x, m, k, Bf16Layout::Pairs.row_len(k), out)
+}
+
+/// Tiled pairs rounding (AMX layout: rows padded to 16 pairs), compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/DQ.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(crate) unsafe fn tiled_avx512(x: &[f32], m: usize, k: usize, out: &mut [u32]) {
+    round_pairs(x, m, k, Bf16Layout::PairsTiled.row_len(k), out)
 }
 
 /// Widened rounding, compiled for AVX-512 (auto-vectorised).

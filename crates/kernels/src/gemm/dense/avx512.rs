@@ -21,6 +21,8 @@ pub(super) fn install(ops: &mut DenseOps) {
         nr: NR,
         mr: MR,
         kc: KC,
+        step_multiple: 1,
+        small: None,
         tile,
         act,
     };

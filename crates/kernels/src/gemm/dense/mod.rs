@@ -14,6 +14,8 @@
 
 pub(crate) mod act;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 #[macro_use]
@@ -86,10 +88,15 @@ pub(crate) struct Kernel {
     pub(crate) mr: usize,
     /// k-steps per cache block.
     pub(crate) kc: usize,
+    /// Panels' k-steps are padded (with zeros) to a multiple of this.
+    pub(crate) step_multiple: usize,
     /// The tile routine.
     pub(crate) tile: TileFn,
     /// Activation feed.
     pub(crate) act: ActFeed,
+    /// A kernel on the same layouts for batches of at most `.0` rows (for AMX, whose 16-row tiles
+    /// waste work on one or two rows): `(max_m, mr, tile)`.
+    pub(crate) small: Option<(usize, usize, TileFn)>,
 }
 
 /// Kernels per precision for one ISA level; `None` means the scalar oracle.
@@ -106,6 +113,12 @@ pub(crate) struct DenseOps {
 impl DenseOps {
     /// The table for `isa`, richest level last. `isa` must not exceed [`Isa::detected`].
     pub(crate) fn for_isa(isa: Isa) -> DenseOps {
+        Self::build(isa, true)
+    }
+
+    /// The table for `isa`, with AMX only when `allow_amx` (tests reach the `vdpbf16ps` kernel on
+    /// AMX machines through `allow_amx = false`).
+    fn build(isa: Isa, allow_amx: bool) -> DenseOps {
         #[allow(unused_mut)]
         let mut ops = DenseOps {
             f32: None,
@@ -123,9 +136,12 @@ impl DenseOps {
             if isa >= Isa::Vnni && crate::isa::has_avx512_bf16() {
                 vnni::install(&mut ops);
             }
+            if isa >= Isa::Vnni && allow_amx && amx::available() {
+                amx::install(&mut ops);
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = isa;
+        let _ = (isa, allow_amx);
         ops
     }
 
@@ -262,7 +278,8 @@ impl PackedDense {
 
     /// Packs bf16 weight pairs for `kernel`.
     pub(crate) fn bf16(kernel: Kernel, w: &[f32], n: usize, k: usize) -> Self {
-        let panels = pack::pack_bf16_pairs(w, n, k, kernel.nr);
+        let steps = k.div_ceil(2).next_multiple_of(kernel.step_multiple);
+        let panels = pack::pack_bf16_pairs(w, n, k, steps, kernel.nr);
         PackedDense {
             kernel,
             panels,
@@ -299,19 +316,27 @@ impl PackedDense {
             ActFeed::F32 => (x.as_ptr().cast::<u32>(), k, 1),
             ActFeed::Bf16(layout, round) => {
                 let row = layout.row_len(k);
-                if act.len() < m * row {
-                    act.resize(m * row, 0);
+                let len = layout.rows(m) * row;
+                if act.len() < len {
+                    act.resize(len, 0);
                 }
                 // SAFETY: the round routine comes from the ops table of a level this CPU supports;
                 // `x` holds m×k values and `act` at least m×row entries.
                 unsafe { round(x, m, k, &mut act[..m * row]) };
-                let per_step = if layout == Bf16Layout::Pairs { 1 } else { 2 };
+                let per_step = if layout == Bf16Layout::Widened { 2 } else { 1 };
                 (act.as_ptr(), row, per_step)
             }
         };
         let panels = self.panels.count(n);
+        let mut kernel = self.kernel;
+        if let Some((max_m, mr, tile)) = kernel.small
+            && m <= max_m
+        {
+            kernel.mr = mr;
+            kernel.tile = tile;
+        }
         let job = Job {
-            kernel: self.kernel,
+            kernel,
             w: self.panels.buf.as_ptr(),
             panel_bytes: self.panels.panel_bytes(),
             step_bytes: self.panels.step_bytes(),
@@ -353,4 +378,67 @@ fn run_parallel(job: &Job, m: usize, threads: usize) {
                 job.run(rows, ps);
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::scalar::Bf16Weights;
+    use crate::rng::Rng;
+
+    /// Every table (with and without AMX) for every level, bf16 against the oracle within the
+    /// reassociation bound of `tests/gemm_float.rs`; on AMX machines this is what reaches the
+    /// `vdpbf16ps` kernel with its unpadded layout.
+    #[test]
+    fn bf16_kernels_without_amx_match_oracle() {
+        let mut rng = Rng::new(5);
+        for isa in Isa::available() {
+            for allow_amx in [false, true] {
+                let Some(kern) = DenseOps::build(isa, allow_amx).bf16 else {
+                    continue;
+                };
+                for (m, k, n) in [(1, 13, 7), (2, 64, 33), (17, 479, 40), (40, 1024, 16)] {
+                    let x = rng.normal_vec(m * k, 1.0);
+                    let w = rng.normal_vec(n * k, 0.5);
+                    let b = rng.normal_vec(n, 0.1);
+                    let mut want = vec![0f32; m * n];
+                    Bf16Weights::pack(&w, n, k).forward(&x, m, n, k, &b, &mut want, true);
+                    let mut got = vec![f32::NAN; m * n];
+                    let mut act = Vec::new();
+                    PackedDense::bf16(kern, &w, n, k).forward(&x, m, &b, &mut got, true, &mut act);
+                    let r = |v: f32| f64::from(half::bf16::from_f32(v).to_f32());
+                    for i in 0..m {
+                        for j in 0..n {
+                            let s: f64 = (0..k)
+                                .map(|p| (r(x[i * k + p]) * r(w[j * k + p])).abs())
+                                .sum::<f64>()
+                                + f64::from(b[j]).abs();
+                            let tol = (k + 2) as f64 * 2f64.powi(-23) * s + 1e-30;
+                            let d = (f64::from(got[i * n + j]) - f64::from(want[i * n + j])).abs();
+                            assert!(
+                                d <= tol,
+                                "{isa} amx={allow_amx} {m}x{k}x{n} ({i},{j}): {d:e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_blocks_cover_exactly() {
+        for len in 0..70 {
+            for mr in [1, 6, 12, 32] {
+                let blocks: Vec<_> = row_blocks(3..3 + len, mr).collect();
+                let mut next = 3;
+                for (start, h) in blocks {
+                    assert_eq!(start, next);
+                    assert!((1..=mr).contains(&h));
+                    next += h;
+                }
+                assert_eq!(next, 3 + len);
+            }
+        }
+    }
 }

@@ -118,8 +118,8 @@ pub(crate) fn pack_f16(w: &[f32], n: usize, k: usize, nr: usize) -> Panels {
 }
 
 /// bf16 weights (nearest even), one step per pair of `k` indices: even index in the low 16 bits, a
-/// zero high half past an odd `k`.
-pub(crate) fn pack_bf16_pairs(w: &[f32], n: usize, k: usize, nr: usize) -> Panels {
+/// zero high half past an odd `k`, zero pairs up to `steps` (≥ ceil(k/2)).
+pub(crate) fn pack_bf16_pairs(w: &[f32], n: usize, k: usize, steps: usize, nr: usize) -> Panels {
     let bits = |j: usize, p: usize| -> u32 {
         if p < k {
             u32::from(bf16::from_f32(w[j * k + p]).to_bits())
@@ -127,7 +127,7 @@ pub(crate) fn pack_bf16_pairs(w: &[f32], n: usize, k: usize, nr: usize) -> Panel
             0
         }
     };
-    pack_with(n, k.div_ceil(2), nr, |j, s| {
+    pack_with(n, steps, nr, |j, s| {
         bits(j, 2 * s) | (bits(j, 2 * s + 1) << 16)
     })
 }

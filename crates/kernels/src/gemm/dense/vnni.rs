@@ -21,6 +21,8 @@ pub(super) fn install(ops: &mut DenseOps) {
         nr: NR,
         mr: MR,
         kc: KC,
+        step_multiple: 1,
+        small: None,
         tile: bf16_tile,
         act: ActFeed::Bf16(Bf16Layout::Pairs, act::pairs_avx512),
     });
