@@ -1,6 +1,6 @@
 //! `linear_*` lines: dense layers `Y = X·Wᵀ + b` at DLRM MLP shapes, single-threaded, in GOP/s
 //! (2·m·k·n per call) with `peak_fraction` against this core's measured peak (f32 FMA for f32 and
-//! fp16 weights, `vdpbf16ps` — or f32 FMA where the CPU lacks it — for bf16).
+//! fp16 weights; for bf16 AMX `tdpbf16ps`, else `vdpbf16ps`, else f32 FMA, whichever the kernel uses).
 
 use std::time::Duration;
 
@@ -37,7 +37,10 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         .context("building the 1-thread pool")?;
     let isa = Isa::active();
     let f32_peak = peak::measure(PeakKind::F32Fma);
-    let bf16_peak = peak::measure(PeakKind::Bf16Dot).or(f32_peak);
+    // The bf16 kernel runs on AMX where the process may use it, else on vdpbf16ps, else on f32 FMA.
+    let bf16_peak = peak::measure(PeakKind::Bf16Amx)
+        .or_else(|| peak::measure(PeakKind::Bf16Dot))
+        .or(f32_peak);
     let ms: &[usize] = if args.quick {
         &[1, 256]
     } else {

@@ -250,6 +250,19 @@ impl PackedLinear {
     }
 }
 
+/// True when this process can use AMX-BF16 tiles (CPU support, OS tile state and, on Linux, the
+/// permission requested on first call); the bf16 dense kernel uses them at the Vnni level.
+pub fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        dense::amx_available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
         return Err(KernelError::Shape {

@@ -31,6 +31,8 @@ use rayon::prelude::*;
 
 use crate::Isa;
 use act::{Bf16Layout, RoundFn};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use amx::available as amx_available;
 use pack::Panels;
 
 /// Batches up to this many rows take the single-threaded, unblocked path.
@@ -242,11 +244,8 @@ impl Job {
 fn row_blocks(rows: Range<usize>, mr: usize) -> impl Iterator<Item = (usize, usize)> {
     let len = rows.len();
     let blocks = len.div_ceil(mr);
-    let (base, extra) = if blocks == 0 {
-        (0, 0)
-    } else {
-        (len / blocks, len % blocks)
-    };
+    let base = len.checked_div(blocks).unwrap_or(0);
+    let extra = len.checked_rem(blocks).unwrap_or(0);
     (0..blocks).map(move |b| {
         let start = rows.start + b * base + b.min(extra);
         (start, base + usize::from(b < extra))
