@@ -9,8 +9,15 @@
 //! over row blocks and panels with rayon.
 //!
 //! The ops table ([`DenseOps`]) starts from the scalar oracles (no kernel) and is overridden level by
-//! level: AVX2+FMA (6×16 tiles), AVX-512 (12×32 tiles), and at the Vnni level `vdpbf16ps` for bf16
-//! when the CPU has AVX512-BF16.
+//! level: AVX2+FMA (6×16 tiles), AVX-512 (12×32 tiles), and at the Vnni level for bf16 `vdpbf16ps`
+//! when the CPU has AVX512-BF16, replaced by AMX `tdpbf16ps` (32×32 blocks, `vdpbf16ps` kept for
+//! batches of ≤ 2 rows) when the process may use AMX tiles. The scalar level uses the oracles of
+//! [`super::scalar`].
+//!
+//! bf16 below AVX512-BF16 widens weight pairs with shifts and multiplies f32-widened bf16 activations
+//! with f32 FMA (same products, exact in f32).
+
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
 pub(crate) mod act;
 #[cfg(target_arch = "x86_64")]
