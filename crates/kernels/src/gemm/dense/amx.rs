@@ -91,6 +91,7 @@ pub(super) fn install(ops: &mut DenseOps) {
         kc: usize::MAX,
         step_multiple: PAIRS,
         small,
+        widen: None,
         tile: bf16_block,
         act: ActFeed::Bf16(Bf16Layout::PairsTiled, act::tiled_avx512),
     });

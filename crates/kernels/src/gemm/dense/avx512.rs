@@ -23,11 +23,15 @@ pub(super) fn install(ops: &mut DenseOps) {
         kc: KC,
         step_multiple: 1,
         small: None,
+        widen: None,
         tile,
         act,
     };
     ops.f32 = Some(k(f32_tile, ActFeed::F32));
-    ops.f16 = Some(k(f16_tile, ActFeed::F32));
+    ops.f16 = Some(Kernel {
+        widen: Some((widen_f16, f32_tile)),
+        ..k(f16_tile, ActFeed::F32)
+    });
     ops.bf16 = Some(k(
         bf16w_tile,
         ActFeed::Bf16(Bf16Layout::Widened, act::widened_avx512),
@@ -251,3 +255,22 @@ unsafe fn step_bf16w<const R: usize>(
 tile_fn!(f32_tile, f32_rows, step_f32, f32, NR);
 tile_fn!(f16_tile, f16_rows, step_f16, u16, NR);
 tile_fn!(bf16w_tile, bf16w_rows, step_bf16w, u32, NR);
+
+/// Widens `count` f16 panel entries (a multiple of 16) to f32.
+///
+/// # Safety
+/// `src` holds `count` halves, 32-byte aligned; `dst` has room for `count` f32, 64-byte aligned; the
+/// CPU has the module's features.
+#[target_feature(enable = "avx512f,f16c")]
+unsafe fn widen_f16(src: *const u8, count: usize, dst: *mut f32) {
+    let src = src.cast::<u16>();
+    for c in (0..count).step_by(16) {
+        // SAFETY: c + 16 <= count entries on both sides; alignment per the contract.
+        unsafe {
+            _mm512_store_ps(
+                dst.add(c),
+                _mm512_cvtph_ps(_mm256_load_si256(src.add(c).cast())),
+            )
+        };
+    }
+}

@@ -40,7 +40,7 @@ use crate::Isa;
 use act::{Bf16Layout, RoundFn};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use amx::available as amx_available;
-use pack::Panels;
+use pack::{AlignedBuf, Panels};
 
 /// Batches up to this many rows take the single-threaded, unblocked path.
 pub(crate) const SMALL_M: usize = 16;
@@ -106,7 +106,15 @@ pub(crate) struct Kernel {
     /// A kernel on the same layouts for batches of at most `.0` rows (for AMX, whose 16-row tiles
     /// waste work on one or two rows): `(max_m, mr, tile)`.
     pub(crate) small: Option<(usize, usize, TileFn)>,
+    /// For narrow weights: a routine widening panel entries to f32 and the f32 tile routine to run on
+    /// the widened slice. Batches of more than [`SMALL_M`] rows widen each (k block × panel) slice once
+    /// into a per-thread buffer and reuse it for every row block, instead of converting per tile.
+    pub(crate) widen: Option<(WidenFn, TileFn)>,
 }
+
+/// Converts `count` panel entries at `src` to f32 at `dst` (64-byte aligned, `count` a multiple of
+/// the kernel's `nr`).
+pub(crate) type WidenFn = unsafe fn(src: *const u8, count: usize, dst: *mut f32);
 
 /// Kernels per precision for one ISA level; `None` means the scalar oracle.
 #[derive(Clone, Copy, Debug)]
@@ -198,6 +206,19 @@ unsafe impl Sync for Job {}
 impl Job {
     /// Computes output rows `rows` × the columns of panels `panels`.
     fn run(&self, rows: Range<usize>, panels: Range<usize>) {
+        match self.kernel.widen {
+            Some((widen, tile)) if rows.len() > SMALL_M => WIDENED
+                .with_borrow_mut(|buf| self.run_blocks(rows, panels, Some((widen, tile, buf)))),
+            _ => self.run_blocks(rows, panels, None),
+        }
+    }
+
+    fn run_blocks(
+        &self,
+        rows: Range<usize>,
+        panels: Range<usize>,
+        mut widened: Option<(WidenFn, TileFn, &mut AlignedBuf)>,
+    ) {
         let kc = if rows.len() <= SMALL_M {
             self.steps
         } else {
@@ -214,9 +235,22 @@ impl Job {
                 for p in panels.clone() {
                     let j0 = p * nr;
                     let nv = nr.min(self.n - j0);
-                    let w = self
+                    let mut w = self
                         .w
                         .wrapping_add(p * self.panel_bytes + k0 * self.step_bytes);
+                    let mut tile_fn = self.kernel.tile;
+                    if let Some((widen, f32_tile, buf)) = widened.as_mut() {
+                        let bytes = kb * nr * 4;
+                        if buf.len() < bytes {
+                            **buf = AlignedBuf::zeroed(bytes);
+                        }
+                        // SAFETY: the panel slice holds kb·nr entries from `w` (inside the panel
+                        // buffer); `buf` has room for kb·nr f32 and is 64-byte aligned; the widen
+                        // routine comes from the same ops table as the kernel.
+                        unsafe { widen(w, kb * nr, buf.as_mut_ptr().cast()) };
+                        w = buf.as_ptr();
+                        tile_fn = *f32_tile;
+                    }
                     for (i, h) in row_blocks(mc0..mc1, mr) {
                         let tile = Tile {
                             a: self.a.wrapping_add(i * self.lda + k0 * self.a_per_step),
@@ -237,7 +271,7 @@ impl Job {
                         // lie inside the activation, output, bias and panel buffers the Job was built
                         // from (checked by `PackedDense::forward`); h <= mr; the kernel came from the
                         // ops table of a level the CPU supports.
-                        unsafe { (self.kernel.tile)(&tile, h) };
+                        unsafe { tile_fn(&tile, h) };
                     }
                 }
                 k0 += kb;
@@ -245,6 +279,12 @@ impl Job {
             mc0 = mc1;
         }
     }
+}
+
+thread_local! {
+    /// Per-thread f32 copy of one (k block × panel) slice of narrow weights (grows once).
+    static WIDENED: std::cell::RefCell<AlignedBuf> =
+        std::cell::RefCell::new(AlignedBuf::zeroed(0));
 }
 
 /// Splits `rows` into `ceil(len / mr)` nearly equal blocks of at most `mr` rows: `(start, height)`.

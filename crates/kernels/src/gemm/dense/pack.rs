@@ -34,6 +34,16 @@ impl AlignedBuf {
         self.lines.as_ptr().cast()
     }
 
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Start of the buffer, writable.
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.lines.as_mut_ptr().cast()
+    }
+
     /// The buffer as a slice of `T` (`T` is u16 or u32 here; both divide 64 in size and alignment).
     fn as_mut_slice<T: Copy>(&mut self) -> &mut [T] {
         debug_assert!(64 % std::mem::align_of::<T>() == 0);

@@ -23,6 +23,7 @@ pub(super) fn install(ops: &mut DenseOps) {
         kc: KC,
         step_multiple: 1,
         small: None,
+        widen: None,
         tile: bf16_tile,
         act: ActFeed::Bf16(Bf16Layout::Pairs, act::pairs_avx512),
     });
