@@ -19,7 +19,9 @@ use quantrec_kernels::{Isa, KernelError};
 
 const MS: [usize; 7] = [0, 1, 2, 15, 16, 17, 255];
 const KS: [usize; 6] = [1, 3, 13, 64, 479, 1024];
-const NS: [usize; 5] = [1, 7, 16, 33, 256];
+/// 57 leaves 9 columns in the last AVX2 panel (16) and 25 in the last AVX-512 one (32), so the upper
+/// half-masks are exercised too.
+const NS: [usize; 6] = [1, 7, 16, 33, 57, 256];
 
 /// Every (k, n) pair, each with two m values cycling through `MS` (so every m appears with many
 /// k and n), keeping the oracle work modest.
