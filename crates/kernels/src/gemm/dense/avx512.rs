@@ -12,8 +12,8 @@ use super::{ActFeed, DenseOps, Kernel, Tile};
 pub(super) const MR: usize = 12;
 /// Columns per tile (two zmm).
 pub(super) const NR: usize = 32;
-/// k-steps per cache block.
-const KC: usize = 256;
+/// k-steps per cache block (see the driver's docs).
+const KC: usize = 1024;
 
 /// Installs the AVX-512 kernels.
 pub(super) fn install(ops: &mut DenseOps) {

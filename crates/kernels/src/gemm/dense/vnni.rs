@@ -12,8 +12,8 @@ use super::act::{self, Bf16Layout};
 use super::avx512::{Acc, MR, NR, init, masks, merge, store};
 use super::{ActFeed, DenseOps, Kernel, Tile};
 
-/// k-pairs per cache block (32 KiB of panel).
-const KC: usize = 256;
+/// k-pairs per cache block (1024 k indices, like the f32 kernels).
+const KC: usize = 512;
 
 /// Installs the `vdpbf16ps` bf16 kernel (only called when the CPU has AVX512-BF16).
 pub(super) fn install(ops: &mut DenseOps) {
