@@ -24,7 +24,7 @@ const KS: [usize; 6] = [1, 3, 13, 64, 479, 1024];
 const NS: [usize; 6] = [1, 7, 16, 33, 57, 256];
 
 /// Every (k, n) pair, each with two m values cycling through `MS` (so every m appears with many
-/// k and n), keeping the oracle work modest.
+/// k and n), keeping the oracle work modest, plus two shapes longer than a k block.
 fn shapes() -> Vec<(usize, usize, usize)> {
     let mut v = Vec::new();
     let mut idx = 0;
@@ -37,6 +37,8 @@ fn shapes() -> Vec<(usize, usize, usize)> {
             idx += 1;
         }
     }
+    // Beyond one k block of every kernel (1024 k indices), so partial sums are stored and reloaded.
+    v.extend([(17, 2100, 57), (33, 1030, 7)]);
     v
 }
 
