@@ -14,10 +14,16 @@ use half::{bf16, f16};
 struct Line([u8; 64]);
 
 /// A zero-initialised byte buffer whose start is 64-byte aligned.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct AlignedBuf {
     lines: Vec<Line>,
     len: usize,
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} bytes)", self.len)
+    }
 }
 
 impl AlignedBuf {
