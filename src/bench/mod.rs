@@ -5,9 +5,10 @@
 
 mod formats;
 mod harness;
-mod model;
 mod interaction;
+mod linear;
 mod linear_int8;
+mod model;
 mod peak;
 
 use std::path::PathBuf;
@@ -66,5 +67,6 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
     formats::run(args, &mut rep)?;
     linear_int8::run(args, &mut rep)?;
     interaction::run(args, &mut rep)?;
+    linear::run(args, &mut rep)?;
     rep.finish()
 }

@@ -14,7 +14,12 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     let isa = Isa::active();
     let iters = 200_000;
     let min_time = Duration::from_millis(if args.quick { 50 } else { 300 });
-    for kind in [PeakKind::F32Fma, PeakKind::Int8Vnni, PeakKind::Bf16Dot] {
+    for kind in [
+        PeakKind::F32Fma,
+        PeakKind::Int8Vnni,
+        PeakKind::Bf16Dot,
+        PeakKind::Bf16Amx,
+    ] {
         if !rep.wants(kind.op_name()) {
             continue;
         }
@@ -37,7 +42,6 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
 }
 
 /// The measured peak in GOP/s of `kind` at the active level (short run), for `peak_fraction` fields.
-#[allow(dead_code)]
 pub fn measure(kind: PeakKind) -> Option<f64> {
     let isa = Isa::active();
     let iters = 100_000;

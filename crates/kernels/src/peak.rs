@@ -15,6 +15,9 @@ pub enum PeakKind {
     Int8Vnni,
     /// bf16 pair dot products into f32 (`vdpbf16ps`, 512-bit).
     Bf16Dot,
+    /// bf16 tile products into f32 (AMX `tdpbf16ps`, 16×16×32 per instruction), where the CPU and
+    /// OS allow AMX.
+    Bf16Amx,
 }
 
 impl PeakKind {
@@ -24,6 +27,7 @@ impl PeakKind {
             PeakKind::F32Fma => "peak_f32_fma",
             PeakKind::Int8Vnni => "peak_int8_vnni",
             PeakKind::Bf16Dot => "peak_bf16_dot",
+            PeakKind::Bf16Amx => "peak_bf16_amx",
         }
     }
 }
@@ -57,6 +61,11 @@ pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
                 let s = unsafe { x86::bf16_dot_512(iters) };
                 std::hint::black_box(s);
                 Some(iters as f64 * 12.0 * 32.0 * 2.0)
+            }
+            PeakKind::Bf16Amx if isa >= Isa::Vnni && crate::gemm::amx_available() => {
+                // SAFETY: checked just above that AMX-BF16 is usable by this process.
+                unsafe { x86::bf16_amx(iters) };
+                Some(iters as f64 * 6.0 * (16.0 * 16.0 * 32.0) * 2.0)
             }
             _ => None,
         }
@@ -130,6 +139,46 @@ mod x86 {
         acc.iter()
             .map(|a| _mm512_reduce_add_epi32(*a))
             .fold(0i32, i32::wrapping_add)
+    }
+
+    /// Six independent tile accumulators (`tmm0..5 += tmm6 · tmm7`), tiles of 16 rows × 64 bytes.
+    ///
+    /// # Safety
+    /// AMX-BF16 must be usable by this process.
+    pub unsafe fn bf16_amx(iters: usize) {
+        use std::arch::asm;
+        #[repr(C, align(64))]
+        struct Config([u8; 64]);
+        let mut cfg = Config([0; 64]);
+        cfg.0[0] = 1;
+        for t in 0..8 {
+            cfg.0[16 + 2 * t] = 64;
+            cfg.0[48 + t] = 16;
+        }
+        let zeros = [0u8; 1024];
+        // SAFETY: AMX is usable (caller); the config is a valid palette-1 layout; the two source tiles
+        // are loaded from a 1 KiB buffer (16 rows × 64 bytes); only tile registers are written and
+        // they are released at the end.
+        unsafe {
+            asm!("ldtilecfg [{c}]",
+                "tilezero tmm0", "tilezero tmm1", "tilezero tmm2",
+                "tilezero tmm3", "tilezero tmm4", "tilezero tmm5",
+                "tileloadd tmm6, [{z} + {s}]", "tileloadd tmm7, [{z} + {s}]",
+                c = in(reg) cfg.0.as_ptr(), z = in(reg) zeros.as_ptr(), s = in(reg) 64usize,
+                options(nostack, readonly));
+            for _ in 0..iters {
+                asm!(
+                    "tdpbf16ps tmm0, tmm6, tmm7",
+                    "tdpbf16ps tmm1, tmm6, tmm7",
+                    "tdpbf16ps tmm2, tmm6, tmm7",
+                    "tdpbf16ps tmm3, tmm6, tmm7",
+                    "tdpbf16ps tmm4, tmm6, tmm7",
+                    "tdpbf16ps tmm5, tmm6, tmm7",
+                    options(nostack, nomem)
+                );
+            }
+            asm!("tilerelease", options(nostack, nomem));
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]

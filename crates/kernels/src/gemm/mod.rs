@@ -4,11 +4,19 @@
 //! A [`PackedLinear`] is built once from f32 weights and a [`Precision`] (packing into whatever layout the
 //! micro-kernels want); it is immutable and shared across threads. [`PackedLinear::forward`] runs it on a
 //! batch with caller-provided [`LinearScratch`], so steady-state calls do not allocate.
+//!
+//! f32, f16 and bf16 layers run SIMD kernels chosen for [`Isa::active`] (or an explicit level with
+//! [`PackedLinear::new_for_isa`]): weights packed once into column panels, register-blocked
+//! micro-kernels (AVX2, AVX-512, `vdpbf16ps`, AMX `tdpbf16ps`), cache blocking, and rayon over row
+//! blocks × panels for large batches (batches of ≤ 16 rows stay on the calling thread). The scalar
+//! oracles in [`scalar`] define the results; the kernels only reassociate f32 sums.
 
+mod dense;
 pub mod int8;
 pub mod scalar;
 
-use crate::{KernelError, Result};
+use crate::{Isa, KernelError, Result};
+use dense::{DenseOps, PackedDense};
 
 /// Symmetric-or-asymmetric 8-bit quantization parameters: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,6 +76,8 @@ pub enum Precision {
 /// Reusable buffers for [`PackedLinear::forward`]; grows to the largest call and is then reused.
 #[derive(Debug, Default, Clone)]
 pub struct LinearScratch {
+    /// bf16-rounded activations of the SIMD dense kernels.
+    pub(crate) dense: Vec<u32>,
     /// Buffers of the int8 path.
     pub(crate) int8: int8::Int8Scratch,
 }
@@ -75,10 +85,17 @@ pub struct LinearScratch {
 /// Weights in the layout of their precision.
 #[derive(Debug, Clone)]
 enum PackedWeights {
-    F32(scalar::F32Weights),
-    F16(scalar::F16Weights),
-    Bf16(scalar::Bf16Weights),
+    F32(FloatWeights<scalar::F32Weights>),
+    F16(FloatWeights<scalar::F16Weights>),
+    Bf16(FloatWeights<scalar::Bf16Weights>),
     Int8(int8::Int8Weights),
+}
+
+/// Float weights: the scalar oracle's layout, or panels for a SIMD kernel.
+#[derive(Debug, Clone)]
+enum FloatWeights<O> {
+    Oracle(O),
+    Simd(PackedDense),
 }
 
 /// A dense layer packed once for its precision.
@@ -87,13 +104,15 @@ pub struct PackedLinear {
     n: usize,
     k: usize,
     precision: Precision,
+    isa: Isa,
+    saturated: usize,
     bias: Vec<f32>,
     weights: PackedWeights,
 }
 
 impl PackedLinear {
-    /// Packs `weight` (`n×k`, row-major, one row per output) and `bias` (`n`, or zeros).
-    /// Non-finite weights or biases are an error naming the row and column.
+    /// Packs `weight` (`n×k`, row-major, one row per output) and `bias` (`n`, or zeros) for the
+    /// kernels of [`Isa::active`]. Non-finite weights or biases are an error naming the row and column.
     pub fn new(
         weight: &[f32],
         bias: Option<&[f32]>,
@@ -101,6 +120,25 @@ impl PackedLinear {
         k: usize,
         precision: Precision,
     ) -> Result<Self> {
+        Self::new_for_isa(weight, bias, n, k, precision, Isa::active())
+    }
+
+    /// Like [`PackedLinear::new`], for the kernels of an explicit ISA level (tests, benchmarks).
+    /// The packed layout depends on the level. A level above [`Isa::detected`] is an error.
+    pub fn new_for_isa(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        precision: Precision,
+        isa: Isa,
+    ) -> Result<Self> {
+        if isa > Isa::detected() {
+            return Err(KernelError::IsaUnavailable {
+                requested: isa,
+                detected: Isa::detected(),
+            });
+        }
         check_len("linear weight", n * k, weight.len())?;
         check_finite("linear weight", weight, k.max(1))?;
         let bias = match bias {
@@ -111,10 +149,28 @@ impl PackedLinear {
             }
             None => vec![0.0; n],
         };
+        let ops = if isa == Isa::active() {
+            *DenseOps::active()
+        } else {
+            DenseOps::for_isa(isa)
+        };
+        let saturated = match precision {
+            Precision::F16 => weight.iter().filter(|v| v.abs() > 65504.0).count(),
+            _ => 0,
+        };
         let weights = match precision {
-            Precision::F32 => PackedWeights::F32(scalar::F32Weights::pack(weight, n, k)),
-            Precision::F16 => PackedWeights::F16(scalar::F16Weights::pack(weight, n, k)),
-            Precision::Bf16 => PackedWeights::Bf16(scalar::Bf16Weights::pack(weight, n, k)),
+            Precision::F32 => PackedWeights::F32(match ops.f32 {
+                Some(kern) => FloatWeights::Simd(PackedDense::f32(kern, weight, n, k)),
+                None => FloatWeights::Oracle(scalar::F32Weights::pack(weight, n, k)),
+            }),
+            Precision::F16 => PackedWeights::F16(match ops.f16 {
+                Some(kern) => FloatWeights::Simd(PackedDense::f16(kern, weight, n, k)),
+                None => FloatWeights::Oracle(scalar::F16Weights::pack(weight, n, k)),
+            }),
+            Precision::Bf16 => PackedWeights::Bf16(match ops.bf16 {
+                Some(kern) => FloatWeights::Simd(PackedDense::bf16(kern, weight, n, k)),
+                None => FloatWeights::Oracle(scalar::Bf16Weights::pack(weight, n, k)),
+            }),
             Precision::Int8(spec) => {
                 if let ActivationQuant::Static(q) = spec.activations {
                     check_qparams("static activation", q)?;
@@ -126,6 +182,8 @@ impl PackedLinear {
             n,
             k,
             precision,
+            isa,
+            saturated,
             bias,
             weights,
         })
@@ -144,6 +202,17 @@ impl PackedLinear {
     /// The precision it was packed for.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The ISA level whose kernels it was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// How many weights exceeded ±65504 and were saturated while packing to f16 (0 for other
+    /// precisions), like FBGEMM's fp16 packing reports.
+    pub fn saturated_weights(&self) -> usize {
+        self.saturated
     }
 
     /// The bias (length `n`).
@@ -174,12 +243,30 @@ impl PackedLinear {
         check_len("linear output", m * self.n, out.len())?;
         let (n, k, bias) = (self.n, self.k, &self.bias[..]);
         match &self.weights {
-            PackedWeights::F32(w) => w.forward(x, m, n, k, bias, out, relu),
-            PackedWeights::F16(w) => w.forward(x, m, n, k, bias, out, relu),
-            PackedWeights::Bf16(w) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::F32(FloatWeights::Oracle(w)) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::F16(FloatWeights::Oracle(w)) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::Bf16(FloatWeights::Oracle(w)) => w.forward(x, m, n, k, bias, out, relu),
+            PackedWeights::F32(FloatWeights::Simd(w))
+            | PackedWeights::F16(FloatWeights::Simd(w))
+            | PackedWeights::Bf16(FloatWeights::Simd(w)) => {
+                w.forward(x, m, bias, out, relu, &mut scratch.dense)
+            }
             PackedWeights::Int8(w) => w.forward(x, m, bias, out, relu, &mut scratch.int8)?,
         }
         Ok(())
+    }
+}
+
+/// True when this process can use AMX-BF16 tiles (CPU support, OS tile state and, on Linux, the
+/// permission requested on first call); the bf16 dense kernel uses them at the Vnni level.
+pub fn amx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        dense::amx_available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

@@ -1,0 +1,94 @@
+//! `linear_*` lines: dense layers `Y = X·Wᵀ + b` at DLRM MLP shapes, single-threaded, in GOP/s
+//! (2·m·k·n per call) with `peak_fraction` against this core's measured peak (f32 FMA for f32 and
+//! fp16 weights; for bf16 AMX `tdpbf16ps`, else `vdpbf16ps`, else f32 FMA, whichever the kernel uses).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use quantrec_kernels::Isa;
+use quantrec_kernels::gemm::{LinearScratch, PackedLinear, Precision};
+use quantrec_kernels::peak::PeakKind;
+use quantrec_kernels::rng::Rng;
+use serde_json::json;
+
+use super::{KernelBenchArgs, Reporter, peak, time_median};
+
+const KNS: [(usize, usize); 5] = [
+    (512, 256),
+    (256, 128),
+    (1024, 1024),
+    (1024, 512),
+    (479, 1024),
+];
+
+/// Benchmarks `linear_f32`, `linear_fp16` and `linear_bf16` on a 1-thread pool.
+pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+    let ops = [
+        ("linear_f32", Precision::F32),
+        ("linear_fp16", Precision::F16),
+        ("linear_bf16", Precision::Bf16),
+    ];
+    if !ops.iter().any(|(name, _)| rep.wants(name)) {
+        return Ok(());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("building the 1-thread pool")?;
+    let isa = Isa::active();
+    let f32_peak = peak::measure(PeakKind::F32Fma);
+    // The bf16 kernel runs on AMX where the process may use it, else on vdpbf16ps, else on f32 FMA.
+    let bf16_peak = peak::measure(PeakKind::Bf16Amx)
+        .or_else(|| peak::measure(PeakKind::Bf16Dot))
+        .or(f32_peak);
+    let ms: &[usize] = if args.quick {
+        &[1, 256]
+    } else {
+        &[1, 16, 64, 256, 1024]
+    };
+    let min_time = Duration::from_millis(if args.quick { 60 } else { 250 });
+    let mut rng = Rng::new(42);
+    let mut scratch = LinearScratch::default();
+    for &(k, n) in &KNS {
+        let w = rng.normal_vec(n * k, 0.05);
+        let b = rng.normal_vec(n, 0.01);
+        for &(name, precision) in &ops {
+            if !rep.wants(name) {
+                continue;
+            }
+            let layer = PackedLinear::new(&w, Some(&b), n, k, precision)?;
+            let peak = if precision == Precision::Bf16 {
+                bf16_peak
+            } else {
+                f32_peak
+            };
+            for &m in ms {
+                let x = rng.normal_vec(m * k, 1.0);
+                let mut out = vec![0f32; m * n];
+                let secs = pool.install(|| {
+                    time_median(min_time, 5, || {
+                        layer
+                            .forward(&x, m, &mut out, false, &mut scratch)
+                            .expect("shapes were built to match");
+                        std::hint::black_box(&out);
+                    })
+                });
+                let rate = 2.0 * (m * k * n) as f64 / secs / 1e9;
+                let extra = match peak {
+                    Some(p) => json!({"peak_fraction": rate / p}),
+                    None => json!({}),
+                };
+                rep.record_with(
+                    isa.name(),
+                    name,
+                    json!({"m": m, "k": k, "n": n}),
+                    secs,
+                    rate,
+                    "GOP/s",
+                    extra,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
