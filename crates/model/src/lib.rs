@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod train;
 
 pub use batch::{Batch, SparseFeature};
 pub use config::ModelConfig;
