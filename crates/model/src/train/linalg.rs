@@ -6,17 +6,20 @@
 //! of rows.
 
 /// Rows per register block.
-const MR: usize = 4;
-/// Columns per register block: one or two vectors per row at the build's vector width.
-const NR: usize = if cfg!(target_feature = "avx512f") {
-    32
-} else if cfg!(target_feature = "avx") {
-    16
-} else {
+const MR: usize = if cfg!(target_feature = "avx512f") {
     8
+} else {
+    6
 };
+/// Columns per register block: two vectors per row at the build's vector width.
+/// (LLVM prefers 256-bit vectors even when AVX-512 is enabled.)
+const NR: usize = if cfg!(target_feature = "avx") { 16 } else { 8 };
 
 /// `c[m×n] = a[m×k] · b[k×n]` (or `+=` when `accumulate`), all row-major.
+///
+/// `MR` rows of `a` are packed into a `k × MR` panel (zero-padded at the bottom edge) and
+/// multiplied by `NR`-column slices of `b` (a zero-padded copy at the right edge) in a register
+/// block; each output is its starting value plus the products in `p` order.
 pub(crate) fn matmul(
     a: &[f32],
     b: &[f32],
@@ -30,53 +33,78 @@ pub(crate) fn matmul(
     if !accumulate {
         c.fill(0.0);
     }
-    if k == 0 || n == 0 {
+    if m == 0 || k == 0 || n == 0 {
         return;
     }
-    let mut i = 0;
-    while i + MR <= m {
-        let a4: [&[f32]; MR] = std::array::from_fn(|r| &a[(i + r) * k..(i + r + 1) * k]);
-        let mut j = 0;
-        while j + NR <= n {
-            let mut acc = [[0f32; NR]; MR];
-            for (r, accr) in acc.iter_mut().enumerate() {
-                accr.copy_from_slice(&c[(i + r) * n + j..(i + r) * n + j + NR]);
-            }
-            for p in 0..k {
-                let bv: &[f32; NR] = b[p * n + j..p * n + j + NR]
-                    .try_into()
-                    .expect("an NR-wide slice");
-                for r in 0..MR {
-                    let av = a4[r][p];
-                    for q in 0..NR {
-                        acc[r][q] += av * bv[q];
-                    }
+    let mut panel = vec![0f32; k * MR];
+    let mut bpad = Vec::new();
+    for i0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - i0);
+        for r in 0..MR {
+            if r < rows {
+                let ar = &a[(i0 + r) * k..(i0 + r + 1) * k];
+                for (p, &v) in ar.iter().enumerate() {
+                    panel[p * MR + r] = v;
+                }
+            } else {
+                for p in 0..k {
+                    panel[p * MR + r] = 0.0;
                 }
             }
-            for (r, accr) in acc.iter().enumerate() {
-                c[(i + r) * n + j..(i + r) * n + j + NR].copy_from_slice(accr);
-            }
-            j += NR;
         }
-        if j < n {
-            for (r, ar) in a4.iter().enumerate() {
-                row_tail(ar, b, &mut c[(i + r) * n..(i + r + 1) * n], n, j);
+        for j0 in (0..n).step_by(NR) {
+            let cols = NR.min(n - j0);
+            let (bsrc, ldb, off): (&[f32], usize, usize) = if cols == NR {
+                (b, n, j0)
+            } else {
+                bpad.clear();
+                bpad.resize(k * NR, 0.0);
+                for p in 0..k {
+                    bpad[p * NR..p * NR + cols].copy_from_slice(&b[p * n + j0..p * n + n]);
+                }
+                (&bpad, NR, 0)
+            };
+            let mut acc = [[0f32; NR]; MR];
+            for (r, accr) in acc.iter_mut().enumerate().take(rows) {
+                accr[..cols].copy_from_slice(&c[(i0 + r) * n + j0..(i0 + r) * n + j0 + cols]);
+            }
+            kernel(&panel, &bsrc[off..], ldb, &mut acc);
+            for (r, accr) in acc.iter().enumerate().take(rows) {
+                c[(i0 + r) * n + j0..(i0 + r) * n + j0 + cols].copy_from_slice(&accr[..cols]);
             }
         }
-        i += MR;
-    }
-    for r in i..m {
-        row_tail(&a[r * k..(r + 1) * k], b, &mut c[r * n..(r + 1) * n], n, 0);
     }
 }
 
-/// `crow[j0..n] += arow · b[:, j0..n]`, one row at a time (same summation order as the blocks).
-fn row_tail(arow: &[f32], b: &[f32], crow: &mut [f32], n: usize, j0: usize) {
-    let cr = &mut crow[j0..n];
-    for (p, &av) in arow.iter().enumerate() {
-        let br = &b[p * n + j0..p * n + n];
-        for (x, &y) in cr.iter_mut().zip(br) {
-            *x += av * y;
+/// `acc[r][q] += Σ_p panel[p][r] · b[p·ldb + q]`, in `p` order. The accumulators are copied into
+/// locals of eight-lane arrays so LLVM keeps them in vector registers.
+#[inline(always)]
+fn kernel(panel: &[f32], b: &[f32], ldb: usize, acc: &mut [[f32; NR]; MR]) {
+    const L: usize = 8;
+    const V: usize = NR / L;
+    let mut t = [[[0f32; L]; V]; MR];
+    for (tr, ar) in t.iter_mut().zip(acc.iter()) {
+        for (tv, av) in tr.iter_mut().zip(ar.chunks_exact(L)) {
+            tv.copy_from_slice(av);
+        }
+    }
+    for (av, brow) in panel.chunks_exact(MR).zip(b.chunks(ldb)) {
+        let mut bv = [[0f32; L]; V];
+        for (x, y) in bv.iter_mut().zip(brow[..NR].chunks_exact(L)) {
+            x.copy_from_slice(y);
+        }
+        for r in 0..MR {
+            let x = av[r];
+            for v in 0..V {
+                for l in 0..L {
+                    t[r][v][l] += x * bv[v][l];
+                }
+            }
+        }
+    }
+    for (tr, ar) in t.iter().zip(acc.iter_mut()) {
+        for (tv, av) in tr.iter().zip(ar.chunks_exact_mut(L)) {
+            av.copy_from_slice(tv);
         }
     }
 }
