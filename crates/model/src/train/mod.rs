@@ -138,9 +138,8 @@ impl Trainer {
         arch: Arch,
         params: Params,
     ) -> Result<Trainer> {
-        if !(options.lr_dense.is_finite() && options.lr_dense >= 0.0)
-            || !(options.lr_sparse.is_finite() && options.lr_sparse >= 0.0)
-        {
+        let ok = |lr: f32| lr.is_finite() && lr >= 0.0;
+        if !ok(options.lr_dense) || !ok(options.lr_sparse) {
             return Err(ModelError::TrainConfig(format!(
                 "learning rates must be finite and ≥ 0, got dense {} sparse {}",
                 options.lr_dense, options.lr_sparse

@@ -76,13 +76,13 @@ impl Arch {
         if config.dense_features == 0 && config.bottom_mlp.is_empty() {
             return bad("no dense features and no bottom MLP".into());
         }
-        if config.bottom_mlp.iter().any(|&w| w == 0) {
+        if config.bottom_mlp.contains(&0) {
             return bad(format!(
                 "bottom MLP has a zero-width layer: {:?}",
                 config.bottom_mlp
             ));
         }
-        if config.top_mlp.last() != Some(&1) || config.top_mlp.iter().any(|&w| w == 0) {
+        if config.top_mlp.last() != Some(&1) || config.top_mlp.contains(&0) {
             return bad(format!(
                 "top MLP must be non-empty, without zero widths, and end in 1: {:?}",
                 config.top_mlp

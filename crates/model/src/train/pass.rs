@@ -149,7 +149,6 @@ pub(crate) fn forward(
         let d = ts.dim;
         for (b, zr) in w.z.chunks_exact_mut(width).enumerate() {
             let dst = &mut zr[ts.col..ts.col + d];
-            dst.fill(0.0);
             let (lo, hi) = (
                 feat.offsets[start + b] as usize,
                 feat.offsets[start + b + 1] as usize,
@@ -165,7 +164,17 @@ pub(crate) fn forward(
                     (PoolingMode::WeightedSum, Some(ws)) => ws[q],
                     _ => mean,
                 };
-                axpy(coef, &table[id * d..(id + 1) * d], dst);
+                let row = &table[id * d..(id + 1) * d];
+                if q == lo {
+                    for (o, &v) in dst.iter_mut().zip(row) {
+                        *o = coef * v;
+                    }
+                } else {
+                    axpy(coef, row, dst);
+                }
+            }
+            if hi == lo {
+                dst.fill(0.0);
             }
         }
     }
