@@ -130,7 +130,7 @@ pub(crate) fn table_grads(
     batch: usize,
 ) -> RowGrads {
     let d = ts.dim;
-    let mut entries: Vec<(usize, u32, f32)> = Vec::with_capacity(feat.ids.len());
+    let mut entries: Vec<(usize, usize, u32, f32)> = Vec::with_capacity(feat.ids.len());
     for b in 0..batch {
         let (lo, hi) = (feat.offsets[b] as usize, feat.offsets[b + 1] as usize);
         let mean = if ts.pooling == PoolingMode::Mean && hi > lo {
@@ -143,11 +143,11 @@ pub(crate) fn table_grads(
                 (PoolingMode::WeightedSum, Some(ws)) => ws[q],
                 _ => mean,
             };
-            entries.push((feat.ids[q] as usize, b as u32, coef));
+            entries.push((feat.ids[q] as usize, q, b as u32, coef));
         }
     }
-    // Stable: equal ids keep id-array order.
-    entries.sort_by_key(|e| e.0);
+    // (id, position) keys are distinct, so equal ids end up in id-array order.
+    entries.sort_unstable_by_key(|e| (e.0, e.1));
     let mut out = RowGrads::default();
     let mut i = 0;
     while i < entries.len() {
@@ -156,7 +156,7 @@ pub(crate) fn table_grads(
         let base = out.grads.len();
         out.grads.resize(base + d, 0.0);
         while i < entries.len() && entries[i].0 == id {
-            let (_, b, coef) = entries[i];
+            let (_, _, b, coef) = entries[i];
             let b = b as usize;
             let w = &works[b / chunk];
             let r = b % chunk;
