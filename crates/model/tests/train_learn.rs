@@ -198,3 +198,16 @@ fn bad_batches_and_configs_are_typed_errors() {
     .unwrap();
     assert!(matches!(tw.train_step(&w), Err(ModelError::TrainBatch(_))));
 }
+
+#[test]
+fn suggested_config_trains() {
+    let cfg = quantrec_model::train::suggested_config(13, &[10, 20, 30], 16);
+    assert_eq!(cfg.interaction_out(), 16 + 6);
+    let batch = random_batch(&cfg, 64, 1, 4);
+    let mut tr = Trainer::new(cfg, TrainOptions::default()).unwrap();
+    let l0 = tr.train_step(&batch).unwrap();
+    for _ in 0..20 {
+        tr.train_step(&batch).unwrap();
+    }
+    assert!(tr.loss(&batch).unwrap() < l0);
+}
