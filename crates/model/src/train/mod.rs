@@ -52,7 +52,8 @@ pub struct TrainOptions {
     /// Learning rate of the embedding tables.
     pub lr_sparse: f32,
     /// Samples per batch (used by callers that cut data into batches; [`Trainer::train_step`]
-    /// accepts any batch size).
+    /// accepts any batch size). The default 512 learned faster per sample than 2048 on the
+    /// synthetic Criteo-like data at about the same samples/s.
     pub batch_size: usize,
     /// Passes over the training batches in [`Trainer::fit`].
     pub epochs: usize,
@@ -67,7 +68,7 @@ impl Default for TrainOptions {
             optimizer: Optimizer::adagrad(),
             lr_dense: 0.01,
             lr_sparse: 0.05,
-            batch_size: 2048,
+            batch_size: 512,
             epochs: 1,
             threads: None,
         }
