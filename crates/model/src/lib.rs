@@ -21,6 +21,7 @@ pub mod model;
 pub mod plan;
 pub mod state_dict;
 pub mod tables;
+pub mod train;
 pub mod weights;
 
 pub use artifact::Artifact;

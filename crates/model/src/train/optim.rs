@@ -1,0 +1,171 @@
+//! Optimizers: SGD and Adagrad (dense Adagrad for MLP and cross-net parameters, FBGEMM/TorchRec-style
+//! row-wise Adagrad for tables), and the sparse per-row gradient of each table.
+
+use crate::batch::SparseFeature;
+use crate::config::PoolingMode;
+
+use super::params::TableSlot;
+use super::pass::Work;
+
+/// Which update rule training uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// Plain SGD: `p -= lr · g`; table rows are updated only where a batch touched them.
+    Sgd,
+    /// Adagrad. Dense parameters follow `torch.optim.Adagrad` (`acc += g²`,
+    /// `p -= lr · g / (sqrt(acc) + eps)`); tables use row-wise Adagrad like FBGEMM's
+    /// `EXACT_ROWWISE_ADAGRAD`: one accumulator per row, `acc += mean(g_row²)`,
+    /// `row -= lr · g_row / (sqrt(acc) + eps)`, only for rows the batch touched.
+    Adagrad {
+        /// Added to `sqrt(acc)` for dense parameters (PyTorch's default is 1e-10).
+        eps_dense: f32,
+        /// Added to `sqrt(acc)` for table rows (FBGEMM's default is 1e-8).
+        eps_sparse: f32,
+        /// Starting value of every accumulator (PyTorch's and FBGEMM's default is 0).
+        initial_accumulator: f32,
+    },
+}
+
+impl Optimizer {
+    /// Adagrad with PyTorch's and FBGEMM's defaults.
+    pub fn adagrad() -> Optimizer {
+        Optimizer::Adagrad {
+            eps_dense: 1e-10,
+            eps_sparse: 1e-8,
+            initial_accumulator: 0.0,
+        }
+    }
+}
+
+/// Optimizer state.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OptState {
+    /// One accumulator per dense parameter (Adagrad only).
+    pub dense: Vec<f32>,
+    /// One accumulator per table row (Adagrad only).
+    pub rows: Vec<Vec<f32>>,
+}
+
+impl OptState {
+    /// Fresh state for `dense_len` dense parameters and the given tables.
+    pub fn new(opt: Optimizer, dense_len: usize, tables: &[TableSlot]) -> OptState {
+        match opt {
+            Optimizer::Sgd => OptState::default(),
+            Optimizer::Adagrad {
+                initial_accumulator: a,
+                ..
+            } => OptState {
+                dense: vec![a; dense_len],
+                rows: tables.iter().map(|t| vec![a; t.rows]).collect(),
+            },
+        }
+    }
+}
+
+/// Applies one dense update.
+pub(crate) fn update_dense(
+    opt: Optimizer,
+    lr: f32,
+    params: &mut [f32],
+    grad: &[f32],
+    acc: &mut [f32],
+) {
+    match opt {
+        Optimizer::Sgd => {
+            for (p, &g) in params.iter_mut().zip(grad) {
+                *p -= lr * g;
+            }
+        }
+        Optimizer::Adagrad { eps_dense, .. } => {
+            for ((p, &g), a) in params.iter_mut().zip(grad).zip(acc.iter_mut()) {
+                *a += g * g;
+                *p -= lr * g / (a.sqrt() + eps_dense);
+            }
+        }
+    }
+}
+
+/// Applies one row update (`acc` is the row's accumulator; unused by SGD).
+pub(crate) fn update_row(
+    opt: Optimizer,
+    lr: f32,
+    row: &mut [f32],
+    grad: &[f32],
+    acc: Option<&mut f32>,
+) {
+    match (opt, acc) {
+        (Optimizer::Adagrad { eps_sparse, .. }, Some(a)) => {
+            let mean_sq = grad.iter().map(|g| g * g).sum::<f32>() / grad.len().max(1) as f32;
+            *a += mean_sq;
+            let step = lr / (a.sqrt() + eps_sparse);
+            for (p, &g) in row.iter_mut().zip(grad) {
+                *p -= step * g;
+            }
+        }
+        _ => {
+            for (p, &g) in row.iter_mut().zip(grad) {
+                *p -= lr * g;
+            }
+        }
+    }
+}
+
+/// The gradient of one table for a batch: the distinct touched rows, ascending, and their
+/// gradients (`ids.len() × dim`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RowGrads {
+    pub ids: Vec<usize>,
+    pub grads: Vec<f32>,
+}
+
+/// Sums `coef · dL/dpooled` of every bag over the rows each bag touched. `works[c]` holds rows
+/// `c·chunk ..` of the batch; `width` is the row width of their `dz`. Contributions to one row
+/// are added in id-array order, so the result is independent of thread count.
+pub(crate) fn table_grads(
+    ts: &TableSlot,
+    feat: &SparseFeature,
+    works: &[Work],
+    chunk: usize,
+    width: usize,
+    batch: usize,
+) -> RowGrads {
+    let d = ts.dim;
+    let mut entries: Vec<(usize, usize, u32, f32)> = Vec::with_capacity(feat.ids.len());
+    for b in 0..batch {
+        let (lo, hi) = (feat.offsets[b] as usize, feat.offsets[b + 1] as usize);
+        let mean = if ts.pooling == PoolingMode::Mean && hi > lo {
+            1.0 / (hi - lo) as f32
+        } else {
+            1.0
+        };
+        for q in lo..hi {
+            let coef = match (ts.pooling, &feat.weights) {
+                (PoolingMode::WeightedSum, Some(ws)) => ws[q],
+                _ => mean,
+            };
+            entries.push((feat.ids[q] as usize, q, b as u32, coef));
+        }
+    }
+    // (id, position) keys are distinct, so equal ids end up in id-array order.
+    entries.sort_unstable_by_key(|e| (e.0, e.1));
+    let mut out = RowGrads::default();
+    let mut i = 0;
+    while i < entries.len() {
+        let id = entries[i].0;
+        out.ids.push(id);
+        let base = out.grads.len();
+        out.grads.resize(base + d, 0.0);
+        while i < entries.len() && entries[i].0 == id {
+            let (_, _, b, coef) = entries[i];
+            let b = b as usize;
+            let w = &works[b / chunk];
+            let r = b % chunk;
+            let src = &w.dz[r * width + ts.col..r * width + ts.col + d];
+            for (g, &s) in out.grads[base..].iter_mut().zip(src) {
+                *g += coef * s;
+            }
+            i += 1;
+        }
+    }
+    out
+}

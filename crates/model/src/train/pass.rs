@@ -1,0 +1,415 @@
+//! Forward and backward pass over one chunk of a batch (one thread's share), with every
+//! activation the backward pass needs kept in a reusable [`Work`] buffer.
+
+use crate::batch::Batch;
+use crate::config::PoolingMode;
+
+use super::linalg::{axpy, col_sum_acc, dot, matmul, matmul_tn_acc};
+use super::params::{Arch, Inter, LinearSlot, Params};
+
+/// Activations, gradients and scratch of one chunk; reused across steps.
+#[derive(Default, Debug)]
+pub(crate) struct Work {
+    /// Rows in this chunk.
+    pub m: usize,
+    bottom: Vec<Vec<f32>>,
+    /// `[m × width]`: bottom output then every pooled table.
+    pub z: Vec<f32>,
+    cx: Vec<Vec<f32>>,
+    ch: Vec<Vec<f32>>,
+    cu: Vec<Vec<f32>>,
+    top_in: Vec<f32>,
+    top: Vec<Vec<f32>>,
+    g: Vec<f32>,
+    g2: Vec<f32>,
+    /// `[m × width]`: loss gradient w.r.t. `z` (its table columns feed the sparse update).
+    pub dz: Vec<f32>,
+    dh: Vec<f32>,
+    scratch: Vec<f32>,
+    /// Flat dense gradient of this chunk (layout of [`Arch`]).
+    pub grad: Vec<f32>,
+    /// Sum of this chunk's per-sample losses.
+    pub loss: f64,
+}
+
+impl Work {
+    /// The chunk's logits (valid after [`forward`]).
+    pub fn logits(&self) -> &[f32] {
+        self.top.last().map(|v| &v[..self.m]).unwrap_or(&[])
+    }
+}
+
+/// `out[m×o] = x[m×i] · wt[i×o] + b`, then ReLU when `relu`.
+#[allow(clippy::too_many_arguments)]
+fn linear_fwd(
+    x: &[f32],
+    wt: &[f32],
+    b: &[f32],
+    out: &mut Vec<f32>,
+    m: usize,
+    s: &LinearSlot,
+    relu: bool,
+) {
+    out.resize(m * s.out, 0.0);
+    for row in out.chunks_exact_mut(s.out) {
+        row.copy_from_slice(b);
+    }
+    matmul(x, wt, out, m, s.inp, s.out, true);
+    if relu {
+        for v in out.iter_mut() {
+            *v = v.max(0.0);
+        }
+    }
+}
+
+/// Backward of a Linear layer whose output is `y` and input `x`: masks `g` by ReLU when `relu`,
+/// accumulates `dW`, `db` into `grad`, and writes the input gradient to `gx` when asked.
+#[allow(clippy::too_many_arguments)]
+fn linear_bwd(
+    dense: &[f32],
+    grad: &mut [f32],
+    s: &LinearSlot,
+    x: &[f32],
+    y: &[f32],
+    g: &mut [f32],
+    gx: Option<&mut Vec<f32>>,
+    m: usize,
+    relu: bool,
+    scratch: &mut Vec<f32>,
+) {
+    let g = &mut g[..m * s.out];
+    if relu {
+        for (gv, &yv) in g.iter_mut().zip(y) {
+            if yv <= 0.0 {
+                *gv = 0.0;
+            }
+        }
+    }
+    matmul_tn_acc(
+        g,
+        x,
+        &mut grad[s.w..s.w + s.out * s.inp],
+        m,
+        s.out,
+        s.inp,
+        scratch,
+    );
+    col_sum_acc(g, m, s.out, &mut grad[s.b..s.b + s.out]);
+    if let Some(gx) = gx {
+        gx.resize(m * s.inp, 0.0);
+        matmul(
+            g,
+            &dense[s.w..s.w + s.out * s.inp],
+            gx,
+            m,
+            s.out,
+            s.inp,
+            false,
+        );
+    }
+}
+
+/// Forward pass of rows `start..start+m` of `batch` (already validated); logits end up in
+/// [`Work::logits`]. `wt` is the transposed-weight buffer of `params`.
+pub(crate) fn forward(
+    arch: &Arch,
+    p: &Params,
+    wt: &[f32],
+    batch: &Batch,
+    start: usize,
+    m: usize,
+    w: &mut Work,
+) {
+    w.m = m;
+    let nd = arch.n_dense;
+    let dense_in = &batch.dense[start * nd..(start + m) * nd];
+    w.bottom.resize_with(arch.bottom.len(), Vec::new);
+    for (l, s) in arch.bottom.iter().enumerate() {
+        let (prev, rest) = w.bottom.split_at_mut(l);
+        let x: &[f32] = if l == 0 { dense_in } else { &prev[l - 1] };
+        linear_fwd(
+            x,
+            &wt[s.w..],
+            &p.dense[s.b..s.b + s.out],
+            &mut rest[0],
+            m,
+            s,
+            true,
+        );
+    }
+    let bo = arch.bottom_out;
+    let width = arch.width;
+    let bottom_out: &[f32] = w.bottom.last().map(|v| &v[..]).unwrap_or(dense_in);
+    w.z.resize(m * width, 0.0);
+    for (zr, br) in w.z.chunks_exact_mut(width).zip(bottom_out.chunks_exact(bo)) {
+        zr[..bo].copy_from_slice(br);
+    }
+    for (t, (ts, feat)) in arch.tables.iter().zip(&batch.sparse).enumerate() {
+        let table = &p.tables[t];
+        let d = ts.dim;
+        for (b, zr) in w.z.chunks_exact_mut(width).enumerate() {
+            let dst = &mut zr[ts.col..ts.col + d];
+            let (lo, hi) = (
+                feat.offsets[start + b] as usize,
+                feat.offsets[start + b + 1] as usize,
+            );
+            let mean = if ts.pooling == PoolingMode::Mean && hi > lo {
+                1.0 / (hi - lo) as f32
+            } else {
+                1.0
+            };
+            for q in lo..hi {
+                let id = feat.ids[q] as usize;
+                let coef = match (ts.pooling, &feat.weights) {
+                    (PoolingMode::WeightedSum, Some(ws)) => ws[q],
+                    _ => mean,
+                };
+                let row = &table[id * d..(id + 1) * d];
+                if q == lo {
+                    for (o, &v) in dst.iter_mut().zip(row) {
+                        *o = coef * v;
+                    }
+                } else {
+                    axpy(coef, row, dst);
+                }
+            }
+            if hi == lo {
+                dst.fill(0.0);
+            }
+        }
+    }
+    let top_input: &[f32] = match &arch.inter {
+        Inter::Dot { pairs, d } => {
+            let ti = arch.top_in;
+            w.top_in.resize(m * ti, 0.0);
+            for (zr, out) in w.z.chunks_exact(width).zip(w.top_in.chunks_exact_mut(ti)) {
+                out[..*d].copy_from_slice(&zr[..*d]);
+                for (o, &(i, j)) in out[*d..].iter_mut().zip(pairs) {
+                    *o = dot(&zr[i * d..(i + 1) * d], &zr[j * d..(j + 1) * d]);
+                }
+            }
+            &w.top_in
+        }
+        Inter::Cat => &w.z,
+        Inter::Dcn { rank } => {
+            let r = *rank;
+            let nl = arch.cross.len();
+            w.cx.resize_with(nl, Vec::new);
+            w.ch.resize_with(nl, Vec::new);
+            w.cu.resize_with(nl, Vec::new);
+            for (l, c) in arch.cross.iter().enumerate() {
+                let (prev, rest) = w.cx.split_at_mut(l);
+                let x: &[f32] = if l == 0 { &w.z } else { &prev[l - 1] };
+                let h = &mut w.ch[l];
+                h.resize(m * r, 0.0);
+                matmul(x, &wt[c.v..], h, m, width, r, false);
+                let u = &mut w.cu[l];
+                u.resize(m * width, 0.0);
+                for row in u.chunks_exact_mut(width) {
+                    row.copy_from_slice(&p.dense[c.b..c.b + width]);
+                }
+                matmul(h, &wt[c.w..], u, m, r, width, true);
+                let xn = &mut rest[0];
+                xn.resize(m * width, 0.0);
+                for (((o, &x0), &uv), &xv) in xn.iter_mut().zip(&w.z).zip(u.iter()).zip(x) {
+                    *o = x0 * uv + xv;
+                }
+            }
+            w.cx.last().map(|v| &v[..]).unwrap_or(&w.z)
+        }
+    };
+    w.top.resize_with(arch.top.len(), Vec::new);
+    let last = arch.top.len() - 1;
+    for (l, s) in arch.top.iter().enumerate() {
+        let (prev, rest) = w.top.split_at_mut(l);
+        let x: &[f32] = if l == 0 { top_input } else { &prev[l - 1] };
+        linear_fwd(
+            x,
+            &wt[s.w..],
+            &p.dense[s.b..s.b + s.out],
+            &mut rest[0],
+            m,
+            s,
+            l != last,
+        );
+    }
+}
+
+/// Numerically stable binary cross-entropy with logits and its derivative w.r.t. the logit.
+#[inline]
+pub(crate) fn bce_with_logits(s: f32, y: f32) -> (f64, f32) {
+    let s64 = f64::from(s);
+    let loss = s64.max(0.0) - s64 * f64::from(y) + (-s64.abs()).exp().ln_1p();
+    let sig = if s >= 0.0 {
+        1.0 / (1.0 + (-s).exp())
+    } else {
+        let e = s.exp();
+        e / (1.0 + e)
+    };
+    (loss, sig - y)
+}
+
+/// Loss and backward pass of a chunk after [`forward`]: sums the chunk's losses into
+/// [`Work::loss`], its dense gradient (of the batch-mean loss, `inv_batch = 1/batch`) into
+/// [`Work::grad`] (zeroed first) and leaves `dL/dz` in [`Work::dz`].
+pub(crate) fn backward(
+    arch: &Arch,
+    p: &Params,
+    batch: &Batch,
+    labels: &[f32],
+    start: usize,
+    inv_batch: f32,
+    w: &mut Work,
+) {
+    let m = w.m;
+    w.grad.clear();
+    w.grad.resize(arch.dense_len, 0.0);
+    w.g.resize(m, 0.0);
+    let mut loss = 0f64;
+    for (b, gv) in w.g.iter_mut().enumerate() {
+        let (l, d) = bce_with_logits(w.top[arch.top.len() - 1][b], labels[start + b]);
+        loss += l;
+        *gv = d * inv_batch;
+    }
+    w.loss = loss;
+    let width = arch.width;
+    let nd = arch.n_dense;
+    let dense_in = &batch.dense[start * nd..(start + m) * nd];
+    let last = arch.top.len() - 1;
+    for l in (0..arch.top.len()).rev() {
+        let s = &arch.top[l];
+        let x: &[f32] = if l > 0 {
+            &w.top[l - 1]
+        } else {
+            match &arch.inter {
+                Inter::Dot { .. } => &w.top_in,
+                Inter::Cat => &w.z,
+                Inter::Dcn { .. } => w.cx.last().map(|v| &v[..]).unwrap_or(&w.z),
+            }
+        };
+        linear_bwd(
+            &p.dense,
+            &mut w.grad,
+            s,
+            x,
+            &w.top[l],
+            &mut w.g,
+            Some(&mut w.g2),
+            m,
+            l != last,
+            &mut w.scratch,
+        );
+        std::mem::swap(&mut w.g, &mut w.g2);
+    }
+    // w.g is now dL/d(top input).
+    w.dz.resize(m * width, 0.0);
+    match &arch.inter {
+        Inter::Dot { pairs, d } => {
+            let (d, ti) = (*d, arch.top_in);
+            w.dz.fill(0.0);
+            for ((dzr, zr), gr) in
+                w.dz.chunks_exact_mut(width)
+                    .zip(w.z.chunks_exact(width))
+                    .zip(w.g.chunks_exact(ti))
+            {
+                dzr[..d].copy_from_slice(&gr[..d]);
+                for (&gq, &(i, j)) in gr[d..].iter().zip(pairs) {
+                    if gq == 0.0 {
+                        continue;
+                    }
+                    axpy(gq, &zr[j * d..(j + 1) * d], &mut dzr[i * d..(i + 1) * d]);
+                    axpy(gq, &zr[i * d..(i + 1) * d], &mut dzr[j * d..(j + 1) * d]);
+                }
+            }
+        }
+        Inter::Cat => w.dz.copy_from_slice(&w.g[..m * width]),
+        Inter::Dcn { rank } => {
+            let r = *rank;
+            w.dz.fill(0.0);
+            // w.g: dL/dx_L; w.g2 reused for du.
+            for l in (0..arch.cross.len()).rev() {
+                let c = &arch.cross[l];
+                let x: &[f32] = if l == 0 { &w.z } else { &w.cx[l - 1] };
+                let (u, h) = (&w.cu[l], &w.ch[l]);
+                w.g2.resize(m * width, 0.0);
+                for ((((du, dz), &dx), &x0), &uv) in
+                    w.g2.iter_mut()
+                        .zip(w.dz.iter_mut())
+                        .zip(&w.g)
+                        .zip(&w.z)
+                        .zip(u)
+                {
+                    *du = dx * x0;
+                    *dz += dx * uv;
+                }
+                col_sum_acc(&w.g2, m, width, &mut w.grad[c.b..c.b + width]);
+                matmul_tn_acc(
+                    &w.g2,
+                    h,
+                    &mut w.grad[c.w..c.w + width * r],
+                    m,
+                    width,
+                    r,
+                    &mut w.scratch,
+                );
+                w.dh.resize(m * r, 0.0);
+                matmul(
+                    &w.g2,
+                    &p.dense[c.w..c.w + width * r],
+                    &mut w.dh,
+                    m,
+                    width,
+                    r,
+                    false,
+                );
+                matmul_tn_acc(
+                    &w.dh,
+                    x,
+                    &mut w.grad[c.v..c.v + r * width],
+                    m,
+                    r,
+                    width,
+                    &mut w.scratch,
+                );
+                matmul(
+                    &w.dh,
+                    &p.dense[c.v..c.v + r * width],
+                    &mut w.g,
+                    m,
+                    r,
+                    width,
+                    true,
+                );
+            }
+            for (dz, &dx) in w.dz.iter_mut().zip(&w.g) {
+                *dz += dx;
+            }
+        }
+    }
+    let bo = arch.bottom_out;
+    if arch.bottom.is_empty() {
+        return;
+    }
+    w.g.resize(m * bo, 0.0);
+    for (g, dzr) in w.g.chunks_exact_mut(bo).zip(w.dz.chunks_exact(width)) {
+        g.copy_from_slice(&dzr[..bo]);
+    }
+    for l in (0..arch.bottom.len()).rev() {
+        let s = &arch.bottom[l];
+        let x: &[f32] = if l > 0 { &w.bottom[l - 1] } else { dense_in };
+        let gx = if l > 0 { Some(&mut w.g2) } else { None };
+        linear_bwd(
+            &p.dense,
+            &mut w.grad,
+            s,
+            x,
+            &w.bottom[l],
+            &mut w.g,
+            gx,
+            m,
+            true,
+            &mut w.scratch,
+        );
+        std::mem::swap(&mut w.g, &mut w.g2);
+    }
+}
