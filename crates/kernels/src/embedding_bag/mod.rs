@@ -7,11 +7,22 @@
 //! naming the table, bag and id; pruned tables map ids through a remap where -1 means "contributes
 //! nothing" (FBGEMM's `compressed_indices_mapping`).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod batch;
+mod plan;
+mod portable;
 mod scalar;
 
-use crate::formats::TableRef;
-use crate::{KernelError, Result};
+use std::sync::OnceLock;
 
+use crate::formats::{TableFormat, TableRef};
+use crate::{Isa, KernelError, Result};
+use plan::{Job, RangeFn};
+
+pub use batch::{Parallelism, TableBag, pool_tables, pool_tables_with_isa};
 pub use scalar::pool_scalar;
 
 /// A slice of ids or offsets in either index type.
@@ -181,8 +192,63 @@ impl Lookup<'_> {
     }
 }
 
+/// The embedding-bag kernels of one ISA level: one bag-range kernel per table format.
+#[derive(Clone, Copy)]
+pub(crate) struct EmbeddingBagOps {
+    kernels: [RangeFn; 7],
+}
+
+impl EmbeddingBagOps {
+    /// The ops table for `isa`: the portable kernel, overridden level by level up to `isa`
+    /// (AVX2, then AVX-512; the VNNI level adds nothing for embedding bags and keeps AVX-512's).
+    fn build(isa: Isa) -> Self {
+        let mut ops = EmbeddingBagOps {
+            kernels: [portable::pool_range as RangeFn; 7],
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let levels: [(Isa, fn(TableFormat) -> RangeFn); 2] =
+                [(Isa::Avx2, avx2::kernel), (Isa::Avx512, avx512::kernel)];
+            for (level, kernel) in levels {
+                if isa >= level {
+                    for (slot, f) in ops.kernels.iter_mut().zip(TableFormat::ALL) {
+                        *slot = kernel(f);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        ops
+    }
+
+    /// The cached ops table for `isa`, or an error when this CPU cannot run it.
+    pub(crate) fn for_isa(isa: Isa) -> Result<&'static EmbeddingBagOps> {
+        static OPS: [OnceLock<EmbeddingBagOps>; 4] = [const { OnceLock::new() }; 4];
+        let detected = Isa::detected();
+        if isa > detected {
+            return Err(KernelError::IsaUnavailable {
+                requested: isa,
+                detected,
+            });
+        }
+        let slot = Isa::ALL.iter().position(|l| *l == isa).unwrap_or(0);
+        Ok(OPS[slot].get_or_init(|| EmbeddingBagOps::build(isa)))
+    }
+
+    /// The kernel for tables stored in `format`.
+    pub(crate) fn kernel(&self, format: TableFormat) -> RangeFn {
+        let i = TableFormat::ALL
+            .iter()
+            .position(|f| *f == format)
+            .unwrap_or(0);
+        self.kernels[i]
+    }
+}
+
 /// Pools one table for a batch of bags: bag `b` is written to `out[b·out_stride .. b·out_stride + dim]`.
-/// `table_index` is only used to name the table in errors.
+/// `table_index` is only used to name the table in errors. Runs on the calling thread at
+/// [`Isa::active`]; the result equals [`pool_scalar`]'s exactly.
 pub fn pool(
     bag: &EmbeddingBag<'_>,
     lookup: &Lookup<'_>,
@@ -190,5 +256,25 @@ pub fn pool(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<()> {
-    pool_scalar(bag, lookup, table_index, out, out_stride)
+    pool_with_isa(Isa::active(), bag, lookup, table_index, out, out_stride)
+}
+
+/// [`pool`] at a chosen ISA level (an error if this CPU lacks it); for tests and benchmarks.
+pub fn pool_with_isa(
+    isa: Isa,
+    bag: &EmbeddingBag<'_>,
+    lookup: &Lookup<'_>,
+    table_index: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<()> {
+    let ops = EmbeddingBagOps::for_isa(isa)?;
+    let job = Job::new(bag, lookup, table_index, out, out_stride)?;
+    let kernel = ops.kernel(bag.table.format);
+    // SAFETY: the job is validated (bags, weights, table bytes, output size), the ops table is for a
+    // level this CPU runs, and `out` is borrowed exclusively for this call.
+    match unsafe { kernel(&job, 0, lookup.num_bags) } {
+        Ok(()) => Ok(()),
+        Err(b) => Err(job.id_error(bag, table_index, b)),
+    }
 }

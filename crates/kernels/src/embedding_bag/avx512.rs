@@ -1,0 +1,235 @@
+//! AVX-512 embedding bags: 16 columns per register, up to 8 registers (128 columns) accumulated across
+//! a whole bag before one store; wider rows are pooled 128 columns at a time. Row tails use masked
+//! loads and stores (fault-free past the end of the table). 4-bit and 2-bit codes are unpacked with a
+//! dword permute/broadcast and per-lane variable shifts; f16 by `vcvtph2ps`, bf16 by a 16-bit shift.
+
+use std::arch::x86_64::*;
+
+use super::Indices;
+use super::plan::{Idx, Job, RangeFn};
+use crate::formats::TableFormat;
+
+const F32: u8 = 0;
+const F16: u8 = 1;
+const BF16: u8 = 2;
+const FUSED8: u8 = 3;
+const FUSED8H: u8 = 4;
+const FUSED4: u8 = 5;
+const FUSED2: u8 = 6;
+
+/// Columns pooled per pass over a bag.
+const BLOCK: usize = 128;
+
+/// The AVX-512 kernel for `format`.
+pub(crate) fn kernel(format: TableFormat) -> RangeFn {
+    match format {
+        TableFormat::F32 => pool_range::<F32>,
+        TableFormat::F16 => pool_range::<F16>,
+        TableFormat::Bf16 => pool_range::<BF16>,
+        TableFormat::Fused8 => pool_range::<FUSED8>,
+        TableFormat::Fused8Half => pool_range::<FUSED8H>,
+        TableFormat::Fused4 => pool_range::<FUSED4>,
+        TableFormat::Fused2 => pool_range::<FUSED2>,
+    }
+}
+
+/// Pools bags `lo..hi` of `job`, stored in format `F`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C; `job` must be validated and its format must be
+/// `F`; no other thread may write the output columns of these bags.
+unsafe fn pool_range<const F: u8>(job: &Job<'_>, lo: usize, hi: usize) -> Result<(), usize> {
+    match job.indices {
+        // SAFETY: forwarded contract.
+        Indices::I32(ids) => unsafe { range::<F, i32>(job, ids, lo, hi) },
+        // SAFETY: forwarded contract.
+        Indices::I64(ids) => unsafe { range::<F, i64>(job, ids, lo, hi) },
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn range<const F: u8, I: Idx>(
+    job: &Job<'_>,
+    ids: &[I],
+    lo: usize,
+    hi: usize,
+) -> Result<(), usize> {
+    let dim = job.dim;
+    let mut start = job.bag_start(lo);
+    for b in lo..hi {
+        let end = job.bag_end(b, start);
+        // SAFETY: validated output: bag b's row starts at b · out_stride and holds `dim` floats.
+        let out = unsafe { job.out.add(b * job.out_stride) };
+        let mut c0 = 0;
+        while c0 < dim {
+            let n = (dim - c0).min(BLOCK);
+            let pf = if c0 == 0 { job.prefetch } else { 0 };
+            // SAFETY: the caller's contract; `c0 + n <= dim`.
+            let ok = unsafe {
+                match n.div_ceil(16) {
+                    1 => block::<F, I, 1>(job, ids, start, end, c0, n, out, pf),
+                    2 => block::<F, I, 2>(job, ids, start, end, c0, n, out, pf),
+                    3 => block::<F, I, 3>(job, ids, start, end, c0, n, out, pf),
+                    4 => block::<F, I, 4>(job, ids, start, end, c0, n, out, pf),
+                    5 => block::<F, I, 5>(job, ids, start, end, c0, n, out, pf),
+                    6 => block::<F, I, 6>(job, ids, start, end, c0, n, out, pf),
+                    7 => block::<F, I, 7>(job, ids, start, end, c0, n, out, pf),
+                    _ => block::<F, I, 8>(job, ids, start, end, c0, n, out, pf),
+                }
+            };
+            if !ok {
+                return Err(b);
+            }
+            c0 += n;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Pools columns `c0..c0 + n` (`16·(R-1) < n <= 16·R`) of the bag `start..end` into `out`;
+/// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn block<const F: u8, I: Idx, const R: usize>(
+    job: &Job<'_>,
+    ids: &[I],
+    start: usize,
+    end: usize,
+    c0: usize,
+    n: usize,
+    out: *mut f32,
+    pf: usize,
+) -> bool {
+    let tail = n - 16 * (R - 1);
+    let base = job.table.as_ptr();
+    let rb = job.row_bytes;
+    let mut acc = [_mm512_setzero_ps(); R];
+    for i in start..end {
+        if pf > 0
+            && let Some(id) = ids.get(i + pf)
+            && let Some(r) = job.prefetch_row(id.wide())
+        {
+            prefetch_row(base.wrapping_add(r * rb), rb);
+        }
+        let r = match job.resolve(ids[i].wide()) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(()) => return false,
+        };
+        // SAFETY: r < rows and the table holds rows · rb bytes.
+        let row = unsafe { base.add(r * rb) };
+        let w = job.weight(i);
+        if F >= FUSED8 {
+            // SAFETY: the scale and bias lie inside the row.
+            let (s, bi) = unsafe { scale_bias::<F>(row.add(job.code_bytes)) };
+            let sv = _mm512_set1_ps(s * w);
+            let bv = _mm512_set1_ps(bi * w);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let m = if k + 1 == R { tail } else { 16 };
+                // SAFETY: columns c0 + 16k .. + m lie inside the row.
+                let q = unsafe { decode::<F>(row, c0 + 16 * k, m) };
+                *a = _mm512_fmadd_ps(sv, q, _mm512_add_ps(*a, bv));
+            }
+        } else {
+            let wv = _mm512_set1_ps(w);
+            for (k, a) in acc.iter_mut().enumerate() {
+                let m = if k + 1 == R { tail } else { 16 };
+                // SAFETY: columns c0 + 16k .. + m lie inside the row.
+                let v = unsafe { decode::<F>(row, c0 + 16 * k, m) };
+                *a = _mm512_fmadd_ps(wv, v, *a);
+            }
+        }
+    }
+    if job.mean && end > start {
+        let inv = _mm512_set1_ps(1.0 / (end - start) as f32);
+        for a in acc.iter_mut() {
+            *a = _mm512_mul_ps(*a, inv);
+        }
+    }
+    for (k, a) in acc.iter().enumerate() {
+        let m = if k + 1 == R { tail } else { 16 };
+        // SAFETY: columns c0 + 16k .. + m of this bag's output row are inside the validated output.
+        unsafe { _mm512_mask_storeu_ps(out.add(c0 + 16 * k), lane_mask(m), *a) };
+    }
+    true
+}
+
+/// Mask of the low `n` lanes (`n <= 16`).
+#[inline(always)]
+fn lane_mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as u16
+}
+
+/// Prefetches every cache line of the `rb` bytes at `p` (an address that is never read through).
+#[inline(always)]
+fn prefetch_row(p: *const u8, rb: usize) {
+    let first = p.wrapping_sub(p as usize & 63);
+    let lines = ((p as usize & 63) + rb).div_ceil(64);
+    for l in 0..lines {
+        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(64 * l).cast()) };
+    }
+}
+
+/// Reads the row's scale and bias (`p` points just past the codes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
+    if F == FUSED8 {
+        // SAFETY: the caller points at 8 readable bytes.
+        unsafe {
+            (
+                p.cast::<f32>().read_unaligned(),
+                p.add(4).cast::<f32>().read_unaligned(),
+            )
+        }
+    } else {
+        // SAFETY: the caller points at 4 readable bytes (two f16).
+        let bits = unsafe { p.cast::<i32>().read_unaligned() };
+        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
+        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps::<1>(v, v)))
+    }
+}
+
+/// Decodes columns `col..col + n` (`1 <= n <= 16`, `col` a multiple of 16) of a row to f32 lanes
+/// (fused formats: the raw codes), reading only the bytes of those columns.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m512 {
+    let m = lane_mask(n);
+    // SAFETY (all arms): the masked loads touch only the bytes of columns col..col + n, which the
+    // caller guarantees are inside the row; masked-off bytes are neither read nor faulted on.
+    unsafe {
+        match F {
+            F32 => _mm512_maskz_loadu_ps(m, row.add(4 * col).cast()),
+            F16 => _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row.add(2 * col).cast())),
+            BF16 => {
+                let h = _mm256_maskz_loadu_epi16(m, row.add(2 * col).cast());
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+            }
+            FUSED8 | FUSED8H => {
+                let b = _mm_maskz_loadu_epi8(m, row.add(col).cast());
+                _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))
+            }
+            FUSED4 => {
+                let b = _mm_maskz_loadu_epi8(lane_mask(n.div_ceil(2)), row.add(col / 2).cast());
+                let idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+                let sh =
+                    _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+                let v = _mm512_permutexvar_epi32(idx, _mm512_castsi128_si512(b));
+                let q = _mm512_and_si512(_mm512_srlv_epi32(v, sh), _mm512_set1_epi32(0xf));
+                _mm512_cvtepi32_ps(q)
+            }
+            _ => {
+                let b = _mm_maskz_loadu_epi8(lane_mask(n.div_ceil(4)), row.add(col / 4).cast());
+                let sh =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let v = _mm512_broadcastd_epi32(b);
+                let q = _mm512_and_si512(_mm512_srlv_epi32(v, sh), _mm512_set1_epi32(3));
+                _mm512_cvtepi32_ps(q)
+            }
+        }
+    }
+}
