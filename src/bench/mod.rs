@@ -3,6 +3,7 @@
 //! Field names follow `../shared/peers/torch_bench.py` so ours and the peers' lines can be joined on
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
+mod embedding;
 mod harness;
 mod peak;
 
@@ -56,5 +57,6 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
         quantrec_kernels::isa::describe()
     );
     peak::run(args, &mut rep)?;
+    embedding::run(args, &mut rep)?;
     rep.finish()
 }

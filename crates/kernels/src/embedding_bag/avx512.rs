@@ -1,7 +1,9 @@
 //! AVX-512 embedding bags: 16 columns per register, up to 8 registers (128 columns) accumulated across
 //! a whole bag before one store; wider rows are pooled 128 columns at a time. Row tails use masked
-//! loads and stores (fault-free past the end of the table). 4-bit and 2-bit codes are unpacked with a
-//! dword permute/broadcast and per-lane variable shifts; f16 by `vcvtph2ps`, bf16 by a 16-bit shift.
+//! loads and stores (fault-free past the end of the table). 4-bit codes are widened 16 bytes at a time
+//! (`vpmovzxbd`) and split by mask and shift into even and odd columns, accumulated in register pairs
+//! that are interleaved back once per bag; a lone 16-column tail and 2-bit codes use a dword
+//! permute/broadcast and per-lane variable shifts; f16 goes through `vcvtph2ps`, bf16 a 16-bit shift.
 
 use std::arch::x86_64::*;
 
@@ -106,6 +108,8 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
     let base = job.table.as_ptr();
     let rb = job.row_bytes;
     let mut acc = [_mm512_setzero_ps(); R];
+    // 4-bit rows are decoded 32 columns at a time into (even, odd) register pairs.
+    let pairs = if F == FUSED4 { R / 2 } else { 0 };
     for i in start..end {
         if pf > 0
             && let Some(id) = ids.get(i + pf)
@@ -126,7 +130,20 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
             let (s, bi) = unsafe { scale_bias::<F>(row.add(job.code_bytes)) };
             let sv = _mm512_set1_ps(s * w);
             let bv = _mm512_set1_ps(bi * w);
-            for (k, a) in acc.iter_mut().enumerate() {
+            for p in 0..pairs {
+                // 32 columns from 16 bytes: even columns in register 2p, odd ones in 2p + 1.
+                let m = if 2 * p + 2 == R { 16 + tail } else { 32 };
+                // SAFETY: the bytes of columns c0 + 32p .. + m lie inside the row.
+                let b = unsafe {
+                    _mm_maskz_loadu_epi8(lane_mask(m.div_ceil(2)), row.add((c0 + 32 * p) / 2).cast())
+                };
+                let d = _mm512_cvtepu8_epi32(b);
+                let even = _mm512_cvtepi32_ps(_mm512_and_si512(d, _mm512_set1_epi32(0xf)));
+                let odd = _mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(d));
+                acc[2 * p] = _mm512_fmadd_ps(sv, even, _mm512_add_ps(acc[2 * p], bv));
+                acc[2 * p + 1] = _mm512_fmadd_ps(sv, odd, _mm512_add_ps(acc[2 * p + 1], bv));
+            }
+            for (k, a) in acc.iter_mut().enumerate().skip(2 * pairs) {
                 let m = if k + 1 == R { tail } else { 16 };
                 // SAFETY: columns c0 + 16k .. + m lie inside the row.
                 let q = unsafe { decode::<F>(row, c0 + 16 * k, m) };
@@ -140,6 +157,16 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
                 let v = unsafe { decode::<F>(row, c0 + 16 * k, m) };
                 *a = _mm512_fmadd_ps(wv, v, *a);
             }
+        }
+    }
+    if pairs > 0 {
+        // Back to column order: interleave the even and odd columns of each pair.
+        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for p in 0..pairs {
+            let (even, odd) = (acc[2 * p], acc[2 * p + 1]);
+            acc[2 * p] = _mm512_permutex2var_ps(even, lo, odd);
+            acc[2 * p + 1] = _mm512_permutex2var_ps(even, hi, odd);
         }
     }
     if job.mean && end > start {
