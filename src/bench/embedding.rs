@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::Result;
 use half::{bf16, f16};
 use quantrec_kernels::Isa;
-use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool_with_isa};
+use quantrec_kernels::embedding_bag::{
+    Bags, EmbeddingBag, Indices, Lookup, Pooling, pool_with_isa,
+};
 use quantrec_kernels::formats::{TableFormat, TableRef};
 use quantrec_kernels::rng::Rng;
 use serde_json::json;

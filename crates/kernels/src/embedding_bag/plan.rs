@@ -117,7 +117,7 @@ impl<'a> Job<'a> {
             remap: bag.remap,
             out,
             out_stride,
-            prefetch: (tune_lines() / lines).clamp(tune_min(), 64),
+            prefetch: (PREFETCH_LINES / lines).clamp(4, 64),
         }
     }
 
@@ -262,13 +262,4 @@ pub(crate) fn check_out(
             found: out_len,
         }),
     }
-}
-
-fn tune_lines() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("EB_PF_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(PREFETCH_LINES))
-}
-fn tune_min() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var("EB_PF_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(4))
 }
