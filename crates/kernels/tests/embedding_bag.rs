@@ -540,8 +540,8 @@ fn bad_bags_weights_outputs_and_tables_are_errors() {
         expect_error(&bag, &lookup, 64, 4),
         KernelError::BadBags { .. }
     ));
-    // Lengths: negative, wrong sum.
-    for lengths in [[2i64, -1, 3], [1, 1, 1]] {
+    // Lengths: negative, wrong sum, a sum that would wrap around to the id count.
+    for lengths in [[2i64, -1, 3], [1, 1, 1], [i64::MAX, i64::MAX, 6]] {
         let lookup = Lookup {
             indices: Indices::I64(&ids),
             bags: Bags::Lengths(Indices::I64(&lengths)),

@@ -132,9 +132,8 @@ unsafe fn bags<const F: u8, I: Idx, const R: usize>(
 
 /// Pools columns `c0..c0 + n` (`8·(R-1) < n <= 8·R`) of the bag `start..end` into `out`;
 /// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn block<const F: u8, I: Idx, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
@@ -145,68 +144,73 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
     out: *mut f32,
     pf: usize,
 ) -> bool {
-    let tail = n - 8 * (R - 1);
-    let base = job.table.as_ptr();
-    let rb = job.row_bytes;
-    let mut acc = [_mm256_setzero_ps(); R];
-    for i in start..end {
-        if pf > 0
-            && let Some(id) = ids.get(i + pf)
-            && let Some(r) = job.prefetch_row(id.wide())
-        {
-            prefetch_row(base.wrapping_add(r * rb), rb);
-        }
-        let r = match job.resolve(ids[i].wide()) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(()) => return false,
-        };
-        // SAFETY: r < rows and the table holds rows · rb bytes.
-        let row = unsafe { base.add(r * rb) };
-        let w = job.weight(i);
-        if F >= FUSED8 {
-            // SAFETY: the scale and bias lie inside the row.
-            let (s, bi) = unsafe { scale_bias::<F>(row.add(job.code_bytes)) };
-            let sv = _mm256_set1_ps(s * w);
-            let bv = _mm256_set1_ps(bi * w);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let m = if k + 1 == R { tail } else { 8 };
-                // SAFETY: columns c0 + 8k .. + m lie inside the row.
-                let q = unsafe { decode::<F>(row, c0 + 8 * k, m) };
-                *a = _mm256_fmadd_ps(sv, q, _mm256_add_ps(*a, bv));
+    // SAFETY: `block` is only inlined into callers compiled with this module's CPU features,
+    // which their callers guarantee; memory safety rests on the validated job (ids are checked
+    // before a row is read, the table and output sizes were checked) as noted below.
+    unsafe {
+        let tail = n - 8 * (R - 1);
+        let base = job.table.as_ptr();
+        let rb = job.row_bytes;
+        let mut acc = [_mm256_setzero_ps(); R];
+        for i in start..end {
+            if pf > 0
+                && let Some(id) = ids.get(i + pf)
+                && let Some(r) = job.prefetch_row(id.wide())
+            {
+                prefetch_row(base.wrapping_add(r * rb), rb);
             }
-        } else {
-            let wv = _mm256_set1_ps(w);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let m = if k + 1 == R { tail } else { 8 };
-                // SAFETY: columns c0 + 8k .. + m lie inside the row.
-                let v = unsafe { decode::<F>(row, c0 + 8 * k, m) };
-                *a = _mm256_fmadd_ps(wv, v, *a);
-            }
-        }
-    }
-    if job.mean && end > start {
-        let inv = _mm256_set1_ps(1.0 / (end - start) as f32);
-        for a in acc.iter_mut() {
-            *a = _mm256_mul_ps(*a, inv);
-        }
-    }
-    for (k, a) in acc.iter().enumerate() {
-        let m = if k + 1 == R { tail } else { 8 };
-        // SAFETY: columns c0 + 8k .. + m of this bag's output row are inside the validated output;
-        // a masked store writes only the first m lanes.
-        unsafe {
-            let p = out.add(c0 + 8 * k);
-            if m == 8 {
-                _mm256_storeu_ps(p, *a);
+            let r = match job.resolve(ids[i].wide()) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(()) => return false,
+            };
+            // r < rows and the table holds rows · rb bytes.
+            let row = base.add(r * rb);
+            let w = job.weight(i);
+            if F >= FUSED8 {
+                // The scale and bias lie inside the row.
+                let (s, bi) = scale_bias::<F>(row.add(job.code_bytes));
+                let sv = _mm256_set1_ps(s * w);
+                let bv = _mm256_set1_ps(bi * w);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let m = if k + 1 == R { tail } else { 8 };
+                    // Columns c0 + 8k .. + m lie inside the row.
+                    let q = decode::<F>(row, c0 + 8 * k, m);
+                    *a = _mm256_fmadd_ps(sv, q, _mm256_add_ps(*a, bv));
+                }
             } else {
-                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(m as i32), lanes);
-                _mm256_maskstore_ps(p, mask, *a);
+                let wv = _mm256_set1_ps(w);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let m = if k + 1 == R { tail } else { 8 };
+                    // Columns c0 + 8k .. + m lie inside the row.
+                    let v = decode::<F>(row, c0 + 8 * k, m);
+                    *a = _mm256_fmadd_ps(wv, v, *a);
+                }
             }
         }
+        if job.mean && end > start {
+            let inv = _mm256_set1_ps(1.0 / (end - start) as f32);
+            for a in acc.iter_mut() {
+                *a = _mm256_mul_ps(*a, inv);
+            }
+        }
+        for (k, a) in acc.iter().enumerate() {
+            let m = if k + 1 == R { tail } else { 8 };
+            // Columns c0 + 8k .. + m of this bag's output row are inside the validated output;
+            // a masked store writes only the first m lanes.
+            {
+                let p = out.add(c0 + 8 * k);
+                if m == 8 {
+                    _mm256_storeu_ps(p, *a);
+                } else {
+                    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(m as i32), lanes);
+                    _mm256_maskstore_ps(p, mask, *a);
+                }
+            }
+        }
+        true
     }
-    true
 }
 
 /// Prefetches every cache line of the `rb` bytes at `p` (an address that is never read through).

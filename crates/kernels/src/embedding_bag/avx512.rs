@@ -134,9 +134,8 @@ unsafe fn bags<const F: u8, I: Idx, const R: usize>(
 
 /// Pools columns `c0..c0 + n` (`16·(R-1) < n <= 16·R`) of the bag `start..end` into `out`;
 /// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 unsafe fn block<const F: u8, I: Idx, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
@@ -147,86 +146,94 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
     out: *mut f32,
     pf: usize,
 ) -> bool {
-    let tail = n - 16 * (R - 1);
-    let base = job.table.as_ptr();
-    let rb = job.row_bytes;
-    let mut acc = [_mm512_setzero_ps(); R];
-    // 4-bit rows are decoded 32 columns at a time into (even, odd) register pairs.
-    let pairs = if F == FUSED4 { R / 2 } else { 0 };
-    for i in start..end {
-        if pf > 0
-            && let Some(id) = ids.get(i + pf)
-            && let Some(r) = job.prefetch_row(id.wide())
-        {
-            prefetch_row(base.wrapping_add(r * rb), rb);
+    // SAFETY: `block` is only inlined into callers compiled with this module's CPU features,
+    // which their callers guarantee; memory safety rests on the validated job (ids are checked
+    // before a row is read, the table and output sizes were checked) as noted below.
+    unsafe {
+        let tail = n - 16 * (R - 1);
+        let base = job.table.as_ptr();
+        let rb = job.row_bytes;
+        let mut acc = [_mm512_setzero_ps(); R];
+        // 4-bit rows are decoded 32 columns at a time into (even, odd) register pairs.
+        let pairs = if F == FUSED4 { R / 2 } else { 0 };
+        for i in start..end {
+            if pf > 0
+                && let Some(id) = ids.get(i + pf)
+                && let Some(r) = job.prefetch_row(id.wide())
+            {
+                prefetch_row(base.wrapping_add(r * rb), rb);
+            }
+            let r = match job.resolve(ids[i].wide()) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(()) => return false,
+            };
+            // r < rows and the table holds rows · rb bytes.
+            let row = base.add(r * rb);
+            let w = job.weight(i);
+            if F >= FUSED8 {
+                // The scale and bias lie inside the row.
+                let (s, bi) = scale_bias::<F>(row.add(job.code_bytes));
+                let sv = _mm512_set1_ps(s * w);
+                let bv = _mm512_set1_ps(bi * w);
+                for p in 0..pairs {
+                    // 32 columns from 16 bytes: even columns in register 2p, odd ones in 2p + 1.
+                    let m = if 2 * p + 2 == R { 16 + tail } else { 32 };
+                    // the bytes of columns c0 + 32p .. + m lie inside the row.
+                    let b = {
+                        _mm_maskz_loadu_epi8(
+                            lane_mask(m.div_ceil(2)),
+                            row.add((c0 + 32 * p) / 2).cast(),
+                        )
+                    };
+                    let d = _mm512_cvtepu8_epi32(b);
+                    let even = _mm512_cvtepi32_ps(_mm512_and_si512(d, _mm512_set1_epi32(0xf)));
+                    let odd = _mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(d));
+                    acc[2 * p] = _mm512_fmadd_ps(sv, even, _mm512_add_ps(acc[2 * p], bv));
+                    acc[2 * p + 1] = _mm512_fmadd_ps(sv, odd, _mm512_add_ps(acc[2 * p + 1], bv));
+                }
+                for (k, a) in acc.iter_mut().enumerate().skip(2 * pairs) {
+                    let m = if k + 1 == R { tail } else { 16 };
+                    // Columns c0 + 16k .. + m lie inside the row.
+                    let q = decode::<F>(row, c0 + 16 * k, m);
+                    *a = _mm512_fmadd_ps(sv, q, _mm512_add_ps(*a, bv));
+                }
+            } else {
+                let wv = _mm512_set1_ps(w);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let m = if k + 1 == R { tail } else { 16 };
+                    // Columns c0 + 16k .. + m lie inside the row.
+                    let v = decode::<F>(row, c0 + 16 * k, m);
+                    *a = _mm512_fmadd_ps(wv, v, *a);
+                }
+            }
         }
-        let r = match job.resolve(ids[i].wide()) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(()) => return false,
-        };
-        // SAFETY: r < rows and the table holds rows · rb bytes.
-        let row = unsafe { base.add(r * rb) };
-        let w = job.weight(i);
-        if F >= FUSED8 {
-            // SAFETY: the scale and bias lie inside the row.
-            let (s, bi) = unsafe { scale_bias::<F>(row.add(job.code_bytes)) };
-            let sv = _mm512_set1_ps(s * w);
-            let bv = _mm512_set1_ps(bi * w);
+        if pairs > 0 {
+            // Back to column order: interleave the even and odd columns of each pair.
+            let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            let hi =
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
             for p in 0..pairs {
-                // 32 columns from 16 bytes: even columns in register 2p, odd ones in 2p + 1.
-                let m = if 2 * p + 2 == R { 16 + tail } else { 32 };
-                // SAFETY: the bytes of columns c0 + 32p .. + m lie inside the row.
-                let b = unsafe {
-                    _mm_maskz_loadu_epi8(
-                        lane_mask(m.div_ceil(2)),
-                        row.add((c0 + 32 * p) / 2).cast(),
-                    )
-                };
-                let d = _mm512_cvtepu8_epi32(b);
-                let even = _mm512_cvtepi32_ps(_mm512_and_si512(d, _mm512_set1_epi32(0xf)));
-                let odd = _mm512_cvtepi32_ps(_mm512_srli_epi32::<4>(d));
-                acc[2 * p] = _mm512_fmadd_ps(sv, even, _mm512_add_ps(acc[2 * p], bv));
-                acc[2 * p + 1] = _mm512_fmadd_ps(sv, odd, _mm512_add_ps(acc[2 * p + 1], bv));
-            }
-            for (k, a) in acc.iter_mut().enumerate().skip(2 * pairs) {
-                let m = if k + 1 == R { tail } else { 16 };
-                // SAFETY: columns c0 + 16k .. + m lie inside the row.
-                let q = unsafe { decode::<F>(row, c0 + 16 * k, m) };
-                *a = _mm512_fmadd_ps(sv, q, _mm512_add_ps(*a, bv));
-            }
-        } else {
-            let wv = _mm512_set1_ps(w);
-            for (k, a) in acc.iter_mut().enumerate() {
-                let m = if k + 1 == R { tail } else { 16 };
-                // SAFETY: columns c0 + 16k .. + m lie inside the row.
-                let v = unsafe { decode::<F>(row, c0 + 16 * k, m) };
-                *a = _mm512_fmadd_ps(wv, v, *a);
+                let (even, odd) = (acc[2 * p], acc[2 * p + 1]);
+                acc[2 * p] = _mm512_permutex2var_ps(even, lo, odd);
+                acc[2 * p + 1] = _mm512_permutex2var_ps(even, hi, odd);
             }
         }
-    }
-    if pairs > 0 {
-        // Back to column order: interleave the even and odd columns of each pair.
-        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        for p in 0..pairs {
-            let (even, odd) = (acc[2 * p], acc[2 * p + 1]);
-            acc[2 * p] = _mm512_permutex2var_ps(even, lo, odd);
-            acc[2 * p + 1] = _mm512_permutex2var_ps(even, hi, odd);
+        if job.mean && end > start {
+            let inv = _mm512_set1_ps(1.0 / (end - start) as f32);
+            for a in acc.iter_mut() {
+                *a = _mm512_mul_ps(*a, inv);
+            }
         }
-    }
-    if job.mean && end > start {
-        let inv = _mm512_set1_ps(1.0 / (end - start) as f32);
-        for a in acc.iter_mut() {
-            *a = _mm512_mul_ps(*a, inv);
+        for (k, a) in acc.iter().enumerate() {
+            let m = if k + 1 == R { tail } else { 16 };
+            // Columns c0 + 16k .. + m of this bag's output row are inside the validated output.
+            {
+                _mm512_mask_storeu_ps(out.add(c0 + 16 * k), lane_mask(m), *a)
+            };
         }
+        true
     }
-    for (k, a) in acc.iter().enumerate() {
-        let m = if k + 1 == R { tail } else { 16 };
-        // SAFETY: columns c0 + 16k .. + m of this bag's output row are inside the validated output.
-        unsafe { _mm512_mask_storeu_ps(out.add(c0 + 16 * k), lane_mask(m), *a) };
-    }
-    true
 }
 
 /// Mask of the low `n` lanes (`n <= 16`).

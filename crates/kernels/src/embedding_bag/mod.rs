@@ -128,7 +128,26 @@ impl Lookup<'_> {
     pub fn validate(&self, table: usize, pooling: Pooling) -> Result<()> {
         let n = self.indices.len();
         let bad = |reason: String| Err(KernelError::BadBags { table, reason });
+        let fast_ok = match self.bags {
+            Bags::Offsets(o) => {
+                (o.len() == self.num_bags || o.len() == self.num_bags + 1)
+                    && match o {
+                        Indices::I32(v) => offsets_ok(v, n, o.len() > self.num_bags),
+                        Indices::I64(v) => offsets_ok(v, n, o.len() > self.num_bags),
+                    }
+            }
+            Bags::Lengths(l) => {
+                l.len() == self.num_bags
+                    && match l {
+                        Indices::I32(v) => lengths_ok(v, n),
+                        Indices::I64(v) => lengths_ok(v, n),
+                    }
+            }
+        };
+        // The slow path below finds and describes the problem; it is skipped when the branch-free
+        // scan above found none.
         match self.bags {
+            _ if fast_ok => {}
             Bags::Offsets(o) => {
                 if o.len() != self.num_bags && o.len() != self.num_bags + 1 {
                     return bad(format!(
@@ -168,7 +187,7 @@ impl Lookup<'_> {
                     if v < 0 {
                         return bad(format!("length {i} is negative ({v})"));
                     }
-                    total += v as u64;
+                    total = total.saturating_add(v as u64);
                 }
                 if total != n as u64 {
                     return bad(format!("lengths sum to {total} but there are {n} ids"));
@@ -190,6 +209,31 @@ impl Lookup<'_> {
         }
         Ok(())
     }
+}
+
+/// Offsets start at 0, never decrease and stay within `0..=n`; with the trailing end, it equals `n`.
+fn offsets_ok<T: Copy + Into<i64>>(o: &[T], n: usize, trailing: bool) -> bool {
+    let Some((&first, &last)) = o.first().zip(o.last()) else {
+        return true;
+    };
+    let mut decreasing = false;
+    for w in o.windows(2) {
+        decreasing |= w[1].into() < w[0].into();
+    }
+    let (first, last) = (first.into(), last.into());
+    !decreasing && first == 0 && last as u64 <= n as u64 && (!trailing || last as u64 == n as u64)
+}
+
+/// Lengths are non-negative and sum to `n`.
+fn lengths_ok<T: Copy + Into<i64>>(l: &[T], n: usize) -> bool {
+    let mut negative = false;
+    let mut total = 0u64;
+    for &v in l {
+        let v = v.into();
+        negative |= v < 0;
+        total = total.saturating_add(v as u64);
+    }
+    !negative && total == n as u64
 }
 
 /// The embedding-bag kernels of one ISA level: one bag-range kernel per table format.
