@@ -294,7 +294,7 @@ unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode8<const F: u8>(p: *const u8) -> __m256 {
-    // SAFETY (all arms): the caller guarantees bytes_for(8) readable bytes at p, and each arm reads
+    // SAFETY: in all arms, the caller guarantees bytes_for(8) readable bytes at p, and each arm reads
     // exactly that many.
     unsafe {
         match F {

@@ -228,9 +228,7 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
         for (k, a) in acc.iter().enumerate() {
             let m = if k + 1 == R { tail } else { 16 };
             // Columns c0 + 16k .. + m of this bag's output row are inside the validated output.
-            {
-                _mm512_mask_storeu_ps(out.add(c0 + 16 * k), lane_mask(m), *a)
-            };
+            _mm512_mask_storeu_ps(out.add(c0 + 16 * k), lane_mask(m), *a);
         }
         true
     }
@@ -281,7 +279,7 @@ unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m512 {
     let m = lane_mask(n);
-    // SAFETY (all arms): the masked loads touch only the bytes of columns col..col + n, which the
+    // SAFETY: in all arms, the masked loads touch only the bytes of columns col..col + n, which the
     // caller guarantees are inside the row; masked-off bytes are neither read nor faulted on.
     unsafe {
         match F {

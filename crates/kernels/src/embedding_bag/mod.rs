@@ -251,7 +251,8 @@ impl EmbeddingBagOps {
         };
         #[cfg(target_arch = "x86_64")]
         {
-            let levels: [(Isa, fn(TableFormat) -> RangeFn); 2] =
+            type KernelFor = fn(TableFormat) -> RangeFn;
+            let levels: [(Isa, KernelFor); 2] =
                 [(Isa::Avx2, avx2::kernel), (Isa::Avx512, avx512::kernel)];
             for (level, kernel) in levels {
                 if isa >= level {
