@@ -245,6 +245,15 @@ fn lane_mask(n: usize) -> __mmask16 {
 /// perfectly (an alignment-dependent count mispredicts on about half the rows of a 36-byte table).
 #[inline(always)]
 fn prefetch_row(p: *const u8, rb: usize) {
+    if rb <= 64 {
+        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program. The two
+        // lines of the first and last byte cover a row of at most 64 bytes.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast());
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast());
+        }
+        return;
+    }
     for off in (0..rb).step_by(64) {
         // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };

@@ -6,6 +6,18 @@
 //! `embedding_bag_*_rowwise_offsets`. Empty bags produce zeros. An id outside the table is an error
 //! naming the table, bag and id; pruned tables map ids through a remap where -1 means "contributes
 //! nothing" (FBGEMM's `compressed_indices_mapping`).
+//!
+//! Arithmetic follows FBGEMM's reference (see [`pool_scalar`]): every ISA level gives the oracle's
+//! result bit for bit. Mean divides by the bag's full length, pruned ids included (FBGEMM's rule).
+//! Note that PyTorch's `quantized::embedding_bag_{byte,4bit,2bit}_rowwise_offsets` ignore
+//! `mode=1` and return the sum (they pass `normalize_by_lengths=false` to FBGEMM): to reproduce
+//! those ops use [`Pooling::Sum`].
+//!
+//! Layout: `scalar.rs` (the oracle), `portable.rs` (the [`Isa::Scalar`] kernel), `avx2.rs`,
+//! `avx512.rs` (register-blocked SIMD kernels with software prefetch of the rows a few dozen ids
+//! ahead), `plan.rs` (validation and the job the kernels run on), `batch.rs` (many tables in one
+//! call, optionally on rayon). Entry points: [`pool`], [`pool_with_isa`], [`pool_tables`],
+//! [`pool_tables_with_isa`].
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
