@@ -50,7 +50,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         let values: Vec<f32> = (0..rows * d)
             .map(|_| rng.uniform_f32(-0.15, 0.15))
             .collect();
-        let tables: Vec<(&str, TableFormat, Vec<u8>)> = wanted
+        let tables: Vec<(&str, TableFormat, Aligned)> = wanted
             .iter()
             .map(|&(op, f)| (op, f, table_bytes(f, &values, d, &mut rng)))
             .collect();
@@ -69,7 +69,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let mut out = vec![0f32; BATCH * d];
             for cache in ["warm", "cold"] {
                 for (op, format, data) in &tables {
-                    let table = TableRef::new(*format, rows, d, data)?;
+                    let table = TableRef::new(*format, rows, d, data.bytes())?;
                     let bag = EmbeddingBag {
                         table,
                         pooling: Pooling::Sum,
@@ -113,12 +113,37 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     Ok(())
 }
 
+/// Table bytes starting on a 64-byte boundary, like PyTorch's CPU tensors (a plain `Vec<u8>` is only
+/// 16-byte aligned, which makes every 64-byte f32 row straddle two cache lines).
+struct Aligned {
+    buf: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn zeroed(len: usize) -> Aligned {
+        let buf = vec![0u8; len + 63];
+        let offset = buf.as_ptr().align_offset(64).min(63);
+        Aligned { buf, offset, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
+}
+
 /// The bytes of a `rows × d` table in `format`: float formats from `values`, fused formats as random
 /// codes with a per-row scale and bias.
-fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> Vec<u8> {
+fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> Aligned {
     let rows = values.len() / d;
     let rb = format.row_bytes(d);
-    let mut data = vec![0u8; rows * rb];
+    let mut table = Aligned::zeroed(rows * rb);
+    let data = table.bytes_mut();
     match format {
         TableFormat::F32 => {
             for (o, v) in data.chunks_exact_mut(4).zip(values) {
@@ -153,5 +178,5 @@ fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> 
             }
         }
     }
-    data
+    table
 }
