@@ -179,12 +179,12 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
                 for p in 0..pairs {
                     // 32 columns from 16 bytes: even columns in register 2p, odd ones in 2p + 1.
                     let m = if 2 * p + 2 == R { 16 + tail } else { 32 };
-                    // the bytes of columns c0 + 32p .. + m lie inside the row.
-                    let b = {
-                        _mm_maskz_loadu_epi8(
-                            lane_mask(m.div_ceil(2)),
-                            row.add((c0 + 32 * p) / 2).cast(),
-                        )
+                    // The bytes of columns c0 + 32p .. + m lie inside the row.
+                    let src = row.add((c0 + 32 * p) / 2);
+                    let b = if m == 32 {
+                        _mm_loadu_si128(src.cast())
+                    } else {
+                        _mm_maskz_loadu_epi8(lane_mask(m.div_ceil(2)), src.cast())
                     };
                     let d = _mm512_cvtepu8_epi32(b);
                     let even = _mm512_cvtepi32_ps(_mm512_and_si512(d, _mm512_set1_epi32(0xf)));
@@ -292,14 +292,30 @@ unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m512 {
     // caller guarantees are inside the row; masked-off bytes are neither read nor faulted on.
     unsafe {
         match F {
+            // Whole registers take plain loads (foldable into the widening instruction); only a
+            // row tail needs the mask.
+            F32 if n == 16 => _mm512_loadu_ps(row.add(4 * col).cast()),
             F32 => _mm512_maskz_loadu_ps(m, row.add(4 * col).cast()),
-            F16 => _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row.add(2 * col).cast())),
-            BF16 => {
-                let h = _mm256_maskz_loadu_epi16(m, row.add(2 * col).cast());
-                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+            F16 | BF16 => {
+                let p = row.add(2 * col);
+                let h = if n == 16 {
+                    _mm256_loadu_si256(p.cast())
+                } else {
+                    _mm256_maskz_loadu_epi16(m, p.cast())
+                };
+                if F == F16 {
+                    _mm512_cvtph_ps(h)
+                } else {
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+                }
             }
             FUSED8 | FUSED8H => {
-                let b = _mm_maskz_loadu_epi8(m, row.add(col).cast());
+                let p = row.add(col);
+                let b = if n == 16 {
+                    _mm_loadu_si128(p.cast())
+                } else {
+                    _mm_maskz_loadu_epi8(m, p.cast())
+                };
                 _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))
             }
             FUSED4 => {
