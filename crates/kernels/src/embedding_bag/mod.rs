@@ -34,7 +34,7 @@ use crate::formats::{TableFormat, TableRef};
 use crate::{Isa, KernelError, Result};
 use plan::{Job, RangeFn};
 
-pub use batch::{Parallelism, TableBag, pool_tables, pool_tables_with_isa};
+pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
 pub use scalar::pool_scalar;
 
 /// A slice of ids or offsets in either index type.
