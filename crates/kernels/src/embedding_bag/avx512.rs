@@ -61,16 +61,24 @@ unsafe fn range<const F: u8, I: Idx>(
         // One pass per bag: pick the register count once for the whole range.
         // SAFETY: the caller's contract.
         return unsafe {
-            match dim.div_ceil(16) {
-                0 => Ok(()),
-                1 => bags::<F, I, 1>(job, ids, lo, hi),
-                2 => bags::<F, I, 2>(job, ids, lo, hi),
-                3 => bags::<F, I, 3>(job, ids, lo, hi),
-                4 => bags::<F, I, 4>(job, ids, lo, hi),
-                5 => bags::<F, I, 5>(job, ids, lo, hi),
-                6 => bags::<F, I, 6>(job, ids, lo, hi),
-                7 => bags::<F, I, 7>(job, ids, lo, hi),
-                _ => bags::<F, I, 8>(job, ids, lo, hi),
+            match (job.weights.is_some(), dim.div_ceil(16)) {
+                (_, 0) => Ok(()),
+                (true, 1) => bags::<F, I, true, 1>(job, ids, lo, hi),
+                (true, 2) => bags::<F, I, true, 2>(job, ids, lo, hi),
+                (true, 3) => bags::<F, I, true, 3>(job, ids, lo, hi),
+                (true, 4) => bags::<F, I, true, 4>(job, ids, lo, hi),
+                (true, 5) => bags::<F, I, true, 5>(job, ids, lo, hi),
+                (true, 6) => bags::<F, I, true, 6>(job, ids, lo, hi),
+                (true, 7) => bags::<F, I, true, 7>(job, ids, lo, hi),
+                (true, _) => bags::<F, I, true, 8>(job, ids, lo, hi),
+                (false, 1) => bags::<F, I, false, 1>(job, ids, lo, hi),
+                (false, 2) => bags::<F, I, false, 2>(job, ids, lo, hi),
+                (false, 3) => bags::<F, I, false, 3>(job, ids, lo, hi),
+                (false, 4) => bags::<F, I, false, 4>(job, ids, lo, hi),
+                (false, 5) => bags::<F, I, false, 5>(job, ids, lo, hi),
+                (false, 6) => bags::<F, I, false, 6>(job, ids, lo, hi),
+                (false, 7) => bags::<F, I, false, 7>(job, ids, lo, hi),
+                (false, _) => bags::<F, I, false, 8>(job, ids, lo, hi),
             }
         };
     }
@@ -86,14 +94,14 @@ unsafe fn range<const F: u8, I: Idx>(
             // SAFETY: the caller's contract; `c0 + n <= dim`.
             let ok = unsafe {
                 match n.div_ceil(16) {
-                    1 => block::<F, I, 1>(job, ids, start, end, c0, n, out, pf),
-                    2 => block::<F, I, 2>(job, ids, start, end, c0, n, out, pf),
-                    3 => block::<F, I, 3>(job, ids, start, end, c0, n, out, pf),
-                    4 => block::<F, I, 4>(job, ids, start, end, c0, n, out, pf),
-                    5 => block::<F, I, 5>(job, ids, start, end, c0, n, out, pf),
-                    6 => block::<F, I, 6>(job, ids, start, end, c0, n, out, pf),
-                    7 => block::<F, I, 7>(job, ids, start, end, c0, n, out, pf),
-                    _ => block::<F, I, 8>(job, ids, start, end, c0, n, out, pf),
+                    1 => block::<F, I, true, 1>(job, ids, start, end, c0, n, out, pf),
+                    2 => block::<F, I, true, 2>(job, ids, start, end, c0, n, out, pf),
+                    3 => block::<F, I, true, 3>(job, ids, start, end, c0, n, out, pf),
+                    4 => block::<F, I, true, 4>(job, ids, start, end, c0, n, out, pf),
+                    5 => block::<F, I, true, 5>(job, ids, start, end, c0, n, out, pf),
+                    6 => block::<F, I, true, 6>(job, ids, start, end, c0, n, out, pf),
+                    7 => block::<F, I, true, 7>(job, ids, start, end, c0, n, out, pf),
+                    _ => block::<F, I, true, 8>(job, ids, start, end, c0, n, out, pf),
                 }
             };
             if !ok {
@@ -109,7 +117,7 @@ unsafe fn range<const F: u8, I: Idx>(
 /// Bags `lo..hi` of a job whose rows fit one block of `R` registers (`dim <= BLOCK`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-unsafe fn bags<const F: u8, I: Idx, const R: usize>(
+unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
     lo: usize,
@@ -122,7 +130,7 @@ unsafe fn bags<const F: u8, I: Idx, const R: usize>(
         // the block covers columns 0..dim, which the caller's contract makes readable in every row.
         let ok = unsafe {
             let out = job.out.add(b * job.out_stride);
-            block::<F, I, R>(job, ids, start, end, 0, job.dim, out, job.prefetch)
+            block::<F, I, W, R>(job, ids, start, end, 0, job.dim, out, job.prefetch)
         };
         if !ok {
             return Err(b);
@@ -132,11 +140,12 @@ unsafe fn bags<const F: u8, I: Idx, const R: usize>(
     Ok(())
 }
 
-/// Pools columns `c0..c0 + n` (`16·(R-1) < n <= 16·R`) of the bag `start..end` into `out`;
+/// Pools columns `c0..c0 + n` (`16·(R-1) < n <= 16·R`) of the bag `start..end` into `out`, with
+/// per-sample weights when `W` (and the job has them);
 /// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const F: u8, I: Idx, const R: usize>(
+unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
     start: usize,
@@ -170,7 +179,8 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
             };
             // r < rows and the table holds rows · rb bytes.
             let row = base.add(r * rb);
-            let w = job.weight(i);
+            // Unweighted (`W = false`): the constant 1 folds the scale/bias products away.
+            let w = if W { job.weight(i) } else { 1.0 };
             if F >= FUSED8 {
                 // The scale and bias lie inside the row.
                 let (s, bi) = scale_bias::<F>(row.add(job.code_bytes));
