@@ -4,6 +4,7 @@
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
 mod formats;
+mod embedding;
 mod harness;
 mod interaction;
 mod linear;
@@ -68,5 +69,6 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
     linear_int8::run(args, &mut rep)?;
     interaction::run(args, &mut rep)?;
     linear::run(args, &mut rep)?;
+    embedding::run(args, &mut rep)?;
     rep.finish()
 }

@@ -6,12 +6,35 @@
 //! `embedding_bag_*_rowwise_offsets`. Empty bags produce zeros. An id outside the table is an error
 //! naming the table, bag and id; pruned tables map ids through a remap where -1 means "contributes
 //! nothing" (FBGEMM's `compressed_indices_mapping`).
+//!
+//! Arithmetic follows FBGEMM's reference (see [`pool_scalar`]): every ISA level gives the oracle's
+//! result bit for bit. Mean divides by the bag's full length, pruned ids included (FBGEMM's rule).
+//! Note that PyTorch's `quantized::embedding_bag_{byte,4bit,2bit}_rowwise_offsets` ignore
+//! `mode=1` and return the sum (they pass `normalize_by_lengths=false` to FBGEMM): to reproduce
+//! those ops use [`Pooling::Sum`].
+//!
+//! Layout: `scalar.rs` (the oracle), `portable.rs` (the [`Isa::Scalar`] kernel), `avx2.rs`,
+//! `avx512.rs` (register-blocked SIMD kernels with software prefetch of the rows a few dozen ids
+//! ahead), `plan.rs` (validation and the job the kernels run on), `batch.rs` (many tables in one
+//! call, optionally on rayon). Entry points: [`pool`], [`pool_with_isa`], [`pool_tables`],
+//! [`pool_tables_with_isa`].
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod batch;
+mod plan;
+mod portable;
 mod scalar;
 
-use crate::formats::TableRef;
-use crate::{KernelError, Result};
+use std::sync::OnceLock;
 
+use crate::formats::{TableFormat, TableRef};
+use crate::{Isa, KernelError, Result};
+use plan::{Job, RangeFn};
+
+pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
 pub use scalar::pool_scalar;
 
 /// A slice of ids or offsets in either index type.
@@ -117,7 +140,26 @@ impl Lookup<'_> {
     pub fn validate(&self, table: usize, pooling: Pooling) -> Result<()> {
         let n = self.indices.len();
         let bad = |reason: String| Err(KernelError::BadBags { table, reason });
+        let fast_ok = match self.bags {
+            Bags::Offsets(o) => {
+                (o.len() == self.num_bags || o.len() == self.num_bags + 1)
+                    && match o {
+                        Indices::I32(v) => offsets_ok(v, n, o.len() > self.num_bags),
+                        Indices::I64(v) => offsets_ok(v, n, o.len() > self.num_bags),
+                    }
+            }
+            Bags::Lengths(l) => {
+                l.len() == self.num_bags
+                    && match l {
+                        Indices::I32(v) => lengths_ok(v, n),
+                        Indices::I64(v) => lengths_ok(v, n),
+                    }
+            }
+        };
+        // The slow path below finds and describes the problem; it is skipped when the branch-free
+        // scan above found none.
         match self.bags {
+            _ if fast_ok => {}
             Bags::Offsets(o) => {
                 if o.len() != self.num_bags && o.len() != self.num_bags + 1 {
                     return bad(format!(
@@ -157,7 +199,7 @@ impl Lookup<'_> {
                     if v < 0 {
                         return bad(format!("length {i} is negative ({v})"));
                     }
-                    total += v as u64;
+                    total = total.saturating_add(v as u64);
                 }
                 if total != n as u64 {
                     return bad(format!("lengths sum to {total} but there are {n} ids"));
@@ -181,8 +223,89 @@ impl Lookup<'_> {
     }
 }
 
+/// Offsets start at 0, never decrease and stay within `0..=n`; with the trailing end, it equals `n`.
+fn offsets_ok<T: Copy + Into<i64>>(o: &[T], n: usize, trailing: bool) -> bool {
+    let Some((&first, &last)) = o.first().zip(o.last()) else {
+        return true;
+    };
+    let mut decreasing = false;
+    for w in o.windows(2) {
+        decreasing |= w[1].into() < w[0].into();
+    }
+    let (first, last) = (first.into(), last.into());
+    !decreasing && first == 0 && last as u64 <= n as u64 && (!trailing || last as u64 == n as u64)
+}
+
+/// Lengths are non-negative and sum to `n`.
+fn lengths_ok<T: Copy + Into<i64>>(l: &[T], n: usize) -> bool {
+    let mut negative = false;
+    let mut total = 0u64;
+    for &v in l {
+        let v = v.into();
+        negative |= v < 0;
+        total = total.saturating_add(v as u64);
+    }
+    !negative && total == n as u64
+}
+
+/// The embedding-bag kernels of one ISA level: one bag-range kernel per table format.
+#[derive(Clone, Copy)]
+pub(crate) struct EmbeddingBagOps {
+    kernels: [RangeFn; 7],
+}
+
+impl EmbeddingBagOps {
+    /// The ops table for `isa`: the portable kernel, overridden level by level up to `isa`
+    /// (AVX2, then AVX-512; the VNNI level adds nothing for embedding bags and keeps AVX-512's).
+    fn build(isa: Isa) -> Self {
+        let mut ops = EmbeddingBagOps {
+            kernels: [portable::pool_range as RangeFn; 7],
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            type KernelFor = fn(TableFormat) -> RangeFn;
+            let levels: [(Isa, KernelFor); 2] =
+                [(Isa::Avx2, avx2::kernel), (Isa::Avx512, avx512::kernel)];
+            for (level, kernel) in levels {
+                if isa >= level {
+                    for (slot, f) in ops.kernels.iter_mut().zip(TableFormat::ALL) {
+                        *slot = kernel(f);
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        ops
+    }
+
+    /// The cached ops table for `isa`, or an error when this CPU cannot run it.
+    pub(crate) fn for_isa(isa: Isa) -> Result<&'static EmbeddingBagOps> {
+        static OPS: [OnceLock<EmbeddingBagOps>; 4] = [const { OnceLock::new() }; 4];
+        let detected = Isa::detected();
+        if isa > detected {
+            return Err(KernelError::IsaUnavailable {
+                requested: isa,
+                detected,
+            });
+        }
+        let slot = Isa::ALL.iter().position(|l| *l == isa).unwrap_or(0);
+        Ok(OPS[slot].get_or_init(|| EmbeddingBagOps::build(isa)))
+    }
+
+    /// The kernel for tables stored in `format`.
+    pub(crate) fn kernel(&self, format: TableFormat) -> RangeFn {
+        let i = TableFormat::ALL
+            .iter()
+            .position(|f| *f == format)
+            .unwrap_or(0);
+        self.kernels[i]
+    }
+}
+
 /// Pools one table for a batch of bags: bag `b` is written to `out[b·out_stride .. b·out_stride + dim]`.
-/// `table_index` is only used to name the table in errors.
+/// `table_index` is only used to name the table in errors. Runs on the calling thread at
+/// [`Isa::active`]; the result equals [`pool_scalar`]'s exactly.
 pub fn pool(
     bag: &EmbeddingBag<'_>,
     lookup: &Lookup<'_>,
@@ -190,5 +313,25 @@ pub fn pool(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<()> {
-    pool_scalar(bag, lookup, table_index, out, out_stride)
+    pool_with_isa(Isa::active(), bag, lookup, table_index, out, out_stride)
+}
+
+/// [`pool`] at a chosen ISA level (an error if this CPU lacks it); for tests and benchmarks.
+pub fn pool_with_isa(
+    isa: Isa,
+    bag: &EmbeddingBag<'_>,
+    lookup: &Lookup<'_>,
+    table_index: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<()> {
+    let ops = EmbeddingBagOps::for_isa(isa)?;
+    let job = Job::new(bag, lookup, table_index, out, out_stride)?;
+    let kernel = ops.kernel(bag.table.format);
+    // SAFETY: the job is validated (bags, weights, table bytes, output size), the ops table is for a
+    // level this CPU runs, and `out` is borrowed exclusively for this call.
+    match unsafe { kernel(&job, 0, lookup.num_bags) } {
+        Ok(()) => Ok(()),
+        Err(b) => Err(job.id_error(bag, table_index, b)),
+    }
 }

@@ -1,10 +1,20 @@
 //! The scalar oracle for embedding bags.
+//!
+//! It follows FBGEMM's reference rounding (`src/RefImplementations.cc`), so the SIMD kernels can be
+//! tested for exact equality and the results match PyTorch's quantized embedding bags:
+//! - fused rows: `scale' = scale·w`, `bias' = bias·w`, then `out = fma(scale', code, out + bias')`;
+//! - float rows: `out = fma(w, value, out)` (`w = 1` without weights, which is a plain add);
+//! - mean: the sum times `1 / len`, where `len` counts every id of the bag, pruned ones included
+//!   (FBGEMM divides by the bag length before pruning); an empty bag gives zeros.
 
+use super::plan::{check_out, check_table};
 use super::{Bags, EmbeddingBag, Lookup, Pooling};
-use crate::formats::dequantize_row;
+use crate::formats::{TableFormat, row_code, row_scale_bias};
 use crate::{KernelError, Result};
+use half::{bf16, f16};
 
-/// Resolves id `i` of a lookup to a table row, `None` for a pruned id.
+/// Resolves id `id` of bag `bag_index` to a table row, `None` for a pruned id (remap value -1).
+/// Any other negative remap value, or one past the table, is an error naming the remapped row.
 #[inline]
 pub(crate) fn resolve_row(
     bag: &EmbeddingBag<'_>,
@@ -25,9 +35,9 @@ pub(crate) fn resolve_row(
         None => Ok(Some(id as usize)),
         Some(map) => {
             let r = map[id as usize];
-            if r < 0 {
+            if r == -1 {
                 Ok(None)
-            } else if r as usize >= bag.table.rows {
+            } else if r < 0 || r as usize >= bag.table.rows {
                 Err(KernelError::IdOutOfRange {
                     table: table_index,
                     bag: bag_index,
@@ -41,7 +51,36 @@ pub(crate) fn resolve_row(
     }
 }
 
-/// Plain, obviously-correct pooling: decode each row to f32 and accumulate in id order.
+/// Accumulates row `row` (of `format`, dimension `acc.len()`) times `w` into `acc`, FBGEMM's way.
+pub(crate) fn accumulate_row(format: TableFormat, row: &[u8], w: f32, acc: &mut [f32]) {
+    let dim = acc.len();
+    match format {
+        TableFormat::F32 => {
+            for (a, b) in acc.iter_mut().zip(row.chunks_exact(4)) {
+                *a = w.mul_add(f32::from_le_bytes([b[0], b[1], b[2], b[3]]), *a);
+            }
+        }
+        TableFormat::F16 => {
+            for (a, b) in acc.iter_mut().zip(row.chunks_exact(2)) {
+                *a = w.mul_add(f16::from_le_bytes([b[0], b[1]]).to_f32(), *a);
+            }
+        }
+        TableFormat::Bf16 => {
+            for (a, b) in acc.iter_mut().zip(row.chunks_exact(2)) {
+                *a = w.mul_add(bf16::from_le_bytes([b[0], b[1]]).to_f32(), *a);
+            }
+        }
+        _ => {
+            let (scale, bias) = row_scale_bias(format, dim, row);
+            let (scale, bias) = (scale * w, bias * w);
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = scale.mul_add(f32::from(row_code(format, row, i)), *a + bias);
+            }
+        }
+    }
+}
+
+/// Plain, obviously-correct pooling, one id after another.
 pub fn pool_scalar(
     bag: &EmbeddingBag<'_>,
     lookup: &Lookup<'_>,
@@ -50,18 +89,9 @@ pub fn pool_scalar(
     out_stride: usize,
 ) -> Result<()> {
     let dim = bag.table.dim;
+    check_table(bag, table_index)?;
     lookup.validate(table_index, bag.pooling)?;
-    if lookup.num_bags > 0 {
-        let needed = (lookup.num_bags - 1) * out_stride + dim;
-        if out.len() < needed || (lookup.num_bags > 1 && out_stride < dim) {
-            return Err(KernelError::Shape {
-                what: format!("output of table {table_index}"),
-                expected: needed,
-                found: out.len(),
-            });
-        }
-    }
-    let mut row = vec![0f32; dim];
+    check_out(dim, lookup.num_bags, table_index, out.len(), out_stride)?;
     let mut prefix = 0usize;
     for b in 0..lookup.num_bags {
         let (start, end) = lookup.bag_range(b, Some(prefix));
@@ -74,14 +104,11 @@ pub fn pool_scalar(
             let Some(r) = resolve_row(bag, lookup.indices.get(i), table_index, b)? else {
                 continue;
             };
-            dequantize_row(bag.table.format, bag.table.row(r), &mut row);
             let w = match bag.pooling {
                 Pooling::WeightedSum => lookup.per_sample_weights.map_or(1.0, |w| w[i]),
                 _ => 1.0,
             };
-            for (a, v) in acc.iter_mut().zip(&row) {
-                *a = v.mul_add(w, *a);
-            }
+            accumulate_row(bag.table.format, bag.table.row(r), w, acc);
         }
         if bag.pooling == Pooling::Mean && end > start {
             let inv = 1.0 / (end - start) as f32;
