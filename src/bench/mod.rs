@@ -3,8 +3,8 @@
 //! Field names follow `../shared/peers/torch_bench.py` so ours and the peers' lines can be joined on
 //! `op` and `shape`: `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
-mod formats;
 mod embedding;
+mod formats;
 mod harness;
 mod interaction;
 mod linear;

@@ -11,6 +11,7 @@
 //! - [`interaction`]: DLRM's pairwise dot interaction and the DCN-v2 cross layer.
 //! - [`peak`]: single-core peak throughput loops (the ceilings benchmarks are read against).
 //! - [`rng`]: a deterministic xoshiro256++ generator for data, initialisation and tests.
+//! - [`selfcheck`]: every kernel at every ISA level against its scalar oracle, on fresh random data.
 
 pub mod embedding_bag;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod interaction;
 pub mod isa;
 pub mod peak;
 pub mod rng;
+pub mod selfcheck;
 
 pub use error::KernelError;
 pub use isa::Isa;
