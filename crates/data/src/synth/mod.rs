@@ -26,6 +26,7 @@
 //! [`Generator::tsv_schema`] is the schema that reads either form back.
 
 pub mod features;
+pub mod recipe;
 pub mod teacher;
 pub mod zipf;
 
@@ -44,6 +45,7 @@ use crate::{DataError, Result};
 
 use features::FeatureModel;
 pub use features::{N_DENSE, SynthRow};
+pub use recipe::{SynthOutcome, SynthRecipe, prefetch, train_synthetic};
 use teacher::{MAX_DIM, Teacher, sigmoid, splitmix};
 
 /// Criteo Kaggle (DAC) table cardinalities, C1..C26 (as counted by facebookresearch/dlrm).
