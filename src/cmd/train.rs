@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quantrec_data::batch_ops;
-use quantrec_data::source::{self, BatchSource};
+use quantrec_data::source;
 use quantrec_data::synth::{self, SynthRecipe};
 use quantrec_data::{Schema, SourceSpec};
 use quantrec_model::Batch;
@@ -28,7 +28,11 @@ pub enum OptimizerArg {
 pub struct TrainArgs {
     /// Training data: Criteo DAC TSV (optionally .gz), a file read through `--schema`, or a
     /// batch file with `labels`. Loaded into memory.
-    #[arg(long, conflicts_with = "synthetic", required_unless_present = "synthetic")]
+    #[arg(
+        long,
+        conflicts_with = "synthetic",
+        required_unless_present = "synthetic"
+    )]
     pub data: Option<PathBuf>,
     /// Schema of the data file (default: Criteo DAC).
     #[arg(long, requires = "data")]
@@ -254,12 +258,17 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     let read = |path: &PathBuf| -> Result<Batch> {
         let mut src = source::open_source(path, &spec)
             .with_context(|| format!("opening {}", path.display()))?;
-        let all = source::read_all(&mut *src).with_context(|| format!("reading {}", path.display()))?;
+        let all =
+            source::read_all(&mut *src).with_context(|| format!("reading {}", path.display()))?;
         if all.labels.is_none() {
             bail!("{} has no labels", path.display());
         }
         if src.stats().skipped_lines > 0 {
-            eprintln!("{}: skipped {} bad lines", path.display(), src.stats().skipped_lines);
+            eprintln!(
+                "{}: skipped {} bad lines",
+                path.display(),
+                src.stats().skipped_lines
+            );
         }
         Ok(all)
     };

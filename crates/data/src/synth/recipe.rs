@@ -96,7 +96,9 @@ pub fn train_synthetic(
     let t1 = Instant::now();
     let fitted = trainer.fit_stream(batches, on_step);
     // The worker ends once the receiver is dropped (inside fit_stream) or the rows run out.
-    let generated = worker.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let generated = worker
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
     fitted?;
     generated?;
     let train_seconds = t1.elapsed().as_secs_f64();

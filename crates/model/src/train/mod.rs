@@ -35,8 +35,8 @@ pub use optim::Optimizer;
 pub use state::{NamedTensor, parse_safetensors, read_safetensors};
 
 use optim::{OptState, table_grads, update_dense, update_row};
-use params::{Arch, Params, transpose_weights};
 use packs::Packs;
+use params::{Arch, Params, transpose_weights};
 use pass::Work;
 
 /// Rows per chunk of a batch: the unit of parallel work and of gradient reduction.
