@@ -156,7 +156,7 @@ fn progress_bar(total: u64, json: bool) -> ProgressBar {
 fn on_progress(bar: &ProgressBar) -> impl FnMut(&Progress) + '_ {
     move |p: &Progress| {
         bar.set_position(p.samples);
-        if p.step % 16 == 0 {
+        if p.step.is_multiple_of(16) {
             bar.set_message(format!(
                 "epoch {} loss {:.4} NE {:.4}",
                 p.epoch + 1,

@@ -32,15 +32,13 @@ fn main() {
     if let Some(b) = arg(8) {
         r.options.batch_size = b.parse().expect("batch");
     }
-    if let Some(o) = arg(9) {
-        if o == "sgd" {
-            r.options.optimizer = quantrec_model::train::Optimizer::Sgd;
-        }
+    if arg(9).is_some_and(|o| o == "sgd") {
+        r.options.optimizer = quantrec_model::train::Optimizer::Sgd;
     }
     r.eval_rows = 100_000;
     let t = std::time::Instant::now();
     let out = train_synthetic(&r, |p| {
-        if p.step % 2000 == 0 {
+        if p.step.is_multiple_of(2000) {
             eprintln!(
                 "{:>9} samples {:6.1}s running NE {:.4}",
                 p.samples,

@@ -35,13 +35,18 @@ pub struct SynthRecipe {
 
 impl Default for SynthRecipe {
     /// The default recipe: [`SynthConfig::default`], dimension 16, the trainer's suggested
-    /// architecture ([`suggested_config`]), row-wise Adagrad with the default options, and
-    /// [`DEFAULT_TRAIN_ROWS`] training / [`DEFAULT_EVAL_ROWS`] evaluation rows.
+    /// architecture ([`suggested_config`]), row-wise Adagrad with the default options but
+    /// batches of 256 (a little faster per sample than 512 on this data: holdout NE ratio 1.074
+    /// vs ≈ 1.077 after 2M rows), and [`DEFAULT_TRAIN_ROWS`] training / [`DEFAULT_EVAL_ROWS`]
+    /// evaluation rows.
     fn default() -> Self {
         SynthRecipe {
             synth: SynthConfig::default(),
             dim: 16,
-            options: TrainOptions::default(),
+            options: TrainOptions {
+                batch_size: 256,
+                ..TrainOptions::default()
+            },
             train_rows: DEFAULT_TRAIN_ROWS,
             eval_rows: DEFAULT_EVAL_ROWS,
         }
@@ -49,7 +54,7 @@ impl Default for SynthRecipe {
 }
 
 /// Training rows of the default recipe.
-pub const DEFAULT_TRAIN_ROWS: u64 = 4_000_000;
+pub const DEFAULT_TRAIN_ROWS: u64 = 8_000_000;
 /// Evaluation rows of the default recipe.
 pub const DEFAULT_EVAL_ROWS: u64 = 200_000;
 
