@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`params`](self) (private): parameter layout, dlrm initialisation, state-dict names.
-//! - `pass`: forward/backward of one chunk; `linalg`: the matrix products.
+//! - `pass`: forward/backward of one chunk; `packs`: the MLP layers packed for the kernels' SIMD
+//!   GEMM (forward, input and weight gradients) — the dot interaction also runs on the kernels;
+//!   `linalg`: the cross net's (auto-vectorized) matrix products.
 //! - `optim`: [`Optimizer`] and sparse row gradients; `state`: export/import ([`NamedTensor`]).
 //! - `eval`: [`EvalReport`] and [`Progress`].
 
