@@ -30,6 +30,8 @@ enum Command {
     Predict(cmd::predict::PredictArgs),
     /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
     Convert(cmd::convert::ConvertArgs),
+    /// Train an fp32 DLRM on a click log or synthetic data; writes a facebookresearch/dlrm state dict.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +46,6 @@ fn main() -> Result<()> {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Train(args) => cmd::train::run(args),
     }
 }

@@ -50,7 +50,7 @@ pub struct GenArgs {
     #[arg(long, value_enum, default_value_t = GenSplit::Train)]
     pub split: GenSplit,
     /// Criteo Kaggle table sizes capped at this many rows.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = synth::DEFAULT_MAX_TABLE_ROWS)]
     pub max_table_rows: usize,
     /// Explicit table sizes, comma separated (overrides --max-table-rows).
     #[arg(long, value_delimiter = ',')]
@@ -59,7 +59,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 1.0)]
     pub pooling_factor: f64,
     /// Zipf exponent of id popularity.
-    #[arg(long, default_value_t = 1.05)]
+    #[arg(long, default_value_t = synth::DEFAULT_ZIPF)]
     pub zipf: f64,
     /// Mean click probability.
     #[arg(long, default_value_t = 0.25)]

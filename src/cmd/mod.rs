@@ -6,3 +6,4 @@ pub mod r#gen;
 pub mod import;
 pub mod inspect;
 pub mod predict;
+pub mod train;

@@ -17,6 +17,7 @@ fn small_config(seed: u64) -> SynthConfig {
     SynthConfig {
         seed,
         table_rows: criteo_table_rows(20_000),
+        zipf_exponent: 1.05,
         ..SynthConfig::default()
     }
 }

@@ -72,7 +72,7 @@ pub struct Progress {
     pub epoch: usize,
     /// Step within the epoch (from 0).
     pub step: usize,
-    /// Steps per epoch.
+    /// Steps per epoch (0 when unknown, as in [`Trainer::fit_stream`](super::Trainer::fit_stream)).
     pub steps_per_epoch: usize,
     /// Samples trained on so far, over all epochs.
     pub samples: u64,

@@ -135,24 +135,6 @@ pub(crate) fn col_sum_acc(a: &[f32], m: usize, n: usize, out: &mut [f32]) {
     }
 }
 
-/// Dot product with eight fixed partial sums (vectorizable, order fixed by the code).
-#[inline]
-pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for q in 0..8 {
-            acc[q] += a[q] * b[q];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in xr.iter().zip(yr) {
-        s += a * b;
-    }
-    s
-}
-
 /// `y += alpha · x`.
 #[inline]
 pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -215,21 +197,6 @@ mod tests {
                     assert!((f64::from(g[p * n + j]) - want).abs() < 1e-4 * (1.0 + want.abs()));
                 }
             }
-        }
-    }
-
-    #[test]
-    fn dot_matches_naive() {
-        let mut rng = Rng::new(5);
-        for n in [0, 1, 7, 8, 16, 19] {
-            let x = rng.normal_vec(n, 1.0);
-            let y = rng.normal_vec(n, 1.0);
-            let want: f64 = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum();
-            assert!((f64::from(dot(&x, &y)) - want).abs() < 1e-5 * (1.0 + want.abs()));
         }
     }
 }

@@ -11,13 +11,16 @@
 //!
 //! # Layout
 //! - [`params`](self) (private): parameter layout, dlrm initialisation, state-dict names.
-//! - `pass`: forward/backward of one chunk; `linalg`: the matrix products.
+//! - `pass`: forward/backward of one chunk; `packs`: the MLP layers packed for the kernels' SIMD
+//!   GEMM (forward, input and weight gradients) — the dot interaction also runs on the kernels;
+//!   `linalg`: the cross net's (auto-vectorized) matrix products.
 //! - `optim`: [`Optimizer`] and sparse row gradients; `state`: export/import ([`NamedTensor`]).
 //! - `eval`: [`EvalReport`] and [`Progress`].
 
 mod eval;
 mod linalg;
 mod optim;
+mod packs;
 mod params;
 mod pass;
 mod state;
@@ -34,6 +37,7 @@ pub use optim::Optimizer;
 pub use state::{NamedTensor, parse_safetensors, read_safetensors};
 
 use optim::{OptState, table_grads, update_dense, update_row};
+use packs::Packs;
 use params::{Arch, Params, transpose_weights};
 use pass::Work;
 
@@ -131,6 +135,8 @@ pub struct Trainer {
     /// Transposed weights for the forward pass; stale when `wt_fresh` is false.
     wt: Vec<f32>,
     wt_fresh: bool,
+    packs: Packs,
+    pack_tmp: Vec<f32>,
     state: OptState,
     pool: rayon::ThreadPool,
     works: Vec<Work>,
@@ -185,6 +191,8 @@ impl Trainer {
         Ok(Trainer {
             wt: vec![0.0; arch.dense_len],
             wt_fresh: false,
+            packs: Packs::default(),
+            pack_tmp: Vec::new(),
             grad: vec![0.0; arch.dense_len],
             config,
             options,
@@ -247,17 +255,19 @@ impl Trainer {
             .map(Loc::Table)
     }
 
-    fn refresh(&mut self) {
+    fn refresh(&mut self) -> Result<()> {
         if !self.wt_fresh {
             transpose_weights(&self.arch, &self.params.dense, &mut self.wt);
+            self.packs = Packs::build(&self.arch, &self.params.dense, &mut self.pack_tmp)?;
             self.wt_fresh = true;
         }
+        Ok(())
     }
 
     /// Runs forward (and backward) over every chunk of `batch` in the pool; returns the summed
     /// loss when labels are present.
-    fn run(&mut self, batch: &Batch, backward: bool) -> (usize, f64) {
-        self.refresh();
+    fn run(&mut self, batch: &Batch, backward: bool) -> Result<(usize, f64)> {
+        self.refresh()?;
         let n = batch.size;
         let nchunks = n.div_ceil(CHUNK_ROWS);
         if self.works.len() < nchunks {
@@ -267,24 +277,25 @@ impl Trainer {
             arch,
             params,
             wt,
+            packs,
             pool,
             works,
             ..
         } = self;
-        let (arch, params, wt) = (&*arch, &*params, &wt[..]);
+        let (arch, params, wt, packs) = (&*arch, &*params, &wt[..], &*packs);
         let labels = batch.labels.as_deref();
         let inv = 1.0 / n.max(1) as f32;
         pool.install(|| {
             works[..nchunks]
                 .par_iter_mut()
                 .enumerate()
-                .for_each(|(c, w)| {
+                .try_for_each(|(c, w)| -> Result<()> {
                     let start = c * CHUNK_ROWS;
                     let m = CHUNK_ROWS.min(n - start);
-                    pass::forward(arch, params, wt, batch, start, m, w);
+                    pass::forward(arch, params, wt, packs, batch, start, m, w)?;
                     match labels {
                         Some(y) if backward => {
-                            pass::backward(arch, params, batch, y, start, inv, w)
+                            pass::backward(arch, params, packs, batch, y, start, inv, w)?
                         }
                         Some(y) => {
                             w.loss = w
@@ -296,10 +307,11 @@ impl Trainer {
                         }
                         None => w.loss = 0.0,
                     }
-                });
-        });
+                    Ok(())
+                })
+        })?;
         let loss = works[..nchunks].iter().map(|w| w.loss).sum();
-        (nchunks, loss)
+        Ok((nchunks, loss))
     }
 
     /// Sums the chunk gradients into `self.grad`, in chunk order.
@@ -326,7 +338,7 @@ impl Trainer {
         if batch.size == 0 {
             return Ok(0.0);
         }
-        let (nchunks, loss_sum) = self.run(batch, true);
+        let (nchunks, loss_sum) = self.run(batch, true)?;
         self.reduce(nchunks);
         let opt = self.options.optimizer;
         update_dense(
@@ -388,7 +400,7 @@ impl Trainer {
     /// The gradient of the batch-mean loss without updating anything (for checks and debugging).
     pub fn gradients(&mut self, batch: &Batch) -> Result<Gradients> {
         validate::check_batch(&self.arch, batch, true)?;
-        let (nchunks, loss_sum) = self.run(batch, true);
+        let (nchunks, loss_sum) = self.run(batch, true)?;
         if nchunks == 0 {
             self.grad.fill(0.0);
         } else {
@@ -435,7 +447,7 @@ impl Trainer {
     /// Logits of every sample of `batch` (labels not needed).
     pub fn predict(&mut self, batch: &Batch) -> Result<Vec<f32>> {
         validate::check_batch(&self.arch, batch, false)?;
-        let (nchunks, _) = self.run(batch, false);
+        let (nchunks, _) = self.run(batch, false)?;
         Ok(self.works[..nchunks]
             .iter()
             .flat_map(|w| w.logits().iter().copied())
@@ -445,7 +457,7 @@ impl Trainer {
     /// Mean loss of `batch` at the current parameters (computed in f64 from f32 logits).
     pub fn loss(&mut self, batch: &Batch) -> Result<f64> {
         validate::check_batch(&self.arch, batch, true)?;
-        let (_, loss) = self.run(batch, false);
+        let (_, loss) = self.run(batch, false)?;
         Ok(loss / batch.size.max(1) as f64)
     }
 
@@ -457,7 +469,7 @@ impl Trainer {
         let (mut logits, mut labels, mut loss) = (Vec::new(), Vec::new(), 0f64);
         for b in batches {
             validate::check_batch(&self.arch, b, true)?;
-            let (nchunks, l) = self.run(b, false);
+            let (nchunks, l) = self.run(b, false)?;
             loss += l;
             logits.extend(
                 self.works[..nchunks]
@@ -474,22 +486,50 @@ impl Trainer {
     pub fn fit(&mut self, batches: &[Batch], mut on_step: impl FnMut(&Progress)) -> Result<()> {
         for epoch in 0..self.options.epochs {
             for (step, b) in batches.iter().enumerate() {
-                let loss = self.train_step(b)?;
-                let labels = b.labels.as_deref().unwrap_or(&[]);
-                let ctr =
-                    labels.iter().map(|&y| f64::from(y)).sum::<f64>() / labels.len().max(1) as f64;
-                let (running_loss, running_ne) = self.running.push(loss, ctr);
-                on_step(&Progress {
-                    epoch,
-                    step,
-                    steps_per_epoch: batches.len(),
-                    samples: self.samples,
-                    loss,
-                    running_loss,
-                    running_ne,
-                });
+                self.step_with_progress(b, epoch, step, batches.len(), &mut on_step)?;
             }
         }
+        Ok(())
+    }
+
+    /// One pass over a stream of batches (e.g. read from a file or generated on another thread,
+    /// so the data never has to fit in memory), calling `on_step` after every step with the
+    /// running loss and NE. `options.epochs` is not used (a stream cannot be rewound);
+    /// [`Progress::steps_per_epoch`] is 0. Returns the number of steps taken.
+    pub fn fit_stream<B: std::borrow::Borrow<Batch>>(
+        &mut self,
+        batches: impl IntoIterator<Item = B>,
+        mut on_step: impl FnMut(&Progress),
+    ) -> Result<usize> {
+        let mut steps = 0;
+        for b in batches {
+            self.step_with_progress(b.borrow(), 0, steps, 0, &mut on_step)?;
+            steps += 1;
+        }
+        Ok(steps)
+    }
+
+    fn step_with_progress(
+        &mut self,
+        b: &Batch,
+        epoch: usize,
+        step: usize,
+        steps_per_epoch: usize,
+        on_step: &mut impl FnMut(&Progress),
+    ) -> Result<()> {
+        let loss = self.train_step(b)?;
+        let labels = b.labels.as_deref().unwrap_or(&[]);
+        let ctr = labels.iter().map(|&y| f64::from(y)).sum::<f64>() / labels.len().max(1) as f64;
+        let (running_loss, running_ne) = self.running.push(loss, ctr);
+        on_step(&Progress {
+            epoch,
+            step,
+            steps_per_epoch,
+            samples: self.samples,
+            loss,
+            running_loss,
+            running_ne,
+        });
         Ok(())
     }
 }

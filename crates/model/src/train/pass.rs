@@ -4,8 +4,10 @@
 use crate::batch::Batch;
 use crate::config::PoolingMode;
 
-use super::linalg::{axpy, col_sum_acc, dot, matmul, matmul_tn_acc};
+use super::linalg::{axpy, col_sum_acc, matmul, matmul_tn_acc};
+use super::packs::{GradScratch, Packs, weight_grad};
 use super::params::{Arch, Inter, LinearSlot, Params};
+use crate::Result;
 
 /// Activations, gradients and scratch of one chunk; reused across steps.
 #[derive(Default, Debug)]
@@ -26,6 +28,7 @@ pub(crate) struct Work {
     pub dz: Vec<f32>,
     dh: Vec<f32>,
     scratch: Vec<f32>,
+    gs: GradScratch,
     /// Flat dense gradient of this chunk (layout of [`Arch`]).
     pub grad: Vec<f32>,
     /// Sum of this chunk's per-sample losses.
@@ -39,34 +42,27 @@ impl Work {
     }
 }
 
-/// `out[m×o] = x[m×i] · wt[i×o] + b`, then ReLU when `relu`.
-#[allow(clippy::too_many_arguments)]
+/// `out[m×o] = x[m×i] · Wᵀ + b` by the packed layer, then ReLU when `relu`.
 fn linear_fwd(
     x: &[f32],
-    wt: &[f32],
-    b: &[f32],
+    packed: &quantrec_kernels::gemm::PackedLinear,
     out: &mut Vec<f32>,
     m: usize,
     s: &LinearSlot,
     relu: bool,
-) {
+    gs: &mut GradScratch,
+) -> Result<()> {
     out.resize(m * s.out, 0.0);
-    for row in out.chunks_exact_mut(s.out) {
-        row.copy_from_slice(b);
-    }
-    matmul(x, wt, out, m, s.inp, s.out, true);
-    if relu {
-        for v in out.iter_mut() {
-            *v = v.max(0.0);
-        }
-    }
+    packed.forward(&x[..m * s.inp], m, out, relu, &mut gs.lin)?;
+    Ok(())
 }
 
 /// Backward of a Linear layer whose output is `y` and input `x`: masks `g` by ReLU when `relu`,
-/// accumulates `dW`, `db` into `grad`, and writes the input gradient to `gx` when asked.
+/// writes `dW` and accumulates `db` into `grad`, and writes the input gradient to `gx` when asked
+/// (by `wt_packed`, the packed `Wᵀ`).
 #[allow(clippy::too_many_arguments)]
 fn linear_bwd(
-    dense: &[f32],
+    wt_packed: &quantrec_kernels::gemm::PackedLinear,
     grad: &mut [f32],
     s: &LinearSlot,
     x: &[f32],
@@ -75,8 +71,8 @@ fn linear_bwd(
     gx: Option<&mut Vec<f32>>,
     m: usize,
     relu: bool,
-    scratch: &mut Vec<f32>,
-) {
+    gs: &mut GradScratch,
+) -> Result<()> {
     let g = &mut g[..m * s.out];
     if relu {
         for (gv, &yv) in g.iter_mut().zip(y) {
@@ -85,41 +81,29 @@ fn linear_bwd(
             }
         }
     }
-    matmul_tn_acc(
-        g,
-        x,
-        &mut grad[s.w..s.w + s.out * s.inp],
-        m,
-        s.out,
-        s.inp,
-        scratch,
-    );
+    weight_grad(g, x, &mut grad[s.w..s.w + s.out * s.inp], m, s, gs)?;
     col_sum_acc(g, m, s.out, &mut grad[s.b..s.b + s.out]);
     if let Some(gx) = gx {
         gx.resize(m * s.inp, 0.0);
-        matmul(
-            g,
-            &dense[s.w..s.w + s.out * s.inp],
-            gx,
-            m,
-            s.out,
-            s.inp,
-            false,
-        );
+        wt_packed.forward(g, m, gx, false, &mut gs.lin)?;
     }
+    Ok(())
 }
 
 /// Forward pass of rows `start..start+m` of `batch` (already validated); logits end up in
-/// [`Work::logits`]. `wt` is the transposed-weight buffer of `params`.
+/// [`Work::logits`]. `wt` is the transposed-weight buffer of `params` (for the cross net) and
+/// `packs` its MLP layers packed for the kernels.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     arch: &Arch,
     p: &Params,
     wt: &[f32],
+    packs: &Packs,
     batch: &Batch,
     start: usize,
     m: usize,
     w: &mut Work,
-) {
+) -> Result<()> {
     w.m = m;
     let nd = arch.n_dense;
     let dense_in = &batch.dense[start * nd..(start + m) * nd];
@@ -127,15 +111,7 @@ pub(crate) fn forward(
     for (l, s) in arch.bottom.iter().enumerate() {
         let (prev, rest) = w.bottom.split_at_mut(l);
         let x: &[f32] = if l == 0 { dense_in } else { &prev[l - 1] };
-        linear_fwd(
-            x,
-            &wt[s.w..],
-            &p.dense[s.b..s.b + s.out],
-            &mut rest[0],
-            m,
-            s,
-            true,
-        );
+        linear_fwd(x, &packs.fwd[l], &mut rest[0], m, s, true, &mut w.gs)?;
     }
     let bo = arch.bottom_out;
     let width = arch.width;
@@ -180,14 +156,16 @@ pub(crate) fn forward(
     }
     let top_input: &[f32] = match &arch.inter {
         Inter::Dot { pairs, d } => {
-            let ti = arch.top_in;
-            w.top_in.resize(m * ti, 0.0);
-            for (zr, out) in w.z.chunks_exact(width).zip(w.top_in.chunks_exact_mut(ti)) {
-                out[..*d].copy_from_slice(&zr[..*d]);
-                for (o, &(i, j)) in out[*d..].iter_mut().zip(pairs) {
-                    *o = dot(&zr[i * d..(i + 1) * d], &zr[j * d..(j + 1) * d]);
-                }
-            }
+            // z is [m × f × d] (every feature has dimension d): the kernels' SIMD interaction.
+            w.top_in.resize(m * arch.top_in, 0.0);
+            quantrec_kernels::interaction::dot_interaction(
+                &w.z,
+                m,
+                width / d,
+                *d,
+                pairs,
+                &mut w.top_in,
+            )?;
             &w.top_in
         }
         Inter::Cat => &w.z,
@@ -223,16 +201,10 @@ pub(crate) fn forward(
     for (l, s) in arch.top.iter().enumerate() {
         let (prev, rest) = w.top.split_at_mut(l);
         let x: &[f32] = if l == 0 { top_input } else { &prev[l - 1] };
-        linear_fwd(
-            x,
-            &wt[s.w..],
-            &p.dense[s.b..s.b + s.out],
-            &mut rest[0],
-            m,
-            s,
-            l != last,
-        );
+        let packed = &packs.fwd[arch.bottom.len() + l];
+        linear_fwd(x, packed, &mut rest[0], m, s, l != last, &mut w.gs)?;
     }
+    Ok(())
 }
 
 /// Numerically stable binary cross-entropy with logits and its derivative w.r.t. the logit.
@@ -252,15 +224,17 @@ pub(crate) fn bce_with_logits(s: f32, y: f32) -> (f64, f32) {
 /// Loss and backward pass of a chunk after [`forward`]: sums the chunk's losses into
 /// [`Work::loss`], its dense gradient (of the batch-mean loss, `inv_batch = 1/batch`) into
 /// [`Work::grad`] (zeroed first) and leaves `dL/dz` in [`Work::dz`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     arch: &Arch,
     p: &Params,
+    packs: &Packs,
     batch: &Batch,
     labels: &[f32],
     start: usize,
     inv_batch: f32,
     w: &mut Work,
-) {
+) -> Result<()> {
     let m = w.m;
     w.grad.clear();
     w.grad.resize(arch.dense_len, 0.0);
@@ -288,7 +262,7 @@ pub(crate) fn backward(
             }
         };
         linear_bwd(
-            &p.dense,
+            &packs.bwd[arch.bottom.len() + l],
             &mut w.grad,
             s,
             x,
@@ -297,8 +271,8 @@ pub(crate) fn backward(
             Some(&mut w.g2),
             m,
             l != last,
-            &mut w.scratch,
-        );
+            &mut w.gs,
+        )?;
         std::mem::swap(&mut w.g, &mut w.g2);
     }
     // w.g is now dL/d(top input).
@@ -388,7 +362,7 @@ pub(crate) fn backward(
     }
     let bo = arch.bottom_out;
     if arch.bottom.is_empty() {
-        return;
+        return Ok(());
     }
     w.g.resize(m * bo, 0.0);
     for (g, dzr) in w.g.chunks_exact_mut(bo).zip(w.dz.chunks_exact(width)) {
@@ -399,7 +373,7 @@ pub(crate) fn backward(
         let x: &[f32] = if l > 0 { &w.bottom[l - 1] } else { dense_in };
         let gx = if l > 0 { Some(&mut w.g2) } else { None };
         linear_bwd(
-            &p.dense,
+            &packs.bwd[l],
             &mut w.grad,
             s,
             x,
@@ -408,8 +382,9 @@ pub(crate) fn backward(
             gx,
             m,
             true,
-            &mut w.scratch,
-        );
+            &mut w.gs,
+        )?;
         std::mem::swap(&mut w.g, &mut w.g2);
     }
+    Ok(())
 }
