@@ -66,9 +66,60 @@ fn mismatch(t: usize, supplied: TableFormat, planned: TableFormat) -> ModelError
     ))
 }
 
-fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
+/// Packs one dense layer for its planned precision (int8 layers are quantized by the kernel).
+pub(crate) fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
     PackedLinear::new(&l.weight, Some(&l.bias), l.out, l.inp, p.to_kernel())
         .map_err(|e| ModelError::Config(format!("packing {name} ({}): {e}", p.short_name())))
+}
+
+/// Packs every dense layer for its planned precision. Inputs are already checked.
+fn pack_dense(
+    config: &ModelConfig,
+    plan: &Plan,
+    bottom: &[Linear],
+    cross: &[CrossLayer],
+    top: &[Linear],
+) -> Result<(Vec<PackedLinear>, Vec<PackedCross>, Vec<PackedLinear>)> {
+    let bottom = bottom
+        .iter()
+        .zip(&plan.bottom)
+        .enumerate()
+        .map(|(i, (l, &p))| pack(l, p, &format!("bottom.{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let top = top
+        .iter()
+        .zip(&plan.top)
+        .enumerate()
+        .map(|(i, (l, &p))| pack(l, p, &format!("top.{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let width = config.concat_width();
+    let cross = match config.interaction {
+        Interaction::Dcn { rank, .. } => cross
+            .iter()
+            .zip(&plan.cross)
+            .enumerate()
+            .map(|(l, (c, p))| {
+                let v = Linear {
+                    out: rank,
+                    inp: width,
+                    weight: c.v.clone(),
+                    bias: vec![0.0; rank],
+                };
+                let w = Linear {
+                    out: width,
+                    inp: rank,
+                    weight: c.w.clone(),
+                    bias: c.bias.clone(),
+                };
+                Ok(PackedCross {
+                    v: pack(&v, p.v, &format!("cross.{l}.v"))?,
+                    w: pack(&w, p.w, &format!("cross.{l}.w"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    Ok((bottom, cross, top))
 }
 
 impl Model {
@@ -85,13 +136,15 @@ impl Model {
             .enumerate()
             .map(|(t, d)| store_table(config, plan, t, Cow::Borrowed(d)))
             .collect::<Result<Vec<_>>>()?;
+        let (bottom, cross, top) =
+            pack_dense(config, plan, &weights.bottom, &weights.cross, &weights.top)?;
         Model::assemble(
             config.clone(),
             plan.clone(),
             weights.table_names.clone(),
-            &weights.bottom,
-            &weights.cross,
-            &weights.top,
+            bottom,
+            cross,
+            top,
             tables,
         )
     }
@@ -113,58 +166,21 @@ impl Model {
             .enumerate()
             .map(|(t, d)| store_table(&config, &plan, t, Cow::Owned(d)))
             .collect::<Result<Vec<_>>>()?;
-        Model::assemble(config, plan, table_names, &bottom, &cross, &top, tables)
+        let (bottom, cross, top) = pack_dense(&config, &plan, &bottom, &cross, &top)?;
+        Model::assemble(config, plan, table_names, bottom, cross, top, tables)
     }
 
-    /// Packs the dense layers and derives the forward-pass constants. Inputs are already checked.
+    /// Derives the forward-pass constants around already-packed dense layers (checked against
+    /// `config` and `plan` by the caller).
     pub(crate) fn assemble(
         config: ModelConfig,
         plan: Plan,
         table_names: Vec<String>,
-        bottom: &[Linear],
-        cross: &[CrossLayer],
-        top: &[Linear],
+        bottom: Vec<PackedLinear>,
+        cross: Vec<PackedCross>,
+        top: Vec<PackedLinear>,
         tables: Vec<StoredTable>,
     ) -> Result<Model> {
-        let bottom = bottom
-            .iter()
-            .zip(&plan.bottom)
-            .enumerate()
-            .map(|(i, (l, &p))| pack(l, p, &format!("bottom.{i}")))
-            .collect::<Result<Vec<_>>>()?;
-        let top = top
-            .iter()
-            .zip(&plan.top)
-            .enumerate()
-            .map(|(i, (l, &p))| pack(l, p, &format!("top.{i}")))
-            .collect::<Result<Vec<_>>>()?;
-        let width = config.concat_width();
-        let cross = match config.interaction {
-            Interaction::Dcn { rank, .. } => cross
-                .iter()
-                .zip(&plan.cross)
-                .enumerate()
-                .map(|(l, (c, p))| {
-                    let v = Linear {
-                        out: rank,
-                        inp: width,
-                        weight: c.v.clone(),
-                        bias: vec![0.0; rank],
-                    };
-                    let w = Linear {
-                        out: width,
-                        inp: rank,
-                        weight: c.w.clone(),
-                        bias: c.bias.clone(),
-                    };
-                    Ok(PackedCross {
-                        v: pack(&v, p.v, &format!("cross.{l}.v"))?,
-                        w: pack(&w, p.w, &format!("cross.{l}.w"))?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?,
-            _ => Vec::new(),
-        };
         let mut table_offsets = Vec::with_capacity(config.tables.len());
         let mut off = config.bottom_out();
         for t in &config.tables {
