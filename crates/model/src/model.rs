@@ -38,6 +38,8 @@ pub struct Model {
     pub(crate) table_offsets: Vec<usize>,
     pub(crate) pairs: Vec<(usize, usize)>,
     pub(crate) chunk: usize,
+    /// Whether consecutive int8 MLP layers pass u8 activations (see [`Model::set_int8_chaining`]).
+    pub(crate) chain_int8: bool,
 }
 
 /// Stores table `t` in the plan's format: f32 rows are encoded, pre-encoded rows must already be in it.
@@ -211,6 +213,7 @@ impl Model {
             table_offsets,
             pairs,
             chunk: DEFAULT_CHUNK,
+            chain_int8: true,
         })
     }
 
@@ -257,8 +260,28 @@ impl Model {
     /// Sets the samples per chunk (at least 1). Batches larger than this are split into chunks of
     /// exactly this size (the last may be shorter) that run in parallel on the rayon pool, each with
     /// its own scratch. Chunking does not depend on the thread count, so results do not either.
+    ///
+    /// A chunk is one kernel call per layer, so dynamic int8 layers choose their activation range
+    /// per chunk (FBGEMM/PyTorch choose it per call): a batch predicts exactly what its chunks
+    /// predict as separate batches. For PyTorch's whole-batch ranges on a batch of `B` samples,
+    /// set the chunk size to at least `B` (at the cost of parallelism across chunks).
     pub fn set_chunk_size(&mut self, chunk: usize) {
         self.chunk = chunk.max(1);
+    }
+
+    /// Whether int8 MLP layers chain u8 activations (the default).
+    pub fn int8_chaining(&self) -> bool {
+        self.chain_int8
+    }
+
+    /// Turns int8 chaining on or off. On (the default): when an int8 MLP layer is followed by an
+    /// int8 layer with static activation parameters, it requantizes its output straight to u8 with
+    /// those parameters (ReLU folded into the clamp) and the next layer consumes the codes, as
+    /// PyTorch's statically quantized `Linear`/`LinearReLU` modules do. Off: every layer writes
+    /// f32 and the next quantizes it again. Both give the same codes up to rounding of the last
+    /// f32 operation (at most one quantization step apart).
+    pub fn set_int8_chaining(&mut self, on: bool) {
+        self.chain_int8 = on;
     }
 
     /// Bytes of the dense layers (weights in their precision plus f32 biases).
