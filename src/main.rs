@@ -28,6 +28,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Run an artifact on a batch of inputs.
     Predict(cmd::predict::PredictArgs),
+    /// Evaluate an artifact on labelled data: NE, log loss, AUC, calibration (optionally vs a baseline).
+    Eval(cmd::eval::EvalArgs),
     /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
     Convert(cmd::convert::ConvertArgs),
 }
@@ -44,5 +46,6 @@ fn main() -> Result<()> {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     }
 }
