@@ -40,6 +40,9 @@ pub struct ModelBenchArgs {
     /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Samples per chunk (the model's default when absent; see `Model::set_chunk_size`).
+    #[arg(long)]
+    pub chunk: Option<usize>,
     /// Shorter timings.
     #[arg(long)]
     pub quick: bool,
@@ -217,6 +220,10 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         ),
         (None, None) => bail!("give an artifact or --synthetic"),
     };
+    let mut model = model;
+    if let Some(chunk) = args.chunk {
+        model.set_chunk_size(chunk);
+    }
     let model = &model;
     let c = model.config();
     let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
@@ -263,7 +270,7 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         rep.record_with(
             quantrec_kernels::Isa::active().name(),
             "dlrm_predict",
-            json!({"model": name, "batch": b, "threads": args.threads}),
+            json!({"model": name, "batch": b, "threads": args.threads, "chunk": model.chunk_size()}),
             secs,
             b as f64 / secs,
             "samples/s",
