@@ -28,6 +28,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Run an artifact on a batch of inputs.
     Predict(cmd::predict::PredictArgs),
+    /// Evaluate an artifact on labelled data: NE, log loss, AUC, calibration (optionally vs a baseline).
+    Eval(cmd::eval::EvalArgs),
     /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
     Convert(cmd::convert::ConvertArgs),
     /// Train an fp32 DLRM on a click log or synthetic data; writes a facebookresearch/dlrm state dict.
@@ -47,5 +49,6 @@ fn main() -> Result<()> {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
     }
 }

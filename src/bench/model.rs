@@ -40,6 +40,9 @@ pub struct ModelBenchArgs {
     /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Samples per chunk (the model's default when absent; see `Model::set_chunk_size`).
+    #[arg(long)]
+    pub chunk: Option<usize>,
     /// Shorter timings.
     #[arg(long)]
     pub quick: bool,
@@ -217,6 +220,10 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         ),
         (None, None) => bail!("give an artifact or --synthetic"),
     };
+    let mut model = model;
+    if let Some(chunk) = args.chunk {
+        model.set_chunk_size(chunk);
+    }
     let model = &model;
     let c = model.config();
     let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
@@ -239,15 +246,19 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
     );
     let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
     for &b in &args.batch {
-        let batch = synthetic(b, c.dense_features, &rows, 42 + b as u64, zipf);
+        // Like the peer, rotate through 8 different batches so table rows are not all cache-hot.
+        let batches: Vec<Batch> = (0..8)
+            .map(|i| synthetic(b, c.dense_features, &rows, 42 + 8 * b as u64 + i, zipf))
+            .collect();
         let mut scratch = Scratch::new();
         let mut calls = 0usize;
         let cpu0 = process_cpu_seconds();
         let secs = pool.install(|| -> Result<f64> {
-            model.predict(&batch, &mut scratch)?;
+            model.predict(&batches[0], &mut scratch)?;
             Ok(time_median(min_time, 5, || {
+                let batch = &batches[calls % batches.len()];
                 calls += 1;
-                std::hint::black_box(model.predict(&batch, &mut scratch).map(|p| p[0]).ok());
+                std::hint::black_box(model.predict(batch, &mut scratch).map(|p| p[0]).ok());
             }))
         })?;
         // Samples per CPU-second of this process (all threads): steadier than wall time on a
@@ -259,7 +270,7 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         rep.record_with(
             quantrec_kernels::Isa::active().name(),
             "dlrm_predict",
-            json!({"model": name, "batch": b, "threads": args.threads}),
+            json!({"model": name, "batch": b, "threads": args.threads, "chunk": model.chunk_size()}),
             secs,
             b as f64 / secs,
             "samples/s",

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod demo;
+pub mod eval;
 pub mod r#gen;
 pub mod import;
 pub mod inspect;

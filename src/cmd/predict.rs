@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use quantrec_model::Scratch;
+use quantrec_model::forward::sigmoid;
+use quantrec_model::{Batch, Scratch};
+
+use super::eval::{for_each_batch, open_data};
 use quantrec_model::artifact::Artifact;
 use quantrec_model::inputs::load_inputs;
 use quantrec_model::state_dict::RawTensor;
@@ -18,12 +21,24 @@ pub struct PredictArgs {
     /// The artifact (from `quantrec import` or `quantrec quantize`).
     pub model: PathBuf,
     /// Inputs as safetensors: `dense` f32 [B, n_dense] (already transformed), `offsets_{t}` (one start
-    /// per sample) and `indices_{t}` (i64) per table. (Reading raw TSV data with `--data` is wired once
-    /// the data crate lands.)
+    /// per sample) and `indices_{t}` (i64) per table.
+    #[arg(long, required_unless_present = "data", conflicts_with = "data")]
+    pub inputs: Option<PathBuf>,
+    /// Raw data instead: Criteo TSV (optionally gzip), schema-described text or a safetensors batch
+    /// file, streamed in batches (labels, when present, become a third TSV column).
     #[arg(long)]
-    pub inputs: PathBuf,
-    /// Output: `.safetensors` (tensors `output` = probabilities and `logits`, f32 [B]) or `.tsv`
-    /// (`probability<TAB>logit` per sample).
+    pub data: Option<PathBuf>,
+    /// With `--data`: only the first N rows.
+    #[arg(long, requires = "data")]
+    pub rows: Option<u64>,
+    /// With `--data`: JSON schema of a text file (default: the Criteo preset).
+    #[arg(long, requires = "data")]
+    pub schema: Option<PathBuf>,
+    /// With `--data`: samples per batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_size: usize,
+    /// Output: `.safetensors` (tensors `output` = probabilities and `logits`, f32 [B], plus `labels`
+    /// when the data has them) or `.tsv` (`probability<TAB>logit[<TAB>label]` per sample).
     #[arg(short, long)]
     pub output: PathBuf,
 }
@@ -32,13 +47,43 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs) -> Result<()> {
     let artifact =
         Artifact::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
-    let input = load_inputs(&args.inputs)?;
     let mut scratch = Scratch::new();
-    let logits = artifact
-        .model
-        .predict_logits(&input.batch, &mut scratch)?
-        .to_vec();
-    let probs = artifact.model.predict(&input.batch, &mut scratch)?.to_vec();
+    let (mut logits, mut probs, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut expected = None;
+    let mut labelled = true;
+    let mut run_batch = |batch: &Batch| -> Result<()> {
+        logits.extend_from_slice(artifact.model.predict_logits(batch, &mut scratch)?);
+        // The probabilities are the sigmoid of the logits, as `Model::predict` computes them.
+        probs.extend(
+            logits[logits.len() - batch.size..]
+                .iter()
+                .map(|&x| sigmoid(x)),
+        );
+        match &batch.labels {
+            Some(l) => labels.extend_from_slice(l),
+            None => labelled = false,
+        }
+        Ok(())
+    };
+    let samples = match (&args.inputs, &args.data) {
+        (Some(path), _) => {
+            let input = load_inputs(path)?;
+            run_batch(&input.batch)?;
+            expected = input.expected;
+            input.batch.size as u64
+        }
+        (None, Some(data)) => {
+            let mut source = open_data(
+                &artifact.model,
+                data,
+                args.schema.as_deref(),
+                args.batch_size,
+            )?;
+            for_each_batch(source.as_mut(), args.rows, run_batch)?
+        }
+        (None, None) => bail!("give --inputs or --data"),
+    };
+    let labels = (labelled && !labels.is_empty()).then_some(labels);
     let ext = args
         .output
         .extension()
@@ -51,17 +96,22 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 shape: vec![v.len()],
                 bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             };
-            let bytes = safetensors::serialize(
-                [("logits", f(&logits)), ("output", f(&probs))],
-                None::<HashMap<String, String>>,
-            )?;
+            let mut tensors = vec![("logits", f(&logits)), ("output", f(&probs))];
+            if let Some(y) = &labels {
+                tensors.push(("labels", f(y)));
+            }
+            let bytes = safetensors::serialize(tensors, None::<HashMap<String, String>>)?;
             std::fs::write(&args.output, bytes)
                 .with_context(|| format!("writing {}", args.output.display()))?;
         }
         "tsv" => {
-            let mut s = String::from("probability\tlogit\n");
-            for (p, l) in probs.iter().zip(&logits) {
-                writeln!(s, "{p}\t{l}")?;
+            let mut s = String::from("probability\tlogit");
+            s.push_str(if labels.is_some() { "\tlabel\n" } else { "\n" });
+            for (i, (p, l)) in probs.iter().zip(&logits).enumerate() {
+                match &labels {
+                    Some(y) => writeln!(s, "{p}\t{l}\t{}", y[i])?,
+                    None => writeln!(s, "{p}\t{l}")?,
+                }
             }
             std::fs::write(&args.output, s)
                 .with_context(|| format!("writing {}", args.output.display()))?;
@@ -71,8 +121,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
             args.output.display()
         ),
     }
-    println!("{} samples → {}", input.batch.size, args.output.display());
-    if let Some(expected) = &input.expected {
+    println!("{samples} samples → {}", args.output.display());
+    if let Some(expected) = &expected {
         // The inputs carry a reference; say how far we are from it (as probabilities and as logits,
         // since references may be either).
         let worst = |ours: &[f32]| {

@@ -529,3 +529,63 @@ fn non_finite_anywhere_in_long_inputs_is_found_at_every_kernel() {
         }
     }
 }
+
+#[test]
+fn layers_from_stored_codes_run_exactly_those_codes() {
+    use quantrec_kernels::gemm::int8::quantize_weights;
+    let mut rng = Rng::new(41);
+    let (m, n, k) = (9, 21, 37);
+    let x = rng.normal_vec(m * k, 1.0);
+    for per_channel in [false, true] {
+        let prec = spec(per_channel, ActivationQuant::Dynamic);
+        let Precision::Int8(s) = prec else {
+            unreachable!()
+        };
+        let (w, b, lin) = layer(&mut rng, n, k, prec);
+        let (codes, scales) = quantize_weights(&w, n, k, per_channel);
+        assert_eq!(scales.len(), if per_channel { n } else { 1 });
+        let q = lin.int8_weights().unwrap();
+        assert_eq!(q.codes(), codes);
+        assert_eq!(q.stored_scales(), &scales[..]);
+        let again = PackedLinear::from_int8_codes(&codes, &scales, Some(&b), n, k, s).unwrap();
+        let q2 = again.int8_weights().unwrap();
+        assert_eq!(q2.codes(), codes);
+        assert_eq!(q2.scales(), q.scales());
+        assert_eq!(q2.col_sums(), q.col_sums());
+        let (mut y1, mut y2) = (vec![0f32; m * n], vec![0f32; m * n]);
+        let mut sc = LinearScratch::default();
+        lin.forward(&x, m, &mut y1, true, &mut sc).unwrap();
+        again.forward(&x, m, &mut y2, true, &mut sc).unwrap();
+        assert_eq!(y1, y2);
+        // Codes that re-quantizing code · scale would not reproduce (−128 everywhere) still load.
+        let extreme = vec![-128i8; n * k];
+        let e = PackedLinear::from_int8_codes(&extreme, &scales, None, n, k, s).unwrap();
+        assert_eq!(e.int8_weights().unwrap().codes(), extreme);
+    }
+    let s = Int8Spec {
+        per_channel: true,
+        activations: ActivationQuant::Dynamic,
+    };
+    let codes = vec![1i8; 6];
+    for (scales, what) in [
+        (vec![1.0f32; 2], "wrong scale count"),
+        (vec![1.0, 0.0, 1.0], "zero scale"),
+        (vec![1.0, f32::NAN, 1.0], "NaN scale"),
+        (vec![1.0, -1.0, 1.0], "negative scale"),
+    ] {
+        assert!(
+            PackedLinear::from_int8_codes(&codes, &scales, None, 3, 2, s).is_err(),
+            "{what}"
+        );
+    }
+    assert!(PackedLinear::from_int8_codes(&codes[..5], &[1.0; 3], None, 3, 2, s).is_err());
+    assert!(PackedLinear::from_int8_codes(&codes, &[1.0; 3], Some(&[0.0; 2]), 3, 2, s).is_err());
+    let bad_static = Int8Spec {
+        per_channel: false,
+        activations: ActivationQuant::Static(QParams {
+            scale: 0.0,
+            zero_point: 0,
+        }),
+    };
+    assert!(PackedLinear::from_int8_codes(&codes, &[1.0], None, 3, 2, bad_static).is_err());
+}

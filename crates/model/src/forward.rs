@@ -4,7 +4,9 @@ use rayon::prelude::*;
 
 use quantrec_kernels::KernelError;
 use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool};
-use quantrec_kernels::gemm::{LinearScratch, PackedLinear};
+use quantrec_kernels::gemm::{
+    ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
+};
 use quantrec_kernels::interaction::{cross_combine, dot_interaction};
 
 use crate::batch::Batch;
@@ -61,6 +63,8 @@ struct ChunkScratch {
     vx: Vec<f32>,
     u: Vec<f32>,
     offsets: Vec<i64>,
+    ua: Vec<u8>,
+    ub: Vec<u8>,
     lin: LinearScratch,
 }
 
@@ -99,38 +103,115 @@ pub fn sigmoid(x: f32) -> f32 {
     }
 }
 
+/// The static input parameters of an int8 layer (None for other layers and dynamic int8).
+fn static_input(layer: &PackedLinear) -> Option<QParams> {
+    match layer.precision() {
+        Precision::Int8(Int8Spec {
+            activations: ActivationQuant::Static(q),
+            ..
+        }) => Some(q),
+        _ => None,
+    }
+}
+
+/// `real = scale · (q − zero_point)` of every code.
+fn dequantize_u8(codes: &[u8], q: QParams, out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(
+        codes
+            .iter()
+            .map(|&c| q.scale * (i32::from(c) - q.zero_point) as f32),
+    );
+}
+
+/// Buffers of [`mlp`].
+struct MlpBufs<'a> {
+    a: &'a mut Vec<f32>,
+    b: &'a mut Vec<f32>,
+    ua: &'a mut Vec<u8>,
+    ub: &'a mut Vec<u8>,
+    lin: &'a mut LinearScratch,
+}
+
 /// Runs `layers` on `input` (`m × k0`); the output ends in `a`. ReLU after every layer, or after
 /// every layer but the last when `!relu_last`.
+///
+/// With `chain`, an int8 layer followed by an int8 layer with static activation parameters hands
+/// it u8 codes directly: it requantizes its accumulators with the next layer's input parameters
+/// (ReLU folded into the clamp) instead of writing f32 that the next layer would quantize again.
+/// The observer still sees f32: a chained output is shown dequantized (exactly the values the
+/// next layer runs on).
 #[allow(clippy::too_many_arguments)]
 fn mlp(
     layers: &[PackedLinear],
     prefix: &str,
     input: &[f32],
     m: usize,
-    a: &mut Vec<f32>,
-    b: &mut Vec<f32>,
+    bufs: MlpBufs<'_>,
     relu_last: bool,
-    lin: &mut LinearScratch,
+    chain: bool,
     obs: &mut Obs<'_>,
 ) -> Result<()> {
+    let MlpBufs { a, b, ua, ub, lin } = bufs;
     if layers.is_empty() {
         a.clear();
         a.extend_from_slice(input);
         return Ok(());
     }
+    // The parameters of the u8 codes in `ua` when the current input is u8.
+    let mut u8_in: Option<QParams> = None;
     for (i, layer) in layers.iter().enumerate() {
         let (n, k) = (layer.n(), layer.k());
-        b.resize(m * n, 0.0);
-        let x: &[f32] = if i == 0 { input } else { &a[..m * k] };
         let relu = relu_last || i + 1 < layers.len();
-        layer.forward(x, m, &mut b[..m * n], relu, lin)?;
-        observe(
-            obs,
-            || format!("{prefix}.{i}"),
-            View::new(x, m, k),
-            View::new(&b[..m * n], m, n),
-        );
-        std::mem::swap(a, b);
+        let out_q = match layers.get(i + 1) {
+            Some(next) if chain && layer.int8_weights().is_some() => static_input(next),
+            _ => None,
+        };
+        let x: &[f32] = match (i, u8_in) {
+            (0, _) => input,
+            (_, None) => &a[..m * k],
+            // Only the observer reads the f32 view of a u8 input.
+            (_, Some(_)) if obs.is_some() => &a[..m * k],
+            _ => &[],
+        };
+        match (u8_in, out_q) {
+            (None, None) => {
+                b.resize(m * n, 0.0);
+                layer.forward(x, m, &mut b[..m * n], relu, lin)?;
+            }
+            (None, Some(q)) => {
+                ub.resize(m * n, 0);
+                layer.forward_f32_to_u8(x, m, &mut ub[..m * n], q, relu, lin)?;
+            }
+            (Some(qi), None) => {
+                b.resize(m * n, 0.0);
+                layer.forward_u8_to_f32(&ua[..m * k], qi, m, &mut b[..m * n], relu, lin)?;
+            }
+            (Some(qi), Some(q)) => {
+                ub.resize(m * n, 0);
+                layer.forward_u8_to_u8(&ua[..m * k], qi, m, &mut ub[..m * n], q, relu, lin)?;
+            }
+        }
+        if let Some(q) = out_q {
+            if obs.is_some() {
+                // `a` holds this layer's input (when it is not `input`), so dequantize into `b`.
+                dequantize_u8(&ub[..m * n], q, b);
+            }
+            std::mem::swap(ua, ub);
+        }
+        if obs.is_some() {
+            let x: &[f32] = if i == 0 { input } else { &a[..m * k] };
+            observe(
+                obs,
+                || format!("{prefix}.{i}"),
+                View::new(x, m, k),
+                View::new(&b[..m * n], m, n),
+            );
+        }
+        if obs.is_some() || out_q.is_none() {
+            std::mem::swap(a, b);
+        }
+        u8_in = out_q;
     }
     Ok(())
 }
@@ -289,11 +370,15 @@ impl Model {
             vx,
             u,
             offsets,
+            ua,
+            ub,
             lin,
         } = cs;
+        let chain = self.chain_int8;
 
         // Bottom MLP into the first `d` columns of the concatenated feature vector.
-        mlp(&self.bottom, "bottom", dense, m, a, b, true, lin, obs)?;
+        let bufs = MlpBufs { a, b, ua, ub, lin };
+        mlp(&self.bottom, "bottom", dense, m, bufs, true, chain, obs)?;
         let d = cfg.bottom_out();
         let width = cfg.concat_width();
         feat.resize(m * width, 0.0);
@@ -411,7 +496,8 @@ impl Model {
                 inter
             }
         };
-        mlp(&self.top, "top", top_in, m, a, b, false, lin, obs)?;
+        let bufs = MlpBufs { a, b, ua, ub, lin };
+        mlp(&self.top, "top", top_in, m, bufs, false, chain, obs)?;
         out.copy_from_slice(&a[..m]);
         Ok(())
     }

@@ -38,6 +38,8 @@ pub struct Model {
     pub(crate) table_offsets: Vec<usize>,
     pub(crate) pairs: Vec<(usize, usize)>,
     pub(crate) chunk: usize,
+    /// Whether consecutive int8 MLP layers pass u8 activations (see [`Model::set_int8_chaining`]).
+    pub(crate) chain_int8: bool,
 }
 
 /// Stores table `t` in the plan's format: f32 rows are encoded, pre-encoded rows must already be in it.
@@ -66,9 +68,60 @@ fn mismatch(t: usize, supplied: TableFormat, planned: TableFormat) -> ModelError
     ))
 }
 
-fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
+/// Packs one dense layer for its planned precision (int8 layers are quantized by the kernel).
+pub(crate) fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
     PackedLinear::new(&l.weight, Some(&l.bias), l.out, l.inp, p.to_kernel())
         .map_err(|e| ModelError::Config(format!("packing {name} ({}): {e}", p.short_name())))
+}
+
+/// Packs every dense layer for its planned precision. Inputs are already checked.
+fn pack_dense(
+    config: &ModelConfig,
+    plan: &Plan,
+    bottom: &[Linear],
+    cross: &[CrossLayer],
+    top: &[Linear],
+) -> Result<(Vec<PackedLinear>, Vec<PackedCross>, Vec<PackedLinear>)> {
+    let bottom = bottom
+        .iter()
+        .zip(&plan.bottom)
+        .enumerate()
+        .map(|(i, (l, &p))| pack(l, p, &format!("bottom.{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let top = top
+        .iter()
+        .zip(&plan.top)
+        .enumerate()
+        .map(|(i, (l, &p))| pack(l, p, &format!("top.{i}")))
+        .collect::<Result<Vec<_>>>()?;
+    let width = config.concat_width();
+    let cross = match config.interaction {
+        Interaction::Dcn { rank, .. } => cross
+            .iter()
+            .zip(&plan.cross)
+            .enumerate()
+            .map(|(l, (c, p))| {
+                let v = Linear {
+                    out: rank,
+                    inp: width,
+                    weight: c.v.clone(),
+                    bias: vec![0.0; rank],
+                };
+                let w = Linear {
+                    out: width,
+                    inp: rank,
+                    weight: c.w.clone(),
+                    bias: c.bias.clone(),
+                };
+                Ok(PackedCross {
+                    v: pack(&v, p.v, &format!("cross.{l}.v"))?,
+                    w: pack(&w, p.w, &format!("cross.{l}.w"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    Ok((bottom, cross, top))
 }
 
 impl Model {
@@ -85,13 +138,15 @@ impl Model {
             .enumerate()
             .map(|(t, d)| store_table(config, plan, t, Cow::Borrowed(d)))
             .collect::<Result<Vec<_>>>()?;
+        let (bottom, cross, top) =
+            pack_dense(config, plan, &weights.bottom, &weights.cross, &weights.top)?;
         Model::assemble(
             config.clone(),
             plan.clone(),
             weights.table_names.clone(),
-            &weights.bottom,
-            &weights.cross,
-            &weights.top,
+            bottom,
+            cross,
+            top,
             tables,
         )
     }
@@ -113,58 +168,21 @@ impl Model {
             .enumerate()
             .map(|(t, d)| store_table(&config, &plan, t, Cow::Owned(d)))
             .collect::<Result<Vec<_>>>()?;
-        Model::assemble(config, plan, table_names, &bottom, &cross, &top, tables)
+        let (bottom, cross, top) = pack_dense(&config, &plan, &bottom, &cross, &top)?;
+        Model::assemble(config, plan, table_names, bottom, cross, top, tables)
     }
 
-    /// Packs the dense layers and derives the forward-pass constants. Inputs are already checked.
+    /// Derives the forward-pass constants around already-packed dense layers (checked against
+    /// `config` and `plan` by the caller).
     pub(crate) fn assemble(
         config: ModelConfig,
         plan: Plan,
         table_names: Vec<String>,
-        bottom: &[Linear],
-        cross: &[CrossLayer],
-        top: &[Linear],
+        bottom: Vec<PackedLinear>,
+        cross: Vec<PackedCross>,
+        top: Vec<PackedLinear>,
         tables: Vec<StoredTable>,
     ) -> Result<Model> {
-        let bottom = bottom
-            .iter()
-            .zip(&plan.bottom)
-            .enumerate()
-            .map(|(i, (l, &p))| pack(l, p, &format!("bottom.{i}")))
-            .collect::<Result<Vec<_>>>()?;
-        let top = top
-            .iter()
-            .zip(&plan.top)
-            .enumerate()
-            .map(|(i, (l, &p))| pack(l, p, &format!("top.{i}")))
-            .collect::<Result<Vec<_>>>()?;
-        let width = config.concat_width();
-        let cross = match config.interaction {
-            Interaction::Dcn { rank, .. } => cross
-                .iter()
-                .zip(&plan.cross)
-                .enumerate()
-                .map(|(l, (c, p))| {
-                    let v = Linear {
-                        out: rank,
-                        inp: width,
-                        weight: c.v.clone(),
-                        bias: vec![0.0; rank],
-                    };
-                    let w = Linear {
-                        out: width,
-                        inp: rank,
-                        weight: c.w.clone(),
-                        bias: c.bias.clone(),
-                    };
-                    Ok(PackedCross {
-                        v: pack(&v, p.v, &format!("cross.{l}.v"))?,
-                        w: pack(&w, p.w, &format!("cross.{l}.w"))?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?,
-            _ => Vec::new(),
-        };
         let mut table_offsets = Vec::with_capacity(config.tables.len());
         let mut off = config.bottom_out();
         for t in &config.tables {
@@ -195,6 +213,7 @@ impl Model {
             table_offsets,
             pairs,
             chunk: DEFAULT_CHUNK,
+            chain_int8: true,
         })
     }
 
@@ -241,8 +260,28 @@ impl Model {
     /// Sets the samples per chunk (at least 1). Batches larger than this are split into chunks of
     /// exactly this size (the last may be shorter) that run in parallel on the rayon pool, each with
     /// its own scratch. Chunking does not depend on the thread count, so results do not either.
+    ///
+    /// A chunk is one kernel call per layer, so dynamic int8 layers choose their activation range
+    /// per chunk (FBGEMM/PyTorch choose it per call): a batch predicts exactly what its chunks
+    /// predict as separate batches. For PyTorch's whole-batch ranges on a batch of `B` samples,
+    /// set the chunk size to at least `B` (at the cost of parallelism across chunks).
     pub fn set_chunk_size(&mut self, chunk: usize) {
         self.chunk = chunk.max(1);
+    }
+
+    /// Whether int8 MLP layers chain u8 activations (the default).
+    pub fn int8_chaining(&self) -> bool {
+        self.chain_int8
+    }
+
+    /// Turns int8 chaining on or off. On (the default): when an int8 MLP layer is followed by an
+    /// int8 layer with static activation parameters, it requantizes its output straight to u8 with
+    /// those parameters (ReLU folded into the clamp) and the next layer consumes the codes, as
+    /// PyTorch's statically quantized `Linear`/`LinearReLU` modules do. Off: every layer writes
+    /// f32 and the next quantizes it again. Both give the same codes up to rounding of the last
+    /// f32 operation (at most one quantization step apart).
+    pub fn set_int8_chaining(&mut self, on: bool) {
+        self.chain_int8 = on;
     }
 
     /// Bytes of the dense layers (weights in their precision plus f32 biases).

@@ -133,14 +133,21 @@ fn mixed_precision_round_trip_matches_the_in_memory_model_and_shrinks_the_file()
     assert_eq!(a.tensor_bytes["top.0.weight_scale"], 4);
     assert_eq!(a.tensor_bytes["bottom.0.weight"], 64 * 13 * 2);
     assert_eq!(a.tensor_bytes["tables.0"], 97 * 16 * 2);
-    // Int8 layers are re-packed from code · scale: the same codes, scales within an ulp.
-    assert_close(
-        "mixed predictions",
-        &predict(&a.model, &batch),
-        &want,
-        1e-5,
-        1e-3,
-    );
+    // Int8 layers are packed from the stored codes and scales, which are the kernel's own: the
+    // loaded model is the in-memory one, bit for bit.
+    assert_eq!(predict(&a.model, &batch), want);
+    for (i, (got, built)) in a
+        .model
+        .bottom_layers()
+        .iter()
+        .zip(in_memory.bottom_layers())
+        .enumerate()
+    {
+        if let (Some(g), Some(b)) = (got.int8_weights(), built.int8_weights()) {
+            assert_eq!(g.codes(), b.codes(), "bottom.{i} codes");
+            assert_eq!(g.scales(), b.scales(), "bottom.{i} scales");
+        }
+    }
 }
 
 /// A small dot model over three 64 × 16 tables.
@@ -452,4 +459,39 @@ fn weights_come_back_out_of_an_artifact() {
     let rebuilt = Model::from_parts(&a.meta.config, &w, &plan).unwrap();
     let batch = inputs("torchrec_dlrm_dcn").batch;
     assert_eq!(predict(&rebuilt, &batch), predict(&a.model, &batch));
+}
+
+/// A loaded artifact runs the stored codes even where re-quantizing `code · scale` would not give
+/// them back (a −128 code), including with chained static int8 layers.
+#[test]
+fn int8_artifacts_load_the_stored_codes_exactly() {
+    let config = small_config([PoolingMode::Sum; 3]);
+    let mut weights = Weights::random(&config, 21);
+    // Make the largest magnitude of bottom.0 negative: −2.55 / (2.55 / 127.5) rounds to −128.
+    assert!(weights.bottom[0].weight.iter().all(|v| v.abs() < 2.55));
+    weights.bottom[0].weight[5] = -2.55;
+    let st = |scale, zero_point| LayerPrecision::Int8 {
+        per_channel: false,
+        activations: ActivationPlan::Static { scale, zero_point },
+    };
+    let mut plan = Plan::f32(&config);
+    plan.bottom = vec![st(0.02, 0), st(0.03, 0)];
+    plan.top = vec![st(0.1, 100), st(0.05, 0)];
+    let in_memory = Model::from_parts(&config, &weights, &plan).unwrap();
+    let bytes = artifact::to_bytes(&config, &weights, &plan, &Provenance::default()).unwrap();
+    let a = Artifact::from_bytes(bytes).unwrap();
+    let loaded = a.model.bottom_layers()[0].int8_weights().unwrap();
+    assert_eq!(loaded.codes()[5], -128);
+    assert_eq!(
+        loaded.codes(),
+        in_memory.bottom_layers()[0].int8_weights().unwrap().codes()
+    );
+    // Re-quantizing the widened weights picks another scale: the stored codes are not recoverable
+    // that way, which is why loading packs them directly.
+    let widened = &a.weights().bottom[0].weight;
+    let (_, requantized) = artifact::quantize_int8(widened, 32, 13, false);
+    assert_ne!(requantized[0], loaded.scales()[0]);
+    let batch = small_batch(40, 9);
+    assert!(a.model.int8_chaining());
+    assert_eq!(predict(&a.model, &batch), predict(&in_memory, &batch));
 }

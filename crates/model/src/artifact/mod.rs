@@ -4,8 +4,10 @@
 //! Tensors (names independent of the source convention):
 //! - `bottom.{i}.weight`, `top.{i}.weight`, `cross.{l}.v.weight`, `cross.{l}.w.weight`: `[out, in]`,
 //!   F32 / F16 / BF16 for those precisions; for int8 layers I8 codes plus `<name>.weight_scale` F32
-//!   (`[out]` per channel, `[1]` per tensor), value = code · scale, codes in −127..=127 with
-//!   scale = max|w| / 127 (what the int8 kernels use).
+//!   (`[out]` per channel, `[1]` per tensor), value = code · scale, codes in −128..=127 with
+//!   scale = max(max|w| / 127.5, f32::EPSILON) (PyTorch's symmetric weight observer, which is how
+//!   the int8 kernels quantize). Loading packs the stored codes as they are, so a loaded model
+//!   runs exactly the codes in the file.
 //! - `bottom.{i}.bias`, `top.{i}.bias`, `cross.{l}.w.bias`: F32 `[out]`.
 //! - `tables.{t}`: F32 / F16 / BF16 `[rows, dim]`, or for fused formats U8 `[rows, row_bytes]` in
 //!   FBGEMM's byte layout (codes, then scale and bias).
@@ -124,7 +126,7 @@ pub struct Artifact {
     /// Bytes of each tensor as stored.
     pub tensor_bytes: BTreeMap<String, usize>,
     backing: Backing,
-    /// Dense layers as stored (reduced precisions widened to f32).
+    /// Dense layers as stored (reduced precisions widened to f32, int8 as `code · scale`).
     bottom: Vec<Linear>,
     cross: Vec<CrossLayer>,
     top: Vec<Linear>,
@@ -217,6 +219,9 @@ impl Artifact {
     /// The parameters as stored, e.g. to quantize an f32 artifact under a new plan: dense layers in
     /// f32 (values of reduced-precision layers are their stored values widened, `code · scale` for
     /// int8), f32 tables decoded, other tables as their stored bytes ([`TableData::Encoded`]).
+    /// Re-quantizing `code · scale` to int8 does not in general give back the same codes (the
+    /// observer's scale depends on the largest code, ±127 or −128), so for int8 layers use
+    /// [`Artifact::model`], which runs the stored codes exactly.
     pub fn weights(&self) -> Weights {
         let tables = self
             .model

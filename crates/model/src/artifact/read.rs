@@ -8,7 +8,9 @@ use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 
 use super::{Artifact, ArtifactMeta, Backing, FORMAT_VERSION, METADATA_KEY, table_tensor_shape};
-use crate::model::Model;
+use quantrec_kernels::gemm::{PackedLinear, Precision};
+
+use crate::model::{Model, PackedCross, pack};
 use crate::plan::LayerPrecision;
 use crate::tables::{StoredTable, TableBytes};
 use crate::weights::{CrossLayer, Linear};
@@ -65,7 +67,9 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// A dense layer stored in precision `p`.
+    /// A dense layer stored in precision `p`: its values widened to f32, and the layer packed for
+    /// the kernels from what is stored (int8 layers run exactly the stored codes and scales; f16
+    /// and bf16 values widen and narrow back exactly).
     fn layer(
         &mut self,
         prefix: &str,
@@ -73,7 +77,8 @@ impl<'a> Reader<'a> {
         inp: usize,
         bias: bool,
         p: LayerPrecision,
-    ) -> Result<Linear> {
+    ) -> Result<(Linear, PackedLinear)> {
+        let mut int8: Option<(Vec<i8>, Vec<f32>)> = None;
         let wname = format!("{prefix}.weight");
         let shape = [out, inp];
         let weight: Vec<f32> = match p {
@@ -95,18 +100,21 @@ impl<'a> Reader<'a> {
                 if let Some(s) = scales.iter().find(|&&s| s <= 0.0) {
                     return Err(self.bad(format!("{sname} holds the scale {s}, must be > 0")));
                 }
-                codes
+                let codes: Vec<i8> = codes.iter().map(|&c| c as i8).collect();
+                let values = codes
                     .iter()
                     .enumerate()
                     .map(|(i, &c)| {
                         let s = if per_channel {
-                            scales[i / inp]
+                            scales[i / inp.max(1)]
                         } else {
                             scales[0]
                         };
-                        f32::from(c as i8) * s
+                        f32::from(c) * s
                     })
-                    .collect()
+                    .collect();
+                int8 = Some((codes, scales));
+                values
             }
         };
         if let Some(i) = weight.iter().position(|x| !x.is_finite()) {
@@ -121,12 +129,20 @@ impl<'a> Reader<'a> {
         } else {
             vec![0.0; out]
         };
-        Ok(Linear {
+        let linear = Linear {
             out,
             inp,
             weight,
             bias,
-        })
+        };
+        let packed = match (int8, p.to_kernel()) {
+            (Some((codes, scales)), Precision::Int8(spec)) => {
+                PackedLinear::from_int8_codes(&codes, &scales, Some(&linear.bias), out, inp, spec)
+                    .map_err(|e| self.bad(format!("{prefix}: {e}")))?
+            }
+            _ => pack(&linear, p, prefix)?,
+        };
+        Ok((linear, packed))
     }
 }
 
@@ -202,28 +218,30 @@ impl Artifact {
             .zip(&plan.bottom)
             .enumerate()
             .map(|(i, ((o, k), &p))| r.layer(&format!("bottom.{i}"), o, k, true, p))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
         let top = config
             .top_shapes()
             .into_iter()
             .zip(&plan.top)
             .enumerate()
             .map(|(i, ((o, k), &p))| r.layer(&format!("top.{i}"), o, k, true, p))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
         let width = config.concat_width();
         let rank = match config.interaction {
             crate::config::Interaction::Dcn { rank, .. } => rank,
             _ => 0,
         };
         let mut cross = Vec::new();
+        let mut packed_cross = Vec::new();
         for (l, p) in plan.cross.iter().enumerate() {
-            let v = r.layer(&format!("cross.{l}.v"), rank, width, false, p.v)?;
-            let w = r.layer(&format!("cross.{l}.w"), width, rank, true, p.w)?;
+            let (v, pv) = r.layer(&format!("cross.{l}.v"), rank, width, false, p.v)?;
+            let (w, pw) = r.layer(&format!("cross.{l}.w"), width, rank, true, p.w)?;
             cross.push(CrossLayer {
                 v: v.weight,
                 w: w.weight,
                 bias: w.bias,
             });
+            packed_cross.push(PackedCross { v: pv, w: pw });
         }
         let mut tables = Vec::with_capacity(config.tables.len());
         for (t, (tc, &format)) in config.tables.iter().zip(&plan.tables).enumerate() {
@@ -255,9 +273,9 @@ impl Artifact {
             meta.config.clone(),
             meta.plan.clone(),
             meta.table_names.clone(),
-            &bottom,
-            &cross,
-            &top,
+            bottom.1,
+            packed_cross,
+            top.1,
             tables,
         )?;
         let file_bytes = buf.len();
@@ -267,9 +285,9 @@ impl Artifact {
             file_bytes,
             tensor_bytes,
             backing,
-            bottom,
+            bottom: bottom.0,
             cross,
-            top,
+            top: top.0,
         })
     }
 }

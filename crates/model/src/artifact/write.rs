@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use half::{bf16, f16};
+use quantrec_kernels::gemm::int8::quantize_weights;
 use safetensors::Dtype;
 
 use super::{
@@ -17,27 +18,11 @@ use crate::tables::encode_table;
 use crate::weights::{Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
-/// Symmetric int8 codes and scales, exactly as the int8 kernels quantize (`scale = max|w| / 127`,
-/// 1 for an all-zero row, codes rounded to nearest even).
+/// Symmetric int8 codes (row-major `n×k`) and scales (`n` per channel, else 1), exactly as the
+/// int8 kernels quantize: this is [`quantize_weights`], PyTorch's weight observer
+/// (`scale = max(max|w| / 127.5, f32::EPSILON)`, codes rounded to nearest even in −128..=127).
 pub fn quantize_int8(w: &[f32], n: usize, k: usize, per_channel: bool) -> (Vec<i8>, Vec<f32>) {
-    let amax = |s: &[f32]| s.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let raw: Vec<f32> = if per_channel {
-        (0..n).map(|j| amax(&w[j * k..(j + 1) * k])).collect()
-    } else {
-        vec![amax(w)]
-    };
-    let scales: Vec<f32> = raw
-        .into_iter()
-        .map(|a| if a > 0.0 { a / 127.0 } else { 1.0 })
-        .collect();
-    let mut q = vec![0i8; n * k];
-    for j in 0..n {
-        let s = if per_channel { scales[j] } else { scales[0] };
-        for p in 0..k {
-            q[j * k + p] = (w[j * k + p] / s).round_ties_even().clamp(-127.0, 127.0) as i8;
-        }
-    }
-    (q, scales)
+    quantize_weights(w, n, k, per_channel)
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -94,7 +79,7 @@ fn put_layer(
             )
         }
         LayerPrecision::Int8 { per_channel, .. } => {
-            let (q, scales) = quantize_int8(&l.weight, l.out, l.inp, per_channel);
+            let (q, scales) = quantize_weights(&l.weight, l.out, l.inp, per_channel);
             out.insert(
                 format!("{prefix}.weight_scale"),
                 raw(Dtype::F32, vec![scales.len()], f32_bytes(&scales)),
@@ -102,9 +87,9 @@ fn put_layer(
             (
                 raw(Dtype::I8, shape, q.iter().map(|&c| c as u8).collect()),
                 Some(if per_channel {
-                    "symmetric s8 codes in -127..=127, one scale = max|w|/127 per output channel"
+                    "symmetric s8 codes in -128..=127, one scale = max(max|w|/127.5, eps) per output channel (PyTorch's per-channel symmetric observer)"
                 } else {
-                    "symmetric s8 codes in -127..=127, one scale = max|w|/127 per tensor"
+                    "symmetric s8 codes in -128..=127, one scale = max(max|w|/127.5, eps) per tensor (PyTorch's per-tensor symmetric observer)"
                 }),
             )
         }

@@ -119,6 +119,39 @@ pub fn weight_scale(amax: f32) -> f32 {
     (amax / 127.5).max(f32::EPSILON)
 }
 
+/// PyTorch's symmetric s8 weight quantization (the one source of truth for int8 weights): one
+/// [`weight_scale`] per output channel (`per_channel`, `n` scales) or for the whole tensor (1 scale),
+/// codes `clamp(round_ties_even(w · (1/scale)), −128, 127)`, row-major `n×k`.
+pub fn quantize_weights(w: &[f32], n: usize, k: usize, per_channel: bool) -> (Vec<i8>, Vec<f32>) {
+    let amax = |s: &[f32]| s.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let scales: Vec<f32> = if per_channel {
+        (0..n)
+            .map(|j| weight_scale(amax(&w[j * k..(j + 1) * k])))
+            .collect()
+    } else {
+        vec![weight_scale(amax(&w[..n * k]))]
+    };
+    let mut codes = vec![0i8; n * k];
+    for j in 0..n {
+        let inv = 1.0 / scales[if per_channel { j } else { 0 }];
+        for q in 0..k {
+            codes[j * k + q] = (w[j * k + q] * inv).round_ties_even().clamp(-128.0, 127.0) as i8;
+        }
+    }
+    (codes, scales)
+}
+
+fn check_k(k: usize) -> Result<()> {
+    if k > MAX_K {
+        return Err(KernelError::Shape {
+            what: format!("int8 linear input width (at most {MAX_K} keeps i32 sums exact)"),
+            expected: MAX_K,
+            found: k,
+        });
+    }
+    Ok(())
+}
+
 /// Whether the AMX kernel can run here (CPU, OS permission).
 fn amx_usable() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -311,23 +344,61 @@ pub struct Int8Weights {
 }
 
 impl Int8Weights {
-    /// Quantizes `w` (`n×k`, row-major) as PyTorch's default weight observer does and packs it.
-    /// `k` above [`MAX_K`] is an error (the i32 accumulators could overflow).
+    /// Quantizes `w` (`n×k`, row-major) as PyTorch's default weight observer does
+    /// ([`quantize_weights`]) and packs it. `k` above [`MAX_K`] is an error (the i32 accumulators
+    /// could overflow).
     pub fn pack(w: &[f32], n: usize, k: usize, spec: Int8Spec) -> Result<Self> {
-        if k > MAX_K {
+        check_k(k)?;
+        if w.len() != n * k {
             return Err(KernelError::Shape {
-                what: format!("int8 linear input width (at most {MAX_K} keeps i32 sums exact)"),
-                expected: MAX_K,
-                found: k,
+                what: "int8 linear weight".into(),
+                expected: n * k,
+                found: w.len(),
             });
         }
-        let amax = |s: &[f32]| s.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let (codes, scales) = quantize_weights(w, n, k, spec.per_channel);
+        Self::from_codes(&codes, &scales, n, k, spec)
+    }
+
+    /// Packs already-quantized weights: `codes` (`n×k`, row-major, any s8 value) with `scales`
+    /// (`n` of them when `spec.per_channel`, else 1), value = `code · scale`. The layer then runs
+    /// exactly these codes (a stored model loads without re-quantizing). Errors: wrong lengths,
+    /// a scale that is not finite and > 0, `k` above [`MAX_K`].
+    pub fn from_codes(
+        codes: &[i8],
+        scales: &[f32],
+        n: usize,
+        k: usize,
+        spec: Int8Spec,
+    ) -> Result<Self> {
+        check_k(k)?;
+        let n_scales = if spec.per_channel { n } else { 1 };
+        for (what, expected, found) in [
+            ("int8 weight codes", n * k, codes.len()),
+            ("int8 weight scales", n_scales, scales.len()),
+        ] {
+            if expected != found {
+                return Err(KernelError::Shape {
+                    what: what.into(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        if let Some((j, s)) = scales
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(KernelError::BadQuantParams {
+                what: format!("int8 weight scale {j}"),
+                reason: format!("{s} must be finite and > 0"),
+            });
+        }
         let scales: Vec<f32> = if spec.per_channel {
-            (0..n)
-                .map(|j| weight_scale(amax(&w[j * k..(j + 1) * k])))
-                .collect()
+            scales.to_vec()
         } else {
-            vec![weight_scale(amax(w)); n]
+            vec![scales[0]; n]
         };
         let kp = k.div_ceil(KG) * KG;
         let groups = kp / KG;
@@ -335,10 +406,9 @@ impl Int8Weights {
         let mut packed = vec![0i8; panels * groups * NR * KG + WEIGHT_PAD];
         let mut col_sums = vec![0i32; n];
         for j in 0..n {
-            let inv = 1.0 / scales[j];
             let (p, c) = (j / NR, j % NR);
             for q in 0..k {
-                let code = (w[j * k + q] * inv).round_ties_even().clamp(-128.0, 127.0) as i8;
+                let code = codes[j * k + q];
                 packed[(p * groups + q / KG) * NR * KG + c * KG + q % KG] = code;
                 col_sums[j] += i32::from(code);
             }
@@ -353,6 +423,20 @@ impl Int8Weights {
             spec,
             reduce_range: false,
         })
+    }
+
+    /// The weight scales as stored: `n` when per channel, else 1 (see [`Int8Weights::from_codes`]).
+    pub fn stored_scales(&self) -> &[f32] {
+        if self.spec.per_channel {
+            &self.scales
+        } else {
+            &self.scales[..self.scales.len().min(1)]
+        }
+    }
+
+    /// The layer's options.
+    pub fn spec(&self) -> Int8Spec {
+        self.spec
     }
 
     /// The weight codes, unpacked to row-major `n×k`.
@@ -445,6 +529,40 @@ impl PackedLinear {
                 reason: format!("the layer was packed for {:?}, not int8", self.precision),
             }),
         }
+    }
+
+    /// An int8 layer from already-quantized weights (see [`Int8Weights::from_codes`]) for the
+    /// kernels of [`Isa::active`]: it runs exactly `codes · scales`. `bias` is `n` values or zeros.
+    /// Errors: wrong lengths, non-finite bias, scales not finite and > 0, bad static parameters.
+    pub fn from_int8_codes(
+        codes: &[i8],
+        scales: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        spec: Int8Spec,
+    ) -> Result<Self> {
+        if let ActivationQuant::Static(q) = spec.activations {
+            super::check_qparams("static activation", q)?;
+        }
+        let bias = match bias {
+            Some(b) => {
+                super::check_len("linear bias", n, b.len())?;
+                super::check_finite("linear bias", b, n.max(1))?;
+                b.to_vec()
+            }
+            None => vec![0.0; n],
+        };
+        let weights = Int8Weights::from_codes(codes, scales, n, k, spec)?;
+        Ok(PackedLinear {
+            n,
+            k,
+            precision: super::Precision::Int8(spec),
+            isa: Isa::active(),
+            saturated: 0,
+            bias,
+            weights: PackedWeights::Int8(weights),
+        })
     }
 
     /// The packed int8 weights, when the layer is int8.
