@@ -11,11 +11,18 @@
 //!   options, Pareto frontier of evaluated plans and the choice within a budget.
 //! - [`report`]: Markdown table and PNG plot of evaluated plans.
 
+pub mod builder;
 pub mod calibrate;
+pub mod cost;
+pub mod debug;
 pub mod error;
+pub mod eval;
 pub mod metrics;
+pub mod plans;
+pub mod refresh;
 pub mod report;
 pub mod search;
+pub mod workflow;
 
 pub use error::QuantError;
 

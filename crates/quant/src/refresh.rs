@@ -1,0 +1,1 @@
+//! Refresh (in progress).
