@@ -39,6 +39,11 @@ fn median_time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(t[RUNS / 2])
 }
 
+/// Key of a dense unit's choice in [`CostModel::layer_saving_s`].
+fn key(unit: Unit, c: LayerChoice) -> String {
+    format!("{}={}", unit.name(), c.precision().short_name())
+}
+
 /// Measured timings of one model at one batch size.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CostModel {
@@ -47,7 +52,7 @@ pub struct CostModel {
     /// Latency of the f32 model on one batch (s).
     pub base_latency_s: f64,
     /// Per dense unit and choice: seconds saved against f32 (negative when slower).
-    pub layer_saving_s: BTreeMap<(Unit, LayerChoice), f64>,
+    pub layer_saving_s: BTreeMap<String, f64>,
     /// Per table format: seconds saved on the whole set of tables against f32.
     pub table_saving_s: BTreeMap<String, f64>,
     /// Share of each table in the table time (proportional to its dimension).
@@ -145,7 +150,7 @@ impl CostModel {
             };
             let t32 = time(LayerChoice::F32)?;
             for c in LAYER_OPTIONS {
-                layer_saving_s.insert((unit, c), (t32 - time(c)?) / 3.0);
+                layer_saving_s.insert(key(unit, c), (t32 - time(c)?) / 3.0);
             }
         }
         Ok(CostModel {
@@ -166,7 +171,7 @@ impl CostModel {
                 }
                 self.table_saving_s.get(f.name()).copied().unwrap_or(0.0) * self.table_share[t]
             }
-            (_, Choice::Layer(c)) => self.layer_saving_s.get(&(unit, c)).copied().unwrap_or(0.0),
+            (_, Choice::Layer(c)) => self.layer_saving_s.get(&key(unit, c)).copied().unwrap_or(0.0),
             _ => 0.0,
         }
     }
