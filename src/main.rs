@@ -30,6 +30,12 @@ enum Command {
     Predict(cmd::predict::PredictArgs),
     /// Quantize the 2-D tables of a safetensors file to a row-wise format (FBGEMM-compatible).
     Convert(cmd::convert::ConvertArgs),
+    /// Quantize an f32 model under an accuracy budget (calibrate, search, validate, write).
+    Quantize(cmd::quantize::QuantizeArgs),
+    /// Per-layer and per-table error of a quantized model against its f32 reference.
+    Debug(cmd::debug::DebugArgs),
+    /// Re-apply a quantized model's recipe to a new f32 snapshot, repairing it if needed.
+    Refresh(cmd::refresh::RefreshArgs),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +50,8 @@ fn main() -> Result<()> {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Predict(args) => cmd::predict::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Debug(args) => cmd::debug::run(args),
+        Command::Refresh(args) => cmd::refresh::run(args),
     }
 }

@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
 pub mod convert;
+pub mod debug;
 pub mod demo;
 pub mod r#gen;
 pub mod import;
 pub mod inspect;
 pub mod predict;
+pub mod quantize;
+pub mod refresh;

@@ -17,6 +17,7 @@ pub mod cost;
 pub mod debug;
 pub mod error;
 pub mod eval;
+pub mod load;
 pub mod metrics;
 pub mod plans;
 pub mod refresh;
