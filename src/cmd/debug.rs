@@ -44,7 +44,12 @@ pub fn run(args: DebugArgs) -> Result<()> {
         .unwrap_or_else(|| Plan::f32(&q.config));
     let quantized = Model::from_parts(&q.config, &q.weights, &plan)?;
     let reference = Model::from_parts(&r.config, &r.weights, &Plan::f32(&r.config))?;
-    let data = load_data(&args.data, &q.config, args.schema.as_deref(), Some(args.rows))?;
+    let data = load_data(
+        &args.data,
+        &q.config,
+        args.schema.as_deref(),
+        Some(args.rows),
+    )?;
     let report = debug(&quantized, &reference, &data)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

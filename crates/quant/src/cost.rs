@@ -21,7 +21,9 @@ use quantrec_model::{Batch, Plan, Scratch};
 
 use crate::Result;
 use crate::builder::ModelBuilder;
-use crate::plans::{Choice, LAYER_OPTIONS, LayerChoice, TABLE_OPTIONS, Unit, choice_of, plan_bytes};
+use crate::plans::{
+    Choice, LAYER_OPTIONS, LayerChoice, TABLE_OPTIONS, Unit, choice_of, plan_bytes,
+};
 
 /// Runs per measurement (the median is kept).
 const RUNS: usize = 5;
@@ -171,7 +173,11 @@ impl CostModel {
                 }
                 self.table_saving_s.get(f.name()).copied().unwrap_or(0.0) * self.table_share[t]
             }
-            (_, Choice::Layer(c)) => self.layer_saving_s.get(&key(unit, c)).copied().unwrap_or(0.0),
+            (_, Choice::Layer(c)) => self
+                .layer_saving_s
+                .get(&key(unit, c))
+                .copied()
+                .unwrap_or(0.0),
             _ => 0.0,
         }
     }

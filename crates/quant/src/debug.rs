@@ -101,9 +101,7 @@ fn packed(model: &Model, unit: Unit) -> Option<&PackedLinear> {
 
 fn record(model: &Model, batch: &Batch, scratch: &mut Scratch) -> Result<(Recorder, Vec<f32>)> {
     let mut rec = Recorder::default();
-    let probs = model
-        .predict_observed(batch, scratch, &mut rec)?
-        .to_vec();
+    let probs = model.predict_observed(batch, scratch, &mut rec)?.to_vec();
     Ok((rec, probs))
 }
 

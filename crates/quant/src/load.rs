@@ -47,7 +47,9 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
     let imp = import_state_dict(sd, &ImportOverrides::default()).map_err(|e| {
         QuantError::InvalidArgument {
             what: format!("model file {}", path.display()),
-            reason: format!("not a quantrec artifact ({artifact_err}) nor an importable state dict ({e})"),
+            reason: format!(
+                "not a quantrec artifact ({artifact_err}) nor an importable state dict ({e})"
+            ),
         }
     })?;
     Ok(Loaded {

@@ -357,7 +357,11 @@ pub fn summary(plan: &Plan) -> String {
         .map(|(f, n)| format!("{n}×{f}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let mut s = format!("bottom {} | top {}", layers(&plan.bottom), layers(&plan.top));
+    let mut s = format!(
+        "bottom {} | top {}",
+        layers(&plan.bottom),
+        layers(&plan.top)
+    );
     if !plan.cross.is_empty() {
         let c: Vec<LayerPrecision> = plan.cross.iter().flat_map(|c| [c.v, c.w]).collect();
         s.push_str(&format!(" | cross {}", layers(&c)));

@@ -87,7 +87,11 @@ pub struct QuantizeOutcome {
 impl QuantizeOutcome {
     /// Provenance for the artifact: calibration, NE, and a JSON note with rows, ΔNE, ΔAUC, bytes
     /// and `data` (e.g. the data files' SHA-256).
-    pub fn provenance(&self, source: Option<(String, String)>, data: serde_json::Value) -> Provenance {
+    pub fn provenance(
+        &self,
+        source: Option<(String, String)>,
+        data: serde_json::Value,
+    ) -> Provenance {
         let c = &self.comparison;
         let notes = serde_json::json!({
             "tool": "quantrec quantize",

@@ -11,8 +11,8 @@ use quantrec_quant::calibrate::{RangeMethod, calibrate};
 use quantrec_quant::debug::debug;
 use quantrec_quant::plans::{Preset, plan_bytes};
 use quantrec_quant::refresh::{RefreshRequest, refresh};
-use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::search::pareto::Objective;
+use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
 
 fn f32_model(w: &quantrec_model::Weights) -> Model {
@@ -116,19 +116,31 @@ fn search_meets_budget_and_beats_presets() {
     let w = common::weights(3, 0.3);
     let out = quantize(&request(&w, PlanRequest::Auto, Budget::Ne(0.05))).unwrap();
     assert!(out.comparison.delta_ne_pct <= 0.05, "{:?}", out.comparison);
-    assert!(out.bytes_quantized < out.bytes_f32 / 3, "{} of {}", out.bytes_quantized, out.bytes_f32);
+    assert!(
+        out.bytes_quantized < out.bytes_f32 / 3,
+        "{} of {}",
+        out.bytes_quantized,
+        out.bytes_f32
+    );
     let s = out.search.as_ref().unwrap();
     assert_eq!(s.chosen().plan, out.plan);
     for e in &s.evaluated {
         if e.name.starts_with("preset:") && e.within_budget {
-            assert!(out.bytes_quantized <= e.bytes, "{} beats the choice", e.name);
+            assert!(
+                out.bytes_quantized <= e.bytes,
+                "{} beats the choice",
+                e.name
+            );
         }
     }
     // Every plan on the frontier is recorded, the chosen one among the evaluated.
     assert!(s.front.iter().all(|&i| i < s.evaluated.len()));
     assert!(s.evaluated.iter().any(|e| e.name.starts_with("greedy#")));
     assert!(s.model_evaluations > 0);
-    assert_eq!(plan_bytes(&common::config(), &out.plan), out.bytes_quantized);
+    assert_eq!(
+        plan_bytes(&common::config(), &out.plan),
+        out.bytes_quantized
+    );
     let dir = std::env::temp_dir().join(format!("quantrec-search-{}", std::process::id()));
     quantrec_quant::report::search_report::write_report(&dir, s).unwrap();
     for f in ["report.md", "report.json", "frontier.png"] {
@@ -142,7 +154,11 @@ fn no_plan_meets_an_impossible_budget() {
     let w = common::weights(4, 0.3);
     // Quantization may improve NE by chance, so the impossible budget demands a 1% improvement.
     let budget = Budget::Ne(-1.0);
-    let Err(err) = quantize(&request(&w, PlanRequest::Preset(Preset::Aggressive), budget)) else {
+    let Err(err) = quantize(&request(
+        &w,
+        PlanRequest::Preset(Preset::Aggressive),
+        budget,
+    )) else {
         panic!("the aggressive preset cannot improve NE by 1%");
     };
     match err {
@@ -154,7 +170,10 @@ fn no_plan_meets_an_impossible_budget() {
     };
     match err {
         QuantError::NoPlan { reason, .. } => {
-            assert!(reason.contains("table.") && reason.contains("bottom."), "{reason}")
+            assert!(
+                reason.contains("table.") && reason.contains("bottom."),
+                "{reason}"
+            )
         }
         other => panic!("unexpected {other}"),
     }
