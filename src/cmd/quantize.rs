@@ -128,6 +128,10 @@ pub struct QuantizeArgs {
     /// Samples per batch of the latency model.
     #[arg(long, default_value_t = 256)]
     pub latency_batch: usize,
+    /// Samples the one-unit-at-a-time sensitivity runs on (combined plans are validated on all
+    /// evaluation samples).
+    #[arg(long, default_value_t = 16_384)]
+    pub sensitivity_rows: usize,
     /// The quantized artifact to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -158,6 +162,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             objective: args.objective.objective(),
             latency_batch: args.latency_batch,
             presets: true,
+            sensitivity_rows: args.sensitivity_rows,
         },
         calib_method: d.calib_method.method(),
         calib,

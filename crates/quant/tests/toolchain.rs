@@ -106,6 +106,7 @@ fn request(w: &quantrec_model::Weights, plan: PlanRequest, budget: Budget) -> Qu
             objective: Objective::Bytes,
             latency_batch: 64,
             presets: true,
+            sensitivity_rows: 16_384,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     }

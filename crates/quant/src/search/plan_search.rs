@@ -72,6 +72,9 @@ pub struct Evaluated {
     pub comparison: Comparison,
     /// Whether it meets the budget.
     pub within_budget: bool,
+    /// Whether it was measured on the whole evaluation set (sensitivity points use a subset and
+    /// are not eligible as the choice).
+    pub full_set: bool,
 }
 
 /// The standalone cost of one option for one unit.
@@ -102,6 +105,9 @@ pub struct SearchOptions {
     pub latency_batch: usize,
     /// Also evaluate the presets (they compete for the choice).
     pub presets: bool,
+    /// Samples the one-unit-at-a-time sensitivity runs on (the first pooled batches covering at
+    /// least this many; combined plans are always validated on the whole set).
+    pub sensitivity_rows: usize,
 }
 
 impl Default for SearchOptions {
@@ -111,6 +117,7 @@ impl Default for SearchOptions {
             objective: Objective::Bytes,
             latency_batch: 256,
             presets: true,
+            sensitivity_rows: 16_384,
         }
     }
 }
@@ -239,6 +246,7 @@ pub fn search(
     let budget = options.budget;
     let record = |evaluated: &mut Vec<Evaluated>, name: String, plan: Plan, c: Comparison| {
         evaluated.push(Evaluated {
+            full_set: !name.starts_with("sens:"),
             name,
             bytes: plan_bytes(config, &plan),
             latency_s: cost.latency(&plan),
@@ -250,7 +258,16 @@ pub fn search(
     let (p, c) = ev.evaluate(&base)?;
     record(&mut evaluated, "f32".into(), p, c);
 
-    // Sensitivity: every unit alone at every option.
+    // Sensitivity: every unit alone at every option, on a subset.
+    let mut subset = EvalSet::default();
+    for b in &data.batches {
+        if subset.rows >= options.sensitivity_rows {
+            break;
+        }
+        subset.rows += b.size;
+        subset.batches.push(b.clone());
+    }
+    let mut sens_ev = Evaluator::new(builder, calibration, &subset)?;
     let mut candidates: Vec<Candidate<Unit, Choice>> = Vec::new();
     let mut sensitivity = Vec::new();
     for unit in Unit::all(config) {
@@ -262,10 +279,21 @@ pub fn search(
                 .collect(),
             _ => LAYER_OPTIONS.iter().map(|&c| Choice::Layer(c)).collect(),
         };
-        for choice in options_of {
+        // Cheapest first; f16 is skipped when the 8-bit option is smaller and nearly free alone
+        // (under a quarter of the budget), since it could then only lose.
+        let mut eight_bit_gate = f64::INFINITY;
+        for choice in options_of.into_iter().rev() {
+            let is_f16 = matches!(
+                choice,
+                Choice::Table(quantrec_kernels::formats::TableFormat::F16)
+                    | Choice::Layer(crate::plans::LayerChoice::F16)
+            );
+            if is_f16 && eight_bit_gate <= 0.25 * budget.limit() {
+                continue;
+            }
             let mut plan = base.clone();
             set_choice(&mut plan, unit, choice)?;
-            let (p, c) = ev.evaluate(&plan)?;
+            let (p, c) = sens_ev.evaluate(&plan)?;
             let bytes_saved = bytes_f32 - plan_bytes(config, &p);
             let latency_saved_s = cost.saving(unit, choice);
             let cost_saved = match options.objective {
@@ -287,6 +315,13 @@ pub fn search(
                 bytes_saved,
                 latency_saved_s,
             });
+            if matches!(
+                choice,
+                Choice::Table(quantrec_kernels::formats::TableFormat::Fused8)
+                    | Choice::Layer(crate::plans::LayerChoice::Int8Dynamic)
+            ) {
+                eight_bit_gate = budget.value(&c);
+            }
             candidates.push(Candidate {
                 unit,
                 option: choice,
@@ -342,7 +377,7 @@ pub fn search(
         .collect();
     let costs = scalar_costs(&points, options.objective);
     let chosen = (0..evaluated.len())
-        .filter(|&i| evaluated[i].within_budget)
+        .filter(|&i| evaluated[i].within_budget && evaluated[i].full_set)
         .min_by(|&a, &b| {
             costs[a]
                 .total_cmp(&costs[b])
@@ -358,7 +393,7 @@ pub fn search(
         sensitivity,
         budget,
         objective: options.objective,
-        model_evaluations: ev.runs,
+        model_evaluations: ev.runs + sens_ev.runs,
         cache_hits: outcome.cache_hits,
         seconds: start.elapsed().as_secs_f64(),
         cost_model: cost,
