@@ -11,12 +11,15 @@ use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
 use crate::Result;
 
+/// Encoded bytes of each (table, format) built so far.
+type EncodedCache = Mutex<HashMap<(usize, TableFormat), Arc<Vec<u8>>>>;
+
 /// f32 weights plus a cache of encoded tables.
 #[derive(Debug)]
 pub struct ModelBuilder {
     config: ModelConfig,
     weights: Weights,
-    encoded: Mutex<HashMap<(usize, TableFormat), Arc<Vec<u8>>>>,
+    encoded: EncodedCache,
 }
 
 impl ModelBuilder {
