@@ -2,7 +2,11 @@
 //! (26 tables, d = 16) on generated Criteo-like data, then runs the search under a ΔNE budget and
 //! prints the search time, the chosen plan's size against f32, its ΔNE, and every preset.
 //!
-//! `cargo run --release -p quantrec-quant --example synth_search -- [TRAIN_ROWS] [EVAL_ROWS] [BUDGET] [OBJECTIVE] [REPORT_DIR]`
+//! `cargo run --release -p quantrec-quant --example synth_search -- [TRAIN_ROWS] [EVAL_ROWS] [BUDGET] [OBJECTIVE] [REPORT_DIR] [CRITEO_TSV]`
+//!
+//! With `CRITEO_TSV` (e.g. `../shared/data/criteo-dac-sample/train.txt`) the model is trained on
+//! that click log instead (ids hashed into 10,000 rows per table): the last `EVAL_ROWS` lines are
+//! the evaluation set, the rest train (for `TRAIN_ROWS / rows` epochs, at least one) and calibrate.
 
 use std::time::Instant;
 
@@ -41,21 +45,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let cfg = SynthConfig::default();
     let g = Generator::new(cfg.clone())?;
-    let config = suggested_config(13, &cfg.table_rows, 16);
+    let (train, calib, eval, table_rows) = match args.get(6) {
+        None => (
+            batches(&g, Split::Train, train_rows, 512),
+            batches(&g, Split::Calibration, 4096, 4096),
+            batches(&g, Split::Evaluation, eval_rows, 4096),
+            cfg.table_rows.clone(),
+        ),
+        Some(path) => {
+            let rows = vec![10_000; 26];
+            let spec = quantrec_data::SourceSpec::new(rows.clone(), 1);
+            let mut src = quantrec_data::open_source(std::path::Path::new(path), &spec)?;
+            let all = quantrec_data::source::read_all(src.as_mut())?;
+            let n_eval = (eval_rows as usize).min(all.size / 2);
+            let cut = all.size - n_eval;
+            let head = quantrec_data::batch_ops::slice(&all, 0, cut);
+            let tail = quantrec_data::batch_ops::slice(&all, cut, all.size);
+            let mut train = Vec::new();
+            for s in (0..cut).step_by(512) {
+                train.push(quantrec_data::batch_ops::slice(
+                    &head,
+                    s,
+                    (s + 512).min(cut),
+                ));
+            }
+            (train, vec![head], vec![tail], rows)
+        }
+    };
+    let config = suggested_config(13, &table_rows, 16);
     let t0 = Instant::now();
-    let mut trainer = Trainer::new(config.clone(), TrainOptions::default())?;
-    trainer.fit(&batches(&g, Split::Train, train_rows, 512), |_| {})?;
+    let train_size: usize = train.iter().map(|b| b.size).sum();
+    let options = TrainOptions {
+        epochs: (train_rows as usize / train_size.max(1)).max(1),
+        ..TrainOptions::default()
+    };
+    let mut trainer = Trainer::new(config.clone(), options)?;
+    trainer.fit(&train, |_| {})?;
     let sd = StateDict::from_bytes("trained", &trainer.to_safetensors()?)?;
     let imp = import_state_dict(sd, &ImportOverrides::default())?;
     println!(
-        "trained on {train_rows} rows in {:.1} s",
+        "trained on {train_size} rows x {} epochs in {:.1} s",
+        options.epochs,
         t0.elapsed().as_secs_f64()
     );
     let req = QuantizeRequest {
         config: imp.config,
         weights: imp.weights,
-        calib: EvalSet::from_batches(&batches(&g, Split::Calibration, 4096, 4096))?,
-        eval: EvalSet::from_batches(&batches(&g, Split::Evaluation, eval_rows, 4096))?,
+        calib: EvalSet::from_batches(&calib)?,
+        eval: EvalSet::from_batches(&eval)?,
         plan: PlanRequest::Auto,
         search: SearchOptions {
             budget: Budget::Ne(budget),
