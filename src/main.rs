@@ -34,6 +34,10 @@ enum Command {
     Quantize(cmd::quantize::QuantizeArgs),
     /// Per-layer and per-table error of a quantized model against its f32 reference.
     Debug(cmd::debug::DebugArgs),
+    /// Observe an f32 model on calibration data and write every tensor's selected range.
+    Calibrate(cmd::calibrate::CalibrateArgs),
+    /// Precision search only: evaluated plans, Pareto frontier, choice, report.
+    Search(cmd::search::SearchArgs),
     /// Re-apply a quantized model's recipe to a new f32 snapshot, repairing it if needed.
     Refresh(cmd::refresh::RefreshArgs),
 }
@@ -53,5 +57,7 @@ fn main() -> Result<()> {
         Command::Quantize(args) => cmd::quantize::run(args),
         Command::Debug(args) => cmd::debug::run(args),
         Command::Refresh(args) => cmd::refresh::run(args),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::Search(args) => cmd::search::run(args),
     }
 }

@@ -121,6 +121,39 @@ fn quantize_debug_refresh_on_generated_files() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("blames"), "{stderr}");
 
+    let cal = dir.join("calib.json");
+    ok(&quantrec(
+        &[
+            "calibrate",
+            "--plan",
+            "aggressive",
+            "--calib-method",
+            "percentile",
+            "--calib",
+        ],
+        &[&calib, Path::new("-o"), &cal, &model],
+    ));
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    assert_eq!(c["ranges"]["bottom.1.input"]["lo"], 0.0);
+    assert_eq!(c["plan"]["bottom"][0]["activations"]["kind"], "static");
+
+    let searched = ok(&quantrec(
+        &[
+            "search",
+            "--eval-rows",
+            "1000",
+            "--budget-ne",
+            "1.0",
+            "--json",
+            "--calib",
+        ],
+        &[&calib, Path::new("--eval"), &eval, &model],
+    ));
+    let s: serde_json::Value = serde_json::from_str(&searched).unwrap();
+    let chosen = s["chosen"].as_u64().unwrap() as usize;
+    assert!(s["evaluated"][chosen]["within_budget"].as_bool().unwrap());
+
     let next = dir.join("next.safetensors");
     let stdout = ok(&quantrec(
         &["refresh", "--budget-ne", "1.0", "--previous"],

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod calibrate;
 pub mod convert;
 pub mod debug;
 pub mod demo;
@@ -9,3 +10,4 @@ pub mod inspect;
 pub mod predict;
 pub mod quantize;
 pub mod refresh;
+pub mod search;
