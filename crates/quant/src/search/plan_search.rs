@@ -279,8 +279,8 @@ pub fn search(
                 .collect(),
             _ => LAYER_OPTIONS.iter().map(|&c| Choice::Layer(c)).collect(),
         };
-        // Cheapest first; f16 is skipped when the 8-bit option is smaller and nearly free alone
-        // (under a quarter of the budget), since it could then only lose.
+        // Cheapest first; for the bytes objective f16 is skipped when the 8-bit option is smaller
+        // and nearly free alone (under a quarter of the budget), since it could then only lose.
         let mut eight_bit_gate = f64::INFINITY;
         for choice in options_of.into_iter().rev() {
             let is_f16 = matches!(
@@ -288,7 +288,10 @@ pub fn search(
                 Choice::Table(quantrec_kernels::formats::TableFormat::F16)
                     | Choice::Layer(crate::plans::LayerChoice::F16)
             );
-            if is_f16 && eight_bit_gate <= 0.25 * budget.limit() {
+            if is_f16
+                && options.objective == Objective::Bytes
+                && eight_bit_gate <= 0.25 * budget.limit()
+            {
                 continue;
             }
             let mut plan = base.clone();
