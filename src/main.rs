@@ -34,6 +34,16 @@ enum Command {
     Convert(cmd::convert::ConvertArgs),
     /// Train an fp32 DLRM on a click log or synthetic data; writes a facebookresearch/dlrm state dict.
     Train(cmd::train::TrainArgs),
+    /// Quantize an f32 model under an accuracy budget (calibrate, search, validate, write).
+    Quantize(cmd::quantize::QuantizeArgs),
+    /// Per-layer and per-table error of a quantized model against its f32 reference.
+    Debug(cmd::debug::DebugArgs),
+    /// Observe an f32 model on calibration data and write every tensor's selected range.
+    Calibrate(cmd::calibrate::CalibrateArgs),
+    /// Precision search only: evaluated plans, Pareto frontier, choice, report.
+    Search(cmd::search::SearchArgs),
+    /// Re-apply a quantized model's recipe to a new f32 snapshot, repairing it if needed.
+    Refresh(cmd::refresh::RefreshArgs),
 }
 
 fn main() -> Result<()> {
@@ -50,5 +60,10 @@ fn main() -> Result<()> {
         Command::Convert(args) => cmd::convert::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Debug(args) => cmd::debug::run(args),
+        Command::Refresh(args) => cmd::refresh::run(args),
+        Command::Calibrate(args) => cmd::calibrate::run(args),
+        Command::Search(args) => cmd::search::run(args),
     }
 }

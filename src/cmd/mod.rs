@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod calibrate;
 pub mod convert;
+pub mod debug;
 pub mod demo;
 pub mod eval;
 pub mod r#gen;
@@ -8,3 +10,6 @@ pub mod import;
 pub mod inspect;
 pub mod predict;
 pub mod train;
+pub mod quantize;
+pub mod refresh;
+pub mod search;

@@ -7,6 +7,20 @@ pub enum QuantError {
     /// A kernel refused its inputs.
     #[error(transparent)]
     Kernel(#[from] quantrec_kernels::KernelError),
+    /// The model crate refused a plan, weights or batch.
+    #[error(transparent)]
+    Model(#[from] quantrec_model::ModelError),
+    /// A data source failed.
+    #[error(transparent)]
+    Data(#[from] quantrec_data::DataError),
+    /// No precision plan meets the accuracy budget.
+    #[error("no plan meets the budget {budget}: {reason}")]
+    NoPlan {
+        /// The budget, as given (e.g. `ΔNE <= 0.02%`).
+        budget: String,
+        /// Which layers or tables were the problem.
+        reason: String,
+    },
     /// A NaN or infinite value reached a calibration observer or an error metric.
     #[error("non-finite value {value} in tensor {tensor} at flat index {index}")]
     NonFinite {

@@ -9,13 +9,37 @@
 //!   cosine) for the numeric debugger.
 //! - [`search`]: greedy precision assignment under a ΔNE budget over caller-defined units and
 //!   options, Pareto frontier of evaluated plans and the choice within a budget.
-//! - [`report`]: Markdown table and PNG plot of evaluated plans.
+//! - [`report`]: Markdown table and PNG plot of evaluated plans; [`report::search_report`] writes
+//!   a search's `report.md`, `report.json` and `frontier.png`.
+//!
+//! On a model:
+//! - [`calibrate::calibrate`]: observe the f32 model over calibration batches (in parallel),
+//!   select a range per tensor, and fill a plan's static int8 parameters
+//!   ([`calibrate::Calibration::apply`]).
+//! - [`debug::debug`]: the numeric debugger (per layer and table, isolated and propagated error,
+//!   ranked, plus ΔNE / ΔAUC / calibration).
+//! - [`plans`]: units, precision choices, presets, widening, bytes of a plan; [`cost`]: latency
+//!   model from timings measured on this machine; [`builder`]: candidate models with each table
+//!   encoded once per format; [`eval`]: pooled evaluation sets and accuracy comparisons.
+//! - [`search::search`]: sensitivity → greedy with measured validation and back-off → presets →
+//!   Pareto frontier and choice within the budget.
+//! - [`workflow::quantize`]: calibrate → search or given plan → validate (the demo's entry point);
+//!   [`refresh::refresh`]: re-apply a recipe to a new snapshot and repair it;
+//!   [`load`]: models (artifact or state dict) and data files.
 
+pub mod builder;
 pub mod calibrate;
+pub mod cost;
+pub mod debug;
 pub mod error;
+pub mod eval;
+pub mod load;
 pub mod metrics;
+pub mod plans;
+pub mod refresh;
 pub mod report;
 pub mod search;
+pub mod workflow;
 
 pub use error::QuantError;
 

@@ -2,11 +2,13 @@
 //! saw into quantization ranges and parameters.
 
 pub mod histogram;
+pub mod model;
 pub mod observer;
 pub mod range;
 pub mod set;
 
 pub use histogram::Histogram;
+pub use model::{Calibration, calibrate};
 pub use observer::{DEFAULT_BINS, TensorObserver, per_channel_min_max};
 pub use range::{Range, RangeMethod, select_range};
 pub use set::ObserverSet;

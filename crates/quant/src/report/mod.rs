@@ -2,6 +2,7 @@
 //! ΔNE against cost with the Pareto frontier, the budget and the chosen plan.
 
 pub mod plot;
+pub mod search_report;
 pub mod table;
 
 pub use plot::render_png;

@@ -3,8 +3,10 @@
 
 pub mod greedy;
 pub mod pareto;
+pub mod plan_search;
 
 pub use greedy::{
     Assignment, Candidate, EvalCache, Evaluation, GreedyOutcome, greedy, greedy_cached,
 };
 pub use pareto::{Objective, PlanPoint, pareto_front, pick};
+pub use plan_search::{Budget, Evaluated, Evaluator, SearchOptions, SearchOutcome, search};

@@ -1,0 +1,215 @@
+//! The automatic workflow: calibrate → search (or apply a given plan / preset) → validate on the
+//! evaluation set → the quantized model with its plan and provenance. [`quantize`] works on
+//! in-memory data (the demo calls it directly); the CLI reads files into [`EvalSet`]s first.
+
+use quantrec_model::artifact::Provenance;
+use quantrec_model::metrics::Metrics;
+use quantrec_model::{Model, ModelConfig, Plan, Weights};
+
+use crate::builder::ModelBuilder;
+use crate::calibrate::{Calibration, RangeMethod, calibrate};
+use crate::debug::debug;
+use crate::eval::{Comparison, EvalSet};
+use crate::plans::{Preset, plan_bytes, summary};
+use crate::search::{Budget, Evaluator, SearchOptions, SearchOutcome, search};
+use crate::{QuantError, Result};
+
+/// Which plan to use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanRequest {
+    /// Search for the cheapest plan within the budget.
+    Auto,
+    /// A named preset.
+    Preset(Preset),
+    /// A given plan (static parameters are recalibrated).
+    Given(Plan),
+}
+
+impl PlanRequest {
+    /// Parses `auto`, a preset name, or reads a plan JSON file.
+    pub fn parse(s: &str) -> Result<PlanRequest> {
+        if s == "auto" {
+            return Ok(PlanRequest::Auto);
+        }
+        if let Some(p) = Preset::parse(s) {
+            return Ok(PlanRequest::Preset(p));
+        }
+        let text = std::fs::read_to_string(s).map_err(|e| QuantError::InvalidArgument {
+            what: format!("plan {s:?}"),
+            reason: format!(
+                "is neither auto, a preset (fp16, int8-dynamic, int4-tables, aggressive) nor a readable plan file: {e}"
+            ),
+        })?;
+        Ok(PlanRequest::Given(Plan::from_json(&text)?))
+    }
+}
+
+/// Everything [`quantize`] needs.
+#[derive(Clone, Debug)]
+pub struct QuantizeRequest {
+    /// The architecture.
+    pub config: ModelConfig,
+    /// The f32 weights.
+    pub weights: Weights,
+    /// Calibration samples.
+    pub calib: EvalSet,
+    /// Evaluation samples (labelled).
+    pub eval: EvalSet,
+    /// Plan choice.
+    pub plan: PlanRequest,
+    /// Budget, objective, latency batch.
+    pub search: SearchOptions,
+    /// Range rule of static activations.
+    pub calib_method: RangeMethod,
+}
+
+/// What [`quantize`] produced.
+#[derive(Debug, Clone)]
+pub struct QuantizeOutcome {
+    /// The plan (static parameters calibrated).
+    pub plan: Plan,
+    /// The quantized model, ready to run.
+    pub model: Model,
+    /// Its accuracy against the f32 model on the evaluation set.
+    pub comparison: Comparison,
+    /// The f32 model's metrics on the evaluation set.
+    pub reference: Metrics,
+    /// Bytes of the f32 parameters.
+    pub bytes_f32: u64,
+    /// Bytes of the quantized parameters.
+    pub bytes_quantized: u64,
+    /// The search, when the plan was searched.
+    pub search: Option<SearchOutcome>,
+    /// The calibration.
+    pub calibration: Calibration,
+}
+
+impl QuantizeOutcome {
+    /// Provenance for the artifact: calibration, NE, and a JSON note with rows, ΔNE, ΔAUC, bytes
+    /// and `data` (e.g. the data files' SHA-256).
+    pub fn provenance(
+        &self,
+        source: Option<(String, String)>,
+        data: serde_json::Value,
+    ) -> Provenance {
+        let c = &self.comparison;
+        let notes = serde_json::json!({
+            "tool": "quantrec quantize",
+            "data": data,
+            "calibration_rows": self.calibration.rows,
+            "delta_ne_pct": c.delta_ne_pct,
+            "delta_auc": c.delta_auc,
+            "auc": c.auc,
+            "auc_reference": c.auc_reference,
+            "calibration": c.calibration,
+            "bytes_f32": self.bytes_f32,
+            "bytes_quantized": self.bytes_quantized,
+            "budget": self.search.as_ref().map(|s| s.budget.describe()),
+        });
+        Provenance {
+            source_file: source.as_ref().map(|s| s.0.clone()),
+            source_sha256: source.map(|s| s.1),
+            calibration: Some(format!(
+                "{} samples, range rule {:?}",
+                self.calibration.rows, self.calibration.method
+            )),
+            ne: Some(c.ne),
+            ne_reference: Some(c.ne_reference),
+            notes: Some(notes.to_string()),
+        }
+    }
+}
+
+/// Names the units that keep a plan from meeting `budget`: the debugger's worst units.
+pub fn blame(
+    builder: &ModelBuilder,
+    model: &Model,
+    data: &EvalSet,
+    budget: Budget,
+    c: &Comparison,
+) -> Result<String> {
+    let reference = builder.build(&Plan::f32(builder.config()))?;
+    let report = debug(model, &reference, data)?;
+    let worst: Vec<String> = report
+        .ranked
+        .iter()
+        .filter(|r| r.isolated.is_some_and(|e| e.sqnr_db.is_finite()))
+        .take(3)
+        .map(|r| {
+            format!(
+                "{} ({}, SQNR {:.1} dB)",
+                r.name,
+                r.precision,
+                r.isolated.map_or(f64::NAN, |e| e.sqnr_db)
+            )
+        })
+        .collect();
+    Ok(format!(
+        "the plan reaches {:.4} against {}; the debugger blames {}",
+        budget.value(c),
+        budget.describe(),
+        worst.join(", ")
+    ))
+}
+
+/// Runs the workflow (see the module docs). Fails with [`QuantError::NoPlan`] when no plan
+/// (other than f32 itself, for `auto`) meets the budget, naming the problem layers.
+pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
+    let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?;
+    let f32_plan = Plan::f32(&req.config);
+    let f32_model = builder.build(&f32_plan)?;
+    let calibration = calibrate(&f32_model, &req.calib, req.calib_method)?;
+    let budget = req.search.budget;
+    let (plan, search_outcome) = match &req.plan {
+        PlanRequest::Auto => {
+            let s = search(&builder, &calibration, &req.eval, &req.search)?;
+            if s.chosen().plan == f32_plan {
+                let mut worst: Vec<(String, f64)> = Vec::new();
+                for sens in &s.sensitivity {
+                    match worst.iter_mut().find(|w| w.0 == sens.unit) {
+                        Some(w) => w.1 = w.1.min(sens.gate),
+                        None => worst.push((sens.unit.clone(), sens.gate)),
+                    }
+                }
+                worst.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let list: Vec<String> = worst
+                    .iter()
+                    .take(8)
+                    .map(|(u, g)| format!("{u} (best option alone {g:.4})"))
+                    .collect();
+                return Err(QuantError::NoPlan {
+                    budget: budget.describe(),
+                    reason: format!(
+                        "no quantized plan passes; the units whose every option is over budget alone, worst first: {}",
+                        list.join(", ")
+                    ),
+                });
+            }
+            (s.chosen().plan.clone(), Some(s))
+        }
+        PlanRequest::Preset(p) => (p.plan(&req.config), None),
+        PlanRequest::Given(p) => (p.clone(), None),
+    };
+    let mut ev = Evaluator::new(&builder, &calibration, &req.eval)?;
+    let (plan, model, comparison) = ev.evaluate_model(&plan)?;
+    if !budget.passes(&comparison) {
+        return Err(QuantError::NoPlan {
+            budget: budget.describe(),
+            reason: format!(
+                "{}: {}",
+                summary(&plan),
+                blame(&builder, &model, &req.eval, budget, &comparison)?
+            ),
+        });
+    }
+    Ok(QuantizeOutcome {
+        bytes_f32: plan_bytes(&req.config, &f32_plan),
+        bytes_quantized: plan_bytes(&req.config, &plan),
+        reference: ev.reference.clone(),
+        plan,
+        model,
+        comparison,
+        search: search_outcome,
+        calibration,
+    })
+}

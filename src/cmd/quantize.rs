@@ -1,0 +1,228 @@
+//! `quantrec quantize`: import if needed → calibrate → search (or a given plan / preset) →
+//! validate → write the quantized artifact with its plan and provenance.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use quantrec_model::artifact;
+use quantrec_quant::calibrate::RangeMethod;
+use quantrec_quant::load::{file_sha256, load_data, load_model};
+use quantrec_quant::plans::summary;
+use quantrec_quant::report::search_report::write_report;
+use quantrec_quant::search::pareto::Objective;
+use quantrec_quant::search::{Budget, SearchOptions};
+use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
+
+/// Range rule of static activations.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CalibMethod {
+    /// Observed min and max.
+    Minmax,
+    /// 99.99th percentile (and 0.01th).
+    Percentile,
+    /// L2-error-minimizing window (PyTorch HistogramObserver).
+    L2,
+    /// KL divergence (TensorRT entropy calibration).
+    Kl,
+}
+
+impl CalibMethod {
+    /// The library's range rule.
+    pub fn method(self) -> RangeMethod {
+        match self {
+            CalibMethod::Minmax => RangeMethod::MinMax,
+            CalibMethod::Percentile => RangeMethod::Percentile(99.99),
+            CalibMethod::L2 => RangeMethod::L2 { bits: 8 },
+            CalibMethod::Kl => RangeMethod::Kl { bits: 8 },
+        }
+    }
+}
+
+/// Which cost the search minimizes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Model bytes.
+    Bytes,
+    /// Predicted latency.
+    Latency,
+    /// Both, normalized and summed.
+    Both,
+}
+
+impl ObjectiveArg {
+    /// The library's objective.
+    pub fn objective(self) -> Objective {
+        match self {
+            ObjectiveArg::Bytes => Objective::Bytes,
+            ObjectiveArg::Latency => Objective::Latency,
+            ObjectiveArg::Both => Objective::Both,
+        }
+    }
+}
+
+/// Data and gate arguments shared by `quantize` and `refresh`.
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Calibration data (Criteo TSV, schema TSV/CSV, gzip, or a batch file).
+    #[arg(long)]
+    pub calib: PathBuf,
+    /// Evaluation data (labelled; same forms).
+    #[arg(long)]
+    pub eval: PathBuf,
+    /// Schema JSON of text data files (default: Criteo TSV).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Calibration samples to use.
+    #[arg(long, default_value_t = 4096)]
+    pub calib_rows: usize,
+    /// Evaluation samples to use.
+    #[arg(long, default_value_t = 50_000)]
+    pub eval_rows: usize,
+    /// ΔNE budget in percent (relative NE increase).
+    #[arg(long, default_value_t = 0.02)]
+    pub budget_ne: f64,
+    /// Gate on the AUC drop (AUC units) instead of ΔNE.
+    #[arg(long)]
+    pub budget_auc: Option<f64>,
+    /// Range rule of static activations.
+    #[arg(long, value_enum, default_value = "l2")]
+    pub calib_method: CalibMethod,
+}
+
+impl DataArgs {
+    /// The gate.
+    pub fn budget(&self) -> Budget {
+        match self.budget_auc {
+            Some(a) => Budget::Auc(a),
+            None => Budget::Ne(self.budget_ne),
+        }
+    }
+
+    /// Hashes and row counts of the data files, for provenance.
+    pub fn provenance(&self, calib_rows: usize, eval_rows: usize) -> Result<serde_json::Value> {
+        let h = |p: &Path| file_sha256(p).with_context(|| format!("hashing {}", p.display()));
+        Ok(serde_json::json!({
+            "calibration": {"file": self.calib.display().to_string(), "sha256": h(&self.calib)?, "rows": calib_rows},
+            "evaluation": {"file": self.eval.display().to_string(), "sha256": h(&self.eval)?, "rows": eval_rows},
+        }))
+    }
+}
+
+/// Arguments of `quantrec quantize`.
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// The f32 model: a quantrec artifact or a PyTorch / TorchRec state dict (.safetensors).
+    pub model: PathBuf,
+    /// Data and gate.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// `auto` (search), a preset (`fp16`, `int8-dynamic`, `int4-tables`, `aggressive`) or a plan
+    /// JSON file.
+    #[arg(long, default_value = "auto")]
+    pub plan: String,
+    /// What the search minimizes.
+    #[arg(long, value_enum, default_value = "bytes")]
+    pub objective: ObjectiveArg,
+    /// Samples per batch of the latency model.
+    #[arg(long, default_value_t = 256)]
+    pub latency_batch: usize,
+    /// Samples the one-unit-at-a-time sensitivity runs on (combined plans are validated on all
+    /// evaluation samples).
+    #[arg(long, default_value_t = 16_384)]
+    pub sensitivity_rows: usize,
+    /// The quantized artifact to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Directory for report.md, report.json and frontier.png of the search.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `quantrec quantize`.
+pub fn run(args: QuantizeArgs) -> Result<()> {
+    let loaded =
+        load_model(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let d = &args.data;
+    let schema = d.schema.as_deref();
+    let calib = load_data(&d.calib, &loaded.config, schema, Some(d.calib_rows))
+        .with_context(|| format!("reading {}", d.calib.display()))?;
+    let eval = load_data(&d.eval, &loaded.config, schema, Some(d.eval_rows))
+        .with_context(|| format!("reading {}", d.eval.display()))?;
+    let req = QuantizeRequest {
+        config: loaded.config.clone(),
+        weights: loaded.weights.clone(),
+        plan: PlanRequest::parse(&args.plan)?,
+        search: SearchOptions {
+            budget: d.budget(),
+            objective: args.objective.objective(),
+            latency_batch: args.latency_batch,
+            presets: true,
+            sensitivity_rows: args.sensitivity_rows,
+        },
+        calib_method: d.calib_method.method(),
+        calib,
+        eval,
+    };
+    let out = match quantize(&req) {
+        Ok(o) => o,
+        Err(e) => bail!("nothing written: {e}"),
+    };
+    if let (Some(dir), Some(s)) = (&args.report, &out.search) {
+        write_report(dir, s)?;
+        eprintln!("report: {}", dir.display());
+    }
+    let prov = out.provenance(
+        Some((args.model.display().to_string(), loaded.sha256.clone())),
+        d.provenance(req.calib.rows, req.eval.rows)?,
+    );
+    artifact::save(&args.output, &req.config, &req.weights, &out.plan, &prov)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let c = &out.comparison;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "output": args.output.display().to_string(),
+                "plan": out.plan,
+                "bytes_f32": out.bytes_f32,
+                "bytes_quantized": out.bytes_quantized,
+                "ne_f32": c.ne_reference, "ne_quantized": c.ne, "delta_ne_pct": c.delta_ne_pct,
+                "auc_f32": c.auc_reference, "auc_quantized": c.auc, "delta_auc": c.delta_auc,
+                "calibration": c.calibration,
+                "search_seconds": out.search.as_ref().map(|s| s.seconds),
+                "model_evaluations": out.search.as_ref().map(|s| s.model_evaluations),
+            })
+        );
+    } else {
+        if let Some(s) = &out.search {
+            println!(
+                "search: {} plans evaluated ({} model runs) in {:.1} s; chosen {}",
+                s.evaluated.len(),
+                s.model_evaluations,
+                s.seconds,
+                s.chosen().name
+            );
+        }
+        println!("plan: {}", summary(&out.plan));
+        println!(
+            "bytes {} -> {} ({:.1}% of f32); NE {:.6} -> {:.6} (ΔNE {:+.4}%, {}); AUC {:.5} -> {:.5}; calibration {:.4}",
+            out.bytes_f32,
+            out.bytes_quantized,
+            100.0 * out.bytes_quantized as f64 / out.bytes_f32 as f64,
+            c.ne_reference,
+            c.ne,
+            c.delta_ne_pct,
+            req.search.budget.describe(),
+            c.auc_reference,
+            c.auc,
+            c.calibration
+        );
+        println!("wrote {}", args.output.display());
+    }
+    Ok(())
+}

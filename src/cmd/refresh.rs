@@ -1,0 +1,91 @@
+//! `quantrec refresh`: re-apply a quantized artifact's recipe to a new f32 snapshot, recalibrate,
+//! re-validate, widen what the debugger blames until the gate passes, and print the diff.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use quantrec_model::artifact::{self, Provenance};
+use quantrec_quant::load::{load_data, load_model};
+use quantrec_quant::refresh::{RefreshRequest, refresh};
+
+use super::quantize::DataArgs;
+
+/// Arguments of `quantrec refresh`.
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// The previous quantized artifact (its plan is the recipe).
+    #[arg(long)]
+    pub previous: PathBuf,
+    /// The new f32 snapshot (artifact or state dict).
+    #[arg(long)]
+    pub snapshot: PathBuf,
+    /// Data and gate.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The refreshed artifact to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+fn previous_delta_ne(p: &Provenance) -> Option<f64> {
+    let notes: serde_json::Value = serde_json::from_str(p.notes.as_deref()?).ok()?;
+    notes.get("delta_ne_pct")?.as_f64()
+}
+
+/// Runs `quantrec refresh`.
+pub fn run(args: RefreshArgs) -> Result<()> {
+    let prev = load_model(&args.previous)
+        .with_context(|| format!("loading {}", args.previous.display()))?;
+    let Some(meta) = prev.meta else {
+        bail!(
+            "{} is not a quantrec artifact; refresh needs the previous quantized artifact",
+            args.previous.display()
+        );
+    };
+    let snap = load_model(&args.snapshot)
+        .with_context(|| format!("loading {}", args.snapshot.display()))?;
+    let d = &args.data;
+    let schema = d.schema.as_deref();
+    let req = RefreshRequest {
+        previous_plan: meta.plan.clone(),
+        previous_delta_ne_pct: previous_delta_ne(&meta.provenance),
+        config: snap.config.clone(),
+        weights: snap.weights.clone(),
+        calib: load_data(&d.calib, &snap.config, schema, Some(d.calib_rows))?,
+        eval: load_data(&d.eval, &snap.config, schema, Some(d.eval_rows))?,
+        budget: d.budget(),
+        calib_method: d.calib_method.method(),
+    };
+    let out = refresh(&req)?;
+    print!("{}", out.diff_text(&req));
+    if let Some(e) = out.failure(req.budget) {
+        bail!("nothing written: {e}");
+    }
+    let c = &out.comparison;
+    let notes = serde_json::json!({
+        "tool": "quantrec refresh",
+        "previous": args.previous.display().to_string(),
+        "data": d.provenance(req.calib.rows, req.eval.rows)?,
+        "delta_ne_pct": c.delta_ne_pct,
+        "delta_auc": c.delta_auc,
+        "bytes_quantized": out.bytes,
+        "widened": out.steps,
+    });
+    let prov = Provenance {
+        source_file: Some(args.snapshot.display().to_string()),
+        source_sha256: Some(snap.sha256.clone()),
+        calibration: Some(format!(
+            "{} samples, range rule {:?}",
+            out.calibration.rows, out.calibration.method
+        )),
+        ne: Some(c.ne),
+        ne_reference: Some(c.ne_reference),
+        notes: Some(notes.to_string()),
+    };
+    artifact::save(&args.output, &req.config, &req.weights, &out.plan, &prov)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
