@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the end-to-end story on this machine (today: kernel self-check and quick kernel benchmarks).
+    /// The whole story on this machine: self-check, data, training, automatic quantization, evaluation, throughput, reports.
     Demo(cmd::demo::DemoArgs),
     /// Benchmark kernels (one JSON object per line with --json).
     Bench(bench::BenchArgs),

@@ -9,7 +9,7 @@ pub mod r#gen;
 pub mod import;
 pub mod inspect;
 pub mod predict;
-pub mod train;
 pub mod quantize;
 pub mod refresh;
 pub mod search;
+pub mod train;
