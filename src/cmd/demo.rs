@@ -186,7 +186,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .search
         .as_ref()
         .context("the automatic plan records its search")?;
-    let (points, chosen) = search_report::plotted(search);
+    let (mut points, chosen) = search_report::plotted(search);
+    // Label only the landmarks (f32, presets, the chosen plan); the greedy steps stay unlabelled dots.
+    for (i, p) in points.iter_mut().enumerate() {
+        if Some(i) != chosen && p.name != "f32" && !p.name.starts_with("preset") {
+            p.name.clear();
+        }
+    }
     render_png(
         &args.out.join("frontier.png"),
         &points,
@@ -623,7 +629,21 @@ fn report_md(r: &Value, search_md: &str) -> String {
     }
     s += "## Plan\n\n| unit | precision |\n|---|---|\n";
     if let Some(plan) = r["plan"].as_object() {
-        for (k, v) in plan {
+        // Natural order: bottom.0, bottom.1, ..., table.2 before table.10.
+        let mut units: Vec<_> = plan.iter().collect();
+        units.sort_by_key(|(k, _)| {
+            let (prefix, index) = k.split_once('.').unwrap_or((k.as_str(), ""));
+            let rank = ["bottom", "cross", "top", "table"]
+                .iter()
+                .position(|p| *p == prefix);
+            let number: usize = index
+                .split('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (rank, number, k.to_string())
+        });
+        for (k, v) in units {
             s += &format!("| {k} | {} |\n", v.as_str().unwrap_or(""));
         }
     }
