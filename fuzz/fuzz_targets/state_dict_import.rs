@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let plan = Plan::f32(&imp.config);
-    let model = Model::from_parts(&imp.config, &imp.weights, &plan)
-        .expect("an imported model must build");
+    let model =
+        Model::from_parts(&imp.config, &imp.weights, &plan).expect("an imported model must build");
     quantrec_fuzz::predict_small(&model);
 });

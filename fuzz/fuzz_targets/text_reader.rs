@@ -47,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(b.size >= 1 && b.size <= batch_size, "batch of {}", b.size);
                 validate(&b, &table_rows).expect("the reader yields valid batches");
                 assert_eq!(b.n_dense, src.n_dense());
-                assert!(b.dense.iter().all(|x| x.is_finite()), "non-finite dense value");
+                assert!(
+                    b.dense.iter().all(|x| x.is_finite()),
+                    "non-finite dense value"
+                );
                 assert_eq!(b.labels.is_some(), schema.has_label());
                 rows_seen += b.size as u64;
             }

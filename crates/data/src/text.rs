@@ -4,7 +4,8 @@
 //! [`crate::source::open_reader`]), so memory is bounded by one batch whatever the file size.
 //! Blank lines carry no sample and are passed over. A malformed line is an error naming the file,
 //! the 1-based line number and, for a bad field, the column; with `skip_bad_lines` it is counted
-//! instead (see [`SourceStats`]). An error ends the stream.
+//! instead (see [`SourceStats`]). An error ends the stream; the samples read before it are yielded
+//! first (the batch holding them comes out short, the error with the next call).
 //!
 //! A line may hold at most [`MAX_LINE_BYTES`] bytes (line break included): a longer one (e.g. a
 //! binary or newline-free file, or a runaway multi-hot list) is [`DataError::LineTooLong`] (skipped
@@ -165,7 +166,12 @@ impl LineParser {
                         DenseTransform::None => x as f32,
                     };
                     if !v.is_finite() {
-                        return Err(self.field_error(at, col, "a number within the f32 range", field));
+                        return Err(self.field_error(
+                            at,
+                            col,
+                            "a number within the f32 range",
+                            field,
+                        ));
                     }
                     row.dense.push(v);
                 }
@@ -244,6 +250,8 @@ pub struct TextSource {
     header_pending: bool,
     done: bool,
     max_line: usize,
+    /// An error met after some samples of the batch were read: those are yielded first.
+    pending: Option<DataError>,
 }
 
 impl TextSource {
@@ -278,6 +286,7 @@ impl TextSource {
             header_pending: schema.header,
             done: false,
             max_line: MAX_LINE_BYTES,
+            pending: None,
         })
     }
 
@@ -376,13 +385,19 @@ impl TextSource {
 
 impl BatchSource for TextSource {
     fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         if self.done && self.builder.is_empty() {
             return Ok(None);
         }
         if let Err(e) = self.fill() {
+            // The samples read before the error are yielded; the error comes with the next call.
             self.done = true;
-            self.builder.take();
-            return Err(e);
+            if self.builder.is_empty() {
+                return Err(e);
+            }
+            self.pending = Some(e);
         }
         Ok((!self.builder.is_empty()).then(|| self.builder.take()))
     }
@@ -459,8 +474,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(s.next_batch().unwrap().is_none());
+        // The good line before the bad one (same batch) is yielded first, then the error.
         let text = format!("{good}\n1\t2\t3\n");
         let mut s = source(&text, &Schema::criteo(), &[1000; 26], false);
+        assert_eq!(s.next_batch().unwrap().unwrap().size, 1);
+        assert_eq!(s.stats().rows, 1);
         match s.next_batch() {
             Err(DataError::ColumnCount {
                 line,

@@ -52,6 +52,7 @@ fn overlong_lines_are_skipped_and_counted_and_line_numbers_stay_right() {
     assert!(s.stats().examples[1].contains("mem:4: line longer than 32"));
     // Without skipping, the first overlong line is the error, after the good line before it.
     let mut s = source(text.into_bytes(), &schema, &[10], false).with_max_line_bytes(32);
+    assert_eq!(s.next_batch().unwrap().unwrap().size, 1);
     assert!(matches!(
         s.next_batch(),
         Err(DataError::LineTooLong { line: 2, .. })
@@ -77,7 +78,12 @@ fn untransformed_dense_values_beyond_f32_are_refused() {
     }
     // With log1p the same value is fine (ln(1 + 1e300) ≈ 690.8).
     let mut s = source(
-        b"1\t1e300".iter().chain(&[b'\t'; 25]).copied().chain(*b"\n").collect(),
+        b"1\t1e300"
+            .iter()
+            .chain(&[b'\t'; 25])
+            .copied()
+            .chain(*b"\n")
+            .collect(),
         &serde_json::from_str(&format!(
             r#"{{"columns": [{{"role": "label"}}, {{"role": "dense"}}{}]}}"#,
             r#", {"role": "ignore"}"#.repeat(25)
@@ -152,4 +158,45 @@ fn huge_or_lying_safetensors_headers_are_typed_errors() {
             Err(DataError::SafeTensors { .. })
         ));
     }
+}
+
+#[test]
+fn samples_before_an_error_are_yielded_and_counted_once() {
+    // Found by the text_reader target (fuzz/regressions/text_reader/rows_then_error): rows read
+    // before an error in the same batch were dropped but counted in `stats().rows`.
+    let schema = dense_ids_schema(None);
+    let mut s = source(
+        b"1,0.5,3\n0,1,2\n1,x,3\n0,1,1\n".to_vec(),
+        &schema,
+        &[10],
+        false,
+    );
+    let b = s.next_batch().unwrap().unwrap();
+    assert_eq!((b.size, b.sparse[0].ids.clone()), (2, vec![3, 2]));
+    assert_eq!(s.stats().rows, 2);
+    assert!(matches!(
+        s.next_batch(),
+        Err(DataError::Field { line: 3, .. })
+    ));
+    assert!(s.next_batch().unwrap().is_none());
+    assert_eq!(s.stats().rows, 2);
+    // A truncated gzip stream: the decoded rows come out, then the I/O error.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"1,0.5,3\n0,1,2\n1,2,3\n").unwrap();
+    let mut bytes = gz.finish().unwrap();
+    bytes.truncate(bytes.len() - 6);
+    let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(Cursor::new(bytes)));
+    let mut s = TextSource::new(Box::new(reader), "mem.gz", &schema, &[10], 4, false).unwrap();
+    let mut rows = 0;
+    let mut failed = false;
+    for _ in 0..4 {
+        match s.next_batch() {
+            Ok(Some(b)) => rows += b.size as u64,
+            Ok(None) => break,
+            Err(DataError::Io { .. }) => failed = true,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(failed, "a truncated gzip stream is an I/O error");
+    assert_eq!(rows, s.stats().rows);
 }

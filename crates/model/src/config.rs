@@ -121,10 +121,7 @@ impl ModelConfig {
     /// the shape checks instead of overflowing).
     pub fn interaction_out(&self) -> usize {
         let d = self.bottom_out();
-        let cat = self
-            .tables
-            .iter()
-            .fold(d, |w, t| w.saturating_add(t.dim));
+        let cat = self.tables.iter().fold(d, |w, t| w.saturating_add(t.dim));
         match &self.interaction {
             Interaction::Dot {
                 self_interaction, ..

@@ -44,37 +44,75 @@ fn config(interaction: Interaction, naming: Naming) -> ModelConfig {
 
 fn criteo_line(i: usize) -> String {
     let mut f = vec![(i % 2).to_string()];
-    f.extend((0..13).map(|j| if (i + j) % 5 == 0 { String::new() } else { (i * j).to_string() }));
-    f.extend((0..26).map(|j| if (i + j) % 7 == 0 { String::new() } else { format!("{:08x}", 0x68fd1e64u64 * (i as u64 + 1) + j as u64) }));
+    f.extend((0..13).map(|j| {
+        if (i + j) % 5 == 0 {
+            String::new()
+        } else {
+            (i * j).to_string()
+        }
+    }));
+    f.extend((0..26).map(|j| {
+        if (i + j) % 7 == 0 {
+            String::new()
+        } else {
+            format!("{:08x}", 0x68fd1e64u64 * (i as u64 + 1) + j as u64)
+        }
+    }));
     f.join("\t")
 }
 
 fn text_seeds() {
     let criteo: String = (0..3).map(|i| criteo_line(i) + "\n").collect();
-    put("text_reader", "criteo", &[&[0u8][..], criteo.as_bytes()].concat());
-    put("text_reader", "criteo_skip", &[&[0x40u8 | 0x08][..], criteo.as_bytes(), b"bad\n"].concat());
+    put(
+        "text_reader",
+        "criteo",
+        &[&[0u8][..], criteo.as_bytes()].concat(),
+    );
+    put(
+        "text_reader",
+        "criteo_skip",
+        &[&[0x40u8 | 0x08][..], criteo.as_bytes(), b"bad\n"].concat(),
+    );
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(criteo.as_bytes()).expect("gzip");
-    put("text_reader", "criteo_gz", &[&[0x80u8][..], &gz.finish().expect("gzip")].concat());
+    put(
+        "text_reader",
+        "criteo_gz",
+        &[&[0x80u8][..], &gz.finish().expect("gzip")].concat(),
+    );
     let schema = br#"{"delimiter": ",", "header": true, "columns": [
  {"name": "click", "role": "label"}, {"role": "dense", "transform": "none"}, {"role": "dense"},
  {"role": "sparse", "kind": "ids"}, {"role": "sparse", "kind": "hash", "separator": "|"},
  {"role": "sparse", "kind": "hex"}, {"role": "ignore"}]}"#;
     let text = b"click,a,b,u,tags,h,ts\n1,0.5,3,0,x|y|z,ff,9\n0,-1.5,,2,,0a,9\n";
-    put("text_reader", "schema", &[&[0x01u8 | 0x04][..], schema, b"\0", text].concat());
-    let schema2 = br#"{"columns": [{"role": "dense"}, {"role": "sparse", "kind": "ids", "separator": " "}]}"#;
-    put("text_reader", "schema_nolabel", &[&[0x01u8 | 0x06][..], schema2, b"\0", b"7\t1 2 0\n\n3\t\n"].concat());
+    put(
+        "text_reader",
+        "schema",
+        &[&[0x01u8 | 0x04][..], schema, b"\0", text].concat(),
+    );
+    let schema2 =
+        br#"{"columns": [{"role": "dense"}, {"role": "sparse", "kind": "ids", "separator": " "}]}"#;
+    put(
+        "text_reader",
+        "schema_nolabel",
+        &[&[0x01u8 | 0x06][..], schema2, b"\0", b"7\t1 2 0\n\n3\t\n"].concat(),
+    );
 }
 
 fn batch_seeds() {
-    let tmp = std::env::temp_dir().join(format!("quantrec-seed-{}.safetensors", std::process::id()));
+    let tmp =
+        std::env::temp_dir().join(format!("quantrec-seed-{}.safetensors", std::process::id()));
     let batch = quantrec_fuzz::batch_for(&config(Interaction::Cat, Naming::Dlrm), 3);
     let mut labelled = batch.clone();
     labelled.labels = Some(vec![1.0, 0.0, 1.0]);
     labelled.sparse[1].weights = Some(vec![0.5, 1.0, 2.0]);
     for (name, b) in [("plain", &batch), ("labelled", &labelled)] {
         write_batch_file(&tmp, b).expect("write a batch file");
-        put("batch_file", name, &std::fs::read(&tmp).expect("read it back"));
+        put(
+            "batch_file",
+            name,
+            &std::fs::read(&tmp).expect("read it back"),
+        );
     }
     let _ = std::fs::remove_file(&tmp);
 }
@@ -88,7 +126,10 @@ fn model_seeds() {
     let cases = [
         ("dlrm_dot", config(dot(DotOrder::LowerByRow), Naming::Dlrm)),
         ("dlrm_cat", config(Interaction::Cat, Naming::Dlrm)),
-        ("torchrec_dot", config(dot(DotOrder::UpperByRow), Naming::TorchRec)),
+        (
+            "torchrec_dot",
+            config(dot(DotOrder::UpperByRow), Naming::TorchRec),
+        ),
         ("torchrec_dcn", config(dcn, Naming::TorchRec)),
     ];
     let int8 = LayerPrecision::Int8 {
@@ -112,10 +153,15 @@ fn model_seeds() {
     for (i, (name, cfg)) in cases.iter().enumerate() {
         let w = Weights::random(cfg, 7 + i as u64);
         let sd = export_state_dict(cfg, &w, cfg.naming).expect("export a state dict");
-        put("state_dict_import", name, &sd.to_bytes().expect("serialize a state dict"));
+        put(
+            "state_dict_import",
+            name,
+            &sd.to_bytes().expect("serialize a state dict"),
+        );
         for (pname, layer, table) in plans {
             let plan = Plan::uniform(cfg, layer, table);
-            let bytes = to_bytes(cfg, &w, &plan, &Provenance::default()).expect("write an artifact");
+            let bytes =
+                to_bytes(cfg, &w, &plan, &Provenance::default()).expect("write an artifact");
             put("artifact_load", &format!("{name}_{pname}"), &bytes);
         }
     }
