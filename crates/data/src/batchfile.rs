@@ -8,7 +8,8 @@
 //! | `weights_{t}` (optional) | F32 | `[nnz_t]` per-id weights |
 //! | `labels` (optional) | F32 | `[B]`, each 0 or 1 |
 //!
-//! Tables are `t = 0, 1, ...` without gaps. Other tensors (e.g. the fixtures' `expected`) are
+//! Tables are `t = 0, 1, ...` without gaps. A file of samples without any feature (`dense` of width
+//! 0 and no table) is refused: nothing in it would back the sample count. Other tensors (e.g. the fixtures' `expected`) are
 //! ignored. On reading, offsets get the trailing end that [`quantrec_model::SparseFeature`] uses.
 //! A batch file is read whole into memory (it is meant for pre-tokenized evaluation and
 //! calibration sets, not for unbounded streams).
@@ -83,7 +84,13 @@ fn i64s(t: &TensorView<'_>) -> Vec<i64> {
 /// Reads a whole batch file; ids are checked against `table_rows` unless it is empty.
 pub fn read_batch_file(path: &Path, table_rows: &[usize]) -> Result<Batch> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(st_err(path))?;
+    read_batch_bytes(path, &bytes, table_rows)
+}
+
+/// Parses the bytes of a batch file (`path` only names it in errors); ids are checked against
+/// `table_rows` unless it is empty.
+pub fn read_batch_bytes(path: &Path, bytes: &[u8], table_rows: &[usize]) -> Result<Batch> {
+    let st = SafeTensors::deserialize(bytes).map_err(st_err(path))?;
     let r = Reader { path, st };
     let dense_t = r.need("dense", Dtype::F32, 2)?;
     let (size, n_dense) = (dense_t.shape()[0], dense_t.shape()[1]);
@@ -120,6 +127,15 @@ pub fn read_batch_file(path: &Path, table_rows: &[usize]) -> Result<Batch> {
             stray,
             format!("tables numbered 0..{n_tables} without gaps, each with offsets and indices"),
             "a table outside that range",
+        ));
+    }
+    if size > 0 && n_dense == 0 && n_tables == 0 {
+        // Nothing would back the sample count: `[2^60, 0]` costs no bytes but claims 2^60 samples.
+        return Err(bad(
+            path,
+            "dense",
+            "samples with features: dense [B, n] with n > 0, or offsets_0 / indices_0",
+            format!("shape [{size}, 0] and no tables"),
         ));
     }
     if !table_rows.is_empty() && table_rows.len() != n_tables {

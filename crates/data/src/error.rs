@@ -29,6 +29,16 @@ pub enum DataError {
         /// Fields on the line.
         found: usize,
     },
+    /// A line is longer than [`crate::text::MAX_LINE_BYTES`] (no line break within that many bytes).
+    #[error("{file}:{line}: line longer than {limit} bytes")]
+    LineTooLong {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: u64,
+        /// The limit in bytes (line break included).
+        limit: usize,
+    },
     /// A field could not be parsed.
     #[error("{file}:{line}: column {column} ({name}): expected {expected}, found {found:?}")]
     Field {

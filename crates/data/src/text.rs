@@ -4,7 +4,12 @@
 //! [`crate::source::open_reader`]), so memory is bounded by one batch whatever the file size.
 //! Blank lines carry no sample and are passed over. A malformed line is an error naming the file,
 //! the 1-based line number and, for a bad field, the column; with `skip_bad_lines` it is counted
-//! instead (see [`SourceStats`]). An error ends the stream.
+//! instead (see [`SourceStats`]). An error ends the stream; the samples read before it are yielded
+//! first (the batch holding them comes out short, the error with the next call).
+//!
+//! A line may hold at most [`MAX_LINE_BYTES`] bytes (line break included): a longer one (e.g. a
+//! binary or newline-free file, or a runaway multi-hot list) is [`DataError::LineTooLong`] (skipped
+//! like any bad line with `skip_bad_lines`) and is never held in memory whole.
 
 use std::io::BufRead;
 
@@ -18,6 +23,20 @@ use crate::{DataError, Result};
 
 /// How many skipped-line messages [`SourceStats::examples`] keeps.
 const KEPT_EXAMPLES: usize = 5;
+
+/// The longest line accepted, in bytes (line break included): 1 MiB.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What [`TextSource::read_line`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineRead {
+    /// The end of the stream.
+    End,
+    /// A line, in `buf` without its line break.
+    Line,
+    /// A line longer than `limit` bytes, consumed but not kept.
+    TooLong,
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Plan {
@@ -142,10 +161,19 @@ impl LineParser {
                         parse_number(field)
                             .ok_or_else(|| self.field_error(at, col, "a finite number", field))?
                     };
-                    row.dense.push(match transform {
+                    let v = match transform {
                         DenseTransform::Log1p => x.max(0.0).ln_1p() as f32,
                         DenseTransform::None => x as f32,
-                    });
+                    };
+                    if !v.is_finite() {
+                        return Err(self.field_error(
+                            at,
+                            col,
+                            "a number within the f32 range",
+                            field,
+                        ));
+                    }
+                    row.dense.push(v);
                 }
                 Plan::Sparse {
                     table,
@@ -221,6 +249,9 @@ pub struct TextSource {
     stats: SourceStats,
     header_pending: bool,
     done: bool,
+    max_line: usize,
+    /// An error met after some samples of the batch were read: those are yielded first.
+    pending: Option<DataError>,
 }
 
 impl TextSource {
@@ -254,40 +285,86 @@ impl TextSource {
             stats: SourceStats::default(),
             header_pending: schema.header,
             done: false,
+            max_line: MAX_LINE_BYTES,
+            pending: None,
         })
     }
 
-    /// Reads the next line into `buf` without its line break; `false` at the end of the stream.
-    fn read_line(&mut self) -> Result<bool> {
+    /// Lowers (or raises) the longest accepted line, in bytes with the line break (default
+    /// [`MAX_LINE_BYTES`]; at least 1).
+    pub fn with_max_line_bytes(mut self, limit: usize) -> Self {
+        self.max_line = limit.max(1);
+        self
+    }
+
+    /// Reads the next line into `buf` without its line break, keeping at most `limit` bytes.
+    fn read_line(&mut self, limit: usize) -> Result<LineRead> {
         self.buf.clear();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| DataError::io(&self.file, e))?;
-        if n == 0 {
-            return Ok(false);
+        let (mut any, mut too_long) = (false, false);
+        loop {
+            let avail = self
+                .reader
+                .fill_buf()
+                .map_err(|e| DataError::io(&self.file, e))?;
+            if avail.is_empty() {
+                break;
+            }
+            any = true;
+            let (take, ends) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (avail.len(), false),
+            };
+            if !too_long && self.buf.len() + take > limit {
+                too_long = true;
+                self.buf.clear();
+            }
+            if !too_long {
+                self.buf.extend_from_slice(&avail[..take]);
+            }
+            self.reader.consume(take);
+            if ends {
+                break;
+            }
+        }
+        if !any {
+            return Ok(LineRead::End);
         }
         self.line_no += 1;
+        if too_long {
+            return Ok(LineRead::TooLong);
+        }
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
         }
-        Ok(true)
+        Ok(LineRead::Line)
     }
 
     fn fill(&mut self) -> Result<()> {
         while self.builder.len() < self.batch_size {
-            if !self.read_line()? {
+            let read = self.read_line(self.max_line)?;
+            if read == LineRead::End {
                 self.done = true;
                 break;
             }
-            if std::mem::take(&mut self.header_pending) || self.buf.is_empty() {
+            if std::mem::take(&mut self.header_pending)
+                || (read == LineRead::Line && self.buf.is_empty())
+            {
                 continue;
             }
             let at = At {
                 file: &self.file,
                 line: self.line_no,
             };
-            match self.parser.parse(&self.buf, &at, &mut self.row) {
+            let parsed = if read == LineRead::TooLong {
+                Err(DataError::LineTooLong {
+                    file: self.file.clone(),
+                    line: self.line_no,
+                    limit: self.max_line,
+                })
+            } else {
+                self.parser.parse(&self.buf, &at, &mut self.row)
+            };
+            match parsed {
                 Ok(()) => {
                     self.builder
                         .push(&self.row.dense, &self.row.bags, self.row.label);
@@ -308,13 +385,19 @@ impl TextSource {
 
 impl BatchSource for TextSource {
     fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
         if self.done && self.builder.is_empty() {
             return Ok(None);
         }
         if let Err(e) = self.fill() {
+            // The samples read before the error are yielded; the error comes with the next call.
             self.done = true;
-            self.builder.take();
-            return Err(e);
+            if self.builder.is_empty() {
+                return Err(e);
+            }
+            self.pending = Some(e);
         }
         Ok((!self.builder.is_empty()).then(|| self.builder.take()))
     }
@@ -391,8 +474,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(s.next_batch().unwrap().is_none());
+        // The good line before the bad one (same batch) is yielded first, then the error.
         let text = format!("{good}\n1\t2\t3\n");
         let mut s = source(&text, &Schema::criteo(), &[1000; 26], false);
+        assert_eq!(s.next_batch().unwrap().unwrap().size, 1);
+        assert_eq!(s.stats().rows, 1);
         match s.next_batch() {
             Err(DataError::ColumnCount {
                 line,

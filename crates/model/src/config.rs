@@ -116,19 +116,19 @@ impl ModelConfig {
             .unwrap_or(self.dense_features)
     }
 
-    /// Width of the interaction output, i.e. the top-MLP input.
+    /// Width of the interaction output, i.e. the top-MLP input. Saturates at `usize::MAX` (a width
+    /// no tensor can have, so a config read from an untrusted file with absurd dimensions fails
+    /// the shape checks instead of overflowing).
     pub fn interaction_out(&self) -> usize {
         let d = self.bottom_out();
-        let cat = d + self.tables.iter().map(|t| t.dim).sum::<usize>();
+        let cat = self.tables.iter().fold(d, |w, t| w.saturating_add(t.dim));
         match &self.interaction {
             Interaction::Dot {
                 self_interaction, ..
-            } => {
-                d + quantrec_kernels::interaction::num_pairs(
-                    self.tables.len() + 1,
-                    *self_interaction,
-                )
-            }
+            } => d.saturating_add(quantrec_kernels::interaction::num_pairs(
+                self.tables.len().saturating_add(1),
+                *self_interaction,
+            )),
             Interaction::Cat | Interaction::Dcn { .. } => cat,
         }
     }

@@ -83,6 +83,14 @@ pub fn read_inputs(what: &str, bytes: &[u8]) -> Result<InputFile> {
             weights,
         });
     }
+    if size > 0 && n_dense == 0 && sparse.is_empty() {
+        // Nothing would back the sample count: `[2^60, 0]` costs no bytes but claims 2^60 samples.
+        return Err(ModelError::TensorShape {
+            name: "dense".into(),
+            expected: "[batch, n] with n > 0, or at least one table (offsets_0, indices_0)".into(),
+            found: vec![size, 0],
+        });
+    }
     let vec1 = |name: &str| -> Result<Option<Vec<f32>>> {
         match st.tensor(name) {
             Ok(t) => {
