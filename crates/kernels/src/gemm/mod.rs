@@ -11,6 +11,8 @@
 //! blocks × panels for large batches (batches of ≤ 16 rows stay on the calling thread). The scalar
 //! oracles in [`scalar`] define the results; the kernels only reassociate f32 sums.
 
+#[cfg(target_arch = "x86_64")]
+mod amx_state;
 mod dense;
 pub mod int8;
 pub mod scalar;

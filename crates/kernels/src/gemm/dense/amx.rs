@@ -28,50 +28,7 @@ pub(crate) const PAIRS: usize = 16;
 /// True when AMX-BF16 can be used by this process (checked and requested once).
 pub(crate) fn available() -> bool {
     static AMX: OnceLock<bool> = OnceLock::new();
-    *AMX.get_or_init(detect_and_request)
-}
-
-fn detect_and_request() -> bool {
-    let leaf7 = __cpuid_count(7, 0);
-    let (amx_bf16, amx_tile) = (leaf7.edx & (1 << 22) != 0, leaf7.edx & (1 << 24) != 0);
-    // Leaf 1 ECX bit 27 is OSXSAVE (xgetbv usable).
-    let osxsave = __cpuid(1).ecx & (1 << 27) != 0;
-    if !(amx_bf16 && amx_tile && osxsave) {
-        return false;
-    }
-    let (lo, _hi): (u32, u32);
-    // SAFETY: OSXSAVE is set, so xgetbv with ecx = 0 (XCR0) is permitted in user mode.
-    unsafe {
-        asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi, options(nomem, nostack, preserves_flags))
-    };
-    if lo & (0b11 << 17) != 0b11 << 17 {
-        return false;
-    }
-    request_permission()
-}
-
-#[cfg(target_os = "linux")]
-fn request_permission() -> bool {
-    const SYS_ARCH_PRCTL: usize = 158;
-    const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
-    const XFEATURE_XTILEDATA: usize = 18;
-    let ret: isize;
-    // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) only changes this process's permitted
-    // extended state; the syscall clobbers rcx and r11 as declared.
-    unsafe {
-        asm!("syscall",
-            inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
-            in("rdi") ARCH_REQ_XCOMP_PERM,
-            in("rsi") XFEATURE_XTILEDATA,
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack))
-    };
-    ret == 0
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_permission() -> bool {
-    false
+    *AMX.get_or_init(|| crate::gemm::amx_state::usable(crate::gemm::amx_state::AMX_BF16))
 }
 
 /// Batches of at most this many rows use the `vdpbf16ps` kernel (when installed) on the AMX layout:

@@ -29,37 +29,8 @@ pub(crate) fn usable() -> bool {
         if crate::Isa::detected() < crate::Isa::Vnni {
             return false;
         }
-        let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
-        let (tile, int8) = (edx & (1 << 24) != 0, edx & (1 << 25) != 0);
-        tile && int8 && request_tile_data()
+        crate::gemm::amx_state::usable(crate::gemm::amx_state::AMX_INT8)
     })
-}
-
-#[cfg(target_os = "linux")]
-fn request_tile_data() -> bool {
-    const SYS_ARCH_PRCTL: i64 = 158;
-    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
-    const XFEATURE_XTILEDATA: i64 = 18;
-    let ret: i64;
-    // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA) only asks the kernel to enable a register
-    // state for this process; it reads no memory. `syscall` clobbers rcx and r11, declared here.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") SYS_ARCH_PRCTL => ret,
-            in("rdi") ARCH_REQ_XCOMP_PERM,
-            in("rsi") XFEATURE_XTILEDATA,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack)
-        );
-    }
-    ret == 0
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_tile_data() -> bool {
-    false
 }
 
 /// Activation layout `(block height, row stride)` for `m` rows of `kp` codes.
