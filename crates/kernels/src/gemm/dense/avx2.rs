@@ -23,6 +23,7 @@ pub(super) fn install(ops: &mut DenseOps) {
         step_multiple: 1,
         small: None,
         widen: None,
+        packed: None,
         tile,
         act,
     };
