@@ -221,7 +221,9 @@ struct Job {
     /// rows), block `b` at `a + b·a_block`; work ranges are then block ranges.
     packed: bool,
     a_block: usize,
-    m: usize,
+    /// Rows per packed block, and how many blocks take one more (see [`row_blocks`]).
+    block_base: usize,
+    block_extra: usize,
 }
 
 // SAFETY: a Job only carries pointers into buffers borrowed for the duration of the call; concurrent
@@ -320,8 +322,7 @@ impl Job {
 impl Job {
     /// Row block `b` of the packed split: `(first row, height)`.
     fn block(&self, b: usize) -> (usize, usize) {
-        let blocks = self.m.div_ceil(self.kernel.mr);
-        let (base, extra) = (self.m / blocks, self.m % blocks);
+        let (base, extra) = (self.block_base, self.block_extra);
         (b * base + b.min(extra), base + usize::from(b < extra))
     }
 
@@ -484,7 +485,7 @@ impl PackedDense {
         let panels = self.panels.count(n);
         let mut kernel = self.kernel;
         let mut packed = false;
-        let mut a_block = 0;
+        let (mut a_block, mut block_base, mut block_extra) = (0, 0, 0);
         let (mut a, mut lda, mut a_per_step) = (a, lda, a_per_step);
         if let Some(pk) = kernel.packed
             && matches!(kernel.act, ActFeed::F32)
@@ -498,6 +499,7 @@ impl PackedDense {
                 act.resize(blocks * a_block, 0);
             }
             let (base, extra) = (m / blocks, m % blocks);
+            (block_base, block_extra) = (base, extra);
             for b in 0..blocks {
                 let (start, h) = (b * base + b.min(extra), base + usize::from(b < extra));
                 // SAFETY: rows start..start+h <= m of x (m×k); block b of `act` holds mr·k
@@ -539,7 +541,8 @@ impl PackedDense {
             relu,
             packed,
             a_block,
-            m,
+            block_base,
+            block_extra,
         };
         let threads = rayon::current_num_threads();
         let units = if packed { m.div_ceil(kernel.mr) } else { m };
@@ -612,6 +615,62 @@ mod tests {
                                 d <= tol,
                                 "{isa} amx={allow_amx} {m}x{k}x{n} ({i},{j}): {d:e}"
                             );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The packed-activation path (f32 and f16 weights) at every level against the oracles, within
+    /// the reassociation bound of `tests/gemm_float.rs`: row blocks of every height, 4-row transpose
+    /// tails, k tails of the transpose and of k blocks, column tails.
+    #[test]
+    fn packed_activation_path_matches_oracle() {
+        use crate::gemm::scalar::{F16Weights, F32Weights};
+        let mut rng = Rng::new(11);
+        for isa in Isa::available() {
+            let ops = DenseOps::for_isa(isa);
+            for (m, k, n) in [
+                (5, 3, 7),
+                (6, 257, 33),
+                (12, 64, 32),
+                (13, 600, 40),
+                (97, 515, 65),
+            ] {
+                let x = rng.normal_vec(m * k, 1.0);
+                let w = rng.normal_vec(n * k, 0.5);
+                let b = rng.normal_vec(n, 0.1);
+                for half in [false, true] {
+                    let (kern, mut want) =
+                        (if half { ops.f16 } else { ops.f32 }, vec![0f32; m * n]);
+                    let Some(kern) = kern else { continue };
+                    let packed = if half {
+                        F16Weights::pack(&w, n, k).forward(&x, m, n, k, &b, &mut want, true);
+                        PackedDense::f16(kern, &w, n, k)
+                    } else {
+                        F32Weights::pack(&w, n, k).forward(&x, m, n, k, &b, &mut want, true);
+                        PackedDense::f32(kern, &w, n, k)
+                    };
+                    let mut got = vec![f32::NAN; m * n];
+                    let mut act = vec![7u32; 3];
+                    packed.forward(&x, m, &b, &mut got, true, &mut act);
+                    let wr = |v: f32| {
+                        if half {
+                            f64::from(pack::f16_saturated(v).to_f32())
+                        } else {
+                            f64::from(v)
+                        }
+                    };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let s: f64 = (0..k)
+                                .map(|p| (f64::from(x[i * k + p]) * wr(w[j * k + p])).abs())
+                                .sum::<f64>()
+                                + f64::from(b[j]).abs();
+                            let tol = (k + 2) as f64 * 2f64.powi(-23) * s + 1e-30;
+                            let d = (f64::from(got[i * n + j]) - f64::from(want[i * n + j])).abs();
+                            assert!(d <= tol, "{isa} half={half} {m}x{k}x{n} ({i},{j}): {d:e}");
                         }
                     }
                 }
