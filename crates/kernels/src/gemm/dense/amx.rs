@@ -49,7 +49,6 @@ pub(super) fn install(ops: &mut DenseOps) {
         step_multiple: PAIRS,
         small,
         widen: None,
-        packed: None,
         tile: bf16_block,
         act: ActFeed::Bf16(Bf16Layout::PairsTiled, act::tiled_avx512),
     });

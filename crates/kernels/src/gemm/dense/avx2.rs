@@ -23,7 +23,6 @@ pub(super) fn install(ops: &mut DenseOps) {
         step_multiple: 1,
         small: None,
         widen: None,
-        packed: None,
         tile,
         act,
     };

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::act::{self, Bf16Layout};
-use super::{ActFeed, DenseOps, Kernel, PackedAct, Tile};
+use super::{ActFeed, DenseOps, Kernel, Tile};
 
 /// Rows per tile.
 pub(super) const MR: usize = 12;
@@ -14,11 +14,6 @@ pub(super) const MR: usize = 12;
 pub(super) const NR: usize = 32;
 /// k-steps per cache block (see the driver's docs).
 const KC: usize = 1024;
-/// k-steps per cache block on packed activations: a 256×32 f32 weight slice (32 KiB) stays in L1
-/// while every row block of the cache block streams over it.
-const PACKED_KC: usize = 256;
-/// Weight bytes the GEMV tile prefetches ahead of its loads.
-const GEMV_PREFETCH: usize = 4096;
 
 /// Installs the AVX-512 kernels.
 pub(super) fn install(ops: &mut DenseOps) {
@@ -29,22 +24,12 @@ pub(super) fn install(ops: &mut DenseOps) {
         step_multiple: 1,
         small: None,
         widen: None,
-        packed: None,
         tile,
         act,
     };
-    let packed = Some(PackedAct {
-        pack: pack_rows,
-        tile: f32p_tile,
-        kc: PACKED_KC,
-    });
-    ops.f32 = Some(Kernel {
-        packed,
-        ..k(f32_tile, ActFeed::F32)
-    });
+    ops.f32 = Some(k(f32_tile, ActFeed::F32));
     ops.f16 = Some(Kernel {
         widen: Some((widen_f16, f32_tile)),
-        packed,
         ..k(f16_tile, ActFeed::F32)
     });
     ops.bf16 = Some(k(
@@ -267,152 +252,7 @@ unsafe fn step_bf16w<const R: usize>(
     }
 }
 
-tile_fn!(f32_tile_rows, f32_rows, step_f32, f32, NR);
-
-/// f32 tile routine on row-major activations: the GEMV routine for one row, else the register tile.
-///
-/// # Safety
-/// The [`TileFn`](super::TileFn) contract; the CPU must support AVX-512 F/BW/VL/DQ.
-pub(super) unsafe fn f32_tile(t: &Tile, mr: usize) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        if mr == 1 {
-            f32_gemv(t)
-        } else {
-            f32_tile_rows(t, mr)
-        }
-    }
-}
-
-/// One row against one f32 panel: four independent accumulator pairs (FMA latency) and software
-/// prefetch [`GEMV_PREFETCH`] bytes ahead, since a GEMV streams the weights once from L2/L3.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
-unsafe fn f32_gemv(t: &Tile) {
-    let m = masks(t.nv);
-    let zero = _mm512_setzero_ps();
-    // SAFETY: the caller guarantees the tile covers one row, kc steps and nv columns; prefetches
-    // do not access memory (their addresses are formed with wrapping arithmetic).
-    unsafe {
-        let init = init::<1>(t, m);
-        let mut acc = [init[0], [zero; 2], [zero; 2], [zero; 2]];
-        let a = t.a.cast::<f32>();
-        let mut w = t.w.cast::<f32>();
-        let mut p = 0;
-        while p + 4 <= t.kc {
-            let ahead = w.cast::<i8>().wrapping_add(GEMV_PREFETCH);
-            for l in 0..8 {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * l));
-            }
-            for (j, s) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(p + j));
-                let ws = w.add(j * NR);
-                s[0] = _mm512_fmadd_ps(x, _mm512_load_ps(ws), s[0]);
-                s[1] = _mm512_fmadd_ps(x, _mm512_load_ps(ws.add(16)), s[1]);
-            }
-            w = w.add(4 * NR);
-            p += 4;
-        }
-        while p < t.kc {
-            let x = _mm512_set1_ps(*a.add(p));
-            acc[0][0] = _mm512_fmadd_ps(x, _mm512_load_ps(w), acc[0][0]);
-            acc[0][1] = _mm512_fmadd_ps(x, _mm512_load_ps(w.add(16)), acc[0][1]);
-            w = w.add(NR);
-            p += 1;
-        }
-        let sum = [[
-            _mm512_add_ps(
-                _mm512_add_ps(acc[0][0], acc[1][0]),
-                _mm512_add_ps(acc[2][0], acc[3][0]),
-            ),
-            _mm512_add_ps(
-                _mm512_add_ps(acc[0][1], acc[1][1]),
-                _mm512_add_ps(acc[2][1], acc[3][1]),
-            ),
-        ]];
-        store(t, &sum, m);
-    }
-}
-
-/// Rows of an f32 tile on packed activations (`MR` values per k-step, see [`pack_rows`]): one
-/// pointer, every broadcast folded into its FMA.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
-unsafe fn f32p_rows<const R: usize>(t: &Tile) {
-    let m = masks(t.nv);
-    // SAFETY: the caller guarantees the tile's pointers cover R rows (packed at stride MR per
-    // step), kc steps and nv columns.
-    unsafe {
-        let mut acc = init::<R>(t, m);
-        let mut a = t.a.cast::<f32>();
-        let mut w = t.w.cast::<f32>();
-        for _ in 0..t.kc {
-            let w0 = _mm512_load_ps(w);
-            let w1 = _mm512_load_ps(w.add(16));
-            for (i, r) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*a.add(i));
-                r[0] = _mm512_fmadd_ps(x, w0, r[0]);
-                r[1] = _mm512_fmadd_ps(x, w1, r[1]);
-            }
-            a = a.add(MR);
-            w = w.add(NR);
-        }
-        store(t, &acc, m);
-    }
-}
-
-/// Tile routine on packed activations (`t.a` at the block's first packed step, `t.lda` = [`MR`]).
-///
-/// # Safety
-/// The [`TileFn`](super::TileFn) contract; the CPU must support AVX-512 F/BW/VL/DQ.
-pub(super) unsafe fn f32p_tile(t: &Tile, mr: usize) {
-    debug_assert_eq!(t.lda, MR);
-    // SAFETY: forwarded contract; mr is checked against the kernel height.
-    unsafe { by_rows!(f32p_rows, t, mr) }
-}
-
-/// Packs `rows` (≤ [`MR`]) activation rows of `k` values (row stride `ldx`) into `k` steps of
-/// `MR` values (row r of step p at `dst[p·MR + r]`; entries of rows ≥ `rows` are left as they
-/// are), transposing 4×4 blocks in registers.
-///
-/// # Safety
-/// `x` covers `rows` rows of `k` values at stride `ldx`; `dst` has room for `k·MR` f32; the CPU
-/// has AVX-512 F.
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_rows(x: *const f32, ldx: usize, rows: usize, k: usize, dst: *mut f32) {
-    debug_assert!(rows <= MR);
-    // SAFETY: every load reads row r < rows, column < k; every store writes step < k, row < MR.
-    unsafe {
-        let mut r = 0;
-        while r + 4 <= rows {
-            let src = [0, 1, 2, 3].map(|i| x.add((r + i) * ldx));
-            let mut p = 0;
-            while p + 4 <= k {
-                let v = src.map(|s| _mm_loadu_ps(s.add(p)));
-                let t0 = _mm_unpacklo_ps(v[0], v[1]);
-                let t1 = _mm_unpacklo_ps(v[2], v[3]);
-                let t2 = _mm_unpackhi_ps(v[0], v[1]);
-                let t3 = _mm_unpackhi_ps(v[2], v[3]);
-                let d = dst.add(p * MR + r);
-                _mm_storeu_ps(d, _mm_movelh_ps(t0, t1));
-                _mm_storeu_ps(d.add(MR), _mm_movehl_ps(t1, t0));
-                _mm_storeu_ps(d.add(2 * MR), _mm_movelh_ps(t2, t3));
-                _mm_storeu_ps(d.add(3 * MR), _mm_movehl_ps(t3, t2));
-                p += 4;
-            }
-            for p in p..k {
-                for (i, s) in src.iter().enumerate() {
-                    *dst.add(p * MR + r + i) = *s.add(p);
-                }
-            }
-            r += 4;
-        }
-        for r in r..rows {
-            let s = x.add(r * ldx);
-            for p in 0..k {
-                *dst.add(p * MR + r) = *s.add(p);
-            }
-        }
-    }
-}
+tile_fn!(f32_tile, f32_rows, step_f32, f32, NR);
 tile_fn!(f16_tile, f16_rows, step_f16, u16, NR);
 tile_fn!(bf16w_tile, bf16w_rows, step_bf16w, u32, NR);
 

@@ -46,8 +46,6 @@ use pack::{AlignedBuf, Panels};
 
 /// Batches up to this many rows take the single-threaded, unblocked path.
 pub(crate) const SMALL_M: usize = 16;
-/// Batches of at least this many rows run on packed activations where the kernel offers it.
-const PACKED_MIN_M: usize = 5;
 /// Rows per cache block (a multiple of every micro-kernel height).
 const MC: usize = 384;
 /// Multiply-adds (`m·n·k`) above which a call is split across rayon threads.
@@ -114,26 +112,7 @@ pub(crate) struct Kernel {
     /// the widened slice. Batches of more than [`SMALL_M`] rows widen each (k block × panel) slice once
     /// into a per-thread buffer and reuse it for every row block, instead of converting per tile.
     pub(crate) widen: Option<(WidenFn, TileFn)>,
-    /// A variant on activations packed per call into `mr`-row panels (f32 activations only); narrow
-    /// weights are then always widened per (k block × panel) slice.
-    pub(crate) packed: Option<PackedAct>,
 }
-
-/// The packed-activation variant of a kernel: activations are repacked per call so that each k-step
-/// of an `mr`-row block is `mr` consecutive f32, read by the tile through one pointer.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PackedAct {
-    /// Packs a row block.
-    pub(crate) pack: PackFn,
-    /// The tile routine on packed activations and f32 weights (`Tile::lda` = the kernel's `mr`).
-    pub(crate) tile: TileFn,
-    /// k-steps per cache block.
-    pub(crate) kc: usize,
-}
-
-/// Packs `rows` (≤ the kernel's `mr`) rows of `k` f32 at row stride `ldx` from `x` into `k` steps
-/// of `mr` f32 at `dst` (entries of rows ≥ `rows` untouched).
-pub(crate) type PackFn = unsafe fn(x: *const f32, ldx: usize, rows: usize, k: usize, dst: *mut f32);
 
 /// Converts `count` panel entries at `src` to f32 at `dst` (64-byte aligned, `count` a multiple of
 /// the kernel's `nr`).
@@ -217,13 +196,6 @@ struct Job {
     n: usize,
     bias: *const f32,
     relu: bool,
-    /// Activations are packed in `mr`-row blocks (the row split of [`row_blocks`] over all `m`
-    /// rows), block `b` at `a + b·a_block`; work ranges are then block ranges.
-    packed: bool,
-    a_block: usize,
-    /// Rows per packed block, and how many blocks take one more (see [`row_blocks`]).
-    block_base: usize,
-    block_extra: usize,
 }
 
 // SAFETY: a Job only carries pointers into buffers borrowed for the duration of the call; concurrent
@@ -234,16 +206,8 @@ unsafe impl Send for Job {}
 unsafe impl Sync for Job {}
 
 impl Job {
-    /// Computes output rows `rows` (row blocks when packed) × the columns of panels `panels`.
+    /// Computes output rows `rows` × the columns of panels `panels`.
     fn run(&self, rows: Range<usize>, panels: Range<usize>) {
-        if self.packed {
-            return match self.kernel.widen {
-                Some((widen, _)) => {
-                    WIDENED.with_borrow_mut(|buf| self.run_packed(rows, panels, Some((widen, buf))))
-                }
-                None => self.run_packed(rows, panels, None),
-            };
-        }
         match self.kernel.widen {
             Some((widen, tile)) if rows.len() > SMALL_M => WIDENED
                 .with_borrow_mut(|buf| self.run_blocks(rows, panels, Some((widen, tile, buf)))),
@@ -315,77 +279,6 @@ impl Job {
                 k0 += kb;
             }
             mc0 = mc1;
-        }
-    }
-}
-
-impl Job {
-    /// Row block `b` of the packed split: `(first row, height)`.
-    fn block(&self, b: usize) -> (usize, usize) {
-        let (base, extra) = (self.block_base, self.block_extra);
-        (b * base + b.min(extra), base + usize::from(b < extra))
-    }
-
-    /// Row blocks `blocks` × panels `panels` on packed activations: per cache block of rows and
-    /// k block, each (k block × panel) weight slice (widened first for narrow weights) stays in L1
-    /// while every row block streams over it.
-    fn run_packed(
-        &self,
-        blocks: Range<usize>,
-        panels: Range<usize>,
-        mut widened: Option<(WidenFn, &mut AlignedBuf)>,
-    ) {
-        let (nr, mr, kc) = (self.kernel.nr, self.kernel.mr, self.kernel.kc);
-        let per_cache = (MC / mr).max(1);
-        let mut b0 = blocks.start;
-        while b0 < blocks.end {
-            let b1 = blocks.end.min(b0 + per_cache);
-            let mut k0 = 0;
-            while k0 < self.steps {
-                let kb = kc.min(self.steps - k0);
-                let last = k0 + kb == self.steps;
-                for p in panels.clone() {
-                    let j0 = p * nr;
-                    let nv = nr.min(self.n - j0);
-                    let mut w = self
-                        .w
-                        .wrapping_add(p * self.panel_bytes + k0 * self.step_bytes);
-                    if let Some((widen, buf)) = widened.as_mut() {
-                        let bytes = kb * nr * 4;
-                        if buf.len() < bytes {
-                            **buf = AlignedBuf::zeroed(bytes);
-                        }
-                        // SAFETY: as in `run_blocks`.
-                        unsafe { widen(w, kb * nr, buf.as_mut_ptr().cast()) };
-                        w = buf.as_ptr();
-                    }
-                    for b in b0..b1 {
-                        let (i, h) = self.block(b);
-                        let tile = Tile {
-                            a: self.a.wrapping_add(b * self.a_block + k0 * mr),
-                            lda: mr,
-                            w,
-                            kc: kb,
-                            c: self.c.wrapping_add(i * self.n + j0),
-                            ldc: self.n,
-                            nv,
-                            bias: if k0 == 0 {
-                                self.bias.wrapping_add(j0)
-                            } else {
-                                std::ptr::null()
-                            },
-                            relu: self.relu && last,
-                        };
-                        // SAFETY: block b < blocks covers rows i..i+h < m (h <= mr), packed at
-                        // a + b·a_block with mr entries per step for steps 0..steps; columns and
-                        // steps as in `run_blocks`; the tile is the packed routine of a level the
-                        // CPU supports.
-                        unsafe { (self.kernel.tile)(&tile, h) };
-                    }
-                }
-                k0 += kb;
-            }
-            b0 = b1;
         }
     }
 }
@@ -484,41 +377,6 @@ impl PackedDense {
         };
         let panels = self.panels.count(n);
         let mut kernel = self.kernel;
-        let mut packed = false;
-        let (mut a_block, mut block_base, mut block_extra) = (0, 0, 0);
-        let (mut a, mut lda, mut a_per_step) = (a, lda, a_per_step);
-        if let Some(pk) = kernel.packed
-            && matches!(kernel.act, ActFeed::F32)
-            && m >= PACKED_MIN_M
-        {
-            debug_assert_eq!(self.panels.steps, k);
-            let mr = kernel.mr;
-            let blocks = m.div_ceil(mr);
-            a_block = mr * k;
-            if act.len() < blocks * a_block {
-                act.resize(blocks * a_block, 0);
-            }
-            let (base, extra) = (m / blocks, m % blocks);
-            (block_base, block_extra) = (base, extra);
-            for b in 0..blocks {
-                let (start, h) = (b * base + b.min(extra), base + usize::from(b < extra));
-                // SAFETY: rows start..start+h <= m of x (m×k); block b of `act` holds mr·k
-                // entries; the pack routine comes from a level this CPU supports.
-                unsafe {
-                    (pk.pack)(
-                        x.as_ptr().add(start * k),
-                        k,
-                        h,
-                        k,
-                        act.as_mut_ptr().add(b * a_block).cast(),
-                    )
-                };
-            }
-            kernel.tile = pk.tile;
-            kernel.kc = pk.kc;
-            (a, lda, a_per_step) = (act.as_ptr(), mr, mr);
-            packed = true;
-        }
         if let Some((max_m, mr, tile)) = kernel.small
             && m <= max_m
         {
@@ -539,25 +397,19 @@ impl PackedDense {
             n,
             bias: bias.as_ptr(),
             relu,
-            packed,
-            a_block,
-            block_base,
-            block_extra,
         };
         let threads = rayon::current_num_threads();
-        let units = if packed { m.div_ceil(kernel.mr) } else { m };
         if m <= SMALL_M || threads <= 1 || m * n * k < PAR_MIN_WORK {
-            job.run(0..units, 0..panels);
+            job.run(0..m, 0..panels);
         } else {
-            run_parallel(&job, units, threads);
+            run_parallel(&job, m, threads);
         }
     }
 }
 
-/// Splits the call into about `2 × threads` (rows × panels) tasks and runs them with rayon; `m`
-/// counts rows, or row blocks when the activations are packed.
+/// Splits the call into about `2 × threads` (rows × panels) tasks and runs them with rayon.
 fn run_parallel(job: &Job, m: usize, threads: usize) {
-    let mr = if job.packed { 1 } else { job.kernel.mr };
+    let mr = job.kernel.mr;
     let want = 2 * threads;
     // Row chunks of whole micro-kernel heights, at least 4 tiles tall.
     let row_chunks = (m / (4 * mr)).clamp(1, want);
@@ -622,11 +474,11 @@ mod tests {
         }
     }
 
-    /// The packed-activation path (f32 and f16 weights) at every level against the oracles, within
-    /// the reassociation bound of `tests/gemm_float.rs`: row blocks of every height, 4-row transpose
-    /// tails, k tails of the transpose and of k blocks, column tails.
+    /// f32 and f16 weights at every level against the oracles, within the reassociation bound of
+    /// `tests/gemm_float.rs`, on mid-size batches (row blocks of several heights, one row block and
+    /// many, odd k, column tails) with a dirty scratch buffer.
     #[test]
-    fn packed_activation_path_matches_oracle() {
+    fn f32_and_f16_kernels_match_oracle_on_mid_batches() {
         use crate::gemm::scalar::{F16Weights, F32Weights};
         let mut rng = Rng::new(11);
         for isa in Isa::available() {

@@ -24,7 +24,6 @@ pub(super) fn install(ops: &mut DenseOps) {
         step_multiple: 1,
         small: None,
         widen: None,
-        packed: None,
         tile: bf16_tile,
         act: ActFeed::Bf16(Bf16Layout::Pairs, act::pairs_avx512),
     });
