@@ -474,6 +474,62 @@ mod tests {
         }
     }
 
+    /// f32 and f16 weights at every level against the oracles, within the reassociation bound of
+    /// `tests/gemm_float.rs`, on mid-size batches (row blocks of several heights, one row block and
+    /// many, odd k, column tails) with a dirty scratch buffer.
+    #[test]
+    fn f32_and_f16_kernels_match_oracle_on_mid_batches() {
+        use crate::gemm::scalar::{F16Weights, F32Weights};
+        let mut rng = Rng::new(11);
+        for isa in Isa::available() {
+            let ops = DenseOps::for_isa(isa);
+            for (m, k, n) in [
+                (5, 3, 7),
+                (6, 257, 33),
+                (12, 64, 32),
+                (13, 600, 40),
+                (97, 515, 65),
+            ] {
+                let x = rng.normal_vec(m * k, 1.0);
+                let w = rng.normal_vec(n * k, 0.5);
+                let b = rng.normal_vec(n, 0.1);
+                for half in [false, true] {
+                    let (kern, mut want) =
+                        (if half { ops.f16 } else { ops.f32 }, vec![0f32; m * n]);
+                    let Some(kern) = kern else { continue };
+                    let packed = if half {
+                        F16Weights::pack(&w, n, k).forward(&x, m, n, k, &b, &mut want, true);
+                        PackedDense::f16(kern, &w, n, k)
+                    } else {
+                        F32Weights::pack(&w, n, k).forward(&x, m, n, k, &b, &mut want, true);
+                        PackedDense::f32(kern, &w, n, k)
+                    };
+                    let mut got = vec![f32::NAN; m * n];
+                    let mut act = vec![7u32; 3];
+                    packed.forward(&x, m, &b, &mut got, true, &mut act);
+                    let wr = |v: f32| {
+                        if half {
+                            f64::from(pack::f16_saturated(v).to_f32())
+                        } else {
+                            f64::from(v)
+                        }
+                    };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let s: f64 = (0..k)
+                                .map(|p| (f64::from(x[i * k + p]) * wr(w[j * k + p])).abs())
+                                .sum::<f64>()
+                                + f64::from(b[j]).abs();
+                            let tol = (k + 2) as f64 * 2f64.powi(-23) * s + 1e-30;
+                            let d = (f64::from(got[i * n + j]) - f64::from(want[i * n + j])).abs();
+                            assert!(d <= tol, "{isa} half={half} {m}x{k}x{n} ({i},{j}): {d:e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn row_blocks_cover_exactly() {
         for len in 0..70 {
