@@ -73,7 +73,7 @@ pub struct RangeShift {
 fn u8_range(a: ActivationPlan) -> Option<[f32; 2]> {
     match a {
         ActivationPlan::Static { scale, zero_point } => Some([
-            -(zero_point as f32) * scale,
+            (0 - zero_point) as f32 * scale,
             (255 - zero_point) as f32 * scale,
         ]),
         ActivationPlan::Dynamic => None,

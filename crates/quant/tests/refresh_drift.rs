@@ -9,10 +9,11 @@ use quantrec_kernels::formats::TableFormat;
 use quantrec_model::import::{ImportOverrides, import_state_dict};
 use quantrec_model::state_dict::StateDict;
 use quantrec_model::train::{TrainOptions, Trainer, suggested_config};
+use quantrec_model::weights::TableData;
 use quantrec_model::{Batch, ModelConfig, Plan, Weights};
-use quantrec_quant::calibrate::{RangeMethod, calibrate};
+use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::EvalSet;
-use quantrec_quant::plans::{Choice, Unit, choice_of, widen};
+use quantrec_quant::plans::{Unit, choice_of, plan_bytes, summary, widen};
 use quantrec_quant::refresh::{RefreshOutcome, RefreshRequest, refresh};
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
@@ -94,16 +95,27 @@ fn check_widenings(out: &RefreshOutcome, r: &RefreshRequest) {
     assert_eq!(out.passed, r.budget.passes(&out.comparison));
 }
 
+/// Relative L2 change of table `t` between two snapshots.
+fn table_change(a: &Weights, b: &Weights, t: usize) -> f64 {
+    let (TableData::F32(x), TableData::F32(y)) = (&a.tables[t], &b.tables[t]) else {
+        panic!("imported tables are f32");
+    };
+    let num: f64 = x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum();
+    let den: f64 = x.iter().map(|p| f64::from(*p).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
 #[test]
-fn refresh_on_a_snapshot_trained_further_on_drifted_data() {
+fn day1_recipe_refreshed_on_snapshots_trained_further_on_drifted_data() {
     let config = suggested_config(13, &TABLE_ROWS, 16);
     let day1 = day(None);
-    let mut trainer = Trainer::new(config, options()).unwrap();
+    let mut trainer = Trainer::new(config.clone(), options()).unwrap();
     trainer
         .fit_stream(batches(&day1, Split::Train, TRAIN_ROWS, 256), |_| {})
         .unwrap();
     let a = snapshot(&trainer);
 
+    // Day 1: the automatic plan, aggressive (2-bit tables) yet within the budget.
     let budget = Budget::Ne(0.1);
     let q = quantize(&QuantizeRequest {
         config: a.0.clone(),
@@ -121,41 +133,76 @@ fn refresh_on_a_snapshot_trained_further_on_drifted_data() {
     })
     .unwrap();
     eprintln!(
-        "day-1 recipe: {} ΔNE {:+.4}% bytes {}",
-        quantrec_quant::plans::summary(&q.plan),
+        "day-1 recipe: {}; ΔNE {:+.4}%, {} bytes",
+        summary(&q.plan),
         q.comparison.delta_ne_pct,
         q.bytes_quantized
     );
     assert!(budget.passes(&q.comparison));
+    assert!(q.plan.tables.contains(&TableFormat::Fused2), "{}", summary(&q.plan));
 
-    for (w, seed) in [(0.1, 2u64), (0.5, 2), (0.9, 2)] {
-        let day2 = day(Some(DriftConfig::new(seed, w)));
-        let mut t = Trainer::from_state_dict(config_of(&a), options(), trainer.state_dict())
+    // Day 2: A trained further on drifted rows. Mild drift: the recipe still passes; full
+    // concept drift (a new teacher, every id's popularity reshuffled): it fails and is repaired.
+    let further = |d: DriftConfig| {
+        let g = day(Some(d));
+        let mut t = Trainer::from_state_dict(config.clone(), options(), trainer.state_dict())
             .unwrap();
-        t.fit_stream(batches(&day2, Split::Train, TRAIN_ROWS, 256), |_| {})
+        t.fit_stream(batches(&g, Split::Train, TRAIN_ROWS, 256), |_| {})
             .unwrap();
-        let b = snapshot(&t);
-        for keep in [false, true] {
-            let r = req(&q.plan, &b, &day2, budget, keep);
-            let out = refresh(&r).unwrap();
-            eprintln!(
-                "drift {w} keep_static {keep}:\n{}",
-                out.diff_text(&r)
-            );
-            check_widenings(&out, &r);
-        }
-        let cal_a = calibrate(
-            &quantrec_model::Model::from_parts(&a.0, &a.1, &Plan::f32(&a.0)).unwrap(),
-            &set(&day2, Split::Calibration, 4096),
-            RangeMethod::L2 { bits: 8 },
-        )
-        .unwrap();
-        let _ = cal_a;
-        let _ = TableFormat::Fused2;
-        let _ = Choice::Table(TableFormat::F32);
+        (g, snapshot(&t))
+    };
+
+    let (mild, b_mild) = further(DriftConfig::new(2, 0.1));
+    let r = req(&q.plan, &b_mild, &mild, budget, false);
+    let out = refresh(&r).unwrap();
+    let text = out.diff_text(&r);
+    eprintln!("mild drift:\n{text}");
+    check_widenings(&out, &r);
+    assert!(out.passed && budget.passes(&out.initial), "{text}");
+    assert!(out.steps.is_empty() && out.blame.is_empty(), "{text}");
+    assert!(text.contains("(passes)") && !text.contains("widened"), "{text}");
+    // Same precisions; only recalibrated static parameters may differ.
+    assert!(!text.contains(" -> fused") && !text.contains("-> f16") && !text.contains("-> f32"));
+    let bytes = plan_bytes(&r.config, &q.plan);
+    assert!(text.contains(&format!("bytes: {bytes} -> {bytes}")), "{text}");
+
+    let (strong, b) = further(DriftConfig::new(3, 1.0));
+    // Genuinely trained further: the tables and the activation ranges moved.
+    let moved: Vec<f64> = (0..TABLE_ROWS.len()).map(|t| table_change(&a.1, &b.1, t)).collect();
+    eprintln!("relative change of each table A -> B: {moved:.3?}");
+    assert!(moved.iter().all(|&m| m > 1e-3), "{moved:?}");
+    let r = req(&q.plan, &b, &strong, budget, false);
+    let out = refresh(&r).unwrap();
+    let text = out.diff_text(&r);
+    eprintln!("full drift:\n{text}");
+    check_widenings(&out, &r);
+    assert!(out.ranges.iter().any(|x| x.previous != x.new), "{text}");
+    // The stale recipe fails the gate; the debugger's blame names the first widened unit; the
+    // repaired plan passes, costs more bytes, and the diff lists every widened unit.
+    assert!(!budget.passes(&out.initial), "{text}");
+    assert!(out.passed && !out.steps.is_empty(), "{text}");
+    assert!(out.blame.iter().any(|b| b.unit == out.steps[0].unit), "{text}");
+    assert!(out.bytes > bytes);
+    assert!(budget.value(&out.comparison) < budget.value(&out.initial));
+    for st in &out.steps {
+        assert!(text.contains(&format!("widened {}: {} -> {}", st.unit, st.from, st.to)));
+        assert!(text.contains(&format!("plan: {}: ", st.unit)), "{text}");
     }
-}
+    assert!(text.contains("FAILS") || text.contains("(passes)"));
 
-fn config_of(s: &(ModelConfig, Weights)) -> ModelConfig {
-    s.0.clone()
+    // The same refresh keeping day-1's static activation parameters: the failure and repair
+    // happen with the stale ranges left in place wherever no layer was widened.
+    let r = req(&q.plan, &b, &strong, budget, true);
+    let out = refresh(&r).unwrap();
+    let text = out.diff_text(&r);
+    eprintln!("full drift, day-1 static parameters kept:\n{text}");
+    check_widenings(&out, &r);
+    assert!(text.contains("kept from the previous artifact"), "{text}");
+    assert!(!budget.passes(&out.initial) && out.passed, "{text}");
+    let widened: Vec<&str> = out.steps.iter().map(|s| s.unit.as_str()).collect();
+    for (i, p) in q.plan.top.iter().enumerate() {
+        if !widened.contains(&format!("top.{i}").as_str()) {
+            assert_eq!(*p, out.plan.top[i]);
+        }
+    }
 }
