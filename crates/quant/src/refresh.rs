@@ -88,12 +88,22 @@ fn range_shifts(previous: &Plan, recalibrated: &Plan) -> Vec<RangeShift> {
     };
     let layers = |p: &Plan| -> Vec<(String, LayerPrecision)> {
         let mut v: Vec<(String, LayerPrecision)> = Vec::new();
-        v.extend(p.bottom.iter().enumerate().map(|(i, &x)| (format!("bottom.{i}"), x)));
+        v.extend(
+            p.bottom
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (format!("bottom.{i}"), x)),
+        );
         for (l, c) in p.cross.iter().enumerate() {
             v.push((format!("cross.{l}.v"), c.v));
             v.push((format!("cross.{l}.w"), c.w));
         }
-        v.extend(p.top.iter().enumerate().map(|(i, &x)| (format!("top.{i}"), x)));
+        v.extend(
+            p.top
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (format!("top.{i}"), x)),
+        );
         v
     };
     layers(previous)
@@ -166,10 +176,7 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
         let m = metrics_of(&predictions(&model, &req.eval)?, &req.eval)?;
         Ok((plan, model, Comparison::new(&m, &ref_metrics)?))
     };
-    let ranges = range_shifts(
-        &req.previous_plan,
-        &calibration.apply(&req.previous_plan)?,
-    );
+    let ranges = range_shifts(&req.previous_plan, &calibration.apply(&req.previous_plan)?);
     let (mut plan, mut model, initial) = evaluate(&req.previous_plan)?;
     let mut comparison = initial.clone();
     let mut steps = Vec::new();

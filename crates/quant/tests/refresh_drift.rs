@@ -139,14 +139,18 @@ fn day1_recipe_refreshed_on_snapshots_trained_further_on_drifted_data() {
         q.bytes_quantized
     );
     assert!(budget.passes(&q.comparison));
-    assert!(q.plan.tables.contains(&TableFormat::Fused2), "{}", summary(&q.plan));
+    assert!(
+        q.plan.tables.contains(&TableFormat::Fused2),
+        "{}",
+        summary(&q.plan)
+    );
 
     // Day 2: A trained further on drifted rows. Mild drift: the recipe still passes; full
     // concept drift (a new teacher, every id's popularity reshuffled): it fails and is repaired.
     let further = |d: DriftConfig| {
         let g = day(Some(d));
-        let mut t = Trainer::from_state_dict(config.clone(), options(), trainer.state_dict())
-            .unwrap();
+        let mut t =
+            Trainer::from_state_dict(config.clone(), options(), trainer.state_dict()).unwrap();
         t.fit_stream(batches(&g, Split::Train, TRAIN_ROWS, 256), |_| {})
             .unwrap();
         (g, snapshot(&t))
@@ -160,15 +164,23 @@ fn day1_recipe_refreshed_on_snapshots_trained_further_on_drifted_data() {
     check_widenings(&out, &r);
     assert!(out.passed && budget.passes(&out.initial), "{text}");
     assert!(out.steps.is_empty() && out.blame.is_empty(), "{text}");
-    assert!(text.contains("(passes)") && !text.contains("widened"), "{text}");
+    assert!(
+        text.contains("(passes)") && !text.contains("widened"),
+        "{text}"
+    );
     // Same precisions; only recalibrated static parameters may differ.
     assert!(!text.contains(" -> fused") && !text.contains("-> f16") && !text.contains("-> f32"));
     let bytes = plan_bytes(&r.config, &q.plan);
-    assert!(text.contains(&format!("bytes: {bytes} -> {bytes}")), "{text}");
+    assert!(
+        text.contains(&format!("bytes: {bytes} -> {bytes}")),
+        "{text}"
+    );
 
     let (strong, b) = further(DriftConfig::new(3, 1.0));
     // Genuinely trained further: the tables and the activation ranges moved.
-    let moved: Vec<f64> = (0..TABLE_ROWS.len()).map(|t| table_change(&a.1, &b.1, t)).collect();
+    let moved: Vec<f64> = (0..TABLE_ROWS.len())
+        .map(|t| table_change(&a.1, &b.1, t))
+        .collect();
     eprintln!("relative change of each table A -> B: {moved:.3?}");
     assert!(moved.iter().all(|&m| m > 1e-3), "{moved:?}");
     let r = req(&q.plan, &b, &strong, budget, false);
@@ -181,7 +193,10 @@ fn day1_recipe_refreshed_on_snapshots_trained_further_on_drifted_data() {
     // repaired plan passes, costs more bytes, and the diff lists every widened unit.
     assert!(!budget.passes(&out.initial), "{text}");
     assert!(out.passed && !out.steps.is_empty(), "{text}");
-    assert!(out.blame.iter().any(|b| b.unit == out.steps[0].unit), "{text}");
+    assert!(
+        out.blame.iter().any(|b| b.unit == out.steps[0].unit),
+        "{text}"
+    );
     assert!(out.bytes > bytes);
     assert!(budget.value(&out.comparison) < budget.value(&out.initial));
     for st in &out.steps {

@@ -40,7 +40,12 @@ pub struct Day1<'a> {
 }
 
 /// Runs day 2 and returns the report's `refresh` object and its markdown section.
-pub fn run(day1: &Day1<'_>, budget: Budget, quick: bool, out_dir: &Path) -> Result<(Value, String)> {
+pub fn run(
+    day1: &Day1<'_>,
+    budget: Budget,
+    quick: bool,
+    out_dir: &Path,
+) -> Result<(Value, String)> {
     let t0 = Instant::now();
     let drift = DriftConfig::new(DRIFT_SEED, DRIFT);
     let day2 = Generator::new(SynthConfig {

@@ -57,8 +57,8 @@ use crate::schema::{Column, DenseTransform, Role, Schema, SparseKind};
 use crate::source::{BatchSource, SourceStats};
 use crate::{DataError, Result};
 
-use features::FeatureModel;
 pub use drift::DriftConfig;
+use features::FeatureModel;
 pub use features::{N_DENSE, SynthRow};
 pub use recipe::{SynthOutcome, SynthRecipe, prefetch, train_synthetic};
 use teacher::{MAX_DIM, Teacher, sigmoid, splitmix};
@@ -264,7 +264,10 @@ impl Generator {
 
     /// Per table, how many ids the drift's popularity shift moved (empty without drift).
     pub fn trending_ids(&self) -> Vec<usize> {
-        self.inner.drift.as_ref().map_or_else(Vec::new, |d| d.moved())
+        self.inner
+            .drift
+            .as_ref()
+            .map_or_else(Vec::new, |d| d.moved())
     }
 
     /// `rows` rows of `split`, in batches of `batch_size`.
