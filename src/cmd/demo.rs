@@ -7,7 +7,8 @@
 //! 4. automatic quantization under the NE budget (the chosen precision of every layer and table);
 //! 5. f32 vs quantized on the evaluation rows (NE, AUC, calibration, ΔNE, bytes);
 //! 6. predict throughput and latency at batch 1, 64 and 1024, f32 vs quantized (the size-optimal
-//!    plan and the latency-optimal plan of a second search), 1 and 2 threads;
+//!    plan and the latency-optimal plan: a second search, or with `--quick` the validated plan of
+//!    least predicted latency), 1 and 2 threads;
 //! 7. day 2 (synthetic data): drifted rows, the fp32 model trained further on them, and `refresh`
 //!    of the day-1 artifact with its plan diff and gate ([`day2`]);
 //! 8. `demo-out/`: the models, `report.md`, `report.json`, the frontier plot and the search report.

@@ -1,7 +1,8 @@
 //! Refresh: re-apply a previous recipe (plan) to a new f32 snapshot, recalibrate on the new data,
 //! re-validate; when the gate fails, widen the unit the debugger blames, one step at a time
-//! (trying the worst-ranked few and keeping the widening that helps most), until the plan passes
-//! or nothing is left to widen.
+//! (trying the worst-ranked few and keeping the widening that helps most; further down the
+//! ranking while none of them improves the gate), until the plan passes or nothing is left to
+//! widen.
 //!
 //! With [`RefreshRequest::keep_static`] the previous artifact's static activation parameters are
 //! kept as they are instead of recalibrated (what swapping in new weights under an old artifact's
@@ -20,7 +21,7 @@ use crate::plans::{Unit, choice_of, diff, plan_bytes, set_choice, widen};
 use crate::search::Budget;
 use crate::{QuantError, Result};
 
-/// Units the debugger ranks worst that are tried per widening step.
+/// Units the debugger ranks worst that are tried at once per widening step.
 const TRY_PER_STEP: usize = 3;
 
 /// Everything [`refresh`] needs.
@@ -202,19 +203,30 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
             .iter()
             .filter_map(|r| Unit::parse(&r.name))
             .filter(|&u| widen(choice_of(&plan, u)).is_some())
-            .take(TRY_PER_STEP)
             .collect();
+        let current = req.budget.value(&comparison);
         let mut best: Option<(Unit, Plan, Model, Comparison)> = None;
-        for u in blamed {
-            let mut trial = plan.clone();
-            let wider = widen(choice_of(&plan, u)).expect("filtered on widenable");
-            set_choice(&mut trial, u, wider)?;
-            let (p, m, c) = evaluate(&trial)?;
-            let better = best
+        // The worst-ranked few first; further down the ranking only while none of them improves
+        // the gate (quantization errors of different units partly cancel, so widening one can
+        // make the model worse).
+        for chunk in blamed.chunks(TRY_PER_STEP) {
+            for &u in chunk {
+                let mut trial = plan.clone();
+                let wider = widen(choice_of(&plan, u)).expect("filtered on widenable");
+                set_choice(&mut trial, u, wider)?;
+                let (p, m, c) = evaluate(&trial)?;
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| req.budget.value(&c) < req.budget.value(&b.3));
+                if better {
+                    best = Some((u, p, m, c));
+                }
+            }
+            if best
                 .as_ref()
-                .is_none_or(|b| req.budget.value(&c) < req.budget.value(&b.3));
-            if better {
-                best = Some((u, p, m, c));
+                .is_some_and(|b| req.budget.value(&b.3) < current)
+            {
+                break;
             }
         }
         let Some((u, p, m, c)) = best else {

@@ -119,7 +119,7 @@ impl Drift {
                     .collect()
             })
             .collect();
-        let mut second = Teacher::new(
+        let second = Teacher::new(
             N_DENSE,
             cfg.table_rows.len(),
             cfg.latent_dim,
@@ -129,7 +129,7 @@ impl Drift {
         let mut drift = Drift {
             weight: d.drift,
             remap,
-            second: second.clone(),
+            second,
             offset: 0.0,
         };
         let mut fit = Rng::new(splitmix(cfg.seed ^ splitmix(d.seed ^ TAG_DRIFT_FIT)));
@@ -142,8 +142,7 @@ impl Drift {
             dense.extend_from_slice(&row.dense);
             bags.push(row.bags.clone());
         }
-        second.fit_dense(&dense);
-        drift.second = second;
+        drift.second.fit_dense(&dense);
         let logits: Vec<f64> = dense
             .chunks_exact(N_DENSE)
             .zip(&bags)
