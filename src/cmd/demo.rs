@@ -6,8 +6,14 @@
 //! 3. training the default fp32 DLRM (its NE against the generator's teacher, the attainable optimum);
 //! 4. automatic quantization under the NE budget (the chosen precision of every layer and table);
 //! 5. f32 vs quantized on the evaluation rows (NE, AUC, calibration, ΔNE, bytes);
-//! 6. predict throughput and latency at batch 1, 64 and 1024, f32 vs quantized, 1 and 2 threads;
-//! 7. `demo-out/`: both models, `report.md`, `report.json`, the frontier plot and the search report.
+//! 6. predict throughput and latency at batch 1, 64 and 1024, f32 vs quantized (the size-optimal
+//!    plan and the latency-optimal plan: a second search, or with `--quick` the validated plan of
+//!    least predicted latency), 1 and 2 threads;
+//! 7. day 2 (synthetic data): drifted rows, the fp32 model trained further on them, and `refresh`
+//!    of the day-1 artifact with its plan diff and gate ([`day2`]);
+//! 8. `demo-out/`: the models, `report.md`, `report.json`, the frontier plot and the search report.
+
+mod day2;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,10 +30,13 @@ use quantrec_model::metrics::Metrics;
 use quantrec_model::state_dict::StateDict;
 use quantrec_model::train::{Progress, Trainer, suggested_config};
 use quantrec_model::{Batch, Model, ModelConfig, Plan, Scratch, Weights};
+use quantrec_quant::builder::ModelBuilder;
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::EvalSet;
+use quantrec_quant::plans::summary;
 use quantrec_quant::report::plot::render_png;
 use quantrec_quant::report::search_report;
+use quantrec_quant::search::pareto::Objective;
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeOutcome, QuantizeRequest, quantize};
 use serde_json::{Value, json};
@@ -67,6 +76,8 @@ struct Trained {
     teacher_ne: Option<f64>,
     train_seconds: f64,
     train_rows: u64,
+    /// The trainer and recipe of synthetic data (day 2 continues from them).
+    synthetic: Option<(Trainer, SynthRecipe)>,
 }
 
 /// Runs the demo.
@@ -74,10 +85,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let start = Instant::now();
     println!("quantrec demo — {}", quantrec_kernels::isa::describe());
     if !args.skip_kernels {
-        step("1/6 kernel self-check: every ISA level against the scalar oracle");
+        step("1/7 kernel self-check: every ISA level against the scalar oracle");
         selfcheck()?;
     }
-    step("2/6 data and fp32 training");
+    step("2/7 data and fp32 training");
     let trained = match &args.data {
         None => train_synthetic(&args)?,
         Some(path) => train_file(path)?,
@@ -86,7 +97,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let f32_model = Model::from_parts(&trained.config, &trained.weights, &f32_plan)?;
 
     step(&format!(
-        "3/6 automatic quantization under ΔNE ≤ {}%",
+        "3/7 automatic quantization under ΔNE ≤ {}%",
         args.budget_ne
     ));
     let spinner = spinner("calibrating, measuring sensitivities, searching plans");
@@ -106,7 +117,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let outcome = outcome.context("automatic quantization")?;
     print_plan(&trained.config, &outcome);
 
-    step("4/6 f32 vs quantized on the evaluation rows");
+    step("4/7 f32 vs quantized on the evaluation rows");
     let c = &outcome.comparison;
     println!(
         "{:<12} {:>10} {:>10} {:>12} {:>14}",
@@ -138,10 +149,62 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
     }
 
-    step("5/6 predict throughput and latency");
-    let throughput = bench_predict(&f32_model, &outcome.model, &trained.eval, args.quick)?;
+    step("5/7 predict throughput and latency");
+    // The plan above minimizes bytes. The latency-optimal plan under the same budget: a second
+    // search minimizing the predicted latency of a 1024-sample batch (with --quick, the plan of
+    // least predicted latency among those the first search validated on the whole set).
+    let lat = latency_optimal(&args, &trained, &outcome)?;
+    let same_plan = lat.plan == outcome.plan;
+    println!(
+        "size-optimal plan:    {} (ΔNE {:+.4}%, {} bytes)",
+        summary(&outcome.plan),
+        outcome.comparison.delta_ne_pct,
+        outcome.bytes_quantized
+    );
+    println!(
+        "latency-optimal plan: {} (ΔNE {:+.4}%, {} bytes; {}){}",
+        summary(&lat.plan),
+        lat.delta_ne_pct,
+        lat.bytes,
+        lat.how,
+        if same_plan { " — the same plan" } else { "" }
+    );
+    let mut models = vec![("f32", &f32_model), ("quantized", &outcome.model)];
+    if !same_plan {
+        models.push(("q-latency", &lat.model));
+    }
+    let throughput = bench_predict(&models, &trained.eval, args.quick)?;
+    let latency_plan = json!({
+        "plan": summary(&lat.plan),
+        "same_as_size_optimal": same_plan,
+        "delta_ne_pct": lat.delta_ne_pct,
+        "bytes": lat.bytes,
+        "how": lat.how,
+        "seconds": lat.seconds,
+    });
 
-    step("6/6 writing the reports");
+    step("6/7 refresh: day-2 data, the model trained further, the day-1 recipe re-validated");
+    let refreshed = match &trained.synthetic {
+        Some((trainer, recipe)) => Some(day2::run(
+            &day2::Day1 {
+                trainer,
+                recipe,
+                config: &trained.config,
+                weights: &trained.weights,
+                plan: &outcome.plan,
+                delta_ne_pct: outcome.comparison.delta_ne_pct,
+            },
+            Budget::Ne(args.budget_ne),
+            args.quick,
+            &args.out,
+        )?),
+        None => {
+            println!("skipped: day-2 data is synthetic (run without --data)");
+            None
+        }
+    };
+
+    step("7/7 writing the reports");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let f32_path = args.out.join("model-f32.safetensors");
@@ -171,13 +234,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if reloaded.predict(probe, &mut s1)? != outcome.model.predict(probe, &mut s2)? {
         bail!("the saved quantized artifact does not reproduce the in-memory model");
     }
-    let report = report_json(
+    let mut report = report_json(
         &args,
         &trained,
         &outcome,
         &throughput,
         start.elapsed().as_secs_f64(),
     );
+    report["latency_optimal"] = latency_plan;
+    report["refresh"] = refreshed.as_ref().map_or(Value::Null, |r| r.0.clone());
     std::fs::write(
         args.out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
@@ -202,7 +267,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
     std::fs::write(
         args.out.join("report.md"),
-        report_md(&report, &search_report::markdown(search)?),
+        report_md(
+            &report,
+            refreshed.as_ref().map_or("", |r| r.1.as_str()),
+            &search_report::markdown(search)?,
+        ),
     )?;
     println!(
         "models:  {}\n         {}",
@@ -220,6 +289,70 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     println!("done in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The latency-optimal plan within the budget and its model.
+struct LatencyPlan {
+    plan: Plan,
+    model: Model,
+    delta_ne_pct: f64,
+    bytes: u64,
+    how: &'static str,
+    seconds: f64,
+}
+
+fn latency_optimal(
+    args: &DemoArgs,
+    trained: &Trained,
+    outcome: &QuantizeOutcome,
+) -> Result<LatencyPlan> {
+    let t0 = Instant::now();
+    if args.quick {
+        let search = outcome
+            .search
+            .as_ref()
+            .context("the automatic plan records its search")?;
+        let best = search
+            .evaluated
+            .iter()
+            .filter(|e| e.within_budget && e.full_set)
+            .min_by(|a, b| a.latency_s.total_cmp(&b.latency_s))
+            .context("the search validated no plan within the budget")?;
+        let builder = ModelBuilder::new(trained.config.clone(), trained.weights.clone())?;
+        return Ok(LatencyPlan {
+            model: builder.build(&best.plan)?,
+            plan: best.plan.clone(),
+            delta_ne_pct: best.comparison.delta_ne_pct,
+            bytes: best.bytes,
+            how: "least predicted latency among the plans the search validated",
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
+    let bar = spinner("searching the latency-optimal plan");
+    let latency = quantize(&QuantizeRequest {
+        config: trained.config.clone(),
+        weights: trained.weights.clone(),
+        calib: trained.calib.clone(),
+        eval: trained.eval.clone(),
+        plan: PlanRequest::Auto,
+        search: SearchOptions {
+            budget: Budget::Ne(args.budget_ne),
+            objective: Objective::Latency,
+            latency_batch: 1024,
+            ..SearchOptions::default()
+        },
+        calib_method: RangeMethod::L2 { bits: 8 },
+    });
+    bar.finish_and_clear();
+    let latency = latency.context("latency-optimal quantization")?;
+    Ok(LatencyPlan {
+        plan: latency.plan,
+        model: latency.model,
+        delta_ne_pct: latency.comparison.delta_ne_pct,
+        bytes: latency.bytes_quantized,
+        how: "a search minimizing the predicted latency of a 1024-sample batch",
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 fn step(title: &str) {
@@ -360,6 +493,7 @@ fn train_synthetic(args: &DemoArgs) -> Result<Trained> {
         teacher_ne,
         train_seconds: out.train_seconds,
         train_rows: recipe.train_rows,
+        synthetic: Some((out.trainer, recipe)),
     })
 }
 
@@ -425,6 +559,7 @@ fn train_file(path: &Path) -> Result<Trained> {
         teacher_ne: None,
         train_seconds,
         train_rows: train.size as u64,
+        synthetic: None,
     })
 }
 
@@ -469,12 +604,7 @@ fn print_plan(config: &ModelConfig, outcome: &QuantizeOutcome) {
 }
 
 /// Samples/s and median latency of `predict` for both models at batch 1, 64, 1024 on 1 and 2 threads.
-fn bench_predict(
-    f32_model: &Model,
-    quantized: &Model,
-    eval: &EvalSet,
-    quick: bool,
-) -> Result<Vec<Value>> {
+fn bench_predict(models: &[(&str, &Model)], eval: &EvalSet, quick: bool) -> Result<Vec<Value>> {
     let all = eval.batches.iter().skip(1).try_fold(
         eval.batches[0].clone(),
         |mut acc, b| -> Result<Batch> {
@@ -503,7 +633,7 @@ fn bench_predict(
                     batch_ops::slice(&all, start, start + batch)
                 })
                 .collect();
-            for (name, model) in [("f32", f32_model), ("quantized", quantized)] {
+            for &(name, model) in models {
                 let mut scratch = Scratch::new();
                 let mut i = 0;
                 let mut failure = None;
@@ -594,7 +724,7 @@ fn report_json(
     })
 }
 
-fn report_md(r: &Value, search_md: &str) -> String {
+fn report_md(r: &Value, refresh_md: &str, search_md: &str) -> String {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     let mut s = String::from("# quantrec demo report\n\n");
     s += &format!("Machine: {}\n\n", r["isa"].as_str().unwrap_or(""));
@@ -660,7 +790,24 @@ fn report_md(r: &Value, search_md: &str) -> String {
             );
         }
     }
-    s += "\n![Pareto frontier](frontier.png)\n\n## Precision search\n\n";
+    if let Some(l) = r["latency_optimal"].as_object() {
+        s += &format!(
+            "\nModels: `quantized` is the size-optimal plan above; the latency-optimal plan within the same \
+             budget ({}) is `{}` (ΔNE {:+.4}%, {} bytes){}.\n",
+            l["how"].as_str().unwrap_or(""),
+            l["plan"].as_str().unwrap_or(""),
+            l["delta_ne_pct"].as_f64().unwrap_or(f64::NAN),
+            l["bytes"],
+            if l["same_as_size_optimal"].as_bool() == Some(true) {
+                ", the same plan, so it is not measured twice"
+            } else {
+                ", measured as `q-latency`"
+            }
+        );
+    }
+    s += "\n";
+    s += refresh_md;
+    s += "![Pareto frontier](frontier.png)\n\n## Precision search\n\n";
     s += search_md;
     s
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use quantrec_data::synth::{self, Generator, Split, SynthConfig};
+use quantrec_data::synth::{self, DriftConfig, Generator, Split, SynthConfig};
 use quantrec_data::{BatchSource, source::read_all, write_batch_file};
 
 /// Up to this many rows the teacher's exact AUC is reported too (it keeps every score).
@@ -67,6 +67,17 @@ pub struct GenArgs {
     /// Scale of the teacher's logit.
     #[arg(long, default_value_t = 1.0)]
     pub signal: f64,
+    /// Day-2 data: concept drift, the weight in [0, 1] of a second teacher blended into the
+    /// labels; also the fraction of every table's ids whose popularity is reshuffled (unless
+    /// --trending is given). Rows are fresh samples (see --drift-seed).
+    #[arg(long)]
+    pub drift: Option<f64>,
+    /// Seed of the drift (second teacher, trending ids, fresh rows): one per day.
+    #[arg(long, default_value_t = 1, requires = "drift")]
+    pub drift_seed: u64,
+    /// Fraction of every table's ids whose popularity is reshuffled (default: --drift).
+    #[arg(long, requires = "drift")]
+    pub trending: Option<f64>,
     /// Also write the schema JSON that reads the TSV back (needed for multi-hot).
     #[arg(long)]
     pub schema_out: Option<PathBuf>,
@@ -88,6 +99,10 @@ pub fn run(args: GenArgs) -> Result<()> {
         pooling_factor: args.pooling_factor,
         target_ctr: args.ctr,
         signal: args.signal,
+        drift: args.drift.map(|w| DriftConfig {
+            trending: args.trending.unwrap_or(w),
+            ..DriftConfig::new(args.drift_seed, w)
+        }),
         ..SynthConfig::default()
     };
     let start = Instant::now();
@@ -156,6 +171,12 @@ pub fn run(args: GenArgs) -> Result<()> {
             "pooling_factor": args.pooling_factor,
             "zipf_exponent": args.zipf,
             "signal": args.signal,
+            "drift": generator.config().drift.map(|d| serde_json::json!({
+                "seed": d.seed,
+                "drift": d.drift,
+                "trending": d.trending,
+                "trending_ids": generator.trending_ids(),
+            })),
             "clicks": t.positives(),
             "ctr": t.ctr(),
             "teacher_log_loss": t.log_loss(),

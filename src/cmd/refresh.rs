@@ -27,6 +27,10 @@ pub struct RefreshArgs {
     /// The refreshed artifact to write.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Keep the previous artifact's static activation parameters instead of recalibrating them
+    /// (shows whether they still fit the new snapshot; blamed static layers are widened).
+    #[arg(long)]
+    pub keep_static: bool,
 }
 
 fn previous_delta_ne(p: &Provenance) -> Option<f64> {
@@ -57,6 +61,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         eval: load_data(&d.eval, &snap.config, schema, Some(d.eval_rows))?,
         budget: d.budget(),
         calib_method: d.calib_method.method(),
+        keep_static: args.keep_static,
     };
     let out = refresh(&req)?;
     print!("{}", out.diff_text(&req));
@@ -72,6 +77,8 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         "delta_auc": c.delta_auc,
         "bytes_quantized": out.bytes,
         "widened": out.steps,
+        "blamed": out.blame,
+        "kept_static_parameters": args.keep_static,
     });
     let prov = Provenance {
         source_file: Some(args.snapshot.display().to_string()),

@@ -72,6 +72,10 @@ pub struct TrainArgs {
     /// Embedding dimension (also the bottom MLP's output).
     #[arg(long, default_value_t = 16)]
     pub dim: usize,
+    /// Continue training from this state dict (as `train` writes it; same architecture) instead
+    /// of fresh parameters: e.g. yesterday's snapshot trained further on today's data.
+    #[arg(long, requires = "data")]
+    pub init: Option<PathBuf>,
     /// Output: the trained state dict (.safetensors, facebookresearch/dlrm module names).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -293,7 +297,15 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     };
     let n_dense = train.n_dense;
     let config = quantrec_model::train::suggested_config(n_dense, &table_rows, args.dim);
-    let mut trainer = Trainer::new(config, options)?;
+    let mut trainer = match &args.init {
+        Some(p) => {
+            let tensors = quantrec_model::train::read_safetensors(p)
+                .with_context(|| format!("reading {}", p.display()))?;
+            Trainer::from_state_dict(config, options, tensors)
+                .with_context(|| format!("starting from {}", p.display()))?
+        }
+        None => Trainer::new(config, options)?,
+    };
     let batches: Vec<Batch> = (0..train.size)
         .step_by(options.batch_size)
         .map(|s| batch_ops::slice(&train, s, s + options.batch_size))

@@ -1,19 +1,27 @@
 //! Refresh: re-apply a previous recipe (plan) to a new f32 snapshot, recalibrate on the new data,
 //! re-validate; when the gate fails, widen the unit the debugger blames, one step at a time
-//! (trying the worst-ranked few and keeping the widening that helps most), until the plan passes
-//! or nothing is left to widen.
+//! (trying the worst-ranked few and keeping the widening that helps most; further down the
+//! ranking while none of them improves the gate), until the plan passes or nothing is left to
+//! widen.
+//!
+//! With [`RefreshRequest::keep_static`] the previous artifact's static activation parameters are
+//! kept as they are instead of recalibrated (what swapping in new weights under an old artifact's
+//! parameters does); the outcome then shows each static layer's previous input range next to the
+//! range the new data needs, and widening a blamed static layer to dynamic activations is the
+//! repair.
 
+use quantrec_model::plan::{ActivationPlan, LayerPrecision};
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
 use crate::builder::ModelBuilder;
 use crate::calibrate::{Calibration, RangeMethod, calibrate};
 use crate::debug::debug;
-use crate::eval::{Comparison, EvalSet};
+use crate::eval::{Comparison, EvalSet, metrics_of, predictions};
 use crate::plans::{Unit, choice_of, diff, plan_bytes, set_choice, widen};
-use crate::search::{Budget, Evaluator};
+use crate::search::Budget;
 use crate::{QuantError, Result};
 
-/// Units the debugger ranks worst that are tried per widening step.
+/// Units the debugger ranks worst that are tried at once per widening step.
 const TRY_PER_STEP: usize = 3;
 
 /// Everything [`refresh`] needs.
@@ -35,6 +43,81 @@ pub struct RefreshRequest {
     pub budget: Budget,
     /// Range rule of static activations.
     pub calib_method: RangeMethod,
+    /// Keep the previous plan's static activation parameters instead of recalibrating them.
+    pub keep_static: bool,
+}
+
+/// A unit the debugger ranked worst when the re-applied recipe failed the gate.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Blame {
+    /// The unit.
+    pub unit: String,
+    /// Its precision in the recipe.
+    pub precision: String,
+    /// SQNR (dB) of the unit fed the reference input.
+    pub sqnr_db: Option<f64>,
+    /// Relative L2 error of its output on its own pipeline.
+    pub rel_l2: f64,
+}
+
+/// A static int8 layer's input range: in the recipe, and as calibrated on the new data.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RangeShift {
+    /// The layer.
+    pub layer: String,
+    /// `[lo, hi]` the recipe's parameters represent.
+    pub previous: [f32; 2],
+    /// `[lo, hi]` calibrated on the new data.
+    pub new: [f32; 2],
+}
+
+fn u8_range(a: ActivationPlan) -> Option<[f32; 2]> {
+    match a {
+        ActivationPlan::Static { scale, zero_point } => Some([
+            (0 - zero_point) as f32 * scale,
+            (255 - zero_point) as f32 * scale,
+        ]),
+        ActivationPlan::Dynamic => None,
+    }
+}
+
+/// Static int8 layers of `previous` with their range there and in `recalibrated`.
+fn range_shifts(previous: &Plan, recalibrated: &Plan) -> Vec<RangeShift> {
+    let static_of = |p: LayerPrecision| match p {
+        LayerPrecision::Int8 { activations, .. } => u8_range(activations),
+        _ => None,
+    };
+    let layers = |p: &Plan| -> Vec<(String, LayerPrecision)> {
+        let mut v: Vec<(String, LayerPrecision)> = Vec::new();
+        v.extend(
+            p.bottom
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (format!("bottom.{i}"), x)),
+        );
+        for (l, c) in p.cross.iter().enumerate() {
+            v.push((format!("cross.{l}.v"), c.v));
+            v.push((format!("cross.{l}.w"), c.w));
+        }
+        v.extend(
+            p.top
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (format!("top.{i}"), x)),
+        );
+        v
+    };
+    layers(previous)
+        .into_iter()
+        .zip(layers(recalibrated))
+        .filter_map(|((layer, a), (_, b))| {
+            Some(RangeShift {
+                layer,
+                previous: static_of(a)?,
+                new: static_of(b)?,
+            })
+        })
+        .collect()
 }
 
 /// One widening.
@@ -59,6 +142,11 @@ pub struct RefreshOutcome {
     pub model: Model,
     /// Gate value of the recipe as re-applied, before any widening.
     pub initial: Comparison,
+    /// Why the re-applied recipe failed: the units the debugger ranked worst (empty when it
+    /// passed).
+    pub blame: Vec<Blame>,
+    /// Every static int8 layer of the recipe: its input range then and on the new data.
+    pub ranges: Vec<RangeShift>,
     /// Accuracy of the final plan.
     pub comparison: Comparison,
     /// Whether the final plan passes the gate.
@@ -78,30 +166,67 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?;
     let reference = builder.build(&Plan::f32(&req.config))?;
     let calibration = calibrate(&reference, &req.calib, req.calib_method)?;
-    let mut ev = Evaluator::new(&builder, &calibration, &req.eval)?;
-    let (mut plan, mut model, initial) = ev.evaluate_model(&req.previous_plan)?;
+    let ref_metrics = metrics_of(&predictions(&reference, &req.eval)?, &req.eval)?;
+    let evaluate = |plan: &Plan| -> Result<(Plan, Model, Comparison)> {
+        let plan = if req.keep_static {
+            plan.clone()
+        } else {
+            calibration.apply(plan)?
+        };
+        let model = builder.build(&plan)?;
+        let m = metrics_of(&predictions(&model, &req.eval)?, &req.eval)?;
+        Ok((plan, model, Comparison::new(&m, &ref_metrics)?))
+    };
+    let ranges = range_shifts(&req.previous_plan, &calibration.apply(&req.previous_plan)?);
+    let (mut plan, mut model, initial) = evaluate(&req.previous_plan)?;
     let mut comparison = initial.clone();
     let mut steps = Vec::new();
+    let mut blame = Vec::new();
     while !req.budget.passes(&comparison) {
         let report = debug(&model, &reference, &req.eval)?;
+        if steps.is_empty() {
+            blame = report
+                .ranked
+                .iter()
+                .filter(|r| r.precision != "f32")
+                .take(TRY_PER_STEP)
+                .map(|r| Blame {
+                    unit: r.name.clone(),
+                    precision: r.precision.clone(),
+                    sqnr_db: r.isolated.map(|e| e.sqnr_db).filter(|x| x.is_finite()),
+                    rel_l2: r.propagated.rel_l2,
+                })
+                .collect();
+        }
         let blamed: Vec<Unit> = report
             .ranked
             .iter()
             .filter_map(|r| Unit::parse(&r.name))
             .filter(|&u| widen(choice_of(&plan, u)).is_some())
-            .take(TRY_PER_STEP)
             .collect();
+        let current = req.budget.value(&comparison);
         let mut best: Option<(Unit, Plan, Model, Comparison)> = None;
-        for u in blamed {
-            let mut trial = plan.clone();
-            let wider = widen(choice_of(&plan, u)).expect("filtered on widenable");
-            set_choice(&mut trial, u, wider)?;
-            let (p, m, c) = ev.evaluate_model(&trial)?;
-            let better = best
+        // The worst-ranked few first; further down the ranking only while none of them improves
+        // the gate (quantization errors of different units partly cancel, so widening one can
+        // make the model worse).
+        for chunk in blamed.chunks(TRY_PER_STEP) {
+            for &u in chunk {
+                let mut trial = plan.clone();
+                let wider = widen(choice_of(&plan, u)).expect("filtered on widenable");
+                set_choice(&mut trial, u, wider)?;
+                let (p, m, c) = evaluate(&trial)?;
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| req.budget.value(&c) < req.budget.value(&b.3));
+                if better {
+                    best = Some((u, p, m, c));
+                }
+            }
+            if best
                 .as_ref()
-                .is_none_or(|b| req.budget.value(&c) < req.budget.value(&b.3));
-            if better {
-                best = Some((u, p, m, c));
+                .is_some_and(|b| req.budget.value(&b.3) < current)
+            {
+                break;
             }
         }
         let Some((u, p, m, c)) = best else {
@@ -127,6 +252,8 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
         plan,
         model,
         initial,
+        blame,
+        ranges,
         comparison,
         steps,
         calibration,
@@ -156,6 +283,25 @@ impl RefreshOutcome {
             self.comparison.delta_ne_pct,
             if self.passed { "passes" } else { "FAILS" }
         ));
+        if req.keep_static {
+            s.push_str("static activation parameters: kept from the previous artifact\n");
+        }
+        for r in &self.ranges {
+            s.push_str(&format!(
+                "input range of {}: previous [{:.4}, {:.4}], new data [{:.4}, {:.4}]\n",
+                r.layer, r.previous[0], r.previous[1], r.new[0], r.new[1]
+            ));
+        }
+        for b in &self.blame {
+            s.push_str(&format!(
+                "blamed {} ({}): SQNR {}, relative L2 error {:.4}\n",
+                b.unit,
+                b.precision,
+                b.sqnr_db
+                    .map_or_else(|| "n/a".to_string(), |x| format!("{x:.1} dB")),
+                b.rel_l2
+            ));
+        }
         for st in &self.steps {
             s.push_str(&format!(
                 "widened {}: {} -> {} (gate {:.4})\n",

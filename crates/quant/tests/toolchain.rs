@@ -208,6 +208,7 @@ fn refresh_repairs_a_stale_recipe() {
         eval: common::set(&new, 6000, 32),
         budget,
         calib_method: RangeMethod::MinMax,
+        keep_static: false,
     };
     let out = refresh(&req).unwrap();
     assert!(out.initial.delta_ne_pct > 0.05, "{:?}", out.initial);

@@ -38,6 +38,7 @@
 //! maps it back to `i` given the same table sizes. Multi-hot bags are comma-separated;
 //! [`Generator::tsv_schema`] is the schema that reads either form back.
 
+pub mod drift;
 pub mod features;
 pub mod recipe;
 pub mod teacher;
@@ -56,6 +57,7 @@ use crate::schema::{Column, DenseTransform, Role, Schema, SparseKind};
 use crate::source::{BatchSource, SourceStats};
 use crate::{DataError, Result};
 
+pub use drift::DriftConfig;
 use features::FeatureModel;
 pub use features::{N_DENSE, SynthRow};
 pub use recipe::{SynthOutcome, SynthRecipe, prefetch, train_synthetic};
@@ -97,11 +99,14 @@ pub struct SynthConfig {
     pub latent_dim: usize,
     /// Scale of the teacher's logit (0 = labels independent of the features).
     pub signal: f64,
+    /// Day-2 drift (fresh rows, popularity shift, concept drift; see [`drift`]); `None` = day 1.
+    pub drift: Option<DriftConfig>,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
         SynthConfig {
+            drift: None,
             seed: 0,
             table_rows: criteo_table_rows(DEFAULT_MAX_TABLE_ROWS),
             zipf_exponent: DEFAULT_ZIPF,
@@ -148,6 +153,9 @@ impl SynthConfig {
         if !(self.signal.is_finite() && self.signal >= 0.0) {
             return err("teacher signal", ">= 0", self.signal.to_string());
         }
+        if let Some(d) = &self.drift {
+            d.validate()?;
+        }
         Ok(())
     }
 }
@@ -182,6 +190,7 @@ struct Inner {
     cfg: SynthConfig,
     features: FeatureModel,
     teacher: Teacher,
+    drift: Option<drift::Drift>,
 }
 
 /// The generator: feature distributions and teacher, fixed by the config.
@@ -225,11 +234,16 @@ impl Generator {
             .map(|(d, b)| teacher.logit(d, b))
             .collect();
         teacher.fit_intercept(&logits, cfg.target_ctr);
+        let drift = cfg
+            .drift
+            .as_ref()
+            .map(|d| drift::Drift::new(&cfg, d, &features, &teacher));
         Ok(Generator {
             inner: Arc::new(Inner {
                 cfg,
                 features,
                 teacher,
+                drift,
             }),
         })
     }
@@ -241,12 +255,27 @@ impl Generator {
 
     /// The teacher's click probability for a sample (dense as the model sees it, ids per table).
     pub fn teacher_probability<B: AsRef<[i64]>>(&self, dense: &[f32], bags: &[B]) -> f64 {
-        sigmoid(self.inner.teacher.logit(dense, bags))
+        let g = &self.inner;
+        match &g.drift {
+            Some(d) => d.probability(&g.teacher, dense, bags),
+            None => sigmoid(g.teacher.logit(dense, bags)),
+        }
+    }
+
+    /// Per table, how many ids the drift's popularity shift moved (empty without drift).
+    pub fn trending_ids(&self) -> Vec<usize> {
+        self.inner
+            .drift
+            .as_ref()
+            .map_or_else(Vec::new, |d| d.moved())
     }
 
     /// `rows` rows of `split`, in batches of `batch_size`.
     pub fn stream(&self, split: Split, rows: u64, batch_size: usize) -> SynthStream {
-        let seed = splitmix(self.inner.cfg.seed ^ splitmix(split.tag()));
+        let mut seed = splitmix(self.inner.cfg.seed ^ splitmix(split.tag()));
+        if let Some(d) = &self.inner.cfg.drift {
+            seed = splitmix(seed ^ d.stream_salt());
+        }
         SynthStream {
             generator: self.clone(),
             rng: Rng::new(seed),
@@ -311,7 +340,13 @@ impl SynthStream {
         self.remaining -= 1;
         let g = &self.generator.inner;
         g.features.sample(&mut self.rng, &mut self.row);
-        let p = sigmoid(g.teacher.logit(&self.row.dense, &self.row.bags));
+        let p = match &g.drift {
+            Some(d) => {
+                d.shift(&mut self.row);
+                d.probability(&g.teacher, &self.row.dense, &self.row.bags)
+            }
+            None => sigmoid(g.teacher.logit(&self.row.dense, &self.row.bags)),
+        };
         self.row.prob = p;
         self.row.label = if self.rng.uniform() < p { 1.0 } else { 0.0 };
         // p is a finite probability and the label 0 or 1, so this cannot fail.
