@@ -36,6 +36,13 @@ pub(crate) type RangeFn = unsafe fn(&Job<'_>, usize, usize) -> std::result::Resu
 /// [`PREFETCH_LINES`] lines in flight, between 4 and 64 rows.
 pub(crate) const PREFETCH_LINES: usize = 64;
 
+/// True when every id lies in `0..rows` (a negative id widens to a huge `u64`): a branch-free
+/// maximum that compiles to a few vector compares per bag in the SIMD kernels.
+#[inline(always)]
+pub(crate) fn ids_below<I: Idx>(ids: &[I], rows: usize) -> bool {
+    ids.iter().fold(0u64, |m, id| m.max(id.wide() as u64)) < rows as u64
+}
+
 /// One table's lookup, validated, with a raw pointer to where bag 0 of this table goes.
 pub(crate) struct Job<'a> {
     /// The table's format.
@@ -117,7 +124,7 @@ impl<'a> Job<'a> {
             remap: bag.remap,
             out,
             out_stride,
-            prefetch: (PREFETCH_LINES / lines).clamp(4, 64),
+            prefetch: pf_override().unwrap_or((PREFETCH_LINES / lines).clamp(4, 64)),
         }
     }
 
@@ -262,4 +269,10 @@ pub(crate) fn check_out(
             found: out_len,
         }),
     }
+}
+
+/// TEMPORARY experiment knob.
+fn pf_override() -> Option<usize> {
+    static V: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| std::env::var("QR_EB_PF").ok().and_then(|v| v.parse().ok()))
 }
