@@ -4,6 +4,10 @@
 //! (`vpmovzxbd`) and split by mask and shift into even and odd columns, accumulated in register pairs
 //! that are interleaved back once per bag; a lone 16-column tail and 2-bit codes use a dword
 //! permute/broadcast and per-lane variable shifts; f16 goes through `vcvtph2ps`, bf16 a 16-bit shift.
+//!
+//! Without a remap, each bag's ids are checked against the table once (a vectorized maximum) and
+//! the row loop then has no per-id test; rows are prefetched [`Job::prefetch`] ids ahead, and fused
+//! rows spanning several lines also get their first line touched [`Job::prefetch_far`] ids ahead.
 
 use std::arch::x86_64::*;
 
@@ -226,6 +230,7 @@ unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize, const C: boo
         // 4-bit rows are decoded 32 columns at a time into (even, odd) register pairs.
         let pairs = if F == FUSED4 { R / 2 } else { 0 };
         let last = ids.len().saturating_sub(1);
+        let far = job.prefetch_far;
         for i in start..end {
             let r = if C {
                 if pf > 0
@@ -245,6 +250,11 @@ unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize, const C: boo
                     // address may be anything, a prefetch neither faults nor reads.
                     let ahead = ids.get_unchecked((i + pf).min(last)).wide() as usize;
                     prefetch_row(base.wrapping_add(ahead.wrapping_mul(rb)), rb);
+                    if far > 0 {
+                        // As above: the first line only, which also walks the page tables.
+                        let f = ids.get_unchecked((i + far).min(last)).wide() as usize;
+                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(f.wrapping_mul(rb)).cast());
+                    }
                 }
                 // `i < end <= len`, and the caller checked `ids[i] < rows`.
                 ids.get_unchecked(i).wide() as usize
