@@ -680,3 +680,52 @@ fn batched_errors_name_the_first_bad_table_and_bag() {
         Err(KernelError::Shape { .. })
     ));
 }
+
+/// Kernels check a bag's ids before reading its rows (one scan per bag without a remap): a bad id
+/// in any bag, for every format, narrow and wide rows, stops at that bag with the oracle's error,
+/// after writing exactly the oracle's output for the bags before it.
+#[test]
+fn bad_ids_stop_at_their_bag_after_writing_the_earlier_bags() {
+    let mut rng = Rng::new(0xbad1d);
+    let rows = 50;
+    for format in TableFormat::ALL {
+        for dim in [16usize, 64, 128, 260] {
+            let data = random_table(format, rows, dim, &mut rng);
+            let table = TableRef::new(format, rows, dim, &data).unwrap();
+            let bag = EmbeddingBag {
+                table,
+                pooling: Pooling::Sum,
+                remap: None,
+            };
+            let lengths = [3usize, 0, 40, 1, 7];
+            let case = Case::new(lengths.to_vec(), rows, &mut rng);
+            for (bad_bag, bad) in [(0usize, rows as i64), (2, -1), (3, i64::MAX), (4, 1 << 40)] {
+                let mut ids = case.ids.clone();
+                let start: usize = lengths[..bad_bag].iter().sum();
+                ids[start + lengths[bad_bag] - 1] = bad;
+                let offsets: Vec<i64> = lengths
+                    .iter()
+                    .scan(0i64, |s, &l| {
+                        let o = *s;
+                        *s += l as i64;
+                        Some(o)
+                    })
+                    .collect();
+                let lookup = simple(&ids, &offsets);
+                let mut want = vec![SENTINEL; lengths.len() * dim];
+                let want_err = pool_scalar(&bag, &lookup, 3, &mut want, dim).unwrap_err();
+                assert!(
+                    matches!(want_err, KernelError::IdOutOfRange { bag, .. } if bag == bad_bag),
+                    "{want_err}"
+                );
+                for isa in Isa::available() {
+                    let mut got = vec![SENTINEL; lengths.len() * dim];
+                    let err = pool_with_isa(isa, &bag, &lookup, 3, &mut got, dim).unwrap_err();
+                    let what = format!("{isa} {format:?} d={dim} bad bag {bad_bag}");
+                    assert_eq!(err, want_err, "{what}");
+                    assert_same(&want[..bad_bag * dim], &got[..bad_bag * dim], dim, &what);
+                }
+            }
+        }
+    }
+}

@@ -4,11 +4,15 @@
 //! (`vpmovzxbd`) and split by mask and shift into even and odd columns, accumulated in register pairs
 //! that are interleaved back once per bag; a lone 16-column tail and 2-bit codes use a dword
 //! permute/broadcast and per-lane variable shifts; f16 goes through `vcvtph2ps`, bf16 a 16-bit shift.
+//!
+//! Without a remap, each bag's ids are checked against the table once (a vectorized maximum) and
+//! the row loop then has no per-id test; rows are prefetched [`Job::prefetch`] ids ahead, and fused
+//! rows spanning several lines also get their first line touched [`Job::prefetch_far`] ids ahead.
 
 use std::arch::x86_64::*;
 
 use super::Indices;
-use super::plan::{Idx, Job, RangeFn};
+use super::plan::{Idx, Job, RangeFn, ids_below};
 use crate::formats::TableFormat;
 
 const F32: u8 = 0;
@@ -61,24 +65,10 @@ unsafe fn range<const F: u8, I: Idx>(
         // One pass per bag: pick the register count once for the whole range.
         // SAFETY: the caller's contract.
         return unsafe {
-            match (job.weights.is_some(), dim.div_ceil(16)) {
-                (_, 0) => Ok(()),
-                (true, 1) => bags::<F, I, true, 1>(job, ids, lo, hi),
-                (true, 2) => bags::<F, I, true, 2>(job, ids, lo, hi),
-                (true, 3) => bags::<F, I, true, 3>(job, ids, lo, hi),
-                (true, 4) => bags::<F, I, true, 4>(job, ids, lo, hi),
-                (true, 5) => bags::<F, I, true, 5>(job, ids, lo, hi),
-                (true, 6) => bags::<F, I, true, 6>(job, ids, lo, hi),
-                (true, 7) => bags::<F, I, true, 7>(job, ids, lo, hi),
-                (true, _) => bags::<F, I, true, 8>(job, ids, lo, hi),
-                (false, 1) => bags::<F, I, false, 1>(job, ids, lo, hi),
-                (false, 2) => bags::<F, I, false, 2>(job, ids, lo, hi),
-                (false, 3) => bags::<F, I, false, 3>(job, ids, lo, hi),
-                (false, 4) => bags::<F, I, false, 4>(job, ids, lo, hi),
-                (false, 5) => bags::<F, I, false, 5>(job, ids, lo, hi),
-                (false, 6) => bags::<F, I, false, 6>(job, ids, lo, hi),
-                (false, 7) => bags::<F, I, false, 7>(job, ids, lo, hi),
-                (false, _) => bags::<F, I, false, 8>(job, ids, lo, hi),
+            if job.remap.is_none() {
+                bags_for::<F, I, false>(job, ids, lo, hi)
+            } else {
+                bags_for::<F, I, true>(job, ids, lo, hi)
             }
         };
     }
@@ -87,21 +77,21 @@ unsafe fn range<const F: u8, I: Idx>(
         let end = job.bag_end(b, start);
         // SAFETY: validated output: bag b's row starts at b · out_stride and holds `dim` floats.
         let out = unsafe { job.out.add(b * job.out_stride) };
+        // Without a remap, the bag's ids are checked once here and the blocks read rows unchecked.
+        if job.remap.is_none() && !ids_below(&ids[start..end], job.rows) {
+            return Err(b);
+        }
         let mut c0 = 0;
         while c0 < dim {
             let n = (dim - c0).min(BLOCK);
             let pf = if c0 == 0 { job.prefetch } else { 0 };
-            // SAFETY: the caller's contract; `c0 + n <= dim`.
+            // SAFETY: the caller's contract; `c0 + n <= dim`; without a remap the ids of this bag
+            // were just checked to be below `rows`.
             let ok = unsafe {
-                match n.div_ceil(16) {
-                    1 => block::<F, I, true, 1>(job, ids, start, end, c0, n, out, pf),
-                    2 => block::<F, I, true, 2>(job, ids, start, end, c0, n, out, pf),
-                    3 => block::<F, I, true, 3>(job, ids, start, end, c0, n, out, pf),
-                    4 => block::<F, I, true, 4>(job, ids, start, end, c0, n, out, pf),
-                    5 => block::<F, I, true, 5>(job, ids, start, end, c0, n, out, pf),
-                    6 => block::<F, I, true, 6>(job, ids, start, end, c0, n, out, pf),
-                    7 => block::<F, I, true, 7>(job, ids, start, end, c0, n, out, pf),
-                    _ => block::<F, I, true, 8>(job, ids, start, end, c0, n, out, pf),
+                if job.remap.is_none() {
+                    wide_block::<F, I, false>(job, ids, start, end, c0, n, out, pf)
+                } else {
+                    wide_block::<F, I, true>(job, ids, start, end, c0, n, out, pf)
                 }
             };
             if !ok {
@@ -114,10 +104,75 @@ unsafe fn range<const F: u8, I: Idx>(
     Ok(())
 }
 
-/// Bags `lo..hi` of a job whose rows fit one block of `R` registers (`dim <= BLOCK`).
+/// Columns `c0..c0 + n` (`n <= BLOCK`) of one bag of a wide table, weighted when the job has
+/// weights; `C` as in [`block`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn wide_block<const F: u8, I: Idx, const C: bool>(
+    job: &Job<'_>,
+    ids: &[I],
+    start: usize,
+    end: usize,
+    c0: usize,
+    n: usize,
+    out: *mut f32,
+    pf: usize,
+) -> bool {
+    // SAFETY: the caller's contract (see `block`).
+    unsafe {
+        match n.div_ceil(16) {
+            1 => block::<F, I, true, 1, C>(job, ids, start, end, c0, n, out, pf),
+            2 => block::<F, I, true, 2, C>(job, ids, start, end, c0, n, out, pf),
+            3 => block::<F, I, true, 3, C>(job, ids, start, end, c0, n, out, pf),
+            4 => block::<F, I, true, 4, C>(job, ids, start, end, c0, n, out, pf),
+            5 => block::<F, I, true, 5, C>(job, ids, start, end, c0, n, out, pf),
+            6 => block::<F, I, true, 6, C>(job, ids, start, end, c0, n, out, pf),
+            7 => block::<F, I, true, 7, C>(job, ids, start, end, c0, n, out, pf),
+            _ => block::<F, I, true, 8, C>(job, ids, start, end, c0, n, out, pf),
+        }
+    }
+}
+
+/// Bags `lo..hi` of a job with `dim <= BLOCK`: picks the register count and weighting once.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn bags_for<const F: u8, I: Idx, const C: bool>(
+    job: &Job<'_>,
+    ids: &[I],
+    lo: usize,
+    hi: usize,
+) -> Result<(), usize> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (job.weights.is_some(), job.dim.div_ceil(16)) {
+            (_, 0) => Ok(()),
+            (true, 1) => bags::<F, I, true, 1, C>(job, ids, lo, hi),
+            (true, 2) => bags::<F, I, true, 2, C>(job, ids, lo, hi),
+            (true, 3) => bags::<F, I, true, 3, C>(job, ids, lo, hi),
+            (true, 4) => bags::<F, I, true, 4, C>(job, ids, lo, hi),
+            (true, 5) => bags::<F, I, true, 5, C>(job, ids, lo, hi),
+            (true, 6) => bags::<F, I, true, 6, C>(job, ids, lo, hi),
+            (true, 7) => bags::<F, I, true, 7, C>(job, ids, lo, hi),
+            (true, _) => bags::<F, I, true, 8, C>(job, ids, lo, hi),
+            (false, 1) => bags::<F, I, false, 1, C>(job, ids, lo, hi),
+            (false, 2) => bags::<F, I, false, 2, C>(job, ids, lo, hi),
+            (false, 3) => bags::<F, I, false, 3, C>(job, ids, lo, hi),
+            (false, 4) => bags::<F, I, false, 4, C>(job, ids, lo, hi),
+            (false, 5) => bags::<F, I, false, 5, C>(job, ids, lo, hi),
+            (false, 6) => bags::<F, I, false, 6, C>(job, ids, lo, hi),
+            (false, 7) => bags::<F, I, false, 7, C>(job, ids, lo, hi),
+            (false, _) => bags::<F, I, false, 8, C>(job, ids, lo, hi),
+        }
+    }
+}
+
+/// Bags `lo..hi` of a job whose rows fit one block of `R` registers (`dim <= BLOCK`). Unless `C`
+/// (a job without a remap), each bag's ids are checked against the table with one vectorized scan
+/// before its rows are read unchecked.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
     lo: usize,
@@ -126,11 +181,15 @@ unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize>(
     let mut start = job.bag_start(lo);
     for b in lo..hi {
         let end = job.bag_end(b, start);
+        if !C && !ids_below(&ids[start..end], job.rows) {
+            return Err(b);
+        }
         // SAFETY: validated output: bag b's row starts at b · out_stride and holds `dim` floats;
-        // the block covers columns 0..dim, which the caller's contract makes readable in every row.
+        // the block covers columns 0..dim, which the caller's contract makes readable in every row;
+        // unless `C`, the ids of this bag were just checked to be below `rows`.
         let ok = unsafe {
             let out = job.out.add(b * job.out_stride);
-            block::<F, I, W, R>(job, ids, start, end, 0, job.dim, out, job.prefetch)
+            block::<F, I, W, R, C>(job, ids, start, end, 0, job.dim, out, job.prefetch)
         };
         if !ok {
             return Err(b);
@@ -143,9 +202,14 @@ unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize>(
 /// Pools columns `c0..c0 + n` (`16·(R-1) < n <= 16·R`) of the bag `start..end` into `out`, with
 /// per-sample weights when `W` (and the job has them);
 /// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
+///
+/// With `C`, every id is resolved (remap, bounds) before its row is read. Without it the job must
+/// have no remap and the caller must have checked that the ids `start..end` are below `rows`: rows
+/// are then read without a per-id test, and the prefetch targets `ids[i + pf]` (clamped to the id
+/// array) whatever its value, since a prefetch never faults.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize>(
+unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
     start: usize,
@@ -165,17 +229,35 @@ unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize>(
         let mut acc = [_mm512_setzero_ps(); R];
         // 4-bit rows are decoded 32 columns at a time into (even, odd) register pairs.
         let pairs = if F == FUSED4 { R / 2 } else { 0 };
+        let last = ids.len().saturating_sub(1);
+        let far = job.prefetch_far;
         for i in start..end {
-            if pf > 0
-                && let Some(id) = ids.get(i + pf)
-                && let Some(r) = job.prefetch_row(id.wide())
-            {
-                prefetch_row(base.wrapping_add(r * rb), rb);
-            }
-            let r = match job.resolve(ids[i].wide()) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(()) => return false,
+            let r = if C {
+                if pf > 0
+                    && let Some(id) = ids.get(i + pf)
+                    && let Some(r) = job.prefetch_row(id.wide())
+                {
+                    prefetch_row(base.wrapping_add(r * rb), rb);
+                }
+                match job.resolve(ids[i].wide()) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => continue,
+                    Err(()) => return false,
+                }
+            } else {
+                if pf > 0 {
+                    // `(i + pf).min(last)` is inside the id array (`i < end <= len`); the
+                    // address may be anything, a prefetch neither faults nor reads.
+                    let ahead = ids.get_unchecked((i + pf).min(last)).wide() as usize;
+                    prefetch_row(base.wrapping_add(ahead.wrapping_mul(rb)), rb);
+                    if far > 0 {
+                        // As above: the first line only, which also walks the page tables.
+                        let f = ids.get_unchecked((i + far).min(last)).wide() as usize;
+                        _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(f.wrapping_mul(rb)).cast());
+                    }
+                }
+                // `i < end <= len`, and the caller checked `ids[i] < rows`.
+                ids.get_unchecked(i).wide() as usize
             };
             // r < rows and the table holds rows · rb bytes.
             let row = base.add(r * rb);

@@ -1,8 +1,10 @@
 //! A validated pooling job: what every kernel level runs on, and the checks that make it safe.
 //!
 //! Validation happens once per call (bag boundaries, weights, table bytes, output size); ids are checked
-//! by the kernels as they go (a predictable compare per id), and a kernel that meets a bad id stops and
-//! reports its bag, from which [`Job::id_error`] rebuilds the exact error of the scalar oracle.
+//! by the kernels (the AVX-512 kernel scans each bag's ids once with [`ids_below`] before reading its
+//! rows when there is no remap; the other levels, and remapped jobs, compare per id), and a kernel
+//! that meets a bad id stops and reports its bag, from which [`Job::id_error`] rebuilds the exact
+//! error of the scalar oracle.
 
 use super::scalar::resolve_row;
 use super::{Bags, EmbeddingBag, Indices, Lookup, Pooling};
@@ -32,9 +34,31 @@ impl Idx for i64 {
 /// A kernel over bags `lo..hi` of a job; `Err(b)` names the first bag holding a bad id.
 pub(crate) type RangeFn = unsafe fn(&Job<'_>, usize, usize) -> std::result::Result<(), usize>;
 
-/// Rows the kernels prefetch ahead, from the number of cache lines a row spans: about
-/// [`PREFETCH_LINES`] lines in flight, between 4 and 64 rows.
+/// Cache lines of float rows the kernels keep in flight ahead (see `prefetch_rows`).
 pub(crate) const PREFETCH_LINES: usize = 64;
+
+/// For fused rows spanning more than one cache line: ids ahead at which the AVX-512 kernel touches
+/// the first line of a row, so the page walk for that row is done before the whole row is
+/// prefetched [`Job::prefetch`] ids ahead.
+pub(crate) const FAR_PREFETCH_ROWS: usize = 40;
+
+/// True when every id lies in `0..rows` (a negative id widens to a huge `u64`): a branch-free
+/// maximum that compiles to a few vector compares per bag in the SIMD kernels.
+#[inline(always)]
+pub(crate) fn ids_below<I: Idx>(ids: &[I], rows: usize) -> bool {
+    ids.iter().fold(0u64, |m, id| m.max(id.wide() as u64)) < rows as u64
+}
+
+/// How many ids ahead the kernels prefetch a row. Float rows: about [`PREFETCH_LINES`] lines in
+/// flight, between 4 and 64 rows. Fused rows (measured on the AVX-512 kernel against 64 lines'
+/// worth): 64 rows when a row is at most 32 bytes (a line holds two or more rows), else 16 rows.
+fn prefetch_rows(format: TableFormat, row_bytes: usize) -> usize {
+    if format.is_fused() {
+        if row_bytes <= 32 { 64 } else { 16 }
+    } else {
+        (PREFETCH_LINES / row_bytes.div_ceil(64).max(1)).clamp(4, 64)
+    }
+}
 
 /// One table's lookup, validated, with a raw pointer to where bag 0 of this table goes.
 pub(crate) struct Job<'a> {
@@ -66,6 +90,9 @@ pub(crate) struct Job<'a> {
     pub out_stride: usize,
     /// Rows to prefetch ahead.
     pub prefetch: usize,
+    /// For rows spanning several cache lines: how far ahead (in ids) to touch just the first line
+    /// of a row, so its page translation is ready when the whole row is prefetched; 0 = off.
+    pub prefetch_far: usize,
 }
 
 impl<'a> Job<'a> {
@@ -117,7 +144,12 @@ impl<'a> Job<'a> {
             remap: bag.remap,
             out,
             out_stride,
-            prefetch: (PREFETCH_LINES / lines).clamp(4, 64),
+            prefetch: prefetch_rows(t.format, row_bytes),
+            prefetch_far: if t.format.is_fused() && lines > 1 {
+                FAR_PREFETCH_ROWS
+            } else {
+                0
+            },
         }
     }
 
