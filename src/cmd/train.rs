@@ -21,6 +21,8 @@ pub enum OptimizerArg {
     Adagrad,
     /// Plain SGD.
     Sgd,
+    /// Adam for the MLPs, row-wise Adagrad for the tables.
+    Adam,
 }
 
 /// Arguments of `quantrec train`.
@@ -87,9 +89,9 @@ pub struct TrainArgs {
     /// Learning rate of the embedding tables.
     #[arg(long)]
     pub lr_sparse: Option<f32>,
-    /// Update rule.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adagrad)]
-    pub optimizer: OptimizerArg,
+    /// Update rule (default: the synthetic recipe's, or Adagrad for --data).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
     /// Seed of the initial parameters.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -127,10 +129,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         options.seed = v;
     }
     options.threads = args.threads.or(options.threads);
-    options.optimizer = match args.optimizer {
-        OptimizerArg::Adagrad => Optimizer::adagrad(),
-        OptimizerArg::Sgd => Optimizer::Sgd,
-    };
+    if let Some(o) = args.optimizer {
+        options.optimizer = match o {
+            OptimizerArg::Adagrad => Optimizer::adagrad(),
+            OptimizerArg::Sgd => Optimizer::Sgd,
+            OptimizerArg::Adam => Optimizer::adam_rowwise(),
+        };
+    }
     if args.synthetic {
         run_synthetic(&args, options)
     } else {
@@ -363,6 +368,7 @@ fn options_json(o: &TrainOptions) -> serde_json::Value {
         "optimizer": match o.optimizer {
             Optimizer::Sgd => "sgd",
             Optimizer::Adagrad { .. } => "adagrad",
+            Optimizer::AdamRowwise { .. } => "adam",
         },
         "lr_dense": o.lr_dense,
         "lr_sparse": o.lr_sparse,

@@ -346,7 +346,7 @@ impl Trainer {
             self.options.lr_dense,
             &mut self.params.dense,
             &self.grad,
-            &mut self.state.dense,
+            &mut self.state,
         );
         let lr = self.options.lr_sparse;
         let Trainer {
