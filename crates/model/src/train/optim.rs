@@ -228,3 +228,48 @@ pub(crate) fn table_grads(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adam's first steps against the closed form of `torch.optim.Adam` (computed in f64).
+    #[test]
+    fn adam_matches_the_closed_form() {
+        let opt = Optimizer::adam_rowwise();
+        let Optimizer::AdamRowwise {
+            beta1, beta2, eps, ..
+        } = opt
+        else {
+            unreachable!()
+        };
+        let (b1, b2, e) = (f64::from(beta1), f64::from(beta2), f64::from(eps));
+        let grads = [[0.5f32, -2.0, 0.0], [0.25, 1.0, -3.0], [-1.0, 0.5, 4.0]];
+        let lr = 0.01;
+        let mut st = OptState::new(opt, 3, &[]);
+        let mut p = [1.0f32, -1.0, 0.5];
+        let mut want: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+        let (mut m, mut v) = ([0f64; 3], [0f64; 3]);
+        for (t, g) in grads.iter().enumerate() {
+            update_dense(opt, lr, &mut p, g, &mut st);
+            let t = t as i32 + 1;
+            for k in 0..3 {
+                let gk = f64::from(g[k]);
+                m[k] = b1 * m[k] + (1.0 - b1) * gk;
+                v[k] = b2 * v[k] + (1.0 - b2) * gk * gk;
+                let mh = m[k] / (1.0 - b1.powi(t));
+                let vh = v[k] / (1.0 - b2.powi(t));
+                want[k] -= f64::from(lr) * mh / (vh.sqrt() + e);
+            }
+            for k in 0..3 {
+                assert!(
+                    (f64::from(p[k]) - want[k]).abs() < 1e-6,
+                    "step {t} param {k}: {} vs {}",
+                    p[k],
+                    want[k]
+                );
+            }
+        }
+        assert_eq!(st.steps, 3);
+    }
+}
