@@ -63,7 +63,9 @@ impl Teacher {
     /// A teacher for `n_dense` dense features and `n_tables` tables with latent dimension `dim`
     /// (1..=[`MAX_DIM`]), drawn from `rng`; dense standardization and intercept start neutral.
     pub fn new(n_dense: usize, n_tables: usize, dim: usize, signal: f64, rng: &mut Rng) -> Self {
-        let dense_w = (0..n_dense).map(|_| DENSE_WEIGHT_STD * rng.normal()).collect();
+        let dense_w = (0..n_dense)
+            .map(|_| DENSE_WEIGHT_STD * rng.normal())
+            .collect();
         let hinges = (0..n_dense.min(3))
             .map(|_| (rng.below(n_dense as u64) as usize, 0.5 * rng.normal()))
             .collect();
