@@ -1,7 +1,7 @@
 //! `quantrec train`: train an fp32 DLRM on a click log or on synthetic data and write a
 //! facebookresearch/dlrm state dict (importable with `quantrec import`, loadable by PyTorch).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -29,7 +29,8 @@ pub enum OptimizerArg {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training data: Criteo DAC TSV (optionally .gz), a file read through `--schema`, or a
-    /// batch file with `labels`. Loaded into memory.
+    /// batch file with `labels`. Streamed (read again every epoch; a first pass counts the rows
+    /// when a tail holdout is asked for), so memory does not grow with the file.
     #[arg(
         long,
         conflicts_with = "synthetic",
@@ -245,7 +246,7 @@ fn run_synthetic(args: &TrainArgs, options: TrainOptions) -> Result<()> {
 /// Streams `path` batch by batch and hands every batch of its rows `lo..hi` (cut at the ends) to
 /// `f`; memory stays at one batch whatever the file size. Returns the rows read.
 fn stream_rows(
-    path: &PathBuf,
+    path: &Path,
     spec: &SourceSpec,
     lo: u64,
     hi: u64,
@@ -294,7 +295,7 @@ fn stream_rows(
 /// the logits and labels are kept, for the AUC).
 fn evaluate_stream(
     trainer: &mut Trainer,
-    path: &PathBuf,
+    path: &Path,
     spec: &SourceSpec,
     from: u64,
 ) -> Result<EvalReport> {
@@ -394,6 +395,9 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
                 Ok(())
             })?
             .min(train_end);
+            if epoch == 0 {
+                bar.set_length(train_rows * options.epochs as u64);
+            }
         }
     }
     bar.finish_and_clear();
