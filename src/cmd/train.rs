@@ -1,7 +1,7 @@
 //! `quantrec train`: train an fp32 DLRM on a click log or on synthetic data and write a
 //! facebookresearch/dlrm state dict (importable with `quantrec import`, loadable by PyTorch).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -21,13 +21,16 @@ pub enum OptimizerArg {
     Adagrad,
     /// Plain SGD.
     Sgd,
+    /// Adam for the MLPs, row-wise Adagrad for the tables.
+    Adam,
 }
 
 /// Arguments of `quantrec train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training data: Criteo DAC TSV (optionally .gz), a file read through `--schema`, or a
-    /// batch file with `labels`. Loaded into memory.
+    /// batch file with `labels`. Streamed (read again every epoch; a first pass counts the rows
+    /// when a tail holdout is asked for), so memory does not grow with the file.
     #[arg(
         long,
         conflicts_with = "synthetic",
@@ -91,9 +94,9 @@ pub struct TrainArgs {
     /// Learning rate of the embedding tables.
     #[arg(long)]
     pub lr_sparse: Option<f32>,
-    /// Update rule.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adagrad)]
-    pub optimizer: OptimizerArg,
+    /// Update rule (default: the synthetic recipe's, or Adagrad for --data).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
     /// Seed of the initial parameters.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -131,10 +134,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         options.seed = v;
     }
     options.threads = args.threads.or(options.threads);
-    options.optimizer = match args.optimizer {
-        OptimizerArg::Adagrad => Optimizer::adagrad(),
-        OptimizerArg::Sgd => Optimizer::Sgd,
-    };
+    if let Some(o) = args.optimizer {
+        options.optimizer = match o {
+            OptimizerArg::Adagrad => Optimizer::adagrad(),
+            OptimizerArg::Sgd => Optimizer::Sgd,
+            OptimizerArg::Adam => Optimizer::adam_rowwise(),
+        };
+    }
     if args.synthetic {
         run_synthetic(&args, options)
     } else {
@@ -241,6 +247,95 @@ fn run_synthetic(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     Ok(())
 }
 
+/// Streams `path` batch by batch and hands every batch of its rows `lo..hi` (cut at the ends) to
+/// `f`; memory stays at one batch whatever the file size. Returns the rows read.
+fn stream_rows(
+    path: &Path,
+    spec: &SourceSpec,
+    lo: u64,
+    hi: u64,
+    mut f: impl FnMut(&Batch) -> Result<()>,
+) -> Result<u64> {
+    let mut src =
+        source::open_source(path, spec).with_context(|| format!("opening {}", path.display()))?;
+    let mut row = 0u64;
+    while let Some(b) = src
+        .next_batch()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        if b.labels.is_none() {
+            bail!("{} has no labels", path.display());
+        }
+        let (start, end) = (row, row + b.size as u64);
+        row = end;
+        let (s, e) = (start.max(lo), end.min(hi));
+        if s >= e {
+            if start >= hi {
+                break;
+            }
+            continue;
+        }
+        if s == start && e == end {
+            f(&b)?;
+        } else {
+            f(&batch_ops::slice(
+                &b,
+                (s - start) as usize,
+                (e - start) as usize,
+            ))?;
+        }
+    }
+    if src.stats().skipped_lines > 0 {
+        eprintln!(
+            "{}: skipped {} bad lines",
+            path.display(),
+            src.stats().skipped_lines
+        );
+    }
+    Ok(row)
+}
+
+/// Evaluates `trainer` on the rows of `path` from row `from` on, streamed batch by batch (only
+/// the logits and labels are kept, for the AUC).
+fn evaluate_stream(
+    trainer: &mut Trainer,
+    path: &Path,
+    spec: &SourceSpec,
+    from: u64,
+) -> Result<EvalReport> {
+    let mut src =
+        source::open_source(path, spec).with_context(|| format!("opening {}", path.display()))?;
+    let mut row = 0u64;
+    let mut failure = None;
+    let batches = std::iter::from_fn(|| {
+        loop {
+            let b = match src.next_batch() {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => {
+                    failure = Some(e);
+                    return None;
+                }
+            };
+            let start = row;
+            row += b.size as u64;
+            if row <= from {
+                continue;
+            }
+            return Some(if start >= from {
+                b
+            } else {
+                batch_ops::slice(&b, (from - start) as usize, b.size)
+            });
+        }
+    });
+    let report = trainer.evaluate(batches)?;
+    if let Some(e) = failure {
+        return Err(e).with_context(|| format!("reading {}", path.display()));
+    }
+    Ok(report)
+}
+
 fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     let Some(data) = &args.data else {
         bail!("give --data FILE or --synthetic");
@@ -259,43 +354,29 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
         schema,
         ..SourceSpec::new(table_rows.clone(), options.batch_size)
     };
-    let read = |path: &PathBuf| -> Result<Batch> {
-        let mut src = source::open_source(path, &spec)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let all =
-            source::read_all(&mut *src).with_context(|| format!("reading {}", path.display()))?;
-        if all.labels.is_none() {
-            bail!("{} has no labels", path.display());
-        }
-        if src.stats().skipped_lines > 0 {
-            eprintln!(
-                "{}: skipped {} bad lines",
-                path.display(),
-                src.stats().skipped_lines
-            );
-        }
-        Ok(all)
-    };
     let start = Instant::now();
-    let all = read(data)?;
-    let (train, holdout) = if let Some(eval) = &args.eval {
-        (all, Some(read(eval)?))
-    } else {
-        let n = all.size;
+    // The data is streamed, never loaded whole: a first pass counts the rows (and the dense
+    // features) when a tail holdout must be cut off, then every epoch reads the file again.
+    let n_dense = source::open_source(data, &spec)
+        .with_context(|| format!("opening {}", data.display()))?
+        .n_dense();
+    let hold_split =
+        args.eval.is_none() && (args.holdout_rows.is_some() || args.holdout_fraction.is_some());
+    let (train_end, holdout) = if hold_split {
+        let n = stream_rows(data, &spec, 0, u64::MAX, |_| Ok(()))?;
         let hold = match (args.holdout_rows, args.holdout_fraction) {
-            (Some(r), _) => r,
-            (None, Some(f)) if (0.0..1.0).contains(&f) => (n as f64 * f).round() as usize,
+            (Some(r), _) => r as u64,
+            (None, Some(f)) if (0.0..1.0).contains(&f) => (n as f64 * f).round() as u64,
             (None, Some(f)) => bail!("--holdout-fraction must be in [0, 1), got {f}"),
             (None, None) => 0,
         };
         if hold >= n {
             bail!("holding out {hold} rows leaves none of the {n} to train on");
         }
-        let train = batch_ops::slice(&all, 0, n - hold);
-        let holdout = (hold > 0).then(|| batch_ops::slice(&all, n - hold, n));
-        (train, holdout)
+        (n - hold, (hold > 0).then_some((data, n - hold)))
+    } else {
+        (u64::MAX, args.eval.as_ref().map(|e| (e, 0)))
     };
-    let n_dense = train.n_dense;
     let config = quantrec_model::train::suggested_config(n_dense, &table_rows, args.dim);
     let mut trainer = match &args.init {
         Some(p) => {
@@ -306,27 +387,45 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
         }
         None => Trainer::new(config, options)?,
     };
-    let batches: Vec<Batch> = (0..train.size)
-        .step_by(options.batch_size)
-        .map(|s| batch_ops::slice(&train, s, s + options.batch_size))
-        .collect();
-    let bar = progress_bar((train.size * options.epochs) as u64, args.json);
+    let total = if train_end == u64::MAX {
+        0
+    } else {
+        train_end * options.epochs as u64
+    };
+    let bar = progress_bar(total, args.json);
     let t = Instant::now();
-    trainer.fit(&batches, on_progress(&bar))?;
+    let mut train_rows = 0u64;
+    {
+        let mut show = on_progress(&bar);
+        for epoch in 0..options.epochs {
+            let mut step = 0;
+            train_rows = stream_rows(data, &spec, 0, train_end, |b| {
+                trainer.fit_stream(std::iter::once(b), |p| {
+                    show(&Progress { epoch, step, ..*p })
+                })?;
+                step += 1;
+                Ok(())
+            })?
+            .min(train_end);
+            if epoch == 0 {
+                bar.set_length(train_rows * options.epochs as u64);
+            }
+        }
+    }
     bar.finish_and_clear();
     let train_seconds = t.elapsed().as_secs_f64();
-    let report = holdout
-        .as_ref()
-        .map(|h| trainer.evaluate(std::iter::once(h)))
-        .transpose()?;
+    let report = match holdout {
+        Some((path, from)) => Some(evaluate_stream(&mut trainer, path, &spec, from)?),
+        None => None,
+    };
     trainer
         .save_safetensors(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let samples = train.size * options.epochs;
+    let samples = train_rows * options.epochs as u64;
     if args.json {
         let v = serde_json::json!({
             "source": data,
-            "train_rows": train.size,
+            "train_rows": train_rows,
             "table_rows": table_rows,
             "options": options_json(&options),
             "holdout": report.as_ref().map(report_json),
@@ -339,7 +438,7 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     } else {
         println!(
             "trained on {} rows × {} epochs in {:.1} s ({:.0} samples/s)",
-            train.size,
+            train_rows,
             options.epochs,
             train_seconds,
             samples as f64 / train_seconds.max(1e-9)
@@ -375,6 +474,7 @@ fn options_json(o: &TrainOptions) -> serde_json::Value {
         "optimizer": match o.optimizer {
             Optimizer::Sgd => "sgd",
             Optimizer::Adagrad { .. } => "adagrad",
+            Optimizer::AdamRowwise { .. } => "adam",
         },
         "lr_dense": o.lr_dense,
         "lr_sparse": o.lr_sparse,

@@ -76,6 +76,16 @@ fn adagrad_learns_a_teacher() {
 }
 
 #[test]
+fn adam_learns_a_teacher() {
+    learns(
+        dot(DotOrder::LowerByRow, false),
+        Optimizer::adam_rowwise(),
+        0.003,
+        0.1,
+    );
+}
+
+#[test]
 fn sgd_learns_a_teacher() {
     learns(Interaction::Cat, Optimizer::Sgd, 0.2, 1.0);
 }

@@ -346,7 +346,7 @@ impl Trainer {
             self.options.lr_dense,
             &mut self.params.dense,
             &self.grad,
-            &mut self.state.dense,
+            &mut self.state,
         );
         let lr = self.options.lr_sparse;
         let Trainer {
@@ -461,13 +461,15 @@ impl Trainer {
         Ok(loss / batch.size.max(1) as f64)
     }
 
-    /// Log loss, NE and AUC over holdout batches (which need labels).
-    pub fn evaluate<'a>(
+    /// Log loss, NE and AUC over holdout batches (which need labels), given by reference or by
+    /// value (e.g. streamed from a file: only logits and labels are kept).
+    pub fn evaluate<B: std::borrow::Borrow<Batch>>(
         &mut self,
-        batches: impl IntoIterator<Item = &'a Batch>,
+        batches: impl IntoIterator<Item = B>,
     ) -> Result<EvalReport> {
         let (mut logits, mut labels, mut loss) = (Vec::new(), Vec::new(), 0f64);
         for b in batches {
+            let b = b.borrow();
             validate::check_batch(&self.arch, b, true)?;
             let (nchunks, l) = self.run(b, false)?;
             loss += l;

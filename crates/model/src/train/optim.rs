@@ -24,6 +24,20 @@ pub enum Optimizer {
         /// Starting value of every accumulator (PyTorch's and FBGEMM's default is 0).
         initial_accumulator: f32,
     },
+    /// Adam for the dense parameters (`torch.optim.Adam` with bias correction:
+    /// `m = β1·m + (1−β1)·g`, `v = β2·v + (1−β2)·g²`,
+    /// `p -= lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + eps)`) and row-wise Adagrad for the
+    /// tables, as above with a zero initial accumulator.
+    AdamRowwise {
+        /// Decay of the first moment (PyTorch's default 0.9).
+        beta1: f32,
+        /// Decay of the second moment (PyTorch's default 0.999).
+        beta2: f32,
+        /// Added to the corrected `sqrt(v)` (PyTorch's default 1e-8).
+        eps: f32,
+        /// Added to `sqrt(acc)` for table rows (FBGEMM's default is 1e-8).
+        eps_sparse: f32,
+    },
 }
 
 impl Optimizer {
@@ -35,6 +49,16 @@ impl Optimizer {
             initial_accumulator: 0.0,
         }
     }
+
+    /// Adam (PyTorch's defaults) for dense parameters, row-wise Adagrad for tables.
+    pub fn adam_rowwise() -> Optimizer {
+        Optimizer::AdamRowwise {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_sparse: 1e-8,
+        }
+    }
 }
 
 /// Optimizer state.
@@ -42,8 +66,12 @@ impl Optimizer {
 pub(crate) struct OptState {
     /// One accumulator per dense parameter (Adagrad only).
     pub dense: Vec<f32>,
-    /// One accumulator per table row (Adagrad only).
+    /// One accumulator per table row (Adagrad and Adam's tables).
     pub rows: Vec<Vec<f32>>,
+    /// Adam's first moments (the second moments are in `dense`).
+    pub moment1: Vec<f32>,
+    /// Dense steps taken (for Adam's bias correction).
+    pub steps: u64,
 }
 
 impl OptState {
@@ -57,6 +85,13 @@ impl OptState {
             } => OptState {
                 dense: vec![a; dense_len],
                 rows: tables.iter().map(|t| vec![a; t.rows]).collect(),
+                ..OptState::default()
+            },
+            Optimizer::AdamRowwise { .. } => OptState {
+                dense: vec![0.0; dense_len],
+                rows: tables.iter().map(|t| vec![0.0; t.rows]).collect(),
+                moment1: vec![0.0; dense_len],
+                steps: 0,
             },
         }
     }
@@ -68,8 +103,9 @@ pub(crate) fn update_dense(
     lr: f32,
     params: &mut [f32],
     grad: &[f32],
-    acc: &mut [f32],
+    st: &mut OptState,
 ) {
+    let acc = &mut st.dense;
     match opt {
         Optimizer::Sgd => {
             for (p, &g) in params.iter_mut().zip(grad) {
@@ -80,6 +116,26 @@ pub(crate) fn update_dense(
             for ((p, &g), a) in params.iter_mut().zip(grad).zip(acc.iter_mut()) {
                 *a += g * g;
                 *p -= lr * g / (a.sqrt() + eps_dense);
+            }
+        }
+        Optimizer::AdamRowwise {
+            beta1, beta2, eps, ..
+        } => {
+            st.steps += 1;
+            let t = st.steps.min(i32::MAX as u64) as i32;
+            let c1 = 1.0 - beta1.powi(t);
+            let c2 = 1.0 - beta2.powi(t);
+            let step = lr / c1;
+            let inv_c2 = 1.0 / c2;
+            for (((p, &g), v), m) in params
+                .iter_mut()
+                .zip(grad)
+                .zip(acc.iter_mut())
+                .zip(st.moment1.iter_mut())
+            {
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                *p -= step * *m / ((*v * inv_c2).sqrt() + eps);
             }
         }
     }
@@ -94,7 +150,10 @@ pub(crate) fn update_row(
     acc: Option<&mut f32>,
 ) {
     match (opt, acc) {
-        (Optimizer::Adagrad { eps_sparse, .. }, Some(a)) => {
+        (
+            Optimizer::Adagrad { eps_sparse, .. } | Optimizer::AdamRowwise { eps_sparse, .. },
+            Some(a),
+        ) => {
             let mean_sq = grad.iter().map(|g| g * g).sum::<f32>() / grad.len().max(1) as f32;
             *a += mean_sq;
             let step = lr / (a.sqrt() + eps_sparse);
@@ -168,4 +227,49 @@ pub(crate) fn table_grads(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adam's first steps against the closed form of `torch.optim.Adam` (computed in f64).
+    #[test]
+    fn adam_matches_the_closed_form() {
+        let opt = Optimizer::adam_rowwise();
+        let Optimizer::AdamRowwise {
+            beta1, beta2, eps, ..
+        } = opt
+        else {
+            unreachable!()
+        };
+        let (b1, b2, e) = (f64::from(beta1), f64::from(beta2), f64::from(eps));
+        let grads = [[0.5f32, -2.0, 0.0], [0.25, 1.0, -3.0], [-1.0, 0.5, 4.0]];
+        let lr = 0.01;
+        let mut st = OptState::new(opt, 3, &[]);
+        let mut p = [1.0f32, -1.0, 0.5];
+        let mut want: Vec<f64> = p.iter().map(|&v| f64::from(v)).collect();
+        let (mut m, mut v) = ([0f64; 3], [0f64; 3]);
+        for (t, g) in grads.iter().enumerate() {
+            update_dense(opt, lr, &mut p, g, &mut st);
+            let t = t as i32 + 1;
+            for k in 0..3 {
+                let gk = f64::from(g[k]);
+                m[k] = b1 * m[k] + (1.0 - b1) * gk;
+                v[k] = b2 * v[k] + (1.0 - b2) * gk * gk;
+                let mh = m[k] / (1.0 - b1.powi(t));
+                let vh = v[k] / (1.0 - b2.powi(t));
+                want[k] -= f64::from(lr) * mh / (vh.sqrt() + e);
+            }
+            for k in 0..3 {
+                assert!(
+                    (f64::from(p[k]) - want[k]).abs() < 1e-6,
+                    "step {t} param {k}: {} vs {}",
+                    p[k],
+                    want[k]
+                );
+            }
+        }
+        assert_eq!(st.steps, 3);
+    }
 }

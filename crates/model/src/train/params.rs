@@ -300,18 +300,11 @@ impl Params {
     }
 }
 
-/// Writes the transposed copy of every weight matrix into `t` (same layout as `dense`): Linear
-/// weights become `[inp × out]`, `V` becomes `[width × rank]`, `W` becomes `[rank × width]`. The
-/// forward pass multiplies by these so its inner loops run over contiguous output columns.
+/// Writes the transposed copy of every cross-net matrix into `t` (same layout as `dense`): `V`
+/// becomes `[width × rank]`, `W` becomes `[rank × width]`. The forward pass multiplies by these
+/// so its inner loops run over contiguous output columns. (The MLP layers run on their packed
+/// copies, `packs`, so their slots of `t` are left alone.)
 pub(crate) fn transpose_weights(arch: &Arch, dense: &[f32], t: &mut [f32]) {
-    for s in arch.bottom.iter().chain(&arch.top) {
-        transpose(
-            &dense[s.w..s.w + s.out * s.inp],
-            s.out,
-            s.inp,
-            &mut t[s.w..],
-        );
-    }
     let (r, w) = (arch.rank(), arch.width);
     for c in &arch.cross {
         transpose(&dense[c.v..c.v + r * w], r, w, &mut t[c.v..]);

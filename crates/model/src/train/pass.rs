@@ -27,6 +27,7 @@ pub(crate) struct Work {
     /// `[m × width]`: loss gradient w.r.t. `z` (its table columns feed the sparse update).
     pub dz: Vec<f32>,
     dh: Vec<f32>,
+    gmat: Vec<f32>,
     scratch: Vec<f32>,
     gs: GradScratch,
     /// Flat dense gradient of this chunk (layout of [`Arch`]).
@@ -280,19 +281,24 @@ pub(crate) fn backward(
     match &arch.inter {
         Inter::Dot { pairs, d } => {
             let (d, ti) = (*d, arch.top_in);
-            w.dz.fill(0.0);
+            let f = width / d;
+            // Per sample, the pair gradients form a symmetric f×f matrix G (a self-interaction
+            // pair counts twice) and dz = G·z: each output row is summed in feature order in
+            // registers instead of two read-modify-write axpys per pair.
+            w.gmat.resize(f * f, 0.0);
             for ((dzr, zr), gr) in
                 w.dz.chunks_exact_mut(width)
                     .zip(w.z.chunks_exact(width))
                     .zip(w.g.chunks_exact(ti))
             {
-                dzr[..d].copy_from_slice(&gr[..d]);
+                w.gmat.fill(0.0);
                 for (&gq, &(i, j)) in gr[d..].iter().zip(pairs) {
-                    if gq == 0.0 {
-                        continue;
-                    }
-                    axpy(gq, &zr[j * d..(j + 1) * d], &mut dzr[i * d..(i + 1) * d]);
-                    axpy(gq, &zr[i * d..(i + 1) * d], &mut dzr[j * d..(j + 1) * d]);
+                    w.gmat[i * f + j] += gq;
+                    w.gmat[j * f + i] += gq;
+                }
+                sym_times(&w.gmat, zr, dzr, f, d);
+                for (o, &v) in dzr[..d].iter_mut().zip(&gr[..d]) {
+                    *o += v;
                 }
             }
         }
@@ -387,4 +393,35 @@ pub(crate) fn backward(
         std::mem::swap(&mut w.g, &mut w.g2);
     }
     Ok(())
+}
+
+/// `out[f×d] = g[f×f] · z[f×d]` for one sample, each output row summed in feature order
+/// (fixed-width register accumulators for the common dimensions).
+fn sym_times(g: &[f32], z: &[f32], out: &mut [f32], f: usize, d: usize) {
+    match d {
+        8 => sym_times_fixed::<8>(g, z, out, f),
+        16 => sym_times_fixed::<16>(g, z, out, f),
+        32 => sym_times_fixed::<32>(g, z, out, f),
+        64 => sym_times_fixed::<64>(g, z, out, f),
+        _ => {
+            for (gi, oi) in g.chunks_exact(f).zip(out.chunks_exact_mut(d)) {
+                oi.fill(0.0);
+                for (&gij, zj) in gi.iter().zip(z.chunks_exact(d)) {
+                    axpy(gij, zj, oi);
+                }
+            }
+        }
+    }
+}
+
+fn sym_times_fixed<const D: usize>(g: &[f32], z: &[f32], out: &mut [f32], f: usize) {
+    for (gi, oi) in g.chunks_exact(f).zip(out.chunks_exact_mut(D)) {
+        let mut acc = [0f32; D];
+        for (&gij, zj) in gi.iter().zip(z.chunks_exact(D)) {
+            for (a, &v) in acc.iter_mut().zip(zj) {
+                *a += gij * v;
+            }
+        }
+        oi.copy_from_slice(&acc);
+    }
 }
