@@ -28,7 +28,7 @@ use quantrec_model::artifact::{self, Provenance};
 use quantrec_model::import::{ImportOverrides, import_state_dict};
 use quantrec_model::metrics::Metrics;
 use quantrec_model::state_dict::StateDict;
-use quantrec_model::train::{Progress, Trainer, suggested_config};
+use quantrec_model::train::{Progress, TrainOptions, Trainer, suggested_config};
 use quantrec_model::{Batch, Model, ModelConfig, Plan, Scratch, Weights};
 use quantrec_quant::builder::ModelBuilder;
 use quantrec_quant::calibrate::RangeMethod;
@@ -525,7 +525,12 @@ fn train_file(path: &Path) -> Result<Trained> {
         table_rows[0]
     );
     let config = suggested_config(all.n_dense, &table_rows, 16);
-    let options = SynthRecipe::default().options;
+    // The trainer's defaults with the synthetic recipe's batch size: measured better on the
+    // 8k-row Criteo sample (holdout NE 0.884) than the synthetic recipe's larger learning rates.
+    let options = TrainOptions {
+        batch_size: 256,
+        ..TrainOptions::default()
+    };
     let mut trainer = Trainer::new(config, options)?;
     let batches: Vec<Batch> = (0..train.size)
         .step_by(options.batch_size)
