@@ -29,12 +29,13 @@ pub(crate) struct TileOps {
     pub(crate) quantize: fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]),
     /// Copies `m` rows of `k` u8 codes: `(x, m, k, lda, out)`.
     pub(crate) copy: fn(&[u8], usize, usize, usize, &mut [u8]),
-    /// The GEMM over `m` rows in tiles: `(a, lda, m, weights, epilogue constants, epilogue, out)`.
+    /// The GEMM over `m` rows in tiles with its own epilogue: `(a, lda, m, weights, epilogue
+    /// constants, out)`.
     pub(crate) gemm: TileGemmFn,
 }
 
 /// See [`TileOps::gemm`].
-pub(crate) type TileGemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, EpiFn, &mut Out<'_>);
+pub(crate) type TileGemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, &mut Out<'_>);
 
 /// Rows per AMX tile, the row granularity of the tile layout.
 pub(crate) const TILE_ROWS: usize = 16;
@@ -267,7 +268,7 @@ pub(crate) fn run(
     // The activations of rows r0..r1 (with the tile layout's padding rows).
     let a_rows = |r0: usize, r1: usize| &a[r0 * lda..r1.next_multiple_of(h).min(rows) * lda];
     let gemm = |a: &[u8], m: usize, out: &mut Out<'_>| match tiles {
-        Some(t) => (t.gemm)(a, lda, m, w, &epi, ops.epilogue, out),
+        Some(t) => (t.gemm)(a, lda, m, w, &epi, out),
         None => (ops.gemm)(a, lda, m, h, w, &epi, ops.epilogue, out),
     };
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
