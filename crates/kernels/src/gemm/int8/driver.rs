@@ -26,13 +26,16 @@ pub(crate) struct TileOps {
     /// Fewest rows for which the tile path is used.
     pub(crate) min_rows: usize,
     /// Quantizes `m` rows of `k` f32: `(x, m, k, lda, 1/scale, zero point, out)`.
-    pub(crate) quantize: fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]),
+    pub(crate) quantize: TileQuantizeFn,
     /// Copies `m` rows of `k` u8 codes: `(x, m, k, lda, out)`.
     pub(crate) copy: fn(&[u8], usize, usize, usize, &mut [u8]),
     /// The GEMM over `m` rows in tiles with its own epilogue: `(a, lda, m, weights, epilogue
     /// constants, out)`.
     pub(crate) gemm: TileGemmFn,
 }
+
+/// See [`TileOps::quantize`].
+pub(crate) type TileQuantizeFn = fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]);
 
 /// See [`TileOps::gemm`].
 pub(crate) type TileGemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, &mut Out<'_>);
