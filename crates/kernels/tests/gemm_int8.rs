@@ -10,8 +10,14 @@ use quantrec_kernels::gemm::{
 };
 use quantrec_kernels::rng::Rng;
 
-/// Shapes covering m ∈ {0,1,2,15,16,17,255}, k ∈ {1,3,13,64,479,1024}, n ∈ {1,7,16,33,256}.
-const SHAPES: [(usize, usize, usize); 12] = [
+/// Shapes covering m ∈ {0,1,2,15,16,17,255}, k ∈ {1,3,13,64,479,1024}, n ∈ {1,7,16,33,256}, plus
+/// the AMX blockings: pairs of 16-row blocks with a single one left over (m = 33, 48), and 1, 2, 3, 4
+/// column panels per step for a single row block (n = 20, 40, 100, 256).
+const SHAPES: [(usize, usize, usize); 16] = [
+    (48, 1024, 100),
+    (33, 479, 40),
+    (16, 13, 20),
+    (64, 1, 256),
     (0, 13, 7),
     (1, 1, 1),
     (1, 479, 256),

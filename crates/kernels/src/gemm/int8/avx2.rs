@@ -241,13 +241,13 @@ unsafe fn gemm_avx2(
     out: &mut Out<'_>,
 ) {
     let groups = w.kp / KG;
-    let pstride = groups * NR * KG;
+    let pstride = w.pstride;
     let mut tile = [0i32; TILE_MAX];
-    assert!(a.len() >= m * lda && lda >= w.kp && w.packed.len() >= w.n.div_ceil(NR) * pstride);
+    assert!(a.len() >= m * lda && lda >= w.kp && w.packed().len() >= w.n.div_ceil(NR) * pstride);
     for p in 0..w.n.div_ceil(NR) {
         let cols = NR.min(w.n - p * NR);
         // SAFETY: panel `p` lies inside `packed` (asserted above).
-        let wp = unsafe { w.packed.as_ptr().add(p * pstride) };
+        let wp = unsafe { w.packed().as_ptr().add(p * pstride) };
         let mut i = 0;
         while i < m {
             let r = (m - i).min(2);

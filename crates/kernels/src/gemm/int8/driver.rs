@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG};
+use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT};
 use crate::gemm::QParams;
 use crate::{KernelError, Result};
 
@@ -17,6 +17,31 @@ pub(crate) type GemmFn =
 /// Turns one tile of raw accumulators (`rows` rows of stride `ldt`, `cols` valid columns starting at
 /// output column `col0`) into output row `row0..row0 + rows`.
 pub(crate) type EpiFn = fn(&[i32], usize, usize, usize, usize, usize, &Epi<'_>, &mut Out<'_>);
+
+/// The AMX tile path: activations in tiles (see `amx`), a GEMM over them. Rows are padded to a
+/// multiple of [`TILE_ROWS`] (the padding rows' outputs are computed and discarded) and `k` to a
+/// multiple of [`KT`] (zero codes).
+#[derive(Clone, Copy)]
+pub(crate) struct TileOps {
+    /// Fewest rows for which the tile path is used.
+    pub(crate) min_rows: usize,
+    /// Quantizes `m` rows of `k` f32: `(x, m, k, lda, 1/scale, zero point, out)`.
+    pub(crate) quantize: TileQuantizeFn,
+    /// Copies `m` rows of `k` u8 codes: `(x, m, k, lda, out)`.
+    pub(crate) copy: fn(&[u8], usize, usize, usize, &mut [u8]),
+    /// The GEMM over `m` rows in tiles with its own epilogue: `(a, lda, m, weights, epilogue
+    /// constants, out)`.
+    pub(crate) gemm: TileGemmFn,
+}
+
+/// See [`TileOps::quantize`].
+pub(crate) type TileQuantizeFn = fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]);
+
+/// See [`TileOps::gemm`].
+pub(crate) type TileGemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, &mut Out<'_>);
+
+/// Rows per AMX tile, the row granularity of the tile layout.
+pub(crate) const TILE_ROWS: usize = 16;
 
 /// Largest register tile (rows × columns) any kernel produces.
 pub(crate) const TILE_MAX: usize = 384;
@@ -174,7 +199,19 @@ pub(crate) fn run(
         }
     };
     let Int8Scratch { act, corr, mult } = scratch;
-    let (h, lda) = (ops.a_layout)(m, kp);
+    let tiles = ops.tiles.filter(|t| m >= t.min_rows);
+    // Layout: AMX tiles (rows padded to 16, k to 64), or row blocks of height h for the VNNI kernels.
+    let (h, lda, rows) = match tiles {
+        Some(_) => (
+            TILE_ROWS,
+            kp.next_multiple_of(KT),
+            m.next_multiple_of(TILE_ROWS),
+        ),
+        None => {
+            let (h, lda) = (ops.a_layout)(m, kp);
+            (h, lda, m)
+        }
+    };
     let (a, lda, xq): (&[u8], usize, QParams) = match x {
         Int8Input::F32(v) => {
             let (lo, hi, finite) = (ops.min_max)(v);
@@ -188,28 +225,27 @@ pub(crate) fn run(
                 });
             }
             let q = w.act_qparams(lo, hi);
-            if act.len() < m * lda {
-                act.resize(m * lda, 0);
+            if act.as_slice().len() < rows * lda {
+                act.resize(rows * lda);
             }
-            (ops.quantize)(
-                v,
-                m,
-                k,
-                lda,
-                h,
-                1.0 / q.scale,
-                q.zero_point,
-                &mut act[..m * lda],
-            );
-            (&act[..m * lda], lda, q)
+            let buf = &mut act.as_mut_slice()[..rows * lda];
+            match tiles {
+                Some(t) => (t.quantize)(v, m, k, lda, 1.0 / q.scale, q.zero_point, buf),
+                None => (ops.quantize)(v, m, k, lda, h, 1.0 / q.scale, q.zero_point, buf),
+            }
+            (&act.as_slice()[..rows * lda], lda, q)
         }
-        Int8Input::U8(v, q) if k == lda && h == 1 => (v, k, q),
+        Int8Input::U8(v, q) if tiles.is_none() && k == lda && h == 1 => (v, k, q),
         Int8Input::U8(v, q) => {
-            if act.len() < m * lda {
-                act.resize(m * lda, 0);
+            if act.as_slice().len() < rows * lda {
+                act.resize(rows * lda);
             }
-            super::scalar::block_codes(v, m, k, lda, h, &mut act[..m * lda]);
-            (&act[..m * lda], lda, q)
+            let buf = &mut act.as_mut_slice()[..rows * lda];
+            match tiles {
+                Some(t) => (t.copy)(v, m, k, lda, buf),
+                None => super::scalar::block_codes(v, m, k, lda, h, buf),
+            }
+            (&act.as_slice()[..rows * lda], lda, q)
         }
     };
     debug_assert_eq!(lda % KG, 0);
@@ -232,6 +268,12 @@ pub(crate) fn run(
     let threads = rayon::current_num_threads();
     // Row chunks are a multiple of the block height, so they start on block boundaries.
     let unit = if h == 1 { 32 } else { h };
+    // The activations of rows r0..r1 (with the tile layout's padding rows).
+    let a_rows = |r0: usize, r1: usize| &a[r0 * lda..r1.next_multiple_of(h).min(rows) * lda];
+    let gemm = |a: &[u8], m: usize, out: &mut Out<'_>| match tiles {
+        Some(t) => (t.gemm)(a, lda, m, w, &epi, out),
+        None => (ops.gemm)(a, lda, m, h, w, &epi, ops.epilogue, out),
+    };
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
         // One thread: chunks of about CHUNK_BYTES of activations, so a chunk and the weights it
         // meets stay in L2 while every column block passes over it.
@@ -241,23 +283,21 @@ pub(crate) fn run(
         while r0 < m {
             let r1 = m.min(r0 + mc);
             let mut part = rows_of(&mut out, r0 * n, r1 * n);
-            let a = &a[r0 * lda..r1 * lda];
-            (ops.gemm)(a, lda, r1 - r0, h, w, &epi, ops.epilogue, &mut part);
+            gemm(a_rows(r0, r1), r1 - r0, &mut part);
             r0 = r1;
         }
         return Ok(());
     }
     // Several threads: about two chunks per thread.
-    let rows = m.div_ceil(threads * 2).div_ceil(unit) * unit;
-    let (gemm, epi_fn, epi) = (ops.gemm, ops.epilogue, &epi);
+    let chunk = m.div_ceil(threads * 2).div_ceil(unit) * unit;
     macro_rules! par_rows {
         ($o:expr, $variant:ident) => {
-            $o.par_chunks_mut(rows * n)
+            $o.par_chunks_mut(chunk * n)
                 .enumerate()
                 .for_each(|(ci, oc)| {
-                    let r = oc.len() / n;
-                    let a = &a[ci * rows * lda..(ci * rows + r) * lda];
-                    gemm(a, lda, r, h, w, epi, epi_fn, &mut Out::$variant(oc));
+                    let r0 = ci * chunk;
+                    let r1 = r0 + oc.len() / n;
+                    gemm(a_rows(r0, r1), r1 - r0, &mut Out::$variant(oc));
                 })
         };
     }

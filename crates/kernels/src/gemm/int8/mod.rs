@@ -43,6 +43,7 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avxvnni;
+mod buf;
 mod driver;
 
 use std::sync::OnceLock;
@@ -54,9 +55,9 @@ use crate::{Isa, KernelError, Result};
 pub const NR: usize = 16;
 /// Reduction elements per `vpdpbusd` group.
 pub const KG: usize = 4;
-/// Bytes of zero padding after the packed weights (one AMX `B` tile of 16 groups), so a kernel
-/// reading whole 16-group tiles never reads past the allocation.
-pub const WEIGHT_PAD: usize = 16 * NR * KG;
+/// Reduction elements per AMX tile row: each panel's `k` is padded to a multiple of this, so a
+/// panel is a whole number of 1 KiB `B` tiles.
+pub const KT: usize = 64;
 /// Largest supported input width: `255 · 128 · k < 2³¹` keeps every i32 accumulator exact.
 pub const MAX_K: usize = 65_793;
 
@@ -265,6 +266,9 @@ pub(crate) struct Int8Ops {
     pub(crate) gemm: driver::GemmFn,
     /// Applies the epilogue to one tile of raw accumulators.
     pub(crate) epilogue: driver::EpiFn,
+    /// The AMX tile path, used instead of `quantize`/`gemm` for batches of at least
+    /// [`driver::TileOps::min_rows`] rows.
+    pub(crate) tiles: Option<driver::TileOps>,
 }
 
 impl Int8Ops {
@@ -276,6 +280,7 @@ impl Int8Ops {
             gemm: scalar::gemm,
             epilogue: scalar::epilogue,
             a_layout: |_, kp| (1, kp),
+            tiles: None,
         };
         #[cfg(target_arch = "x86_64")]
         {
@@ -298,8 +303,7 @@ impl Int8Ops {
                 ops.a_layout = avx512::vnni::a_layout;
             }
             if kernel == Int8Kernel::Amx {
-                ops.gemm = amx::gemm;
-                ops.a_layout = amx::a_layout;
+                ops.tiles = Some(amx::tile_ops());
             }
         }
         let _ = kernel;
@@ -322,8 +326,8 @@ impl Int8Ops {
 /// Reusable buffers of the int8 path (part of [`LinearScratch`](super::LinearScratch)).
 #[derive(Debug, Default, Clone)]
 pub struct Int8Scratch {
-    /// Quantized activations, rows padded to a multiple of 4.
-    pub(crate) act: Vec<u8>,
+    /// Quantized activations in the kernel's layout (64-byte aligned).
+    pub(crate) act: buf::AlignedBytes,
     /// Per-column zero-point correction `zp · colsum[j]`.
     pub(crate) corr: Vec<i32>,
     /// Per-column dequantization multiplier `x_scale · w_scale[j]`.
@@ -331,12 +335,17 @@ pub struct Int8Scratch {
 }
 
 /// s8 symmetric weights packed into 16-column panels of 4-deep groups, with their scales and column sums.
+/// Each panel holds `k` rounded up to a multiple of [`KT`] (zero weights beyond `k`), so it is also a
+/// sequence of AMX `B` tiles; the buffer is 64-byte aligned.
 #[derive(Debug, Clone)]
 pub struct Int8Weights {
     n: usize,
     k: usize,
+    /// `k` rounded up to a multiple of [`KG`] (the groups the VNNI kernels sum over).
     kp: usize,
-    packed: Vec<i8>,
+    /// Bytes per panel: `k` rounded up to [`KT`], times [`NR`].
+    pstride: usize,
+    packed: buf::AlignedBytes,
     scales: Vec<f32>,
     col_sums: Vec<i32>,
     spec: Int8Spec,
@@ -401,15 +410,16 @@ impl Int8Weights {
             vec![scales[0]; n]
         };
         let kp = k.div_ceil(KG) * KG;
-        let groups = kp / KG;
+        let pstride = k.div_ceil(KT) * KT * NR;
         let panels = n.div_ceil(NR);
-        let mut packed = vec![0i8; panels * groups * NR * KG + WEIGHT_PAD];
+        let mut packed = buf::AlignedBytes::zeroed(panels * pstride);
+        let dst = packed.as_mut_i8();
         let mut col_sums = vec![0i32; n];
         for j in 0..n {
             let (p, c) = (j / NR, j % NR);
             for q in 0..k {
                 let code = codes[j * k + q];
-                packed[(p * groups + q / KG) * NR * KG + c * KG + q % KG] = code;
+                dst[p * pstride + (q / KG) * NR * KG + c * KG + q % KG] = code;
                 col_sums[j] += i32::from(code);
             }
         }
@@ -417,6 +427,7 @@ impl Int8Weights {
             n,
             k,
             kp,
+            pstride,
             packed,
             scales,
             col_sums,
@@ -441,16 +452,21 @@ impl Int8Weights {
 
     /// The weight codes, unpacked to row-major `n×k`.
     pub fn codes(&self) -> Vec<i8> {
-        let groups = self.kp / KG;
+        let packed = self.packed();
         let mut out = vec![0i8; self.n * self.k];
         for j in 0..self.n {
             let (p, c) = (j / NR, j % NR);
             for q in 0..self.k {
                 out[j * self.k + q] =
-                    self.packed[(p * groups + q / KG) * NR * KG + c * KG + q % KG];
+                    packed[p * self.pstride + (q / KG) * NR * KG + c * KG + q % KG];
             }
         }
         out
+    }
+
+    /// The packed panels (`n / 16` rounded up, `pstride` bytes each).
+    pub(crate) fn packed(&self) -> &[i8] {
+        self.packed.as_i8()
     }
 
     /// One scale per output column (all equal when per-tensor).

@@ -146,7 +146,7 @@ pub(crate) fn gemm(
     let groups = w.kp / KG;
     let mut tile = [0i32; TILE_MAX];
     for p in 0..w.n.div_ceil(NR) {
-        let panel = &w.packed[p * groups * NR * KG..(p + 1) * groups * NR * KG];
+        let panel = &w.packed()[p * w.pstride..p * w.pstride + groups * NR * KG];
         let cols = NR.min(w.n - p * NR);
         for i in 0..m {
             let row = &a[i * lda..i * lda + w.kp];

@@ -69,11 +69,11 @@ unsafe fn gemm_vnni(
     out: &mut Out<'_>,
 ) {
     let groups = w.kp / KG;
-    let pstride = groups * NR * KG;
+    let pstride = w.pstride;
     let panels = w.n.div_ceil(NR);
     let mut tile = [0i32; TILE_MAX];
     assert!(a.len() >= m * lda && lda >= w.kp && lda.is_multiple_of(KG));
-    assert!(w.packed.len() >= panels * pstride);
+    assert!(w.packed().len() >= panels * pstride);
     // Panels per tile for blocks of height h (the same choice as for a whole problem of h rows).
     let npb = tile_shape(h).1;
     let mr = h;
@@ -83,7 +83,7 @@ unsafe fn gemm_vnni(
         let cols = (np * NR).min(w.n - p0 * NR);
         let ld = np * NR;
         // SAFETY: panels p0..p0+np lie inside `packed` (asserted above).
-        let wp = unsafe { w.packed.as_ptr().add(p0 * pstride) };
+        let wp = unsafe { w.packed().as_ptr().add(p0 * pstride) };
         let mut i = 0;
         while i < m {
             let r = (m - i).min(mr);
