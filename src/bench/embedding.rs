@@ -5,6 +5,10 @@
 //! many id sets as the peer script does (up to 64, about 256 MB of f32 rows), so most rows come from
 //! memory. Table values are random (speed does not depend on them): f32 from a uniform draw, f16/bf16
 //! converted from it, fused rows with random codes and a random scale and bias per row.
+//! Tables are held the way a [`quantrec_model::Model`] holds in-memory tables
+//! ([`TableBytes::in_memory`]: transparent huge pages on Linux), which matters more than any
+//! instruction-level tuning for cold rows: with 4 KiB pages nearly every random row costs a page walk.
+//! PyTorch allocates with 4 KiB pages unless run with `THP_MEM_ALLOC_ENABLE=1`.
 
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use quantrec_kernels::embedding_bag::{
 };
 use quantrec_kernels::formats::{TableFormat, TableRef};
 use quantrec_kernels::rng::Rng;
+use quantrec_model::tables::TableBytes;
 use serde_json::json;
 
 use super::{KernelBenchArgs, Reporter, time_median};
@@ -50,10 +55,10 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         let values: Vec<f32> = (0..rows * d)
             .map(|_| rng.uniform_f32(-0.15, 0.15))
             .collect();
-        let tables: Vec<(&str, TableFormat, Aligned)> = wanted
+        let tables: Vec<(&str, TableFormat, TableBytes)> = wanted
             .iter()
-            .map(|&(op, f)| (op, f, table_bytes(f, &values, d, &mut rng)))
-            .collect();
+            .map(|&(op, f)| Ok((op, f, table_bytes(f, &values, d, &mut rng)?)))
+            .collect::<Result<_>>()?;
         drop(values);
         for &pool in pools {
             let n = BATCH * pool;
@@ -69,7 +74,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let mut out = vec![0f32; BATCH * d];
             for cache in ["warm", "cold"] {
                 for (op, format, data) in &tables {
-                    let table = TableRef::new(*format, rows, d, data.bytes())?;
+                    let table = TableRef::new(*format, rows, d, data.as_slice())?;
                     let bag = EmbeddingBag {
                         table,
                         pooling: Pooling::Sum,
@@ -113,37 +118,13 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     Ok(())
 }
 
-/// Table bytes starting on a 64-byte boundary, like PyTorch's CPU tensors (a plain `Vec<u8>` is only
-/// 16-byte aligned, which makes every 64-byte f32 row straddle two cache lines).
-struct Aligned {
-    buf: Vec<u8>,
-    offset: usize,
-    len: usize,
-}
-
-impl Aligned {
-    fn zeroed(len: usize) -> Aligned {
-        let buf = vec![0u8; len + 63];
-        let offset = buf.as_ptr().align_offset(64).min(63);
-        Aligned { buf, offset, len }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.offset..self.offset + self.len]
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[self.offset..self.offset + self.len]
-    }
-}
-
 /// The bytes of a `rows × d` table in `format`: float formats from `values`, fused formats as random
 /// codes with a per-row scale and bias.
-fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> Aligned {
+fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> Result<TableBytes> {
     let rows = values.len() / d;
     let rb = format.row_bytes(d);
-    let mut table = Aligned::zeroed(rows * rb);
-    let data = table.bytes_mut();
+    let mut table = vec![0u8; rows * rb];
+    let data = &mut table[..];
     match format {
         TableFormat::F32 => {
             for (o, v) in data.chunks_exact_mut(4).zip(values) {
@@ -178,5 +159,6 @@ fn table_bytes(format: TableFormat, values: &[f32], d: usize, rng: &mut Rng) -> 
             }
         }
     }
-    table
+    // Held as the model holds its in-memory tables (huge pages from 2 MiB; page-aligned).
+    Ok(TableBytes::in_memory(table)?)
 }

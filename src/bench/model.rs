@@ -25,6 +25,10 @@ pub struct ModelBenchArgs {
     /// The artifact to run (or use `--synthetic`).
     #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
     pub model: Option<PathBuf>,
+    /// With an artifact: copy its tables into memory (huge pages from 2 MiB) instead of running
+    /// them from the file mapping. Synthetic models are built in memory anyway.
+    #[arg(long, requires = "model")]
+    pub tables_in_memory: bool,
     /// A random model with the shapes of `../shared/peers/dlrm_bench.py`: `kaggle` (d=16, bottom
     /// 13-512-256-64-16, top 367-512-256-1, Criteo cardinalities capped at 1M rows) or `mlperf`
     /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows).
@@ -207,7 +211,11 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
 pub fn run(args: &ModelBenchArgs) -> Result<()> {
     let (model, name, zipf) = match (&args.model, &args.synthetic) {
         (Some(path), _) => {
-            let a = Artifact::load(path).with_context(|| format!("loading {}", path.display()))?;
+            let mut a =
+                Artifact::load(path).with_context(|| format!("loading {}", path.display()))?;
+            if args.tables_in_memory {
+                a.model.load_tables_into_memory()?;
+            }
             let name = path
                 .file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().to_string());

@@ -41,12 +41,19 @@ pub struct PredictArgs {
     /// when the data has them) or `.tsv` (`probability<TAB>logit[<TAB>label]` per sample).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Copy the tables into memory (huge pages for tables of 2 MiB and more) instead of paging
+    /// them in from the file mapping: faster lookups, every table held in RAM.
+    #[arg(long)]
+    pub tables_in_memory: bool,
 }
 
 /// Runs `quantrec predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let artifact =
+    let mut artifact =
         Artifact::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    if args.tables_in_memory {
+        artifact.model.load_tables_into_memory()?;
+    }
     let mut scratch = Scratch::new();
     let (mut logits, mut probs, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut expected = None;

@@ -59,7 +59,7 @@ fn store_table(
         Cow::Borrowed(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, *f, format)),
         Cow::Owned(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, f, format)),
     };
-    StoredTable::new(format, tc.rows, tc.dim, TableBytes::Owned(bytes))
+    StoredTable::new(format, tc.rows, tc.dim, TableBytes::in_memory(bytes)?)
 }
 
 fn mismatch(t: usize, supplied: TableFormat, planned: TableFormat) -> ModelError {
@@ -235,6 +235,17 @@ impl Model {
     /// The stored tables.
     pub fn tables(&self) -> &[StoredTable] {
         &self.tables
+    }
+
+    /// Copies tables that are file mappings into memory (huge pages from
+    /// [`crate::tables::HUGE_PAGE_MIN_BYTES`] on): faster random row gathers than a mapping paged
+    /// in 4 KiB at a time, at the cost of holding every table in RAM.
+    pub fn load_tables_into_memory(&mut self) -> Result<()> {
+        for t in &mut self.tables {
+            // Cloning a mapping clones an `Arc`; a failure leaves the table as it was.
+            t.bytes = t.bytes.clone().into_memory()?;
+        }
+        Ok(())
     }
 
     /// The packed bottom-MLP layers.

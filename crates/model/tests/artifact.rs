@@ -11,6 +11,7 @@ use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
 };
 use quantrec_model::plan::{ActivationPlan, CrossPrecision, LayerPrecision};
+use quantrec_model::tables::TableBytes;
 use quantrec_model::weights::TableData;
 use quantrec_model::{Batch, Model, ModelError, Plan, Scratch, SparseFeature, Weights};
 
@@ -54,6 +55,18 @@ fn f32_round_trip_is_exact_through_memory_and_mmap() {
     assert_eq!(mapped.file_bytes, bytes.len());
     assert_eq!(predict(&mapped.model, &batch), want);
     assert_eq!(predict(&Model::load(&path).unwrap(), &batch), want);
+    let mut held = Artifact::load(&path).unwrap();
+    let mapped_tables = |a: &Artifact| {
+        a.model
+            .tables()
+            .iter()
+            .filter(|t| matches!(t.bytes, TableBytes::Mapped { .. }))
+            .count()
+    };
+    assert_eq!(mapped_tables(&held), imp.config.tables.len());
+    held.model.load_tables_into_memory().unwrap();
+    assert_eq!(mapped_tables(&held), 0);
+    assert_eq!(predict(&held.model, &batch), want);
 
     // `save` replaces the file instead of rewriting it, so a model mapped from it keeps working.
     let mut half = Plan::f32(&imp.config);

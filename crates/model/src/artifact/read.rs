@@ -256,7 +256,7 @@ impl Artifact {
                     start,
                     len: data.len(),
                 },
-                Backing::Owned(_) => TableBytes::Owned(data.to_vec()),
+                Backing::Owned(_) => TableBytes::in_memory(data.to_vec())?,
             };
             tables.push(StoredTable::new(format, tc.rows, tc.dim, bytes)?);
         }
