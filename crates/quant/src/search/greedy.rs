@@ -20,7 +20,10 @@
 //!    current option is passed over without an evaluation). The combined plan is evaluated with the
 //!    caller's closure; if its ΔNE is within the budget the candidate is kept, otherwise it is
 //!    dropped again (back-off) and the walk goes on with the next candidate.
-//! 4. Evaluations are cached by assignment: a combination seen before is not evaluated again.
+//! 4. After the walk, it is repeated over the same order (up to the caller's number of walks: [`greedy_walks`]; the precision search makes [`SEARCH_WALKS`]) as
+//!    long as the previous walk kept at least one candidate: a candidate dropped earlier is tried
+//!    again on top of the changed assignment.
+//! 5. Evaluations are cached by assignment: a combination seen before is not evaluated again.
 //!    [`greedy_cached`] takes the cache from the caller, so several runs (e.g. a sweep over
 //!    budgets, or over objectives with differently measured cost savings) share evaluations.
 //!
@@ -97,17 +100,38 @@ where
     greedy_cached(candidates, budget, &mut EvalCache::new(), evaluate)
 }
 
+/// Walks the precision search makes (see the module docs, step 4).
+pub const SEARCH_WALKS: usize = 3;
+
 fn invalid(what: String, reason: String) -> QuantError {
     QuantError::InvalidArgument { what, reason }
 }
 
-/// Runs the greedy search (see the module docs), reading and filling `cache`, with `budget` as
-/// the largest acceptable ΔNE (percent). `evaluate` measures the ΔNE of a combined plan; its
-/// errors are passed through, and a NaN result is refused with [`QuantError::InvalidArgument`]
-/// (converted into `E`).
+/// Runs the greedy search (see the module docs) with a single walk, reading and filling `cache`,
+/// with `budget` as the largest acceptable ΔNE (percent). `evaluate` measures the ΔNE of a combined
+/// plan; its errors are passed through, and a NaN result is refused with
+/// [`QuantError::InvalidArgument`] (converted into `E`).
 pub fn greedy_cached<U, O, E, F>(
     candidates: &[Candidate<U, O>],
     budget: f64,
+    cache: &mut EvalCache<U, O>,
+    evaluate: F,
+) -> Result<GreedyOutcome<U, O>, E>
+where
+    U: Ord + Clone + std::hash::Hash + std::fmt::Debug,
+    O: Eq + Clone + std::hash::Hash + std::fmt::Debug,
+    E: From<QuantError>,
+    F: FnMut(&Assignment<U, O>) -> Result<f64, E>,
+{
+    greedy_walks(candidates, budget, 1, cache, evaluate)
+}
+
+/// [`greedy_cached`] with up to `walks` walks over the ordered candidates (step 4 of the module
+/// docs; at least one).
+pub fn greedy_walks<U, O, E, F>(
+    candidates: &[Candidate<U, O>],
+    budget: f64,
+    walks: usize,
     cache: &mut EvalCache<U, O>,
     mut evaluate: F,
 ) -> Result<GreedyOutcome<U, O>, E>
@@ -151,43 +175,55 @@ where
     let mut current_dne = 0.0;
     let mut evaluations = Vec::new();
     let mut cache_hits = 0;
-    for &i in &order {
-        let c = &candidates[i];
-        let previous = saved_by_unit.get(&c.unit).copied();
-        if previous.is_some_and(|s| c.cost_saved <= s) {
-            continue;
-        }
-        let mut trial = current.clone();
-        trial.insert(c.unit.clone(), c.option.clone());
-        let trial_saved: f64 =
-            saved_by_unit.values().sum::<f64>() - previous.unwrap_or(0.0) + c.cost_saved;
-        let (dne, from_cache) = match cache.get(&trial) {
-            Some(&d) => {
-                cache_hits += 1;
-                (d, true)
+    // Later passes retry what earlier ones dropped: ΔNE is measured on the combined plan, and
+    // errors of different units partly cancel, so a candidate refused early can fit once others
+    // have changed. The search stops after a walk that keeps nothing (or after `walks`).
+    for _walk in 0..walks.max(1) {
+        let mut kept = false;
+        for &i in &order {
+            let c = &candidates[i];
+            let previous = saved_by_unit.get(&c.unit).copied();
+            if previous.is_some_and(|s| c.cost_saved <= s) {
+                continue;
             }
-            None => {
-                let d = evaluate(&trial)?;
-                if d.is_nan() {
-                    return Err(
-                        invalid(format!("evaluation of {trial:?}"), "ΔNE is NaN".into()).into(),
-                    );
+            let mut trial = current.clone();
+            trial.insert(c.unit.clone(), c.option.clone());
+            let trial_saved: f64 =
+                saved_by_unit.values().sum::<f64>() - previous.unwrap_or(0.0) + c.cost_saved;
+            let (dne, from_cache) = match cache.get(&trial) {
+                Some(&d) => {
+                    cache_hits += 1;
+                    (d, true)
                 }
-                cache.insert(trial.clone(), d);
-                (d, false)
+                None => {
+                    let d = evaluate(&trial)?;
+                    if d.is_nan() {
+                        return Err(invalid(
+                            format!("evaluation of {trial:?}"),
+                            "ΔNE is NaN".into(),
+                        )
+                        .into());
+                    }
+                    cache.insert(trial.clone(), d);
+                    (d, false)
+                }
+            };
+            evaluations.push(Evaluation {
+                assignment: trial.clone(),
+                delta_ne: dne,
+                cost_saved: trial_saved,
+                accepted: dne <= budget,
+                from_cache,
+            });
+            if dne <= budget {
+                kept = true;
+                current = trial;
+                saved_by_unit.insert(c.unit.clone(), c.cost_saved);
+                current_dne = dne;
             }
-        };
-        evaluations.push(Evaluation {
-            assignment: trial.clone(),
-            delta_ne: dne,
-            cost_saved: trial_saved,
-            accepted: dne <= budget,
-            from_cache,
-        });
-        if dne <= budget {
-            current = trial;
-            saved_by_unit.insert(c.unit.clone(), c.cost_saved);
-            current_dne = dne;
+        }
+        if !kept {
+            break;
         }
     }
     Ok(GreedyOutcome {

@@ -1,7 +1,7 @@
 //! Precision search on a real model: sensitivity of every unit at every candidate precision,
-//! greedy assignment ([`greedy_cached`]) validating each combined plan's measured accuracy with
-//! back-off, presets for comparison, every evaluated plan recorded, Pareto frontier and the
-//! cheapest plan within the budget.
+//! greedy assignment ([`greedy_walks`], up to [`SEARCH_WALKS`] walks) validating each combined
+//! plan's measured accuracy with back-off, presets for comparison, every evaluated plan recorded,
+//! Pareto frontier and the cheapest plan within the budget.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use quantrec_model::metrics::Metrics;
 use quantrec_model::{Model, Plan};
 
-use super::greedy::{Assignment, Candidate, EvalCache, greedy_cached};
+use super::greedy::{Assignment, Candidate, EvalCache, SEARCH_WALKS, greedy_walks};
 use super::pareto::{Objective, PlanPoint, pareto_front, scalar_costs};
 use crate::builder::ModelBuilder;
 use crate::calibrate::Calibration;
@@ -350,7 +350,7 @@ pub fn search(
         }
         Ok(plan)
     };
-    let outcome = greedy_cached(&candidates, budget.limit(), &mut cache, |a| {
+    let outcome = greedy_walks(&candidates, budget.limit(), SEARCH_WALKS, &mut cache, |a| {
         let (p, c) = ev.evaluate(&to_plan(a)?)?;
         let v = budget.value(&c);
         greedy_plans.push((p, c));

@@ -198,3 +198,42 @@ fn errors_are_reported() {
     assert!(out.assignment.is_empty() && out.evaluations.is_empty());
     assert_eq!((out.delta_ne, out.cost_saved), (0.0, 0.0));
 }
+
+#[test]
+fn later_walks_retry_what_earlier_walks_dropped() {
+    // a alone fits; b on top of a breaks the budget; c saves least but its error cancels a's, and
+    // once it is in, b fits. One walk keeps {a, c}; a second finds {a, b, c}; a third keeps
+    // nothing new and ends the search.
+    let cands = vec![
+        cand("a", Opt::Int8, 10.0, 0.03),
+        cand("b", Opt::Int8, 8.0, 0.03),
+        cand("c", Opt::Int8, 1.0, 0.03),
+    ];
+    let model = |a: &Assignment<String, Opt>| {
+        let mut d: f64 = additive(&cands, a);
+        if a.contains_key("a") && a.contains_key("c") {
+            d -= 0.05;
+        }
+        d
+    };
+    let budget = 0.05;
+    let one = greedy::<_, _, QuantError, _>(&cands, budget, |a| Ok(model(a))).unwrap();
+    let keys: Vec<&str> = one.assignment.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["a", "c"]);
+    let mut calls = 0;
+    let three =
+        greedy_walks::<_, _, QuantError, _>(&cands, budget, 3, &mut EvalCache::new(), |a| {
+            calls += 1;
+            Ok(model(a))
+        })
+        .unwrap();
+    let keys: Vec<&str> = three.assignment.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    assert_eq!(three.cost_saved, 19.0);
+    assert!(three.delta_ne <= budget);
+    let (best, _) = brute_force(&cands, budget, model);
+    assert_eq!(three.cost_saved, best);
+    // Walk 1: {a}, {a,b} dropped, {a,c}; walk 2: {a,b,c} kept; walk 3 tries nothing new.
+    assert_eq!(calls, 4);
+    assert_eq!(three.evaluations.len(), 4);
+}
