@@ -476,7 +476,7 @@ mod tests {
 
     /// f32 and f16 weights at every level against the oracles, within the reassociation bound of
     /// `tests/gemm_float.rs`, on mid-size batches (row blocks of several heights, one row block and
-    /// many, odd k, column tails) with a dirty scratch buffer.
+    /// many, two cache blocks of rows at k = 1024, odd k, column tails) with a dirty scratch buffer.
     #[test]
     fn f32_and_f16_kernels_match_oracle_on_mid_batches() {
         use crate::gemm::scalar::{F16Weights, F32Weights};
@@ -489,6 +489,7 @@ mod tests {
                 (12, 64, 32),
                 (13, 600, 40),
                 (97, 515, 65),
+                (400, 1024, 40),
             ] {
                 let x = rng.normal_vec(m * k, 1.0);
                 let w = rng.normal_vec(n * k, 0.5);
