@@ -73,6 +73,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         }
         let opts = QuantizeOptions {
             greedy,
+            refine: false,
             name: "bench",
         };
         let mut out = vec![0u8; rows * format.row_bytes(dim)];

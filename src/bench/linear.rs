@@ -11,15 +11,7 @@ use quantrec_kernels::peak::PeakKind;
 use quantrec_kernels::rng::Rng;
 use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, peak, time_median};
-
-const KNS: [(usize, usize); 5] = [
-    (512, 256),
-    (256, 128),
-    (1024, 1024),
-    (1024, 512),
-    (479, 1024),
-];
+use super::{KernelBenchArgs, Reporter, linear_shapes, peak, time_median};
 
 /// Benchmarks `linear_f32`, `linear_fp16` and `linear_bf16` on a 1-thread pool.
 pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
@@ -41,15 +33,11 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     let bf16_peak = peak::measure(PeakKind::Bf16Amx)
         .or_else(|| peak::measure(PeakKind::Bf16Dot))
         .or(f32_peak);
-    let ms: &[usize] = if args.quick {
-        &[1, 256]
-    } else {
-        &[1, 16, 64, 256, 1024]
-    };
+    let shapes = linear_shapes(args)?;
     let min_time = Duration::from_millis(if args.quick { 60 } else { 250 });
     let mut rng = Rng::new(42);
     let mut scratch = LinearScratch::default();
-    for &(k, n) in &KNS {
+    for (k, n, ms) in shapes {
         let w = rng.normal_vec(n * k, 0.05);
         let b = rng.normal_vec(n, 0.01);
         for &(name, precision) in &ops {
@@ -62,7 +50,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             } else {
                 f32_peak
             };
-            for &m in ms {
+            for &m in &ms {
                 let x = rng.normal_vec(m * k, 1.0);
                 let mut out = vec![0f32; m * n];
                 let secs = pool.install(|| {

@@ -15,7 +15,7 @@ use quantrec_kernels::peak::PeakKind;
 use quantrec_kernels::rng::Rng;
 use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, peak, time_median};
+use super::{KernelBenchArgs, Reporter, linear_shapes, peak, time_median};
 
 /// Runs both int8 Linear benchmarks on one thread.
 pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
@@ -41,22 +41,11 @@ type Row = (&'static str, serde_json::Value, f64, f64);
 
 fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let ms: &[usize] = if args.quick {
-        &[1, 256]
-    } else {
-        &[1, 16, 64, 256, 1024]
-    };
-    let kns = [
-        (512, 256),
-        (256, 128),
-        (1024, 1024),
-        (1024, 512),
-        (479, 1024),
-    ];
+    let shapes = linear_shapes(args)?;
     let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
     let mut rng = Rng::new(0);
     let mut scratch = LinearScratch::default();
-    for (k, n) in kns {
+    for (k, n, ms) in shapes {
         let w = rng.normal_vec(n * k, 0.05);
         let b = rng.normal_vec(n, 0.01);
         let prec = |activations| {
@@ -75,7 +64,7 @@ fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Resul
             scale: 0.02,
             zero_point: 0,
         };
-        for &m in ms {
+        for &m in &ms {
             let x = rng.normal_vec(m * k, 1.0);
             let x_u8: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
             let ops = 2.0 * (m * k * n) as f64;

@@ -14,7 +14,7 @@ mod peak;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 pub use harness::{Reporter, time_median};
@@ -47,6 +47,51 @@ pub struct KernelBenchArgs {
     /// Only run benchmarks whose op name contains this substring.
     #[arg(long)]
     pub filter: Option<String>,
+    /// Dense-layer shapes to time instead of the defaults, as `MxKxN` (comma-separated), e.g.
+    /// `1024x1024x1024,16x479x1024`.
+    #[arg(long, value_delimiter = ',')]
+    pub shapes: Vec<String>,
+}
+
+/// The DLRM MLP `(k, n)` pairs `../shared/peers/torch_bench.py` times.
+const LINEAR_KNS: [(usize, usize); 5] = [
+    (512, 256),
+    (256, 128),
+    (1024, 1024),
+    (1024, 512),
+    (479, 1024),
+];
+
+/// Dense-layer shapes to time, grouped by weight shape: `(k, n, batch sizes)`. The defaults (every
+/// `LINEAR_KNS` pair at m ∈ {1, 16, 64, 256, 1024}, or {1, 256} with `--quick`), or `--shapes`.
+pub fn linear_shapes(args: &KernelBenchArgs) -> Result<Vec<(usize, usize, Vec<usize>)>> {
+    if args.shapes.is_empty() {
+        let ms: Vec<usize> = if args.quick {
+            vec![1, 256]
+        } else {
+            vec![1, 16, 64, 256, 1024]
+        };
+        return Ok(LINEAR_KNS
+            .iter()
+            .map(|&(k, n)| (k, n, ms.clone()))
+            .collect());
+    }
+    let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    for s in &args.shapes {
+        let dims: Vec<usize> = s
+            .split('x')
+            .map(|d| d.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .ok()
+            .filter(|d: &Vec<usize>| d.len() == 3 && d.iter().all(|&v| v > 0))
+            .with_context(|| format!("--shapes: `{s}` is not MxKxN with positive sizes"))?;
+        let (m, k, n) = (dims[0], dims[1], dims[2]);
+        match groups.iter_mut().find(|g| g.0 == k && g.1 == n) {
+            Some(g) => g.2.push(m),
+            None => groups.push((k, n, vec![m])),
+        }
+    }
+    Ok(groups)
 }
 
 /// Runs `quantrec bench`.

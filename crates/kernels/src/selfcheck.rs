@@ -82,6 +82,7 @@ fn check_formats(isa: Isa, seed: u64) -> Result<CheckResult> {
             }
             let opts = QuantizeOptions {
                 greedy,
+                refine: greedy,
                 name: "selfcheck",
             };
             let mut want = vec![0u8; rows * format.row_bytes(dim)];
@@ -118,6 +119,7 @@ fn check_embedding_bag(isa: Isa, seed: u64) -> Result<CheckResult> {
             let mut bytes = vec![0u8; rows * format.row_bytes(dim)];
             let opts = QuantizeOptions {
                 greedy: false,
+                refine: false,
                 name: "selfcheck",
             };
             quantize_table_with(Isa::Scalar, &src, rows, dim, format, &opts, &mut bytes)?;

@@ -60,6 +60,7 @@ fn quantized_tables_match_pytorch_at_every_isa_level() {
                 assert_eq!(expected.shape, [rows, row_bytes], "{name} shape");
                 let opts = QuantizeOptions {
                     greedy,
+                    refine: false,
                     name: &name,
                 };
                 let mut ours = vec![0u8; rows * row_bytes];

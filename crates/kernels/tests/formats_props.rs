@@ -130,7 +130,11 @@ fn parallel_table_quantization_equals_row_by_row() {
     let (rows, dim) = (1100, 16);
     let src = table(11, rows, dim);
     for (format, greedy) in FUSED {
-        let opts = QuantizeOptions { greedy, name: "t" };
+        let opts = QuantizeOptions {
+            greedy,
+            refine: false,
+            name: "t",
+        };
         let whole = quantize_table(&src, rows, dim, format, &opts).unwrap();
         let rb = format.row_bytes(dim);
         let mut one = vec![0u8; rb];
@@ -158,6 +162,7 @@ fn non_finite_values_name_table_row_and_column() {
             format,
             &QuantizeOptions {
                 greedy: false,
+                refine: false,
                 name: "emb7",
             },
         )
@@ -183,6 +188,7 @@ fn unsupported_dims_and_options_are_errors() {
     let src = vec![0.1f32; 2 * 6];
     let opts = QuantizeOptions {
         greedy: false,
+        refine: false,
         name: "t",
     };
     assert!(matches!(
@@ -200,6 +206,12 @@ fn unsupported_dims_and_options_are_errors() {
     ));
     let greedy = QuantizeOptions {
         greedy: true,
+        refine: false,
+        name: "t",
+    };
+    let refine = QuantizeOptions {
+        greedy: false,
+        refine: true,
         name: "t",
     };
     for format in [
@@ -208,10 +220,76 @@ fn unsupported_dims_and_options_are_errors() {
         TableFormat::Bf16,
         TableFormat::Fused8,
     ] {
-        assert!(matches!(
-            quantize_table(&src, 2, 6, format, &greedy),
-            Err(KernelError::BadQuantParams { .. })
-        ));
+        for opts in [&greedy, &refine] {
+            assert!(matches!(
+                quantize_table(&src, 2, 6, format, opts),
+                Err(KernelError::BadQuantParams { .. })
+            ));
+        }
+    }
+}
+
+/// Squared decode error of each row of a quantized table.
+fn row_errors(format: TableFormat, src: &[f32], dim: usize, packed: &[u8]) -> Vec<f64> {
+    let rb = format.row_bytes(dim);
+    let mut back = vec![0f32; dim];
+    src.chunks_exact(dim)
+        .zip(packed.chunks_exact(rb))
+        .map(|(x, row)| {
+            dequantize_row(format, row, &mut back);
+            x.iter()
+                .zip(&back)
+                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                .sum()
+        })
+        .collect()
+}
+
+#[test]
+fn least_squares_refit_never_loses_to_greedy_and_wins_on_gaussian_rows() {
+    for (format, greedy_too) in [
+        (TableFormat::Fused2, true),
+        (TableFormat::Fused4, true),
+        (TableFormat::Fused8Half, false),
+    ] {
+        for dim in [4usize, 16, 64] {
+            let rows = 300;
+            let src = table(11 + dim as u64, rows, dim);
+            let plain = QuantizeOptions {
+                greedy: greedy_too,
+                refine: false,
+                name: "t",
+            };
+            let refit = QuantizeOptions {
+                refine: true,
+                ..plain
+            };
+            let a = quantize_table(&src, rows, dim, format, &plain).unwrap();
+            let b = quantize_table(&src, rows, dim, format, &refit).unwrap();
+            let (ea, eb) = (
+                row_errors(format, &src, dim, &a),
+                row_errors(format, &src, dim, &b),
+            );
+            for (r, (x, y)) in ea.iter().zip(&eb).enumerate() {
+                assert!(y <= x, "{format} d {dim} row {r}: refit {y} > {x}");
+            }
+            // Gaussian rows (kinds 0 and 10+ of `row`): the refit must gain at 2 and 4 bits.
+            let gaussian =
+                |e: &[f64]| -> f64 { (0..rows).filter(|r| r % 10 == 0).map(|r| e[r]).sum() };
+            if format != TableFormat::Fused8Half {
+                assert!(
+                    gaussian(&eb) < 0.99 * gaussian(&ea),
+                    "{format} d {dim}: {} vs {}",
+                    gaussian(&eb),
+                    gaussian(&ea)
+                );
+            }
+            eprintln!(
+                "{format} d {dim}: gaussian-row error refit/plain {:.3}, all rows {:.3}",
+                gaussian(&eb) / gaussian(&ea),
+                eb.iter().sum::<f64>() / ea.iter().sum::<f64>()
+            );
+        }
     }
 }
 
@@ -221,6 +299,7 @@ fn values_beyond_the_half_range_are_errors_not_infinities() {
     src[5] = 70000.0;
     let opts = QuantizeOptions {
         greedy: false,
+        refine: false,
         name: "big",
     };
     let err = quantize_table(&src, 2, 4, TableFormat::F16, &opts).unwrap_err();
@@ -273,7 +352,11 @@ fn f16_input_quantizes_like_its_f32_widening() {
     let halves: Vec<half::f16> = src.iter().map(|&v| half::f16::from_f32(v)).collect();
     let widened: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
     for (format, greedy) in FUSED {
-        let opts = QuantizeOptions { greedy, name: "h" };
+        let opts = QuantizeOptions {
+            greedy,
+            refine: false,
+            name: "h",
+        };
         assert_eq!(
             quantize_table_f16(&halves, 40, 32, format, &opts).unwrap(),
             quantize_table(&widened, 40, 32, format, &opts).unwrap()
@@ -355,7 +438,7 @@ proptest! {
     fn fused_rows_decode_within_half_a_step(x in row_strategy(4)) {
         for (format, greedy) in FUSED {
             let mut packed = vec![0u8; format.row_bytes(x.len())];
-            quantize_row(&x, format, &QuantizeOptions { greedy, name: "p" }, &mut packed).unwrap();
+            quantize_row(&x, format, &QuantizeOptions { greedy, refine: false, name: "p" }, &mut packed).unwrap();
             check_row_error(format, greedy, &x, &packed);
         }
     }
@@ -458,7 +541,11 @@ fn quantize_table_with_pins_the_isa_level_without_changing_bytes() {
     let (rows, dim) = (37, 24);
     let src = table(9, rows, dim);
     for (format, greedy) in FUSED {
-        let opts = QuantizeOptions { greedy, name: "t" };
+        let opts = QuantizeOptions {
+            greedy,
+            refine: false,
+            name: "t",
+        };
         let rb = format.row_bytes(dim);
         let mut reference = vec![0u8; rows * rb];
         quantize_table_with(Isa::Scalar, &src, rows, dim, format, &opts, &mut reference).unwrap();

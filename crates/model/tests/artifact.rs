@@ -277,7 +277,11 @@ fn f32_tables_are_quantized_into_fused_formats_by_the_plan() {
             panic!("random weights are f32")
         };
         let tc = &config.tables[t];
-        let opts = QuantizeOptions { greedy, name: "t" };
+        let opts = QuantizeOptions {
+            greedy,
+            refine: greedy,
+            name: "t",
+        };
         let expected = quantize_table(values, tc.rows, tc.dim, plan.tables[t], &opts).unwrap();
         assert_eq!(
             model.tables()[t].table_ref().data,

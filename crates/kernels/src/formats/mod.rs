@@ -36,6 +36,7 @@ pub mod decode;
 mod fused8;
 pub mod greedy;
 mod nbit;
+mod refine;
 mod round;
 mod table;
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::codes::CodeOps;
 use super::decode::DecodeOps;
 use super::greedy::{self, GreedyOps};
-use super::{TableFormat, TableRef, dequantize_row, fused8, nbit};
+use super::{TableFormat, TableRef, dequantize_row, fused8, nbit, refine};
 use crate::{Isa, KernelError, Result};
 
 /// Rows handed to one rayon task.
@@ -19,6 +19,11 @@ pub struct QuantizeOptions<'a> {
     /// `optimized_qparams=True`) instead of its min and max. Only for [`TableFormat::Fused8Half`],
     /// [`TableFormat::Fused4`] and [`TableFormat::Fused2`]; asking for it with another format is an error.
     pub greedy: bool,
+    /// After choosing the range, refit each N-bit row's f16 scale and bias (and its codes) by least
+    /// squares ([`super::refine`]): same byte layout, never a larger row error than without. Only
+    /// for the formats `greedy` applies to. Rows then differ from PyTorch's bytes (they decode with
+    /// less error), so leave it off to reproduce PyTorch exactly.
+    pub refine: bool,
     /// Names the table in errors.
     pub name: &'a str,
 }
@@ -91,12 +96,16 @@ pub fn quantize_table_with(
             found: out.len(),
         });
     }
-    if opts.greedy && !matches!(format.bits(), 2 | 4) && format != TableFormat::Fused8Half {
+    let nbit = matches!(format.bits(), 2 | 4) || format == TableFormat::Fused8Half;
+    if (opts.greedy || opts.refine) && !nbit {
+        let what = if opts.greedy {
+            "greedy range search"
+        } else {
+            "least-squares refinement"
+        };
         return Err(KernelError::BadQuantParams {
             what: format!("table {name}"),
-            reason: format!(
-                "greedy range search applies to fused8half, fused4 and fused2 rows, not {format}"
-            ),
+            reason: format!("{what} applies to fused8half, fused4 and fused2 rows, not {format}"),
         });
     }
     let (greedy_ops, code_ops) = (GreedyOps::for_isa(isa)?, CodeOps::for_isa(isa)?);
@@ -119,6 +128,7 @@ pub fn quantize_table_with(
         .map(|(task, chunk)| {
             let ops = &code_ops;
             let mut scratch = Vec::new();
+            let mut codes = Vec::new();
             let mut bad = None;
             for (k, o) in chunk.chunks_exact_mut(row_bytes).enumerate() {
                 let r = task * ROWS_PER_TASK + k;
@@ -145,6 +155,9 @@ pub fn quantize_table_with(
                         nbit::quantize_row_with_range(ops, x, bits, lo, hi, &mut scratch, o);
                     }
                     (_, None) => nbit::quantize_row(ops, x, bits, &mut scratch, o),
+                }
+                if opts.refine {
+                    refine::refine_row(x, bits, &mut codes, o);
                 }
                 if bad.is_none() && !row_is_representable(format, dim, o) {
                     bad = Some(r);
