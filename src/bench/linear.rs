@@ -1,6 +1,9 @@
 //! `linear_*` lines: dense layers `Y = X·Wᵀ + b` at DLRM MLP shapes, single-threaded, in GOP/s
 //! (2·m·k·n per call) with `peak_fraction` against this core's measured peak (f32 FMA for f32 and
 //! fp16 weights; for bf16 AMX `tdpbf16ps`, else `vdpbf16ps`, else f32 FMA, whichever the kernel uses).
+//! At m = 1 a call streams the whole weight matrix, so those lines also carry `bandwidth_fraction`:
+//! weight bytes per second against the measured single-core read bandwidth from beyond L2
+//! (`peak_read_bandwidth` over 4 MiB).
 
 use std::time::Duration;
 
@@ -37,6 +40,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     let min_time = Duration::from_millis(if args.quick { 60 } else { 250 });
     let mut rng = Rng::new(42);
     let mut scratch = LinearScratch::default();
+    let mut read_bw: Option<f64> = None;
     for (k, n, ms) in shapes {
         let w = rng.normal_vec(n * k, 0.05);
         let b = rng.normal_vec(n, 0.01);
@@ -62,10 +66,17 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                     })
                 });
                 let rate = 2.0 * (m * k * n) as f64 / secs / 1e9;
-                let extra = match peak {
+                let mut extra = match peak {
                     Some(p) => json!({"peak_fraction": rate / p}),
                     None => json!({}),
                 };
+                if m == 1 {
+                    // One row streams the whole weight matrix: read it against the measured
+                    // single-core bandwidth from beyond L2 instead.
+                    let weight_bytes = (k * n * if precision == Precision::F32 { 4 } else { 2 }) as f64;
+                    let bw = *read_bw.get_or_insert_with(|| peak::read_bandwidth(4 << 20));
+                    extra["bandwidth_fraction"] = json!(weight_bytes / secs / 1e9 / bw);
+                }
                 rep.record_with(
                     isa.name(),
                     name,

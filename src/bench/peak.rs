@@ -1,4 +1,6 @@
-//! `peak_*` lines: this core's measured ceilings, so results can be read as a fraction of the limit.
+//! `peak_*` lines: this core's measured ceilings, so results can be read as a fraction of the limit:
+//! arithmetic peaks in GOP/s, and `peak_read_bandwidth` (GB/s, one core summing a buffer beyond L2
+//! and one beyond the last-level cache).
 
 use std::time::Duration;
 
@@ -38,7 +40,41 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             "GOP/s",
         )?;
     }
+    if rep.wants(READ_OP) {
+        for bytes in READ_BYTES {
+            let secs = read_seconds(bytes, min_time);
+            rep.record(
+                isa.name(),
+                READ_OP,
+                json!({"threads": 1, "bytes": bytes}),
+                secs,
+                bytes as f64 / secs / 1e9,
+                "GB/s",
+            )?;
+        }
+    }
     Ok(())
+}
+
+/// Op name of the single-core read-bandwidth line.
+const READ_OP: &str = "peak_read_bandwidth";
+/// Buffers read: the size of a 1024×1024 f32 weight matrix (twice this core's L2, so every pass
+/// comes from L3), and one far beyond the last-level cache.
+const READ_BYTES: [usize; 2] = [4 << 20, 1 << 30];
+
+/// Median seconds of one full read of a `bytes` buffer (after a first touch).
+fn read_seconds(bytes: usize, min_time: Duration) -> f64 {
+    let isa = Isa::active();
+    let buf = vec![1.0f32; bytes / 4];
+    time_median(min_time, 5, || {
+        std::hint::black_box(peak::read_sum(isa, &buf));
+    })
+}
+
+/// Single-core read bandwidth (GB/s) over a buffer of `bytes` (short run), for the
+/// `bandwidth_fraction` of weight-streaming benchmarks.
+pub fn read_bandwidth(bytes: usize) -> f64 {
+    bytes as f64 / read_seconds(bytes, Duration::from_millis(50)) / 1e9
 }
 
 /// The measured peak in GOP/s of `kind` at the active level (short run), for `peak_fraction` fields.

@@ -5,6 +5,7 @@
 //! filled "richest ISA last" (see [`isa`]).
 //!
 //! - [`isa`]: CPU feature detection and the `QUANTREC_ISA` cap.
+//! - [`aligned`]: a cache-line-aligned f32 buffer for kernel outputs.
 //! - [`formats`]: FBGEMM-compatible row-wise table formats (fused 8/4/2-bit, f16, bf16).
 //! - [`embedding_bag`]: pooled embedding lookups over every table format.
 //! - [`gemm`]: `Y = X·Wᵀ + b` in f32, fp16-weight, bf16 and int8 with fused epilogues.
@@ -13,6 +14,7 @@
 //! - [`rng`]: a deterministic xoshiro256++ generator for data, initialisation and tests.
 //! - [`selfcheck`]: every kernel at every ISA level against its scalar oracle, on fresh random data.
 
+pub mod aligned;
 pub mod embedding_bag;
 pub mod error;
 pub mod formats;

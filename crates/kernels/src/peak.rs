@@ -77,6 +77,26 @@ pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
     }
 }
 
+/// Sums `buf` (f32) with wide independent loads: one pass of a read-bandwidth measurement
+/// (`bytes / time` of repeated calls over a buffer larger than L2 is the single-core bandwidth a
+/// weight-streaming GEMV can reach). Uses AVX-512 loads when `isa` allows, else a portable loop.
+pub fn read_sum(isa: Isa, buf: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa >= Isa::Avx512 {
+        // SAFETY: the Avx512 level is only reachable when the CPU has AVX-512F (Isa::detected).
+        return unsafe { x86::read_sum_512(buf) };
+    }
+    let _ = isa;
+    let mut acc = [0f32; 16];
+    let mut chunks = buf.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -193,5 +213,37 @@ mod x86 {
         );
         let acc = chains!(_mm512_setzero_ps(), iters, |c| _mm512_dpbf16_ps(c, a, b));
         acc.iter().map(|a| _mm512_reduce_add_ps(*a)).sum()
+    }
+
+    /// [`super::read_sum`] with eight 512-bit accumulators (128 floats per step).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn read_sum_512(buf: &[f32]) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 8];
+        let mut chunks = buf.chunks_exact(128);
+        for c in &mut chunks {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `c` holds 128 floats, so lanes 16k..16k+16 are inside it.
+                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(c.as_ptr().add(16 * k)) });
+            }
+        }
+        let total: f32 = acc.iter().map(|a| _mm512_reduce_add_ps(*a)).sum();
+        total + chunks.remainder().iter().sum::<f32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_sum_equals_the_plain_sum_at_every_level_and_length() {
+        for isa in Isa::available() {
+            for len in [0usize, 1, 15, 127, 128, 129, 1000, 4099] {
+                // Small integers: every partial sum is exact in f32, whatever the order.
+                let buf: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+                let want: f32 = buf.iter().sum();
+                assert_eq!(read_sum(isa, &buf), want, "{isa:?} len {len}");
+            }
+        }
     }
 }

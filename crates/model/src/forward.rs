@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use quantrec_kernels::aligned::AlignedF32;
 use quantrec_kernels::KernelError;
 use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool};
 use quantrec_kernels::gemm::{
@@ -58,7 +59,9 @@ pub trait Observer {
 struct ChunkScratch {
     a: Vec<f32>,
     b: Vec<f32>,
-    feat: Vec<f32>,
+    /// Concatenated [bottom output, pooled tables] rows: line-aligned so pooled rows (at multiples
+    /// of the table width) are written without split stores.
+    feat: AlignedF32,
     inter: Vec<f32>,
     vx: Vec<f32>,
     u: Vec<f32>,
@@ -381,7 +384,7 @@ impl Model {
         mlp(&self.bottom, "bottom", dense, m, bufs, true, chain, obs)?;
         let d = cfg.bottom_out();
         let width = cfg.concat_width();
-        feat.resize(m * width, 0.0);
+        feat.resize(m * width);
         for (row, src) in feat.chunks_exact_mut(width).zip(a.chunks_exact(d)) {
             row[..d].copy_from_slice(src);
         }
