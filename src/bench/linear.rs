@@ -73,7 +73,8 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                 if m == 1 {
                     // One row streams the whole weight matrix: read it against the measured
                     // single-core bandwidth from beyond L2 instead.
-                    let weight_bytes = (k * n * if precision == Precision::F32 { 4 } else { 2 }) as f64;
+                    let weight_bytes =
+                        (k * n * if precision == Precision::F32 { 4 } else { 2 }) as f64;
                     let bw = *read_bw.get_or_insert_with(|| peak::read_bandwidth(4 << 20));
                     extra["bandwidth_fraction"] = json!(weight_bytes / secs / 1e9 / bw);
                 }

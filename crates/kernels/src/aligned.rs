@@ -101,7 +101,7 @@ mod tests {
     use super::*;
 
     fn is_aligned(b: &AlignedF32) -> bool {
-        b.is_empty() || b.as_ptr() as usize % 64 == 0
+        b.is_empty() || (b.as_ptr() as usize).is_multiple_of(64)
     }
 
     #[test]

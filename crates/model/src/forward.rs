@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use quantrec_kernels::aligned::AlignedF32;
 use quantrec_kernels::KernelError;
+use quantrec_kernels::aligned::AlignedF32;
 use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool};
 use quantrec_kernels::gemm::{
     ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
