@@ -61,6 +61,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             latency_batch: args.latency_batch,
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
+            table_refit: false,
         },
     )?;
     if let Some(dir) = &args.report {

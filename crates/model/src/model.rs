@@ -52,8 +52,12 @@ fn store_table(
     let tc = &config.tables[t];
     let format = plan.tables[t];
     let bytes = match data {
-        Cow::Borrowed(TableData::F32(v)) => encode_table(t, format, tc.rows, tc.dim, v)?,
-        Cow::Owned(TableData::F32(v)) => encode_table(t, format, tc.rows, tc.dim, &v)?,
+        Cow::Borrowed(TableData::F32(v)) => {
+            encode_table(t, format, tc.rows, tc.dim, v, plan.table_refit)?
+        }
+        Cow::Owned(TableData::F32(v)) => {
+            encode_table(t, format, tc.rows, tc.dim, &v, plan.table_refit)?
+        }
         Cow::Borrowed(TableData::Encoded { format: f, bytes }) if *f == format => bytes.clone(),
         Cow::Owned(TableData::Encoded { format: f, bytes }) if f == format => bytes,
         Cow::Borrowed(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, *f, format)),

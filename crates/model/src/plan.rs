@@ -136,6 +136,11 @@ pub struct Plan {
     /// One per table.
     #[serde(with = "format_names")]
     pub tables: Vec<TableFormat>,
+    /// Encode f32 tables with the least-squares refit of each N-bit row's scale and bias
+    /// (`QuantizeOptions::refine`: FBGEMM's layout, less row error, not PyTorch's exact bytes).
+    /// Recorded so that a refresh re-applies the same encoding; absent (false) in older plans.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub table_refit: bool,
 }
 
 mod format_names {
@@ -179,6 +184,7 @@ impl Plan {
             cross: vec![CrossPrecision { v: layer, w: layer }; config.cross_layers()],
             top: vec![layer; config.top_mlp.len()],
             tables: vec![table; config.tables.len()],
+            table_refit: false,
         }
     }
 

@@ -124,7 +124,9 @@ impl StoredTable {
 
 /// Encodes `rows × dim` f32 values as `format` rows with the formats module's FBGEMM-exact
 /// quantizer. 4- and 2-bit rows use the greedy L2 clipping-range search (PyTorch's
-/// `optimized_qparams=True`), which never loses accuracy against plain min/max; a value beyond the
+/// `optimized_qparams=True`), which never loses accuracy against plain min/max; with `refit`, every
+/// N-bit row (fused8half, fused4, fused2) is then refitted by least squares (`QuantizeOptions::refine`:
+/// never more row error; without it the bytes are PyTorch's exactly); a value beyond the
 /// f16 range or a NaN is an error naming the table and row, never clamped.
 pub fn encode_table(
     table: usize,
@@ -132,6 +134,7 @@ pub fn encode_table(
     rows: usize,
     dim: usize,
     values: &[f32],
+    refit: bool,
 ) -> Result<Vec<u8>> {
     format.check_dim(dim)?;
     if values.len() != rows * dim {
@@ -144,10 +147,11 @@ pub fn encode_table(
     let name = format!("tables.{table}");
     let opts = QuantizeOptions {
         greedy: matches!(format, TableFormat::Fused4 | TableFormat::Fused2),
-        // The least-squares refit (`refine`) lowers every row's L2 error but measured no better
-        // ΔNE on the synthetic default (+0.0192% vs +0.0178% for the chosen plans), so model tables
-        // keep PyTorch's exact bytes.
-        refine: false,
+        refine: refit
+            && matches!(
+                format,
+                TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2
+            ),
         name: &name,
     };
     Ok(quantize_table(values, rows, dim, format, &opts)?)

@@ -100,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             latency_batch: 256,
             presets: true,
             sensitivity_rows: 16_384,
+            table_refit: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     };

@@ -11,8 +11,8 @@ use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
 use crate::Result;
 
-/// Encoded bytes of each (table, format) built so far.
-type EncodedCache = Mutex<HashMap<(usize, TableFormat), Arc<Vec<u8>>>>;
+/// Encoded bytes of each (table, format, least-squares refit) built so far.
+type EncodedCache = Mutex<HashMap<(usize, TableFormat, bool), Arc<Vec<u8>>>>;
 
 /// f32 weights plus a cache of encoded tables.
 #[derive(Debug)]
@@ -20,6 +20,7 @@ pub struct ModelBuilder {
     config: ModelConfig,
     weights: Weights,
     encoded: EncodedCache,
+    table_refit: bool,
 }
 
 impl ModelBuilder {
@@ -30,7 +31,20 @@ impl ModelBuilder {
             config,
             weights,
             encoded: Mutex::new(HashMap::new()),
+            table_refit: false,
         })
+    }
+
+    /// Encodes N-bit tables with the least-squares refit (see `Plan::table_refit`); every plan
+    /// this builder builds is marked with it.
+    pub fn with_table_refit(mut self, on: bool) -> ModelBuilder {
+        self.table_refit = on;
+        self
+    }
+
+    /// Whether tables are encoded with the least-squares refit.
+    pub fn table_refit(&self) -> bool {
+        self.table_refit
     }
 
     /// The architecture.
@@ -43,7 +57,7 @@ impl ModelBuilder {
         &self.weights
     }
 
-    fn table(&self, t: usize, format: TableFormat) -> Result<TableData> {
+    fn table(&self, t: usize, format: TableFormat, refit: bool) -> Result<TableData> {
         let data = &self.weights.tables[t];
         let TableData::F32(values) = data else {
             // Pre-encoded tables can only be used in their own format (Model checks it).
@@ -52,7 +66,7 @@ impl ModelBuilder {
         if format == TableFormat::F32 {
             return Ok(data.clone());
         }
-        let key = (t, format);
+        let key = (t, format, refit);
         if let Some(b) = self.encoded.lock().expect("cache lock").get(&key) {
             return Ok(TableData::Encoded {
                 format,
@@ -60,7 +74,7 @@ impl ModelBuilder {
             });
         }
         let tc = &self.config.tables[t];
-        let bytes = Arc::new(encode_table(t, format, tc.rows, tc.dim, values)?);
+        let bytes = Arc::new(encode_table(t, format, tc.rows, tc.dim, values, refit)?);
         self.encoded
             .lock()
             .expect("cache lock")
@@ -71,11 +85,13 @@ impl ModelBuilder {
         })
     }
 
-    /// The weights with every table in `plan`'s format (encoded once per table and format).
+    /// The weights with every table in `plan`'s format (encoded once per table and format), with
+    /// the least-squares refit when the builder or the plan asks for it.
     pub fn weights_for(&self, plan: &Plan) -> Result<Weights> {
         plan.validate(&self.config)?;
+        let refit = self.table_refit || plan.table_refit;
         let tables = (0..self.config.tables.len())
-            .map(|t| self.table(t, plan.tables[t]))
+            .map(|t| self.table(t, plan.tables[t], refit))
             .collect::<Result<Vec<_>>>()?;
         Ok(Weights {
             bottom: self.weights.bottom.clone(),
@@ -86,13 +102,63 @@ impl ModelBuilder {
         })
     }
 
-    /// The model under `plan`.
+    /// The model under `plan` (marked with the refit when the builder uses it).
     pub fn build(&self, plan: &Plan) -> Result<Model> {
         let w = self.weights_for(plan)?;
-        Ok(Model::from_parts_owned(
-            self.config.clone(),
-            w,
-            plan.clone(),
-        )?)
+        let mut plan = plan.clone();
+        plan.table_refit |= self.table_refit;
+        Ok(Model::from_parts_owned(self.config.clone(), w, plan)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantrec_kernels::formats::dequantize_table;
+    use quantrec_model::train::suggested_config;
+
+    /// Squared decode error of table `t` of `model` against the f32 `weights`.
+    fn table_error(model: &Model, weights: &Weights, t: usize) -> f64 {
+        let TableData::F32(values) = &weights.tables[t] else {
+            panic!("random weights are f32")
+        };
+        let mut back = vec![0f32; values.len()];
+        dequantize_table(&model.tables()[t].table_ref(), &mut back).unwrap();
+        values
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum()
+    }
+
+    #[test]
+    fn refit_builders_encode_with_less_error_and_mark_their_plans() {
+        let config = suggested_config(13, &[300, 40, 7], 16);
+        let weights = Weights::random(&config, 3);
+        let mut plan = Plan::f32(&config);
+        plan.tables = vec![
+            TableFormat::Fused4,
+            TableFormat::Fused2,
+            TableFormat::Fused8Half,
+        ];
+        let plain = ModelBuilder::new(config.clone(), weights.clone()).unwrap();
+        let refit = ModelBuilder::new(config.clone(), weights.clone())
+            .unwrap()
+            .with_table_refit(true);
+        assert!(refit.table_refit() && !plain.table_refit());
+        let (a, b) = (plain.build(&plan).unwrap(), refit.build(&plan).unwrap());
+        assert!(!a.plan().table_refit && b.plan().table_refit);
+        for t in 0..3 {
+            let (ea, eb) = (table_error(&a, &weights, t), table_error(&b, &weights, t));
+            assert!(eb < ea, "table {t}: refit {eb} vs {ea}");
+        }
+        // A plan asking for the refit gets it from a plain builder too (as a refresh does), and
+        // the flag survives the plan's JSON; plans without it serialize as before.
+        let mut asked = plan.clone();
+        asked.table_refit = true;
+        let c = plain.build(&asked).unwrap();
+        assert_eq!(table_error(&c, &weights, 0), table_error(&b, &weights, 0));
+        assert!(Plan::from_json(&asked.to_json()).unwrap().table_refit);
+        assert!(!plan.to_json().contains("table_refit"));
     }
 }

@@ -163,7 +163,8 @@ pub struct RefreshOutcome {
 /// error; a recipe that cannot be repaired is an outcome with `passed == false`.
 pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
     req.previous_plan.validate(&req.config)?;
-    let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?;
+    let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
+        .with_table_refit(req.previous_plan.table_refit);
     let reference = builder.build(&Plan::f32(&req.config))?;
     let calibration = calibrate(&reference, &req.calib, req.calib_method)?;
     let ref_metrics = metrics_of(&predictions(&reference, &req.eval)?, &req.eval)?;

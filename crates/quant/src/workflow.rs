@@ -155,7 +155,10 @@ pub fn blame(
 /// Runs the workflow (see the module docs). Fails with [`QuantError::NoPlan`] when no plan
 /// (other than f32 itself, for `auto`) meets the budget, naming the problem layers.
 pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
-    let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?;
+    let refit =
+        req.search.table_refit || matches!(&req.plan, PlanRequest::Given(p) if p.table_refit);
+    let builder =
+        ModelBuilder::new(req.config.clone(), req.weights.clone())?.with_table_refit(refit);
     let f32_plan = Plan::f32(&req.config);
     let f32_model = builder.build(&f32_plan)?;
     let calibration = calibrate(&f32_model, &req.calib, req.calib_method)?;
@@ -190,6 +193,8 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         PlanRequest::Preset(p) => (p.plan(&req.config), None),
         PlanRequest::Given(p) => (p.clone(), None),
     };
+    let mut plan = plan;
+    plan.table_refit = refit;
     let mut ev = Evaluator::new(&builder, &calibration, &req.eval)?;
     let (plan, model, comparison) = ev.evaluate_model(&plan)?;
     if !budget.passes(&comparison) {

@@ -107,6 +107,7 @@ fn request(w: &quantrec_model::Weights, plan: PlanRequest, budget: Budget) -> Qu
             latency_batch: 64,
             presets: true,
             sensitivity_rows: 16_384,
+            table_refit: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     }

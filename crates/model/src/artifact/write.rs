@@ -165,7 +165,7 @@ pub fn to_bytes(
     for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
         let format = plan.tables[t];
         let bytes = match data {
-            TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, v)?,
+            TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, v, plan.table_refit)?,
             TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
             TableData::Encoded { format: f, .. } => {
                 return Err(ModelError::Plan(format!(

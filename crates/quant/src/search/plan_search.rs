@@ -108,6 +108,9 @@ pub struct SearchOptions {
     /// Samples the one-unit-at-a-time sensitivity runs on (the first pooled batches covering at
     /// least this many; combined plans are always validated on the whole set).
     pub sensitivity_rows: usize,
+    /// Encode N-bit tables with the least-squares refit of their scale and bias (`Plan::table_refit`;
+    /// applied by [`crate::workflow::quantize`]'s model builder).
+    pub table_refit: bool,
 }
 
 impl Default for SearchOptions {
@@ -118,6 +121,7 @@ impl Default for SearchOptions {
             latency_batch: 256,
             presets: true,
             sensitivity_rows: 16_384,
+            table_refit: false,
         }
     }
 }
