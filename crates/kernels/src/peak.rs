@@ -35,6 +35,8 @@ impl PeakKind {
 /// Runs the peak loop for `kind` at level `isa`; returns the operation count, or `None` when `isa`
 /// (or the CPU) lacks the instruction.
 pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
+    // A level above what this CPU has is treated as the CPU's own (never an instruction it lacks).
+    let isa = isa.min(Isa::detected());
     #[cfg(target_arch = "x86_64")]
     {
         match kind {
@@ -81,9 +83,11 @@ pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
 /// (`bytes / time` of repeated calls over a buffer larger than L2 is the single-core bandwidth a
 /// weight-streaming GEMV can reach). Uses AVX-512 loads when `isa` allows, else a portable loop.
 pub fn read_sum(isa: Isa, buf: &[f32]) -> f32 {
+    let isa = isa.min(Isa::detected());
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx512 {
-        // SAFETY: the Avx512 level is only reachable when the CPU has AVX-512F (Isa::detected).
+        // SAFETY: `isa` is capped at `Isa::detected()`, which is Avx512 or above only when the CPU
+        // has AVX-512F.
         return unsafe { x86::read_sum_512(buf) };
     }
     let _ = isa;

@@ -56,19 +56,14 @@ pub(crate) fn refine_row(x: &[f32], bits: u32, codes: &mut Vec<u8>, out: &mut [u
         let Some((s, b)) = least_squares(x, codes) else {
             break;
         };
-        let (s, b) = (round_f16(s), round_f16(b));
-        if !usable(s, b) {
-            break;
-        }
-        let error = recode(x, s, b, qmax, &mut trial);
-        if error < best.error {
-            best = Grid {
-                scale: s,
-                bias: b,
-                error,
-            };
-            std::mem::swap(codes, &mut trial);
-        } else {
+        if !try_grid(
+            x,
+            (round_f16(s), round_f16(b)),
+            qmax,
+            &mut best,
+            codes,
+            &mut trial,
+        ) {
             break;
         }
     }
@@ -80,20 +75,8 @@ pub(crate) fn refine_row(x: &[f32], bits: u32, codes: &mut Vec<u8>, out: &mut [u
                 if ds == 0 && db == 0 {
                     continue;
                 }
-                let (s, b) = (f16_step(s0, ds), f16_step(b0, db));
-                if !usable(s, b) {
-                    continue;
-                }
-                let error = recode(x, s, b, qmax, &mut trial);
-                if error < best.error {
-                    best = Grid {
-                        scale: s,
-                        bias: b,
-                        error,
-                    };
-                    std::mem::swap(codes, &mut trial);
-                    improved = true;
-                }
+                let grid = (f16_step(s0, ds), f16_step(b0, db));
+                improved |= try_grid(x, grid, qmax, &mut best, codes, &mut trial);
             }
         }
         if !improved {
@@ -109,6 +92,28 @@ pub(crate) fn refine_row(x: &[f32], bits: u32, codes: &mut Vec<u8>, out: &mut [u
         out[code_bytes + 2..code_bytes + 4]
             .copy_from_slice(&f16::from_f32(best.bias).to_le_bytes());
     }
+}
+
+/// Recodes `x` for `(scale, bias)` into `trial`; when that is usable and beats `best`, it becomes
+/// `best` (its codes swapped into `codes`) and the result is true.
+fn try_grid(
+    x: &[f32],
+    (scale, bias): (f32, f32),
+    qmax: u32,
+    best: &mut Grid,
+    codes: &mut Vec<u8>,
+    trial: &mut Vec<u8>,
+) -> bool {
+    if !usable(scale, bias) {
+        return false;
+    }
+    let error = recode(x, scale, bias, qmax, trial);
+    if error >= best.error {
+        return false;
+    }
+    *best = Grid { scale, bias, error };
+    std::mem::swap(codes, trial);
+    true
 }
 
 /// A scale and bias (f16 values held in f32) with the squared error of the row they decode to.
