@@ -223,7 +223,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     artifact::save(
         &q_path,
         &trained.config,
-        &trained.weights,
+        &outcome.weights,
         &outcome.plan,
         &outcome.provenance(None, trained.source.clone()),
     )?;

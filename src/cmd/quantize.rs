@@ -138,6 +138,12 @@ pub struct QuantizeArgs {
     /// in the plan, so `refresh` keeps it.
     #[arg(long)]
     pub refit_tables: bool,
+    /// Re-round every N-bit table row to minimize the log loss it costs on the calibration data
+    /// (its Gauss-Newton curvature, from the f32 model's backward pass) instead of its plain
+    /// error: FBGEMM's layout and PyTorch reads it, but not PyTorch's exact bytes. Recorded in the
+    /// plan, so `refresh` re-applies it on the new calibration data.
+    #[arg(long)]
+    pub curvature_tables: bool,
     /// The quantized artifact to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -170,6 +176,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
             table_refit: args.refit_tables,
+            table_curvature: args.curvature_tables,
         },
         calib_method: d.calib_method.method(),
         calib,
@@ -187,7 +194,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         Some((args.model.display().to_string(), loaded.sha256.clone())),
         d.provenance(req.calib.rows, req.eval.rows)?,
     );
-    artifact::save(&args.output, &req.config, &req.weights, &out.plan, &prov)
+    artifact::save(&args.output, &req.config, &out.weights, &out.plan, &prov)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let c = &out.comparison;
     if args.json {

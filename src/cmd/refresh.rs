@@ -91,7 +91,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         ne_reference: Some(c.ne_reference),
         notes: Some(notes.to_string()),
     };
-    artifact::save(&args.output, &req.config, &req.weights, &out.plan, &prov)
+    artifact::save(&args.output, &req.config, &out.weights, &out.plan, &prov)
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("wrote {}", args.output.display());
     Ok(())

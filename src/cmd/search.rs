@@ -62,6 +62,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
             table_refit: false,
+            table_curvature: false,
         },
     )?;
     if let Some(dir) = &args.report {

@@ -9,7 +9,7 @@ use quantrec_kernels::interaction::{PairOrder, pairs};
 
 use crate::config::{Interaction, ModelConfig};
 use crate::plan::{LayerPrecision, Plan};
-use crate::tables::{StoredTable, TableBytes, encode_table};
+use crate::tables::{StoredTable, TableBytes, encode_planned_table};
 use crate::weights::{CrossLayer, Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
@@ -52,12 +52,8 @@ fn store_table(
     let tc = &config.tables[t];
     let format = plan.tables[t];
     let bytes = match data {
-        Cow::Borrowed(TableData::F32(v)) => {
-            encode_table(t, format, tc.rows, tc.dim, v, plan.table_refit)?
-        }
-        Cow::Owned(TableData::F32(v)) => {
-            encode_table(t, format, tc.rows, tc.dim, &v, plan.table_refit)?
-        }
+        Cow::Borrowed(TableData::F32(v)) => encode_planned_table(plan, t, tc.rows, tc.dim, v)?,
+        Cow::Owned(TableData::F32(v)) => encode_planned_table(plan, t, tc.rows, tc.dim, &v)?,
         Cow::Borrowed(TableData::Encoded { format: f, bytes }) if *f == format => bytes.clone(),
         Cow::Owned(TableData::Encoded { format: f, bytes }) if f == format => bytes,
         Cow::Borrowed(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, *f, format)),

@@ -141,6 +141,11 @@ pub struct Plan {
     /// Recorded so that a refresh re-applies the same encoding; absent (false) in older plans.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub table_refit: bool,
+    /// Re-round every N-bit table row in the log loss's curvature measured on the calibration
+    /// data (`quantrec_quant::table_curvature`: FBGEMM's layout, less loss per row, not PyTorch's
+    /// exact bytes). Recorded so that a refresh re-applies it; absent (false) in older plans.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub table_curvature: bool,
 }
 
 mod format_names {
@@ -185,6 +190,7 @@ impl Plan {
             top: vec![layer; config.top_mlp.len()],
             tables: vec![table; config.tables.len()],
             table_refit: false,
+            table_curvature: false,
         }
     }
 

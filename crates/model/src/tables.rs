@@ -122,6 +122,32 @@ impl StoredTable {
     }
 }
 
+/// Encodes table `t` of f32 values in `plan`'s format and encoding ([`encode_table`] with
+/// `plan.table_refit`). A plan whose N-bit tables are curvature-encoded (`plan.table_curvature`)
+/// is refused: that encoding needs calibration data, so such tables come pre-encoded (from the
+/// quant crate's model builder) or the plan is built there.
+pub fn encode_planned_table(
+    plan: &crate::Plan,
+    t: usize,
+    rows: usize,
+    dim: usize,
+    values: &[f32],
+) -> Result<Vec<u8>> {
+    let format = plan.tables[t];
+    if plan.table_curvature
+        && matches!(
+            format,
+            TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2
+        )
+    {
+        return Err(ModelError::Plan(format!(
+            "table {t}: the plan asks for curvature-encoded {format} rows, which need calibration \
+             data; supply the table encoded or build the model with the quant crate's builder"
+        )));
+    }
+    encode_table(t, format, rows, dim, values, plan.table_refit)
+}
+
 /// Encodes `rows × dim` f32 values as `format` rows with the formats module's FBGEMM-exact
 /// quantizer. 4- and 2-bit rows use the greedy L2 clipping-range search (PyTorch's
 /// `optimized_qparams=True`), which never loses accuracy against plain min/max; with `refit`, every

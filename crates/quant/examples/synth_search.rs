@@ -101,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             presets: true,
             sensitivity_rows: 16_384,
             table_refit: false,
+            table_curvature: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     };

@@ -9,10 +9,11 @@ use quantrec_model::tables::encode_table;
 use quantrec_model::weights::TableData;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
-use crate::Result;
+use crate::table_curvature::TableCurvature;
+use crate::{QuantError, Result};
 
-/// Encoded bytes of each (table, format, least-squares refit) built so far.
-type EncodedCache = Mutex<HashMap<(usize, TableFormat, bool), Arc<Vec<u8>>>>;
+/// Encoded bytes of each (table, format, least-squares refit, curvature rounding) built so far.
+type EncodedCache = Mutex<HashMap<(usize, TableFormat, bool, bool), Arc<Vec<u8>>>>;
 
 /// f32 weights plus a cache of encoded tables.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ pub struct ModelBuilder {
     weights: Weights,
     encoded: EncodedCache,
     table_refit: bool,
+    curvature: Option<Arc<TableCurvature>>,
 }
 
 impl ModelBuilder {
@@ -32,6 +34,7 @@ impl ModelBuilder {
             weights,
             encoded: Mutex::new(HashMap::new()),
             table_refit: false,
+            curvature: None,
         })
     }
 
@@ -40,6 +43,18 @@ impl ModelBuilder {
     pub fn with_table_refit(mut self, on: bool) -> ModelBuilder {
         self.table_refit = on;
         self
+    }
+
+    /// Re-rounds N-bit table rows in the loss's curvature measured by `curvature` (see
+    /// `Plan::table_curvature`); every plan this builder builds is marked with it.
+    pub fn with_table_curvature(mut self, curvature: Option<Arc<TableCurvature>>) -> ModelBuilder {
+        self.curvature = curvature;
+        self
+    }
+
+    /// Whether N-bit table rows are re-rounded in the loss's curvature.
+    pub fn table_curvature(&self) -> bool {
+        self.curvature.is_some()
     }
 
     /// Whether tables are encoded with the least-squares refit.
@@ -57,7 +72,7 @@ impl ModelBuilder {
         &self.weights
     }
 
-    fn table(&self, t: usize, format: TableFormat, refit: bool) -> Result<TableData> {
+    fn table(&self, t: usize, format: TableFormat, refit: bool, curved: bool) -> Result<TableData> {
         let data = &self.weights.tables[t];
         let TableData::F32(values) = data else {
             // Pre-encoded tables can only be used in their own format (Model checks it).
@@ -66,7 +81,19 @@ impl ModelBuilder {
         if format == TableFormat::F32 {
             return Ok(data.clone());
         }
-        let key = (t, format, refit);
+        let curvature = match (&self.curvature, curved) {
+            (Some(c), true) => Some(c),
+            (None, true) => {
+                return Err(QuantError::InvalidArgument {
+                    what: format!("plan for table {t}"),
+                    reason: "asks for curvature-encoded tables but the builder measured no \
+                             curvature (no calibration data)"
+                        .into(),
+                });
+            }
+            (_, false) => None,
+        };
+        let key = (t, format, refit, curvature.is_some());
         if let Some(b) = self.encoded.lock().expect("cache lock").get(&key) {
             return Ok(TableData::Encoded {
                 format,
@@ -74,7 +101,10 @@ impl ModelBuilder {
             });
         }
         let tc = &self.config.tables[t];
-        let bytes = Arc::new(encode_table(t, format, tc.rows, tc.dim, values, refit)?);
+        let bytes = Arc::new(match curvature {
+            Some(c) => c.encode(t, format, tc.rows, values, refit)?,
+            None => encode_table(t, format, tc.rows, tc.dim, values, refit)?,
+        });
         self.encoded
             .lock()
             .expect("cache lock")
@@ -90,8 +120,9 @@ impl ModelBuilder {
     pub fn weights_for(&self, plan: &Plan) -> Result<Weights> {
         plan.validate(&self.config)?;
         let refit = self.table_refit || plan.table_refit;
+        let curved = self.curvature.is_some() || plan.table_curvature;
         let tables = (0..self.config.tables.len())
-            .map(|t| self.table(t, plan.tables[t], refit))
+            .map(|t| self.table(t, plan.tables[t], refit, curved))
             .collect::<Result<Vec<_>>>()?;
         Ok(Weights {
             bottom: self.weights.bottom.clone(),
@@ -107,6 +138,7 @@ impl ModelBuilder {
         let w = self.weights_for(plan)?;
         let mut plan = plan.clone();
         plan.table_refit |= self.table_refit;
+        plan.table_curvature |= self.curvature.is_some();
         Ok(Model::from_parts_owned(self.config.clone(), w, plan)?)
     }
 }

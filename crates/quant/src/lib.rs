@@ -39,6 +39,7 @@ pub mod plans;
 pub mod refresh;
 pub mod report;
 pub mod search;
+pub mod table_curvature;
 pub mod workflow;
 
 pub use error::QuantError;

@@ -10,6 +10,8 @@
 //! range the new data needs, and widening a blamed static layer to dynamic activations is the
 //! repair.
 
+use std::sync::Arc;
+
 use quantrec_model::plan::{ActivationPlan, LayerPrecision};
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
@@ -19,6 +21,7 @@ use crate::debug::debug;
 use crate::eval::{Comparison, EvalSet, metrics_of, predictions};
 use crate::plans::{Unit, choice_of, diff, plan_bytes, set_choice, widen};
 use crate::search::Budget;
+use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
 
 /// Units the debugger ranks worst that are tried at once per widening step.
@@ -140,6 +143,8 @@ pub struct RefreshOutcome {
     pub plan: Plan,
     /// Its model.
     pub model: Model,
+    /// Its weights as they are to be saved (tables encoded in the plan's formats).
+    pub weights: Weights,
     /// Gate value of the recipe as re-applied, before any widening.
     pub initial: Comparison,
     /// Why the re-applied recipe failed: the units the debugger ranked worst (empty when it
@@ -163,8 +168,18 @@ pub struct RefreshOutcome {
 /// error; a recipe that cannot be repaired is an outcome with `passed == false`.
 pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
     req.previous_plan.validate(&req.config)?;
+    let curvature = if req.previous_plan.table_curvature {
+        Some(Arc::new(TableCurvature::measure(
+            &req.config,
+            &req.weights,
+            &req.calib,
+        )?))
+    } else {
+        None
+    };
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
-        .with_table_refit(req.previous_plan.table_refit);
+        .with_table_refit(req.previous_plan.table_refit)
+        .with_table_curvature(curvature);
     let reference = builder.build(&Plan::f32(&req.config))?;
     let calibration = calibrate(&reference, &req.calib, req.calib_method)?;
     let ref_metrics = metrics_of(&predictions(&reference, &req.eval)?, &req.eval)?;
@@ -248,6 +263,7 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
         (plan, model, comparison) = (p, m, c);
     }
     Ok(RefreshOutcome {
+        weights: builder.weights_for(&plan)?,
         passed: req.budget.passes(&comparison),
         bytes: plan_bytes(&req.config, &plan),
         plan,

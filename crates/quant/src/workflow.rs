@@ -2,6 +2,8 @@
 //! evaluation set → the quantized model with its plan and provenance. [`quantize`] works on
 //! in-memory data (the demo calls it directly); the CLI reads files into [`EvalSet`]s first.
 
+use std::sync::Arc;
+
 use quantrec_model::artifact::Provenance;
 use quantrec_model::metrics::Metrics;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
@@ -12,6 +14,7 @@ use crate::debug::debug;
 use crate::eval::{Comparison, EvalSet};
 use crate::plans::{Preset, plan_bytes, summary};
 use crate::search::{Budget, Evaluator, SearchOptions, SearchOutcome, search};
+use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
 
 /// Which plan to use.
@@ -70,6 +73,10 @@ pub struct QuantizeOutcome {
     pub plan: Plan,
     /// The quantized model, ready to run.
     pub model: Model,
+    /// Its weights as they are to be saved (tables encoded in the plan's formats, e.g. with the
+    /// curvature-aware rounding, which needs the calibration data and so cannot be redone from
+    /// the plan alone).
+    pub weights: Weights,
     /// Its accuracy against the f32 model on the evaluation set.
     pub comparison: Comparison,
     /// The f32 model's metrics on the evaluation set.
@@ -157,8 +164,20 @@ pub fn blame(
 pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
     let refit =
         req.search.table_refit || matches!(&req.plan, PlanRequest::Given(p) if p.table_refit);
-    let builder =
-        ModelBuilder::new(req.config.clone(), req.weights.clone())?.with_table_refit(refit);
+    let curved = req.search.table_curvature
+        || matches!(&req.plan, PlanRequest::Given(p) if p.table_curvature);
+    let curvature = if curved {
+        Some(Arc::new(TableCurvature::measure(
+            &req.config,
+            &req.weights,
+            &req.calib,
+        )?))
+    } else {
+        None
+    };
+    let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
+        .with_table_refit(refit)
+        .with_table_curvature(curvature);
     let f32_plan = Plan::f32(&req.config);
     let f32_model = builder.build(&f32_plan)?;
     let calibration = calibrate(&f32_model, &req.calib, req.calib_method)?;
@@ -195,6 +214,7 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
     };
     let mut plan = plan;
     plan.table_refit = refit;
+    plan.table_curvature = curved;
     let mut ev = Evaluator::new(&builder, &calibration, &req.eval)?;
     let (plan, model, comparison) = ev.evaluate_model(&plan)?;
     if !budget.passes(&comparison) {
@@ -208,6 +228,7 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         });
     }
     Ok(QuantizeOutcome {
+        weights: builder.weights_for(&plan)?,
         bytes_f32: plan_bytes(&req.config, &f32_plan),
         bytes_quantized: plan_bytes(&req.config, &plan),
         reference: ev.reference.clone(),

@@ -108,6 +108,7 @@ fn request(w: &quantrec_model::Weights, plan: PlanRequest, budget: Budget) -> Qu
             presets: true,
             sensitivity_rows: 16_384,
             table_refit: false,
+            table_curvature: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     }

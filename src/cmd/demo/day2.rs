@@ -119,7 +119,7 @@ pub fn run(
         artifact::save(
             &path,
             &req.config,
-            &req.weights,
+            &out.weights,
             &out.plan,
             &Provenance {
                 ne: Some(out.comparison.ne),

@@ -34,6 +34,7 @@
 pub mod codes;
 pub mod decode;
 mod fused8;
+mod metric;
 pub mod greedy;
 mod nbit;
 mod refine;
@@ -41,6 +42,7 @@ mod round;
 mod table;
 
 pub use codes::CodeOps;
+pub use metric::refine_row_in_metric;
 pub use decode::DecodeOps;
 pub use greedy::GreedyOps;
 pub use table::{

@@ -14,7 +14,7 @@ use super::{
 use crate::config::ModelConfig;
 use crate::plan::{LayerPrecision, Plan};
 use crate::state_dict::RawTensor;
-use crate::tables::encode_table;
+use crate::tables::encode_planned_table;
 use crate::weights::{Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
@@ -165,7 +165,7 @@ pub fn to_bytes(
     for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
         let format = plan.tables[t];
         let bytes = match data {
-            TableData::F32(v) => encode_table(t, format, tc.rows, tc.dim, v, plan.table_refit)?,
+            TableData::F32(v) => encode_planned_table(plan, t, tc.rows, tc.dim, v)?,
             TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
             TableData::Encoded { format: f, .. } => {
                 return Err(ModelError::Plan(format!(

@@ -39,7 +39,18 @@ pub use state::{NamedTensor, parse_safetensors, read_safetensors};
 use optim::{OptState, table_grads, update_dense, update_row};
 use packs::Packs;
 use params::{Arch, Params, transpose_weights};
-use pass::Work;
+use pass::{Seed, Work};
+
+/// Which passes [`Trainer::run`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Forward only (losses when labels are given).
+    Forward,
+    /// Forward and the batch-mean loss's backward (needs labels).
+    Backward,
+    /// Forward and the per-sample Gauss-Newton factors of the loss in `z` (labels not needed).
+    Curvature,
+}
 
 /// Rows per chunk of a batch: the unit of parallel work and of gradient reduction.
 pub const CHUNK_ROWS: usize = 128;
@@ -113,6 +124,17 @@ pub struct Gradients {
     pub dense: Vec<(String, Vec<f32>)>,
     /// Per table, the rows the batch touched.
     pub tables: Vec<TableGradient>,
+}
+
+/// Per-sample Gauss-Newton factors of the log loss in `z` ([`Trainer::curvature_factors`]).
+#[derive(Clone, Debug)]
+pub struct CurvatureFactors {
+    /// Values per sample (the width of `z`).
+    pub width: usize,
+    /// First column of each table's pooled vector within a sample's row.
+    pub table_cols: Vec<usize>,
+    /// `samples × width`, row-major.
+    pub factors: Vec<f32>,
 }
 
 /// The sparse gradient of one table.
@@ -266,7 +288,7 @@ impl Trainer {
 
     /// Runs forward (and backward) over every chunk of `batch` in the pool; returns the summed
     /// loss when labels are present.
-    fn run(&mut self, batch: &Batch, backward: bool) -> Result<(usize, f64)> {
+    fn run(&mut self, batch: &Batch, mode: Mode) -> Result<(usize, f64)> {
         self.refresh()?;
         let n = batch.size;
         let nchunks = n.div_ceil(CHUNK_ROWS);
@@ -293,11 +315,15 @@ impl Trainer {
                     let start = c * CHUNK_ROWS;
                     let m = CHUNK_ROWS.min(n - start);
                     pass::forward(arch, params, wt, packs, batch, start, m, w)?;
-                    match labels {
-                        Some(y) if backward => {
-                            pass::backward(arch, params, packs, batch, y, start, inv, w)?
+                    match (mode, labels) {
+                        (Mode::Curvature, _) => {
+                            pass::backward(arch, params, packs, batch, Seed::Curvature, start, w)?
                         }
-                        Some(y) => {
+                        (Mode::Backward, Some(y)) => {
+                            let seed = Seed::Loss(y, inv);
+                            pass::backward(arch, params, packs, batch, seed, start, w)?
+                        }
+                        (_, Some(y)) => {
                             w.loss = w
                                 .logits()
                                 .iter()
@@ -305,7 +331,7 @@ impl Trainer {
                                 .map(|(&s, &yv)| pass::bce_with_logits(s, yv).0)
                                 .sum();
                         }
-                        None => w.loss = 0.0,
+                        (_, None) => w.loss = 0.0,
                     }
                     Ok(())
                 })
@@ -338,7 +364,7 @@ impl Trainer {
         if batch.size == 0 {
             return Ok(0.0);
         }
-        let (nchunks, loss_sum) = self.run(batch, true)?;
+        let (nchunks, loss_sum) = self.run(batch, Mode::Backward)?;
         self.reduce(nchunks);
         let opt = self.options.optimizer;
         update_dense(
@@ -400,7 +426,7 @@ impl Trainer {
     /// The gradient of the batch-mean loss without updating anything (for checks and debugging).
     pub fn gradients(&mut self, batch: &Batch) -> Result<Gradients> {
         validate::check_batch(&self.arch, batch, true)?;
-        let (nchunks, loss_sum) = self.run(batch, true)?;
+        let (nchunks, loss_sum) = self.run(batch, Mode::Backward)?;
         if nchunks == 0 {
             self.grad.fill(0.0);
         } else {
@@ -444,10 +470,30 @@ impl Trainer {
         })
     }
 
+    /// Per-sample Gauss-Newton factors of the log loss in the interaction's inputs `z` (the bottom
+    /// MLP's output, then every pooled table in order): row `s` is
+    /// `sqrt(p_s (1 - p_s)) · ∂logit_s/∂z_s`, so `Σ_s f_s f_sᵀ` is the Gauss-Newton approximation of
+    /// the summed log loss's Hessian in `z` (its expectation when the model is calibrated). Labels
+    /// are not needed.
+    pub fn curvature_factors(&mut self, batch: &Batch) -> Result<CurvatureFactors> {
+        validate::check_batch(&self.arch, batch, false)?;
+        let (nchunks, _) = self.run(batch, Mode::Curvature)?;
+        let width = self.arch.width;
+        let mut factors = Vec::with_capacity(batch.size * width);
+        for w in &self.works[..nchunks] {
+            factors.extend_from_slice(&w.dz[..w.m * width]);
+        }
+        Ok(CurvatureFactors {
+            width,
+            table_cols: self.arch.tables.iter().map(|t| t.col).collect(),
+            factors,
+        })
+    }
+
     /// Logits of every sample of `batch` (labels not needed).
     pub fn predict(&mut self, batch: &Batch) -> Result<Vec<f32>> {
         validate::check_batch(&self.arch, batch, false)?;
-        let (nchunks, _) = self.run(batch, false)?;
+        let (nchunks, _) = self.run(batch, Mode::Forward)?;
         Ok(self.works[..nchunks]
             .iter()
             .flat_map(|w| w.logits().iter().copied())
@@ -457,7 +503,7 @@ impl Trainer {
     /// Mean loss of `batch` at the current parameters (computed in f64 from f32 logits).
     pub fn loss(&mut self, batch: &Batch) -> Result<f64> {
         validate::check_batch(&self.arch, batch, true)?;
-        let (_, loss) = self.run(batch, false)?;
+        let (_, loss) = self.run(batch, Mode::Forward)?;
         Ok(loss / batch.size.max(1) as f64)
     }
 
@@ -471,7 +517,7 @@ impl Trainer {
         for b in batches {
             let b = b.borrow();
             validate::check_batch(&self.arch, b, true)?;
-            let (nchunks, l) = self.run(b, false)?;
+            let (nchunks, l) = self.run(b, Mode::Forward)?;
             loss += l;
             logits.extend(
                 self.works[..nchunks]

@@ -222,18 +222,27 @@ pub(crate) fn bce_with_logits(s: f32, y: f32) -> (f64, f32) {
     (loss, sig - y)
 }
 
-/// Loss and backward pass of a chunk after [`forward`]: sums the chunk's losses into
-/// [`Work::loss`], its dense gradient (of the batch-mean loss, `inv_batch = 1/batch`) into
-/// [`Work::grad`] (zeroed first) and leaves `dL/dz` in [`Work::dz`].
-#[allow(clippy::too_many_arguments)]
+/// What the backward pass differentiates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Seed<'a> {
+    /// The batch-mean log loss against these labels (of the whole batch), scaled by `inv_batch`.
+    Loss(&'a [f32], f32),
+    /// Each sample's logit times `sqrt(p(1 - p))`, its log loss's curvature in the logit: the
+    /// resulting `dz` rows are Gauss-Newton factors (`Σ dz dzᵀ` is the loss's Gauss-Newton
+    /// matrix in `z`).
+    Curvature,
+}
+
+/// Backward pass of a chunk after [`forward`]: for [`Seed::Loss`] sums the chunk's losses into
+/// [`Work::loss`] and its dense gradient (of the batch-mean loss) into [`Work::grad`] (zeroed
+/// first); either way leaves the seed's gradient in `z` in [`Work::dz`].
 pub(crate) fn backward(
     arch: &Arch,
     p: &Params,
     packs: &Packs,
     batch: &Batch,
-    labels: &[f32],
+    seed: Seed<'_>,
     start: usize,
-    inv_batch: f32,
     w: &mut Work,
 ) -> Result<()> {
     let m = w.m;
@@ -242,9 +251,18 @@ pub(crate) fn backward(
     w.g.resize(m, 0.0);
     let mut loss = 0f64;
     for (b, gv) in w.g.iter_mut().enumerate() {
-        let (l, d) = bce_with_logits(w.top[arch.top.len() - 1][b], labels[start + b]);
-        loss += l;
-        *gv = d * inv_batch;
+        let logit = w.top[arch.top.len() - 1][b];
+        *gv = match seed {
+            Seed::Loss(labels, inv_batch) => {
+                let (l, d) = bce_with_logits(logit, labels[start + b]);
+                loss += l;
+                d * inv_batch
+            }
+            Seed::Curvature => {
+                let p = bce_with_logits(logit, 0.0).1;
+                (p * (1.0 - p)).sqrt()
+            }
+        };
     }
     w.loss = loss;
     let width = arch.width;

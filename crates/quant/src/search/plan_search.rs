@@ -111,6 +111,10 @@ pub struct SearchOptions {
     /// Encode N-bit tables with the least-squares refit of their scale and bias (`Plan::table_refit`;
     /// applied by [`crate::workflow::quantize`]'s model builder).
     pub table_refit: bool,
+    /// Re-round N-bit table rows in the loss's curvature on the calibration data
+    /// (`Plan::table_curvature`, [`crate::table_curvature`]; applied by
+    /// [`crate::workflow::quantize`]'s model builder).
+    pub table_curvature: bool,
 }
 
 impl Default for SearchOptions {
@@ -122,6 +126,7 @@ impl Default for SearchOptions {
             presets: true,
             sensitivity_rows: 16_384,
             table_refit: false,
+            table_curvature: false,
         }
     }
 }
