@@ -62,6 +62,36 @@ impl ObjectiveArg {
     }
 }
 
+/// How N-bit table rows are rounded (`quantize --table-rounding`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TableRounding {
+    /// PyTorch's exact bytes: greedy L2 clipping range, nearest codes.
+    Pytorch,
+    /// PyTorch's range, then the f16 scale and bias refitted by least squares (less row error).
+    Refit,
+    /// PyTorch's range, then codes, scale and bias re-rounded to minimize the log loss each row
+    /// costs on the calibration data (its Gauss-Newton curvature from the f32 model's backward
+    /// pass), not its plain error.
+    Curvature,
+    /// The least-squares refit, then the curvature re-rounding.
+    RefitCurvature,
+}
+
+impl TableRounding {
+    /// Whether the least-squares refit runs (`Plan::table_refit`).
+    pub fn refit(self) -> bool {
+        matches!(self, TableRounding::Refit | TableRounding::RefitCurvature)
+    }
+
+    /// Whether the curvature re-rounding runs (`Plan::table_curvature`).
+    pub fn curvature(self) -> bool {
+        matches!(
+            self,
+            TableRounding::Curvature | TableRounding::RefitCurvature
+        )
+    }
+}
+
 /// Data and gate arguments shared by `quantize` and `refresh`.
 #[derive(Args, Debug)]
 pub struct DataArgs {
@@ -132,18 +162,12 @@ pub struct QuantizeArgs {
     /// evaluation samples).
     #[arg(long, default_value_t = 16_384)]
     pub sensitivity_rows: usize,
-    /// Refit each fused8half / fused4 / fused2 row's f16 scale and bias by least squares after
-    /// PyTorch's range choice: FBGEMM's layout with less error per row (on the synthetic default,
-    /// all-4-bit tables went from ΔNE +0.068% to +0.055%), but not PyTorch's exact bytes. Recorded
-    /// in the plan, so `refresh` keeps it.
-    #[arg(long)]
-    pub refit_tables: bool,
-    /// Re-round every N-bit table row to minimize the log loss it costs on the calibration data
-    /// (its Gauss-Newton curvature, from the f32 model's backward pass) instead of its plain
-    /// error: FBGEMM's layout and PyTorch reads it, but not PyTorch's exact bytes. Recorded in the
-    /// plan, so `refresh` re-applies it on the new calibration data.
-    #[arg(long)]
-    pub curvature_tables: bool,
+    /// How fused8half / fused4 / fused2 table rows are rounded. Every choice keeps FBGEMM's byte
+    /// layout (PyTorch and every kernel read it); only `pytorch` reproduces PyTorch's bytes. On the
+    /// synthetic default, all-4-bit tables measure ΔNE +0.068% (pytorch), +0.055% (refit),
+    /// +0.048% (curvature). Recorded in the plan, so `refresh` re-applies it (on its new data).
+    #[arg(long, value_enum, default_value = "curvature")]
+    pub table_rounding: TableRounding,
     /// The quantized artifact to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -175,8 +199,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             latency_batch: args.latency_batch,
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
-            table_refit: args.refit_tables,
-            table_curvature: args.curvature_tables,
+            table_refit: args.table_rounding.refit(),
+            table_curvature: args.table_rounding.curvature(),
         },
         calib_method: d.calib_method.method(),
         calib,

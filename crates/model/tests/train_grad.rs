@@ -196,3 +196,55 @@ fn several_chunks_reduce_correctly() {
         7,
     );
 }
+
+/// `curvature_factors` against central differences of the logit in each table's pooled vector
+/// (perturbing the one row a one-hot sample looks up), scaled by `sqrt(p(1-p))`.
+#[test]
+fn curvature_factors_are_scaled_logit_gradients() {
+    let cfg = config(
+        5,
+        &[7, 4],
+        &[(11, 4, Sum), (9, 4, Sum), (13, 4, Sum)],
+        dot(DotOrder::LowerByRow, false),
+        &[6, 1],
+        Naming::Dlrm,
+    );
+    let mut checked = 0;
+    for seed in 0..4u64 {
+        let mut batch = random_batch(&cfg, 1, 1, 40 + seed);
+        for (t, f) in batch.sparse.iter_mut().enumerate() {
+            // One id per bag (the helper may draw empty bags).
+            let id = (seed as i64 * 5 + t as i64) % 9;
+            *f = quantrec_model::SparseFeature::one_hot(vec![id]);
+        }
+        let mut tr = Trainer::new(cfg.clone(), TrainOptions::default()).unwrap();
+        let f = tr.curvature_factors(&batch).unwrap();
+        assert_eq!(f.factors.len(), f.width);
+        assert_eq!(f.table_cols.len(), 3);
+        let logit = tr.predict(&batch).unwrap()[0];
+        let p = 1.0 / (1.0 + (-f64::from(logit)).exp());
+        let scale = (p * (1.0 - p)).sqrt();
+        for t in 0..3 {
+            let name = format!("emb_l.{t}.weight");
+            let id = batch.sparse[t].ids[0] as usize;
+            for c in 0..4 {
+                let i = id * 4 + c;
+                let h = 1e-3f32;
+                let orig = tr.parameter(&name).unwrap()[i];
+                tr.parameter_mut(&name).unwrap()[i] = orig + h;
+                let up = tr.predict(&batch).unwrap()[0];
+                tr.parameter_mut(&name).unwrap()[i] = orig - h;
+                let down = tr.predict(&batch).unwrap()[0];
+                tr.parameter_mut(&name).unwrap()[i] = orig;
+                let num = f64::from(up - down) / (2.0 * f64::from(h)) * scale;
+                let got = f64::from(f.factors[f.table_cols[t] + c]);
+                assert!(
+                    (num - got).abs() <= 2e-3 + 3e-2 * num.abs(),
+                    "table {t} col {c}: factor {got}, finite difference {num}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 48);
+}

@@ -200,7 +200,8 @@ impl Search<'_> {
                         continue;
                     }
                     // The exact change of this element's decoded value (f32 decode).
-                    let new_r = f64::from((nc as f32).mul_add(cand.scale, cand.bias)) - f64::from(self.x[i]);
+                    let new_r = f64::from((nc as f32).mul_add(cand.scale, cand.bias))
+                        - f64::from(self.x[i]);
                     let delta = new_r - self.resid[i];
                     let gain = 2.0 * delta * self.m_resid[i] + delta * delta * self.m[i * d + i];
                     if gain < best.map_or(0.0, |b| b.1) {
@@ -243,7 +244,8 @@ impl Search<'_> {
             }
         }
         let det = cc * one - c1 * c1;
-        if !(det.abs() > 1e-12 * (cc * one).abs()) || det == 0.0 {
+        // Singular (all codes equal, or a metric blind to the code direction) or NaN.
+        if det.is_nan() || det.abs() <= 1e-12 * (cc * one).abs() || det == 0.0 {
             return None;
         }
         let s = (cx * one - c1 * x1) / det;
@@ -269,7 +271,6 @@ fn write_row(format: TableFormat, bits: u32, cand: &Candidate, row: &mut [u8]) {
 fn usable(scale: f32, bias: f32) -> bool {
     scale.is_finite() && scale != 0.0 && bias.is_finite()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -345,8 +346,14 @@ mod tests {
                     let e0 = metric_error(format, &x, &m, &row);
                     let (start, end) = refine_row_in_metric(format, &x, &m, &mut row).unwrap();
                     let e1 = metric_error(format, &x, &m, &row);
-                    assert!(e1 <= e0 * (1.0 + 1e-9) + 1e-30, "{format} d {d}: {e1} > {e0}");
-                    assert!((start - e0).abs() <= 1e-9 * e0.max(1e-30), "{start} vs {e0}");
+                    assert!(
+                        e1 <= e0 * (1.0 + 1e-9) + 1e-30,
+                        "{format} d {d}: {e1} > {e0}"
+                    );
+                    assert!(
+                        (start - e0).abs() <= 1e-9 * e0.max(1e-30),
+                        "{start} vs {e0}"
+                    );
                     assert!((end - e1).abs() <= 1e-9 * e1.max(1e-30), "{end} vs {e1}");
                     let (scale, bias) = crate::formats::row_scale_bias(format, d, &row);
                     assert!(scale.is_finite() && scale != 0.0 && bias.is_finite());
@@ -383,7 +390,9 @@ mod tests {
     #[test]
     fn bad_inputs_are_typed_errors() {
         let x = vec![0.5f32; 4];
-        let eye: Vec<f64> = (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect();
+        let eye: Vec<f64> = (0..16)
+            .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let mut row = encoded(TableFormat::Fused4, 4, &x);
         let mut f8 = vec![0u8; TableFormat::Fused8.row_bytes(4)];
         assert!(matches!(

@@ -34,17 +34,17 @@
 pub mod codes;
 pub mod decode;
 mod fused8;
-mod metric;
 pub mod greedy;
+mod metric;
 mod nbit;
 mod refine;
 mod round;
 mod table;
 
 pub use codes::CodeOps;
-pub use metric::refine_row_in_metric;
 pub use decode::DecodeOps;
 pub use greedy::GreedyOps;
+pub use metric::refine_row_in_metric;
 pub use table::{
     QuantizeOptions, dequantize_table, dequantize_table_with, quantize_row, quantize_table,
     quantize_table_f16, quantize_table_with,

@@ -126,7 +126,7 @@ impl Default for SearchOptions {
             presets: true,
             sensitivity_rows: 16_384,
             table_refit: false,
-            table_curvature: false,
+            table_curvature: true,
         }
     }
 }
