@@ -127,6 +127,13 @@ fn day1_recipe_refreshed_on_snapshots_trained_further_on_drifted_data() {
             budget,
             presets: false,
             sensitivity_rows: 8192,
+            // PyTorch's table bytes: this scenario is about recalibration and widening. 2-bit
+            // plans on this tiny model swing by ±0.2% ΔNE between snapshots under either rounding
+            // (measured: the day-1 recipe re-applied to the mildly drifted snapshot +0.03% with
+            // PyTorch's bytes, +0.22% curvature-rounded; on day 1 itself +0.25% and +0.10%), so
+            // which rounding leaves the mild case passing is luck; curvature rounding through a
+            // refresh is covered in tests/table_curvature.rs.
+            table_curvature: false,
             ..SearchOptions::default()
         },
         calib_method: RangeMethod::L2 { bits: 8 },

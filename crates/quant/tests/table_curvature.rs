@@ -152,3 +152,42 @@ fn the_workflow_saves_what_it_validated() {
     // The same plan from f32 weights (what saving `req.weights` would do) is refused.
     assert!(quantrec_model::artifact::to_bytes(&c, &w, &out.plan, &Default::default()).is_err());
 }
+
+#[test]
+fn refresh_re_measures_the_curvature_on_the_new_snapshot() {
+    let c = common::config();
+    let day2 = common::weights(8, 0.3);
+    let mut previous = Plan::uniform(
+        &c,
+        quantrec_model::plan::LayerPrecision::F32,
+        TableFormat::Fused4,
+    );
+    previous.table_curvature = true;
+    let req = quantrec_quant::refresh::RefreshRequest {
+        previous_plan: previous,
+        previous_delta_ne_pct: None,
+        config: c.clone(),
+        weights: day2.clone(),
+        calib: common::set(&day2, 2000, 35),
+        eval: common::set(&day2, 4000, 36),
+        budget: Budget::Ne(100.0),
+        calib_method: RangeMethod::L2 { bits: 8 },
+        keep_static: false,
+    };
+    let out = quantrec_quant::refresh::refresh(&req).unwrap();
+    assert!(out.passed && out.plan.table_curvature);
+    // The saved tables are the new snapshot's, rounded in its own curvature.
+    let curv = TableCurvature::measure(&c, &day2, &req.calib).unwrap();
+    for (t, tc) in c.tables.iter().enumerate() {
+        let TableData::F32(values) = &day2.tables[t] else {
+            panic!("random tables are f32")
+        };
+        let want = curv
+            .encode(t, TableFormat::Fused4, tc.rows, values, false)
+            .unwrap();
+        let TableData::Encoded { bytes, .. } = &out.weights.tables[t] else {
+            panic!("table {t} was saved unencoded")
+        };
+        assert_eq!(bytes, &want, "table {t}");
+    }
+}
