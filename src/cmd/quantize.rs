@@ -165,7 +165,7 @@ pub struct QuantizeArgs {
     /// How fused8half / fused4 / fused2 table rows are rounded. Every choice keeps FBGEMM's byte
     /// layout (PyTorch and every kernel read it); only `pytorch` reproduces PyTorch's bytes. On the
     /// synthetic default, all-4-bit tables measure ΔNE +0.068% (pytorch), +0.055% (refit),
-    /// +0.048% (curvature). Recorded in the plan, so `refresh` re-applies it (on its new data).
+    /// +0.046% (curvature). Recorded in the plan, so `refresh` re-applies it (on its new data).
     #[arg(long, value_enum, default_value = "curvature")]
     pub table_rounding: TableRounding,
     /// The quantized artifact to write.

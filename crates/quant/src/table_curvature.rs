@@ -17,8 +17,10 @@
 //!
 //! Measured on the synthetic default model (26 tables ≤ 1,000 rows, d = 16; 8,192 calibration and
 //! 100,000 evaluation rows): all tables fused4 ΔNE +0.068% with PyTorch's bytes, +0.055% with the
-//! least-squares refit, +0.047% re-rounded here; the automatic search's plan 20.2% of the f32
-//! bytes at +0.0178% with PyTorch's bytes, 19.7% at +0.019% re-rounded here.
+//! least-squares refit, +0.046% re-rounded here; the automatic search's plan 20.2% of the f32
+//! bytes at +0.0178% with PyTorch's bytes, 19.4% at +0.0181% re-rounded here. On a d = 128 model
+//! with 100,000-row tables (430 MB f32) re-rounding every table at 4 bits added ~6 s on 2 cores
+//! to a 6 s quantization.
 
 use quantrec_kernels::formats::{TableFormat, TableRef, dequantize_table, refine_row_in_metric};
 use quantrec_model::config::PoolingMode;
@@ -34,7 +36,8 @@ use crate::{QuantError, Result};
 
 /// Weight of a table's mean curvature in every row's metric, in lookups.
 /// (On the synthetic default, all-4-bit tables: ΔNE +0.066% with 0 (rows' own lookups only),
-/// +0.054% with 1, +0.049% with 4, +0.048% with 16, +0.050% with 64; plain rounding +0.068%.)
+/// +0.054% with 1, +0.049% with 4, +0.048% with 16, +0.050% with 64; plain rounding +0.068%;
+/// measured with a ±1-ulp grid search since dropped, which shifts every figure by ~0.001%.)
 pub const PRIOR_LOOKUPS: f64 = 16.0;
 /// Ridge added to every row's metric, relative to the mean eigenvalue of the table's curvature.
 const RIDGE: f64 = 1e-3;

@@ -132,7 +132,7 @@ fn usable(scale: f32, bias: f32) -> bool {
 
 /// The f16 value `steps` (−1, 0 or +1) ulps above `v` (an f16 value held in f32), or NaN past the
 /// finite range.
-pub(super) fn f16_step(v: f32, steps: i32) -> f32 {
+fn f16_step(v: f32, steps: i32) -> f32 {
     if steps == 0 {
         return v;
     }
