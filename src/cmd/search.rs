@@ -2,6 +2,7 @@
 //! frontier, choice, Markdown + PNG + JSON report.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -13,8 +14,9 @@ use quantrec_quant::load::{load_data, load_model};
 use quantrec_quant::plans::summary;
 use quantrec_quant::report::search_report::{markdown, write_report};
 use quantrec_quant::search::{SearchOptions, search};
+use quantrec_quant::table_curvature::TableCurvature;
 
-use super::quantize::{DataArgs, ObjectiveArg};
+use super::quantize::{DataArgs, ObjectiveArg, TableRounding};
 
 /// Arguments of `quantrec search`.
 #[derive(Args, Debug)]
@@ -33,6 +35,9 @@ pub struct SearchArgs {
     /// Samples of the one-unit-at-a-time sensitivity runs.
     #[arg(long, default_value_t = 16_384)]
     pub sensitivity_rows: usize,
+    /// How N-bit table rows are rounded (as `quantize --table-rounding`).
+    #[arg(long, value_enum, default_value = "curvature")]
+    pub table_rounding: TableRounding,
     /// Directory for report.md, report.json and frontier.png.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -48,7 +53,16 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let schema = d.schema.as_deref();
     let calib = load_data(&d.calib, &m.config, schema, Some(d.calib_rows))?;
     let eval = load_data(&d.eval, &m.config, schema, Some(d.eval_rows))?;
-    let builder = ModelBuilder::new(m.config.clone(), m.weights)?;
+    let curvature = if args.table_rounding.curvature() {
+        Some(Arc::new(TableCurvature::measure(
+            &m.config, &m.weights, &calib,
+        )?))
+    } else {
+        None
+    };
+    let builder = ModelBuilder::new(m.config.clone(), m.weights)?
+        .with_table_refit(args.table_rounding.refit())
+        .with_table_curvature(curvature);
     let reference = builder.build(&Plan::f32(&m.config))?;
     let cal = calibrate(&reference, &calib, d.calib_method.method())?;
     let s = search(
@@ -61,8 +75,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
             latency_batch: args.latency_batch,
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
-            table_refit: false,
-            table_curvature: false,
+            table_refit: args.table_rounding.refit(),
+            table_curvature: args.table_rounding.curvature(),
         },
     )?;
     if let Some(dir) = &args.report {
