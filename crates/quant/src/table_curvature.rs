@@ -8,8 +8,8 @@
 //! means). [`TableCurvature`] runs the f32 model over calibration batches once, keeps those factors,
 //! and gives every row the metric
 //! `M_r = Σ_{s looks up r} w_s² f_s f_sᵀ + κ · C̄_t + ε · tr(C̄_t)/d · I`, where `C̄_t` is the table's mean
-//! per-lookup outer product: a prior worth [`PRIOR_LOOKUPS`] lookups, so rows seen rarely (or never)
-//! in calibration are rounded for the table's typical sample, and rows seen often for their own.
+//! per-lookup outer product: a prior worth [`PRIOR_LOOKUPS`] lookups, so rows seen rarely in
+//! calibration are rounded mostly for the table's typical sample, and rows seen often for their own.
 //! The small ridge keeps every direction in play. Each row is then encoded as usual (PyTorch's greedy
 //! range, optionally the least-squares refit) and, if calibration looked it up, re-rounded in `M_r`
 //! by [`refine_row_in_metric`], which keeps FBGEMM's byte layout and never raises the row's metric
