@@ -2,7 +2,6 @@
 //! frontier, choice, Markdown + PNG + JSON report.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -14,7 +13,6 @@ use quantrec_quant::load::{load_data, load_model};
 use quantrec_quant::plans::summary;
 use quantrec_quant::report::search_report::{markdown, write_report};
 use quantrec_quant::search::{SearchOptions, search};
-use quantrec_quant::table_curvature::TableCurvature;
 
 use super::quantize::{DataArgs, ObjectiveArg, TableRounding};
 
@@ -53,16 +51,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let schema = d.schema.as_deref();
     let calib = load_data(&d.calib, &m.config, schema, Some(d.calib_rows))?;
     let eval = load_data(&d.eval, &m.config, schema, Some(d.eval_rows))?;
-    let curvature = if args.table_rounding.curvature() {
-        Some(Arc::new(TableCurvature::measure(
-            &m.config, &m.weights, &calib,
-        )?))
-    } else {
-        None
-    };
     let builder = ModelBuilder::new(m.config.clone(), m.weights)?
         .with_table_refit(args.table_rounding.refit())
-        .with_table_curvature(curvature);
+        .with_curvature_measured_on(args.table_rounding.curvature(), &calib)?;
     let reference = builder.build(&Plan::f32(&m.config))?;
     let cal = calibrate(&reference, &calib, d.calib_method.method())?;
     let s = search(

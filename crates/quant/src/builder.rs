@@ -9,6 +9,7 @@ use quantrec_model::tables::encode_table;
 use quantrec_model::weights::TableData;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
+use crate::eval::EvalSet;
 use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
 
@@ -50,6 +51,16 @@ impl ModelBuilder {
     pub fn with_table_curvature(mut self, curvature: Option<Arc<TableCurvature>>) -> ModelBuilder {
         self.curvature = curvature;
         self
+    }
+
+    /// When `on`, measures the f32 model's curvature over `calib` ([`TableCurvature::measure`]) and
+    /// re-rounds N-bit table rows in it ([`ModelBuilder::with_table_curvature`]).
+    pub fn with_curvature_measured_on(self, on: bool, calib: &EvalSet) -> Result<ModelBuilder> {
+        if !on {
+            return Ok(self);
+        }
+        let curvature = TableCurvature::measure(&self.config, &self.weights, calib)?;
+        Ok(self.with_table_curvature(Some(Arc::new(curvature))))
     }
 
     /// Whether N-bit table rows are re-rounded in the loss's curvature.

@@ -10,8 +10,6 @@
 //! range the new data needs, and widening a blamed static layer to dynamic activations is the
 //! repair.
 
-use std::sync::Arc;
-
 use quantrec_model::plan::{ActivationPlan, LayerPrecision};
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
@@ -21,7 +19,6 @@ use crate::debug::debug;
 use crate::eval::{Comparison, EvalSet, metrics_of, predictions};
 use crate::plans::{Unit, choice_of, diff, plan_bytes, set_choice, widen};
 use crate::search::Budget;
-use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
 
 /// Units the debugger ranks worst that are tried at once per widening step.
@@ -168,18 +165,9 @@ pub struct RefreshOutcome {
 /// error; a recipe that cannot be repaired is an outcome with `passed == false`.
 pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
     req.previous_plan.validate(&req.config)?;
-    let curvature = if req.previous_plan.table_curvature {
-        Some(Arc::new(TableCurvature::measure(
-            &req.config,
-            &req.weights,
-            &req.calib,
-        )?))
-    } else {
-        None
-    };
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
         .with_table_refit(req.previous_plan.table_refit)
-        .with_table_curvature(curvature);
+        .with_curvature_measured_on(req.previous_plan.table_curvature, &req.calib)?;
     let reference = builder.build(&Plan::f32(&req.config))?;
     let calibration = calibrate(&reference, &req.calib, req.calib_method)?;
     let ref_metrics = metrics_of(&predictions(&reference, &req.eval)?, &req.eval)?;

@@ -2,8 +2,6 @@
 //! evaluation set → the quantized model with its plan and provenance. [`quantize`] works on
 //! in-memory data (the demo calls it directly); the CLI reads files into [`EvalSet`]s first.
 
-use std::sync::Arc;
-
 use quantrec_model::artifact::Provenance;
 use quantrec_model::metrics::Metrics;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
@@ -14,7 +12,6 @@ use crate::debug::debug;
 use crate::eval::{Comparison, EvalSet};
 use crate::plans::{Preset, plan_bytes, summary};
 use crate::search::{Budget, Evaluator, SearchOptions, SearchOutcome, search};
-use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
 
 /// Which plan to use.
@@ -166,18 +163,9 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         req.search.table_refit || matches!(&req.plan, PlanRequest::Given(p) if p.table_refit);
     let curved = req.search.table_curvature
         || matches!(&req.plan, PlanRequest::Given(p) if p.table_curvature);
-    let curvature = if curved {
-        Some(Arc::new(TableCurvature::measure(
-            &req.config,
-            &req.weights,
-            &req.calib,
-        )?))
-    } else {
-        None
-    };
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
         .with_table_refit(refit)
-        .with_table_curvature(curvature);
+        .with_curvature_measured_on(curved, &req.calib)?;
     let f32_plan = Plan::f32(&req.config);
     let f32_model = builder.build(&f32_plan)?;
     let calibration = calibrate(&f32_model, &req.calib, req.calib_method)?;
