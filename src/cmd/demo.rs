@@ -762,7 +762,11 @@ fn report_md(r: &Value, refresh_md: &str, search_md: &str) -> String {
             f("ne_f32") / t
         );
     }
-    s += "## Plan\n\n| unit | precision |\n|---|---|\n";
+    s += "## Plan\n\n";
+    s += "N-bit table rows are rounded for the model's loss on the calibration rows (Gauss-Newton \
+          curvature; `quantize --table-rounding`): FBGEMM's layout, which PyTorch reads unchanged, \
+          but not the bytes PyTorch's own quantizer writes (`--table-rounding pytorch`).\n\n";
+    s += "| unit | precision |\n|---|---|\n";
     if let Some(plan) = r["plan"].as_object() {
         // Natural order: bottom.0, bottom.1, ..., table.2 before table.10.
         let mut units: Vec<_> = plan.iter().collect();
