@@ -19,9 +19,8 @@
 //! The row keeps FBGEMM's byte layout (PyTorch and every kernel read it unchanged) and the result
 //! never has a larger `rᵀ M r` than the row given (it is returned untouched when nothing helps).
 
-use half::f16;
-
 use super::TableFormat;
+use super::refine::{usable, write_row};
 use super::round::round_f16;
 use crate::{KernelError, Result};
 
@@ -133,7 +132,7 @@ pub fn refine_row_in_metric(
     if best.error >= start {
         return Ok((start, start));
     }
-    write_row(format, bits, &best, row);
+    write_row(&best.codes, bits, best.scale, best.bias, row);
     Ok((start, best.error))
 }
 
@@ -239,24 +238,6 @@ impl Search<'_> {
         let b = (cc * x1 - c1 * cx) / det;
         Some((s as f32, b as f32))
     }
-}
-
-/// Writes `cand` into `row` in the format's layout (codes low bits first, then f16 scale and bias).
-fn write_row(format: TableFormat, bits: u32, cand: &Candidate, row: &mut [u8]) {
-    let d = cand.codes.len();
-    let code_bytes = format.code_bytes(d);
-    let per_byte = (8 / bits) as usize;
-    row[..code_bytes].fill(0);
-    for (i, &c) in cand.codes.iter().enumerate() {
-        row[i / per_byte] |= c << ((i % per_byte) as u32 * bits);
-    }
-    row[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(cand.scale).to_le_bytes());
-    row[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(cand.bias).to_le_bytes());
-}
-
-/// Whether a scale and bias may be written: finite, and a non-zero scale.
-fn usable(scale: f32, bias: f32) -> bool {
-    scale.is_finite() && scale != 0.0 && bias.is_finite()
 }
 
 #[cfg(test)]

@@ -84,14 +84,21 @@ pub(crate) fn refine_row(x: &[f32], bits: u32, codes: &mut Vec<u8>, out: &mut [u
         }
     }
     if best.error < start_error {
-        out[..code_bytes].fill(0);
-        for (i, &c) in codes.iter().enumerate() {
-            out[i / per_byte] |= c << ((i % per_byte) as u32 * bits);
-        }
-        out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(best.scale).to_le_bytes());
-        out[code_bytes + 2..code_bytes + 4]
-            .copy_from_slice(&f16::from_f32(best.bias).to_le_bytes());
+        write_row(codes, bits, best.scale, best.bias, out);
     }
+}
+
+/// Writes an N-bit row: `codes` packed element 0 in the low bits, then the f16 scale and bias
+/// (f16 values held in f32).
+pub(super) fn write_row(codes: &[u8], bits: u32, scale: f32, bias: f32, out: &mut [u8]) {
+    let per_byte = (8 / bits) as usize;
+    let code_bytes = codes.len().div_ceil(per_byte);
+    out[..code_bytes].fill(0);
+    for (i, &c) in codes.iter().enumerate() {
+        out[i / per_byte] |= c << ((i % per_byte) as u32 * bits);
+    }
+    out[code_bytes..code_bytes + 2].copy_from_slice(&f16::from_f32(scale).to_le_bytes());
+    out[code_bytes + 2..code_bytes + 4].copy_from_slice(&f16::from_f32(bias).to_le_bytes());
 }
 
 /// Recodes `x` for `(scale, bias)` into `trial`; when that is usable and beats `best`, it becomes
@@ -126,7 +133,7 @@ struct Grid {
 
 /// Whether a scale and bias may be written: a finite non-zero scale and a finite bias. (A negative
 /// scale is legitimate: PyTorch writes one when `f16(min)` rounds above the row's max.)
-fn usable(scale: f32, bias: f32) -> bool {
+pub(super) fn usable(scale: f32, bias: f32) -> bool {
     scale.is_finite() && scale != 0.0 && bias.is_finite()
 }
 
