@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use quantrec_data::metrics::MetricsAccumulator;
 use quantrec_data::source::read_all;
 use quantrec_data::synth::criteo_table_rows;
 use quantrec_data::{SourceSpec, open_source};
 use quantrec_model::artifact::{self, Provenance};
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
-use quantrec_model::metrics::MetricsAccumulator;
 use quantrec_model::plan::ActivationPlan;
 use quantrec_model::{LayerPrecision, Model, ModelConfig, Plan, Scratch, Weights};
 
@@ -58,7 +58,7 @@ fn library_metrics(
     data: &Path,
     rows: usize,
     bs: usize,
-) -> (quantrec_model::metrics::Metrics, Vec<f32>) {
+) -> (quantrec_data::metrics::Metrics, Vec<f32>) {
     let model = Model::load(model).unwrap();
     let spec = SourceSpec::new(criteo_table_rows(200), 1000);
     let all = read_all(open_source(data, &spec).unwrap().as_mut()).unwrap();

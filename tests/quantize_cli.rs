@@ -5,8 +5,8 @@ use std::process::{Command, Output};
 
 use quantrec_data::synth::criteo_table_rows;
 use quantrec_model::artifact::{self, Artifact, Provenance};
-use quantrec_model::train::suggested_config;
 use quantrec_model::{Plan, Weights};
+use quantrec_train::suggested_config;
 
 fn quantrec(args: &[&str], paths: &[&Path]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_quantrec"));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use quantrec_data::synth::criteo_table_rows;
-use quantrec_model::train::read_safetensors;
+use quantrec_train::read_safetensors;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quantrec"))

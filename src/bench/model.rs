@@ -7,15 +7,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::rng::Rng;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
 use quantrec_model::plan::ActivationPlan;
 use quantrec_model::weights::{Linear, TableData};
-use quantrec_model::{
-    Batch, LayerPrecision, Model, ModelConfig, Plan, Scratch, SparseFeature, Weights,
-};
+use quantrec_model::{LayerPrecision, Model, ModelConfig, Plan, Scratch, Weights};
 
 use super::{Reporter, time_median};
 

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use quantrec_data::Batch;
 use quantrec_data::batch_ops;
+use quantrec_data::metrics::Metrics;
 use quantrec_data::source::{self, SourceSpec};
-use quantrec_data::synth::{self, Generator, Split, SynthRecipe};
+use quantrec_data::synth::{Generator, Split};
 use quantrec_model::artifact::{self, Provenance};
 use quantrec_model::import::{ImportOverrides, import_state_dict};
-use quantrec_model::metrics::Metrics;
 use quantrec_model::state_dict::StateDict;
-use quantrec_model::train::{Progress, TrainOptions, Trainer, suggested_config};
-use quantrec_model::{Batch, Model, ModelConfig, Plan, Scratch, Weights};
+use quantrec_model::{Model, ModelConfig, Plan, Scratch, Weights};
 use quantrec_quant::builder::ModelBuilder;
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::EvalSet;
@@ -39,6 +39,8 @@ use quantrec_quant::report::search_report;
 use quantrec_quant::search::pareto::Objective;
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeOutcome, QuantizeRequest, quantize};
+use quantrec_train::recipe::SynthRecipe;
+use quantrec_train::{Progress, TrainOptions, Trainer, suggested_config};
 use serde_json::{Value, json};
 
 use crate::bench::time_median;
@@ -457,7 +459,7 @@ fn train_synthetic(args: &DemoArgs) -> Result<Trained> {
         recipe.eval_rows
     );
     let bar = train_bar(recipe.train_rows);
-    let out = synth::train_synthetic(&recipe, on_progress(&bar))?;
+    let out = quantrec_train::recipe::train_synthetic(&recipe, on_progress(&bar))?;
     bar.finish_and_clear();
     let teacher_ne = out.teacher.ne;
     println!(

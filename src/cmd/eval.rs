@@ -8,11 +8,12 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
+use quantrec_data::Batch;
+use quantrec_data::metrics::{Metrics, MetricsAccumulator, delta_auc, delta_ne_percent};
 use quantrec_data::source::BatchSource;
 use quantrec_data::{Schema, SourceSpec, open_source};
 use quantrec_model::artifact::Artifact;
-use quantrec_model::metrics::{Metrics, MetricsAccumulator, delta_auc, delta_ne_percent};
-use quantrec_model::{Batch, Model, Scratch};
+use quantrec_model::{Model, Scratch};
 
 /// Arguments of `quantrec eval`.
 #[derive(Args, Debug)]

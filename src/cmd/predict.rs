@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use quantrec_data::Batch;
+use quantrec_model::Scratch;
 use quantrec_model::forward::sigmoid;
-use quantrec_model::{Batch, Scratch};
 
 use super::eval::{for_each_batch, open_data};
 use quantrec_model::artifact::Artifact;

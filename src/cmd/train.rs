@@ -7,12 +7,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use quantrec_data::Batch;
 use quantrec_data::batch_ops;
 use quantrec_data::source;
-use quantrec_data::synth::{self, SynthRecipe};
+use quantrec_data::synth;
 use quantrec_data::{Schema, SourceSpec};
-use quantrec_model::Batch;
-use quantrec_model::train::{EvalReport, Optimizer, Progress, TrainOptions, Trainer};
+use quantrec_train::recipe::SynthRecipe;
+use quantrec_train::{EvalReport, Optimizer, Progress, TrainOptions, Trainer};
 
 /// Update rule of `quantrec train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -203,7 +204,7 @@ fn run_synthetic(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     }
     let start = Instant::now();
     let bar = progress_bar(recipe.train_rows, args.json);
-    let out = synth::train_synthetic(&recipe, on_progress(&bar))?;
+    let out = quantrec_train::recipe::train_synthetic(&recipe, on_progress(&bar))?;
     bar.finish_and_clear();
     out.trainer
         .save_safetensors(&args.output)
@@ -377,10 +378,10 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     } else {
         (u64::MAX, args.eval.as_ref().map(|e| (e, 0)))
     };
-    let config = quantrec_model::train::suggested_config(n_dense, &table_rows, args.dim);
+    let config = quantrec_train::suggested_config(n_dense, &table_rows, args.dim);
     let mut trainer = match &args.init {
         Some(p) => {
-            let tensors = quantrec_model::train::read_safetensors(p)
+            let tensors = quantrec_train::read_safetensors(p)
                 .with_context(|| format!("reading {}", p.display()))?;
             Trainer::from_state_dict(config, options, tensors)
                 .with_context(|| format!("starting from {}", p.display()))?

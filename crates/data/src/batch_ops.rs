@@ -1,6 +1,6 @@
 //! Building, checking, slicing and joining [`Batch`]es.
 
-use quantrec_model::{Batch, SparseFeature};
+use crate::batch::{Batch, SparseFeature};
 
 use crate::DataError;
 

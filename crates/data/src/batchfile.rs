@@ -10,14 +10,14 @@
 //!
 //! Tables are `t = 0, 1, ...` without gaps. A file of samples without any feature (`dense` of width
 //! 0 and no table) is refused: nothing in it would back the sample count. Other tensors (e.g. the fixtures' `expected`) are
-//! ignored. On reading, offsets get the trailing end that [`quantrec_model::SparseFeature`] uses.
+//! ignored. On reading, offsets get the trailing end that [`quantrec_data::SparseFeature`] uses.
 //! A batch file is read whole into memory (it is meant for pre-tokenized evaluation and
 //! calibration sets, not for unbounded streams).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use quantrec_model::{Batch, SparseFeature};
+use crate::batch::{Batch, SparseFeature};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::batch_ops;

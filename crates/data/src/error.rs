@@ -6,9 +6,18 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
-    /// The model layer refused its inputs.
-    #[error(transparent)]
-    Model(#[from] quantrec_model::ModelError),
+    /// A metric accumulator was given a value outside its domain.
+    #[error("metrics: {what} #{index} must be {expected}, found {found}")]
+    MetricInput {
+        /// What was wrong: "prediction", "label" or "label count".
+        what: &'static str,
+        /// What was expected.
+        expected: &'static str,
+        /// The value found.
+        found: f64,
+        /// Index of the sample in the accumulator's stream.
+        index: u64,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

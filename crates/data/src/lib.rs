@@ -1,22 +1,25 @@
 //! Click-log readers and the synthetic generator of quantrec: every source yields labelled batches.
 //!
 //! - [`source::open_source`]: one entry point for any data file (Criteo TSV, schema-driven text,
-//!   gzip, safetensors batch files), yielding [`quantrec_model::Batch`]es through [`BatchSource`].
+//!   gzip, safetensors batch files), yielding [`quantrec_data::Batch`]es through [`BatchSource`].
 //! - [`schema`]: the JSON schema of delimited text files; [`schema::Schema::criteo`] is the preset.
 //! - [`text`]: the streaming text reader; [`hash`]: how categorical strings become ids.
 //! - [`batchfile`]: read and write safetensors batch files.
 //! - [`synth`]: a deterministic Criteo-like generator with a hidden teacher model.
 //! - [`batch_ops`]: building, checking, slicing and joining batches.
 
+pub mod batch;
 pub mod batch_ops;
 pub mod batchfile;
 pub mod error;
 pub mod hash;
+pub mod metrics;
 pub mod schema;
 pub mod source;
 pub mod synth;
 pub mod text;
 
+pub use batch::{Batch, SparseFeature};
 pub use batchfile::{read_batch_file, write_batch_file};
 pub use error::DataError;
 pub use schema::Schema;

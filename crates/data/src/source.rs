@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use crate::Batch;
 use flate2::read::MultiGzDecoder;
-use quantrec_model::Batch;
 
 use crate::batch_ops;
 use crate::batchfile::BatchFileSource;

@@ -13,7 +13,7 @@
 
 use std::io::BufRead;
 
-use quantrec_model::Batch;
+use crate::Batch;
 
 use crate::batch_ops::BatchBuilder;
 use crate::hash::{fnv1a64, parse_hex};

@@ -25,7 +25,7 @@ fn reads_the_sample_like_an_independent_parse() {
     assert_eq!(detect(&path).unwrap(), FileKind::Text);
     let mut src = open_source(&path, &SourceSpec::new(rows.clone(), 1000)).unwrap();
     let mut n_batches = 0;
-    let mut all = quantrec_model::Batch::default();
+    let mut all = quantrec_data::Batch::default();
     for b in batches(src.as_mut()) {
         let b = b.unwrap();
         assert!(b.size <= 1000);

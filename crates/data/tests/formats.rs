@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use quantrec_data::hash::fnv1a64;
 use quantrec_data::schema::Schema;
 use quantrec_data::source::{FileKind, detect, read_all};
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_data::{DataError, SourceSpec, open_source, read_batch_file, write_batch_file};
-use quantrec_model::{Batch, SparseFeature};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("quantrec-data-{}-{name}", std::process::id()));

@@ -9,18 +9,9 @@ pub enum ModelError {
     /// A kernel refused its inputs.
     #[error(transparent)]
     Kernel(#[from] quantrec_kernels::KernelError),
-    /// A metric accumulator was given a value outside its domain.
-    #[error("metrics: {what} #{index} must be {expected}, found {found}")]
-    MetricInput {
-        /// What was wrong: "prediction", "label" or "label count".
-        what: &'static str,
-        /// What was expected.
-        expected: &'static str,
-        /// The value found.
-        found: f64,
-        /// Index of the sample in the accumulator's stream.
-        index: u64,
-    },
+    /// The data layer refused a batch or a metric input.
+    #[error(transparent)]
+    Data(#[from] quantrec_data::DataError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -143,23 +134,6 @@ pub enum ModelError {
         naming: String,
         /// Why.
         reason: String,
-    },
-    /// A model configuration or training option the trainer cannot train.
-    #[error("cannot train: {0}")]
-    TrainConfig(String),
-    /// A batch that does not match the model being trained or evaluated (names the table and bag).
-    #[error("bad training batch: {0}")]
-    TrainBatch(String),
-    /// A trainer state dict with a missing, unknown or mis-shaped tensor.
-    #[error("trainer state dict: {0}")]
-    TrainStateDict(String),
-    /// Reading or writing a trainer checkpoint file failed.
-    #[error("trainer checkpoint {path}: {message}")]
-    TrainCheckpoint {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        message: String,
     },
 }
 

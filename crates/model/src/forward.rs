@@ -10,10 +10,10 @@ use quantrec_kernels::gemm::{
 };
 use quantrec_kernels::interaction::{cross_combine, dot_interaction};
 
-use crate::batch::Batch;
 use crate::config::Interaction;
 use crate::model::Model;
 use crate::{ModelError, Result};
+use quantrec_data::batch::Batch;
 
 /// A row-major `[rows, cols]` tensor handed to an [`Observer`].
 #[derive(Clone, Copy, Debug)]

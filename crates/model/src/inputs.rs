@@ -4,9 +4,9 @@
 
 use safetensors::{Dtype, SafeTensors};
 
-use crate::batch::{Batch, SparseFeature};
 use crate::state_dict::to_f32;
 use crate::{ModelError, Result};
+use quantrec_data::batch::{Batch, SparseFeature};
 
 /// A batch read from an inputs file, with the reference output when the file has one.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,23 +9,19 @@
 //! - [`artifact`]: the one-file safetensors artifact (memory-mapped tables).
 
 pub mod artifact;
-pub mod batch;
 pub mod config;
 pub mod error;
 pub mod export;
 pub mod forward;
 pub mod import;
 pub mod inputs;
-pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod state_dict;
 pub mod tables;
-pub mod train;
 pub mod weights;
 
 pub use artifact::Artifact;
-pub use batch::{Batch, SparseFeature};
 pub use config::ModelConfig;
 pub use error::ModelError;
 pub use forward::{Observer, Scratch, View};

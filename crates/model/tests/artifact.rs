@@ -3,6 +3,7 @@
 mod common;
 
 use common::{assert_close, fixture, import, inputs, temp_path};
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::{
     QuantizeOptions, TableFormat, TableRef, dequantize_row, quantize_table,
 };
@@ -13,7 +14,7 @@ use quantrec_model::config::{
 use quantrec_model::plan::{ActivationPlan, CrossPrecision, LayerPrecision};
 use quantrec_model::tables::TableBytes;
 use quantrec_model::weights::TableData;
-use quantrec_model::{Batch, Model, ModelError, Plan, Scratch, SparseFeature, Weights};
+use quantrec_model::{Model, ModelError, Plan, Scratch, Weights};
 
 fn provenance() -> Provenance {
     Provenance {

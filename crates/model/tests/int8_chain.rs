@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::QParams;
 use quantrec_kernels::rng::Rng;
@@ -11,7 +12,7 @@ use quantrec_model::config::{
 };
 use quantrec_model::forward::{Observer, View};
 use quantrec_model::plan::{ActivationPlan, LayerPrecision};
-use quantrec_model::{Batch, Model, Plan, Scratch, SparseFeature, Weights};
+use quantrec_model::{Model, Plan, Scratch, Weights};
 
 fn config() -> ModelConfig {
     ModelConfig {

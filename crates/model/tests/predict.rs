@@ -3,9 +3,10 @@
 mod common;
 
 use common::{assert_close, import, inputs};
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::KernelError;
 use quantrec_model::forward::{Observer, View, sigmoid};
-use quantrec_model::{Batch, Model, ModelError, Plan, Scratch, SparseFeature};
+use quantrec_model::{Model, ModelError, Plan, Scratch};
 
 fn model(name: &str) -> Model {
     let imp = import(name);

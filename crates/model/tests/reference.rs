@@ -5,13 +5,14 @@
 mod common;
 
 use common::assert_close;
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::interaction::{PairOrder, pairs};
 use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
 };
 use quantrec_model::weights::{Linear, TableData};
-use quantrec_model::{Batch, Model, Plan, Scratch, SparseFeature, Weights};
+use quantrec_model::{Model, Plan, Scratch, Weights};
 
 fn linear(l: &Linear, x: &[f64], relu: bool) -> Vec<f64> {
     (0..l.out)

@@ -10,18 +10,18 @@
 
 use std::time::Instant;
 
+use quantrec_data::Batch;
 use quantrec_data::BatchSource;
 use quantrec_data::synth::{Generator, Split, SynthConfig};
-use quantrec_model::Batch;
 use quantrec_model::import::{ImportOverrides, import_state_dict};
 use quantrec_model::state_dict::StateDict;
-use quantrec_model::train::{TrainOptions, Trainer, suggested_config};
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::EvalSet;
 use quantrec_quant::plans::summary;
 use quantrec_quant::search::pareto::Objective;
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
+use quantrec_train::{TrainOptions, Trainer, suggested_config};
 
 fn batches(g: &Generator, split: Split, rows: u64, size: usize) -> Vec<Batch> {
     let mut s = g.stream(split, rows, size);

@@ -158,7 +158,7 @@ impl ModelBuilder {
 mod tests {
     use super::*;
     use quantrec_kernels::formats::dequantize_table;
-    use quantrec_model::train::suggested_config;
+    use quantrec_train::suggested_config;
 
     /// Squared decode error of table `t` of `model` against the f32 `weights`.
     fn table_error(model: &Model, weights: &Weights, t: usize) -> f64 {

@@ -13,11 +13,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use quantrec_data::Batch;
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear};
 use quantrec_kernels::rng::Rng;
 use quantrec_model::weights::Linear;
-use quantrec_model::{Batch, Plan, Scratch};
+use quantrec_model::{Plan, Scratch};
 
 use crate::Result;
 use crate::builder::ModelBuilder;

@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use quantrec_data::Batch;
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear};
 use quantrec_model::forward::View;
-use quantrec_model::{Batch, Model, Observer, Scratch};
+use quantrec_model::{Model, Observer, Scratch};
 
 use crate::eval::{Comparison, EvalSet, metrics_of};
 use crate::metrics::ErrorStats;

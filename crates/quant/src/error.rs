@@ -13,6 +13,9 @@ pub enum QuantError {
     /// A data source failed.
     #[error(transparent)]
     Data(#[from] quantrec_data::DataError),
+    /// The trainer (curvature factors, state dicts) refused its inputs.
+    #[error(transparent)]
+    Train(#[from] quantrec_train::TrainError),
     /// No precision plan meets the accuracy budget.
     #[error("no plan meets the budget {budget}: {reason}")]
     NoPlan {

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use quantrec_data::Batch;
 use quantrec_data::batch_ops;
+use quantrec_data::metrics::{Metrics, MetricsAccumulator, delta_auc, delta_ne_percent};
 use quantrec_data::{SourceSpec, open_source};
-use quantrec_model::metrics::{Metrics, MetricsAccumulator, delta_auc, delta_ne_percent};
-use quantrec_model::{Batch, Model, Scratch};
+use quantrec_model::{Model, Scratch};
 
 use crate::{QuantError, Result};
 

@@ -26,9 +26,9 @@ use quantrec_kernels::formats::{TableFormat, TableRef, dequantize_table, refine_
 use quantrec_model::config::PoolingMode;
 use quantrec_model::export::export_state_dict;
 use quantrec_model::tables::encode_table;
-use quantrec_model::train::{NamedTensor, TrainOptions, Trainer};
 use quantrec_model::weights::TableData;
 use quantrec_model::{ModelConfig, Weights};
+use quantrec_train::{NamedTensor, TrainOptions, Trainer};
 use rayon::prelude::*;
 
 use crate::eval::EvalSet;

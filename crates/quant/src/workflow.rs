@@ -2,8 +2,8 @@
 //! evaluation set → the quantized model with its plan and provenance. [`quantize`] works on
 //! in-memory data (the demo calls it directly); the CLI reads files into [`EvalSet`]s first.
 
+use quantrec_data::metrics::Metrics;
 use quantrec_model::artifact::Provenance;
-use quantrec_model::metrics::Metrics;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
 use crate::builder::ModelBuilder;

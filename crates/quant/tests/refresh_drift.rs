@@ -3,20 +3,21 @@
 //! on day-2 data (fresh rows, trending ids, concept drift); the day-1 recipe is then refreshed on
 //! B with day-2 calibration and evaluation rows.
 
+use quantrec_data::Batch;
 use quantrec_data::BatchSource;
 use quantrec_data::synth::{DriftConfig, Generator, Split, SynthConfig};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_model::import::{ImportOverrides, import_state_dict};
 use quantrec_model::state_dict::StateDict;
-use quantrec_model::train::{TrainOptions, Trainer, suggested_config};
 use quantrec_model::weights::TableData;
-use quantrec_model::{Batch, ModelConfig, Plan, Weights};
+use quantrec_model::{ModelConfig, Plan, Weights};
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::EvalSet;
 use quantrec_quant::plans::{Unit, choice_of, plan_bytes, summary, widen};
 use quantrec_quant::refresh::{RefreshOutcome, RefreshRequest, refresh};
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
+use quantrec_train::{TrainOptions, Trainer, suggested_config};
 
 const TABLE_ROWS: [usize; 8] = [3, 24, 150, 600, 1500, 2500, 4000, 4000];
 const TRAIN_ROWS: u64 = 200_000;

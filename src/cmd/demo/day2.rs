@@ -5,15 +5,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use quantrec_data::synth::{self, DriftConfig, Generator, Split, SynthConfig, SynthRecipe};
+use quantrec_data::synth::{DriftConfig, Generator, Split, SynthConfig};
 use quantrec_model::artifact::{self, Provenance};
-use quantrec_model::train::Trainer;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::eval::{EvalSet, evaluate};
 use quantrec_quant::plans::diff;
 use quantrec_quant::refresh::{RefreshRequest, refresh};
 use quantrec_quant::search::Budget;
+use quantrec_train::Trainer;
+use quantrec_train::recipe::SynthRecipe;
 use serde_json::{Value, json};
 
 use super::{collect, import_trained, on_progress, train_bar};
@@ -63,7 +64,8 @@ pub fn run(
     )?;
     let bar = train_bar(rows);
     let batch = day1.recipe.options.batch_size.max(1);
-    let (batches, worker) = synth::prefetch(day2.stream(Split::Train, rows, batch), 8);
+    let (batches, worker) =
+        quantrec_train::recipe::prefetch(day2.stream(Split::Train, rows, batch), 8);
     let fitted = trainer.fit_stream(batches, on_progress(&bar));
     let generated = worker
         .join()

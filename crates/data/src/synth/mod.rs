@@ -57,7 +57,6 @@
 
 pub mod drift;
 pub mod features;
-pub mod recipe;
 pub mod teacher;
 pub mod zipf;
 
@@ -65,9 +64,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::Batch;
+use crate::metrics::MetricsAccumulator;
 use quantrec_kernels::rng::Rng;
-use quantrec_model::Batch;
-use quantrec_model::metrics::MetricsAccumulator;
 
 use crate::batch_ops::BatchBuilder;
 use crate::schema::{Column, DenseTransform, Role, Schema, SparseKind};
@@ -77,7 +76,6 @@ use crate::{DataError, Result};
 pub use drift::DriftConfig;
 use features::FeatureModel;
 pub use features::{N_DENSE, SynthRow};
-pub use recipe::{SynthOutcome, SynthRecipe, prefetch, train_synthetic};
 use teacher::{MAX_DIM, Teacher, sigmoid, splitmix};
 
 /// Criteo Kaggle (DAC) table cardinalities, C1..C26 (as counted by facebookresearch/dlrm).

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use quantrec_model::metrics::Metrics;
+use quantrec_data::metrics::Metrics;
 use quantrec_model::{Model, Plan};
 
 use super::greedy::{Assignment, Candidate, EvalCache, SEARCH_WALKS, greedy_walks};

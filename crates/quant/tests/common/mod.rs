@@ -3,11 +3,12 @@
 
 #![allow(dead_code)]
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::rng::Rng;
-use quantrec_model::train::suggested_config;
 use quantrec_model::weights::TableData;
-use quantrec_model::{Batch, Model, ModelConfig, Plan, Scratch, SparseFeature, Weights};
+use quantrec_model::{Model, ModelConfig, Plan, Scratch, Weights};
 use quantrec_quant::eval::EvalSet;
+use quantrec_train::suggested_config;
 
 /// Rows of the tiny model's tables.
 pub const TABLE_ROWS: [usize; 8] = [100, 200, 300, 500, 800, 1000, 50, 2000];

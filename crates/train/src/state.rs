@@ -1,7 +1,7 @@
 //! Export of the trained parameters as a state dict (facebookresearch/dlrm or TorchRec module names,
 //! following `config.naming`) in safetensors, and resuming from one.
 //!
-//! Names: with [`Naming::Dlrm`](crate::config::Naming::Dlrm) `emb_l.{i}.weight` `[rows, dim]`,
+//! Names: with [`Naming::Dlrm`](quantrec_model::config::Naming::Dlrm) `emb_l.{i}.weight` `[rows, dim]`,
 //! `bot_l.{2i}.weight` `[out, in]` / `.bias`, `top_l.{2i}.weight` / `.bias` (what `DLRM_Net`'s
 //! `load_state_dict` expects); with `TorchRec`
 //! `sparse_arch.embedding_bag_collection.embedding_bags.t_cat_{i}.weight`,
@@ -14,11 +14,11 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
 
-use crate::config::ModelConfig;
-use crate::{ModelError, Result};
+use crate::{Result, TrainError};
+use quantrec_model::config::ModelConfig;
 
-use super::params::{Arch, Params};
-use super::{TrainOptions, Trainer};
+use crate::params::{Arch, Params};
+use crate::{TrainOptions, Trainer};
 
 /// One f32 tensor of a state dict.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,7 +32,7 @@ pub struct NamedTensor {
 }
 
 fn sd_err<T>(m: String) -> Result<T> {
-    Err(ModelError::TrainStateDict(m))
+    Err(TrainError::StateDict(m))
 }
 
 impl Trainer {
@@ -73,23 +73,23 @@ impl Trainer {
         let mut views = Vec::with_capacity(sd.len());
         for (t, b) in sd.iter().zip(&bytes) {
             let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| ModelError::TrainStateDict(format!("{}: {e}", t.name)))?;
+                .map_err(|e| TrainError::StateDict(format!("{}: {e}", t.name)))?;
             views.push((t.name.clone(), view));
         }
         let config = serde_json::to_string(&self.config)
-            .map_err(|e| ModelError::TrainStateDict(format!("config to JSON: {e}")))?;
+            .map_err(|e| TrainError::StateDict(format!("config to JSON: {e}")))?;
         let meta = HashMap::from([
             ("format".to_string(), "pt".to_string()),
             ("quantrec.config".to_string(), config),
         ]);
         safetensors::serialize(views, Some(meta))
-            .map_err(|e| ModelError::TrainStateDict(format!("serialize: {e}")))
+            .map_err(|e| TrainError::StateDict(format!("serialize: {e}")))
     }
 
     /// Writes [`Trainer::to_safetensors`] to `path`.
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
         let bytes = self.to_safetensors()?;
-        std::fs::write(path, bytes).map_err(|e| ModelError::TrainCheckpoint {
+        std::fs::write(path, bytes).map_err(|e| TrainError::Checkpoint {
             path: path.display().to_string(),
             message: e.to_string(),
         })
@@ -151,7 +151,7 @@ impl Trainer {
 /// Every tensor of a safetensors buffer, converted to f32 (F32 as is; F16 and BF16 widened).
 pub fn parse_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
     let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| ModelError::TrainStateDict(format!("not a safetensors buffer: {e}")))?;
+        .map_err(|e| TrainError::StateDict(format!("not a safetensors buffer: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
@@ -182,7 +182,7 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
 
 /// [`parse_safetensors`] of a file.
 pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
-    let bytes = std::fs::read(path).map_err(|e| ModelError::TrainCheckpoint {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::Checkpoint {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

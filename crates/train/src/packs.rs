@@ -7,8 +7,8 @@
 
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear, Precision};
 
-use super::params::{Arch, LinearSlot, transpose};
 use crate::Result;
+use crate::params::{Arch, LinearSlot, transpose};
 
 /// Forward and transposed packs of the bottom and top MLPs.
 #[derive(Debug, Default)]

@@ -2,10 +2,11 @@
 
 mod train_util;
 
+use quantrec_data::Batch;
 use quantrec_kernels::rng::Rng;
+use quantrec_model::ModelConfig;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode};
-use quantrec_model::train::{Optimizer, TrainOptions, Trainer};
-use quantrec_model::{Batch, ModelConfig, ModelError};
+use quantrec_train::{Optimizer, TrainError, TrainOptions, Trainer};
 use train_util::{Teacher, config, dot, random_batch};
 
 fn small(interaction: Interaction) -> ModelConfig {
@@ -138,38 +139,38 @@ fn bad_batches_and_configs_are_typed_errors() {
     b.sparse[2].ids[0] = 20; // table 2 has 20 rows
     let e = tr.train_step(&b).unwrap_err();
     assert!(
-        matches!(e, ModelError::TrainBatch(ref m) if m.contains("table 2") && m.contains("id 20")),
+        matches!(e, TrainError::Batch(ref m) if m.contains("table 2") && m.contains("id 20")),
         "{e}"
     );
 
     let mut b = good.clone();
     b.labels = None;
-    assert!(matches!(tr.train_step(&b), Err(ModelError::TrainBatch(_))));
+    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
     assert!(tr.predict(&b).is_ok());
 
     let mut b = good.clone();
     b.sparse[0].offsets.pop();
-    assert!(matches!(tr.train_step(&b), Err(ModelError::TrainBatch(_))));
+    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
 
     let mut b = good.clone();
     b.labels.as_mut().unwrap()[0] = 2.0;
-    assert!(matches!(tr.train_step(&b), Err(ModelError::TrainBatch(_))));
+    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
 
     let mut b = good;
     b.dense[3] = f32::NAN;
-    assert!(matches!(tr.loss(&b), Err(ModelError::TrainBatch(_))));
+    assert!(matches!(tr.loss(&b), Err(TrainError::Batch(_))));
 
     let mut bad = cfg.clone();
     bad.tables[1].dim = 4; // dot needs equal dims
     assert!(matches!(
         Trainer::new(bad, TrainOptions::default()),
-        Err(ModelError::TrainConfig(_))
+        Err(TrainError::Config(_))
     ));
     let mut bad = cfg.clone();
     bad.top_mlp = vec![4, 2];
     assert!(matches!(
         Trainer::new(bad, TrainOptions::default()),
-        Err(ModelError::TrainConfig(_))
+        Err(TrainError::Config(_))
     ));
     let opts = TrainOptions {
         lr_dense: f32::NAN,
@@ -177,7 +178,7 @@ fn bad_batches_and_configs_are_typed_errors() {
     };
     assert!(matches!(
         Trainer::new(cfg.clone(), opts),
-        Err(ModelError::TrainConfig(_))
+        Err(TrainError::Config(_))
     ));
 
     let mut w = random_batch(
@@ -206,12 +207,12 @@ fn bad_batches_and_configs_are_typed_errors() {
         TrainOptions::default(),
     )
     .unwrap();
-    assert!(matches!(tw.train_step(&w), Err(ModelError::TrainBatch(_))));
+    assert!(matches!(tw.train_step(&w), Err(TrainError::Batch(_))));
 }
 
 #[test]
 fn suggested_config_trains() {
-    let cfg = quantrec_model::train::suggested_config(13, &[10, 20, 30], 16);
+    let cfg = quantrec_train::suggested_config(13, &[10, 20, 30], 16);
     assert_eq!(cfg.interaction_out(), 16 + 6);
     let batch = random_batch(&cfg, 64, 1, 4);
     let mut tr = Trainer::new(cfg, TrainOptions::default()).unwrap();

@@ -1,13 +1,13 @@
 //! Checks a batch against the model before any thread touches it, so the passes can index freely.
 
-use crate::batch::Batch;
-use crate::config::PoolingMode;
-use crate::{ModelError, Result};
+use crate::{Result, TrainError};
+use quantrec_data::batch::Batch;
+use quantrec_model::config::PoolingMode;
 
-use super::params::Arch;
+use crate::params::Arch;
 
 fn bad<T>(m: String) -> Result<T> {
-    Err(ModelError::TrainBatch(m))
+    Err(TrainError::Batch(m))
 }
 
 /// Shapes, offsets, id ranges, weights and (when `need_labels`) labels of `batch`.

@@ -17,21 +17,23 @@
 //! - `optim`: [`Optimizer`] and sparse row gradients; `state`: export/import ([`NamedTensor`]).
 //! - `eval`: [`EvalReport`] and [`Progress`].
 
+pub mod error;
 mod eval;
 mod linalg;
 mod optim;
 mod packs;
 mod params;
 mod pass;
+pub mod recipe;
 mod state;
 mod validate;
 
 use rayon::prelude::*;
 
-use crate::batch::Batch;
-use crate::config::ModelConfig;
-use crate::{ModelError, Result};
+use quantrec_data::batch::Batch;
+use quantrec_model::config::ModelConfig;
 
+pub use error::{Result, TrainError};
 pub use eval::{EvalReport, Progress};
 pub use optim::Optimizer;
 pub use state::{NamedTensor, parse_safetensors, read_safetensors};
@@ -100,18 +102,18 @@ pub fn suggested_config(dense_features: usize, table_rows: &[usize], dim: usize)
         bottom_mlp: vec![64, dim],
         tables: table_rows
             .iter()
-            .map(|&rows| crate::config::TableConfig {
+            .map(|&rows| quantrec_model::config::TableConfig {
                 rows,
                 dim,
-                pooling: crate::config::PoolingMode::Sum,
+                pooling: quantrec_model::config::PoolingMode::Sum,
             })
             .collect(),
-        interaction: crate::config::Interaction::Dot {
-            order: crate::config::DotOrder::LowerByRow,
+        interaction: quantrec_model::config::Interaction::Dot {
+            order: quantrec_model::config::DotOrder::LowerByRow,
             self_interaction: false,
         },
         top_mlp: vec![64, 1],
-        naming: crate::config::Naming::Dlrm,
+        naming: quantrec_model::config::Naming::Dlrm,
     }
 }
 
@@ -194,7 +196,7 @@ impl Trainer {
     ) -> Result<Trainer> {
         let ok = |lr: f32| lr.is_finite() && lr >= 0.0;
         if !ok(options.lr_dense) || !ok(options.lr_sparse) {
-            return Err(ModelError::TrainConfig(format!(
+            return Err(TrainError::Config(format!(
                 "learning rates must be finite and ≥ 0, got dense {} sparse {}",
                 options.lr_dense, options.lr_sparse
             )));
@@ -202,13 +204,13 @@ impl Trainer {
         let mut builder = rayon::ThreadPoolBuilder::new();
         if let Some(t) = options.threads {
             if t == 0 {
-                return Err(ModelError::TrainConfig("threads = 0".into()));
+                return Err(TrainError::Config("threads = 0".into()));
             }
             builder = builder.num_threads(t);
         }
         let pool = builder
             .build()
-            .map_err(|e| ModelError::TrainConfig(format!("cannot start worker threads: {e}")))?;
+            .map_err(|e| TrainError::Config(format!("cannot start worker threads: {e}")))?;
         let state = OptState::new(options.optimizer, arch.dense_len, &arch.tables);
         Ok(Trainer {
             wt: vec![0.0; arch.dense_len],

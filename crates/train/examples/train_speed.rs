@@ -9,10 +9,11 @@
 
 use std::time::Instant;
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::rng::Rng;
+use quantrec_model::ModelConfig;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
-use quantrec_model::train::{TrainOptions, Trainer};
-use quantrec_model::{Batch, ModelConfig, SparseFeature};
+use quantrec_train::{TrainOptions, Trainer};
 
 /// Criteo Kaggle (DAC) cardinalities, as in facebookresearch/dlrm.
 const KAGGLE_ROWS: [usize; 26] = [

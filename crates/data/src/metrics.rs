@@ -17,9 +17,9 @@
 //! is 0 (NE also when the CTR is 1); AUC unless both labels are present.
 //!
 //! Labels must be exactly 0 or 1 and predictions finite probabilities in `[0, 1]`; anything else
-//! is refused with [`ModelError::MetricInput`].
+//! is refused with [`DataError::MetricInput`].
 
-use crate::error::ModelError;
+use crate::error::DataError;
 
 /// Probabilities are clipped to `[PROB_CLIP, 1 - PROB_CLIP]` inside the log loss.
 pub const PROB_CLIP: f64 = 1e-7;
@@ -62,7 +62,7 @@ impl LossAccumulator {
     }
 
     /// Adds one sample (checked: see the module docs).
-    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), ModelError> {
+    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), DataError> {
         check(prob, label, self.count)?;
         self.push_unchecked(f64::from(prob), f64::from(label));
         Ok(())
@@ -76,7 +76,7 @@ impl LossAccumulator {
     }
 
     /// Adds a slice of predictions and their labels (same length).
-    pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), ModelError> {
+    pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), DataError> {
         check_lengths(probs, labels)?;
         for (&p, &y) in probs.iter().zip(labels) {
             self.push(p, y)?;
@@ -85,9 +85,9 @@ impl LossAccumulator {
     }
 
     /// Adds one sample with an f64 probability (used by the synthetic teacher).
-    pub fn push_f64(&mut self, prob: f64, label: f32) -> Result<(), ModelError> {
+    pub fn push_f64(&mut self, prob: f64, label: f32) -> Result<(), DataError> {
         if !(prob.is_finite() && (0.0..=1.0).contains(&prob)) {
-            return Err(ModelError::MetricInput {
+            return Err(DataError::MetricInput {
                 what: "prediction",
                 expected: "a finite probability in [0, 1]",
                 found: prob,
@@ -159,7 +159,7 @@ impl AucAccumulator {
     }
 
     /// Adds one sample (checked: see the module docs).
-    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), ModelError> {
+    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), DataError> {
         check(prob, label, self.samples.len() as u64)?;
         self.samples.push((prob, label == 1.0));
         Ok(())
@@ -241,7 +241,7 @@ impl MetricsAccumulator {
     }
 
     /// Adds one sample.
-    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), ModelError> {
+    pub fn push(&mut self, prob: f32, label: f32) -> Result<(), DataError> {
         self.loss.push(prob, label)?;
         if let Some(auc) = &mut self.auc {
             auc.push(prob, label)?;
@@ -250,7 +250,7 @@ impl MetricsAccumulator {
     }
 
     /// Adds a batch of predictions and their labels (same length).
-    pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), ModelError> {
+    pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), DataError> {
         check_lengths(probs, labels)?;
         for (&p, &y) in probs.iter().zip(labels) {
             self.push(p, y)?;
@@ -259,7 +259,7 @@ impl MetricsAccumulator {
     }
 
     /// Adds one sample with an f64 probability (the log loss uses it in f64, the AUC as f32).
-    pub fn push_f64(&mut self, prob: f64, label: f32) -> Result<(), ModelError> {
+    pub fn push_f64(&mut self, prob: f64, label: f32) -> Result<(), DataError> {
         self.loss.push_f64(prob, label)?;
         if let Some(auc) = &mut self.auc {
             auc.push(prob as f32, label)?;
@@ -295,9 +295,9 @@ impl MetricsAccumulator {
     }
 }
 
-fn check(prob: f32, label: f32, index: u64) -> Result<(), ModelError> {
+fn check(prob: f32, label: f32, index: u64) -> Result<(), DataError> {
     if !(prob.is_finite() && (0.0..=1.0).contains(&prob)) {
-        return Err(ModelError::MetricInput {
+        return Err(DataError::MetricInput {
             what: "prediction",
             expected: "a finite probability in [0, 1]",
             found: f64::from(prob),
@@ -305,7 +305,7 @@ fn check(prob: f32, label: f32, index: u64) -> Result<(), ModelError> {
         });
     }
     if label != 0.0 && label != 1.0 {
-        return Err(ModelError::MetricInput {
+        return Err(DataError::MetricInput {
             what: "label",
             expected: "0 or 1",
             found: f64::from(label),
@@ -315,9 +315,9 @@ fn check(prob: f32, label: f32, index: u64) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn check_lengths(probs: &[f32], labels: &[f32]) -> Result<(), ModelError> {
+fn check_lengths(probs: &[f32], labels: &[f32]) -> Result<(), DataError> {
     if probs.len() != labels.len() {
-        return Err(ModelError::MetricInput {
+        return Err(DataError::MetricInput {
             what: "label count",
             expected: "as many labels as predictions",
             found: labels.len() as f64,
@@ -422,7 +422,7 @@ mod tests {
         let mut acc = MetricsAccumulator::with_auc();
         assert!(matches!(
             acc.push(f32::NAN, 1.0),
-            Err(ModelError::MetricInput {
+            Err(DataError::MetricInput {
                 what: "prediction",
                 ..
             })
@@ -430,7 +430,7 @@ mod tests {
         assert!(acc.push(1.5, 1.0).is_err());
         assert!(matches!(
             acc.push(0.5, 0.5),
-            Err(ModelError::MetricInput { what: "label", .. })
+            Err(DataError::MetricInput { what: "label", .. })
         ));
         assert!(acc.extend(&[0.5], &[]).is_err());
         assert_eq!(acc.metrics().count, 0);

@@ -4,7 +4,7 @@ mod train_util;
 
 use quantrec_model::ModelConfig;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode};
-use quantrec_model::train::{TrainOptions, Trainer};
+use quantrec_train::{TrainOptions, Trainer};
 use train_util::{config, dot, random_batch};
 
 use PoolingMode::{Mean, Sum, WeightedSum};
@@ -192,7 +192,7 @@ fn several_chunks_reduce_correctly() {
             &[5, 1],
             Naming::Dlrm,
         ),
-        quantrec_model::train::CHUNK_ROWS * 2 + 37,
+        quantrec_train::CHUNK_ROWS * 2 + 37,
         7,
     );
 }
@@ -215,7 +215,7 @@ fn curvature_factors_are_scaled_logit_gradients() {
         for (t, f) in batch.sparse.iter_mut().enumerate() {
             // One id per bag (the helper may draw empty bags).
             let id = (seed as i64 * 5 + t as i64) % 9;
-            *f = quantrec_model::SparseFeature::one_hot(vec![id]);
+            *f = quantrec_data::SparseFeature::one_hot(vec![id]);
         }
         let mut tr = Trainer::new(cfg.clone(), TrainOptions::default()).unwrap();
         let f = tr.curvature_factors(&batch).unwrap();

@@ -7,8 +7,8 @@
 use quantrec_kernels::interaction::pairs;
 use quantrec_kernels::rng::Rng;
 
-use crate::config::{Interaction, ModelConfig, Naming, PoolingMode};
-use crate::{ModelError, Result};
+use crate::{Result, TrainError};
+use quantrec_model::config::{Interaction, ModelConfig, Naming, PoolingMode};
 
 /// A `Linear` layer inside the flat dense buffer: weight `[out × inp]` at `w`, bias `[out]` at `b`.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +72,7 @@ pub(crate) struct Arch {
 impl Arch {
     /// Checks that `config` can be trained and lays its dense parameters out.
     pub fn new(config: &ModelConfig) -> Result<Arch> {
-        let bad = |m: String| Err(ModelError::TrainConfig(m));
+        let bad = |m: String| Err(TrainError::Config(m));
         if config.dense_features == 0 && config.bottom_mlp.is_empty() {
             return bad("no dense features and no bottom MLP".into());
         }

@@ -1,11 +1,11 @@
 //! Optimizers: SGD and Adagrad (dense Adagrad for MLP and cross-net parameters, FBGEMM/TorchRec-style
 //! row-wise Adagrad for tables), and the sparse per-row gradient of each table.
 
-use crate::batch::SparseFeature;
-use crate::config::PoolingMode;
+use quantrec_data::batch::SparseFeature;
+use quantrec_model::config::PoolingMode;
 
-use super::params::TableSlot;
-use super::pass::Work;
+use crate::params::TableSlot;
+use crate::pass::Work;
 
 /// Which update rule training uses.
 #[derive(Clone, Copy, Debug, PartialEq)]

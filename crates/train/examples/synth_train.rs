@@ -2,7 +2,8 @@
 //!
 //! `cargo run -p quantrec-data --release --example synth_train -- [cap] [zipf] [train_rows] [threads] [signal] [lr_sparse] [lr_dense] [batch] [sgd]` (`-` keeps a default)
 
-use quantrec_data::synth::{SynthRecipe, criteo_table_rows, train_synthetic};
+use quantrec_data::synth::criteo_table_rows;
+use quantrec_train::recipe::{SynthRecipe, train_synthetic};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -33,7 +34,7 @@ fn main() {
         r.options.batch_size = b.parse().expect("batch");
     }
     if arg(9).is_some_and(|o| o == "sgd") {
-        r.options.optimizer = quantrec_model::train::Optimizer::Sgd;
+        r.options.optimizer = quantrec_train::Optimizer::Sgd;
     }
     r.eval_rows = 100_000;
     let t = std::time::Instant::now();

@@ -1,9 +1,10 @@
 //! Shared helpers of the trainer tests: small configs and random batches.
 #![allow(dead_code)]
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::rng::Rng;
+use quantrec_model::ModelConfig;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
-use quantrec_model::{Batch, ModelConfig, SparseFeature};
 
 /// A small model: `n_dense` dense features, bottom MLP, tables `(rows, dim, pooling)`, top MLP.
 pub fn config(

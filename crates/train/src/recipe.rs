@@ -9,14 +9,13 @@
 use std::sync::mpsc;
 use std::time::Instant;
 
-use quantrec_model::Batch;
+use quantrec_data::Batch;
+use quantrec_data::metrics::Metrics;
+use quantrec_data::source::BatchSource;
+use quantrec_data::synth::{Generator, N_DENSE, Split, SynthConfig};
 use quantrec_model::ModelConfig;
-use quantrec_model::metrics::Metrics;
-use quantrec_model::train::{EvalReport, Progress, TrainOptions, Trainer, suggested_config};
 
-use super::{Generator, N_DENSE, Split, SynthConfig};
-use crate::Result;
-use crate::source::BatchSource;
+use crate::{EvalReport, Progress, Result, TrainOptions, Trainer, suggested_config};
 
 /// Everything needed to train on synthetic data.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,11 +3,12 @@
 
 mod train_util;
 
+use quantrec_data::{Batch, SparseFeature};
+use quantrec_model::ModelConfig;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode};
-use quantrec_model::train::{
-    NamedTensor, TrainOptions, Trainer, parse_safetensors, read_safetensors,
+use quantrec_train::{
+    NamedTensor, TrainError, TrainOptions, Trainer, parse_safetensors, read_safetensors,
 };
-use quantrec_model::{Batch, ModelConfig, ModelError, SparseFeature};
 use train_util::{config, dot, random_batch};
 
 fn round_trip(cfg: ModelConfig) {
@@ -149,12 +150,12 @@ fn state_dict_import_is_strict() {
         |sd: Vec<NamedTensor>| Trainer::from_state_dict(cfg.clone(), TrainOptions::default(), sd);
     let e = load(sd[1..].to_vec()).unwrap_err();
     assert!(
-        matches!(e, ModelError::TrainStateDict(ref m) if m.contains("bot_l.0.weight")),
+        matches!(e, TrainError::StateDict(ref m) if m.contains("bot_l.0.weight")),
         "{e}"
     );
     let mut bad = sd.clone();
     bad[0].shape = vec![5, 4];
-    assert!(matches!(load(bad), Err(ModelError::TrainStateDict(_))));
+    assert!(matches!(load(bad), Err(TrainError::StateDict(_))));
     let mut bad = sd.clone();
     bad.push(NamedTensor {
         name: "emb_l.1.weight".into(),
@@ -163,12 +164,12 @@ fn state_dict_import_is_strict() {
     });
     let e = load(bad).unwrap_err();
     assert!(
-        matches!(e, ModelError::TrainStateDict(ref m) if m.contains("emb_l.1.weight")),
+        matches!(e, TrainError::StateDict(ref m) if m.contains("emb_l.1.weight")),
         "{e}"
     );
     let mut bad = sd;
     bad[2].data[0] = f32::INFINITY;
-    assert!(matches!(load(bad), Err(ModelError::TrainStateDict(_))));
+    assert!(matches!(load(bad), Err(TrainError::StateDict(_))));
 }
 
 fn fixture_inputs(name: &str, tables: usize) -> (Batch, Vec<f32>) {

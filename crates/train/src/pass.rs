@@ -1,13 +1,13 @@
 //! Forward and backward pass over one chunk of a batch (one thread's share), with every
 //! activation the backward pass needs kept in a reusable [`Work`] buffer.
 
-use crate::batch::Batch;
-use crate::config::PoolingMode;
+use quantrec_data::batch::Batch;
+use quantrec_model::config::PoolingMode;
 
-use super::linalg::{axpy, col_sum_acc, matmul, matmul_tn_acc};
-use super::packs::{GradScratch, Packs, weight_grad};
-use super::params::{Arch, Inter, LinearSlot, Params};
 use crate::Result;
+use crate::linalg::{axpy, col_sum_acc, matmul, matmul_tn_acc};
+use crate::packs::{GradScratch, Packs, weight_grad};
+use crate::params::{Arch, Inter, LinearSlot, Params};
 
 /// Activations, gradients and scratch of one chunk; reused across steps.
 #[derive(Default, Debug)]
