@@ -1,6 +1,8 @@
 //! Shared helpers of the server's integration tests: small models, artifacts on disk, batches.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 
 use quantrec_kernels::formats::TableFormat;
@@ -136,4 +138,60 @@ pub fn slice_rows(b: &Batch, lo: usize, hi: usize) -> Batch {
             .collect(),
         labels: None,
     }
+}
+
+/// A KServe v2 JSON inference body for a one-hot batch (`sparse` INT64 `[B, n_tables]`).
+pub fn infer_json(b: &Batch, id: &str) -> serde_json::Value {
+    let nt = b.sparse.len();
+    let sparse: Vec<i64> = (0..b.size)
+        .flat_map(|r| b.sparse.iter().map(move |f| f.ids[r]))
+        .collect();
+    serde_json::json!({
+        "id": id,
+        "inputs": [
+            {"name": "dense", "datatype": "FP32", "shape": [b.size, b.n_dense], "data": b.dense},
+            {"name": "sparse", "datatype": "INT64", "shape": [b.size, nt], "data": sparse},
+        ],
+    })
+}
+
+/// Logits and probabilities of an answered JSON inference.
+pub fn outputs_of(v: &serde_json::Value) -> (Vec<f32>, Vec<f32>) {
+    let get = |name: &str| -> Vec<f32> {
+        v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("no output {name} in {v}"))["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    (get("logit"), get("probability"))
+}
+
+/// Bit patterns of f32 values (for exact comparisons that name the values on failure).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Expected (logits, probabilities) of `b` alone under the server's padding rule.
+pub fn expected(model: &quantrec_model::Model, b: &Batch) -> (Vec<f32>, Vec<f32>) {
+    let mut p = b.clone();
+    quantrec_serve::validate::pad_batch(
+        &mut p,
+        quantrec_serve::validate::canonical_rows(b.size, model.chunk_size()),
+    );
+    let l = model
+        .predict_logits(&p, &mut quantrec_model::Scratch::new())
+        .unwrap()[..b.size]
+        .to_vec();
+    let probs = l
+        .iter()
+        .map(|&x| quantrec_model::forward::sigmoid(x))
+        .collect();
+    (l, probs)
 }
