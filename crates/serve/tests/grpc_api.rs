@@ -73,27 +73,51 @@ fn grpc_round_trips_and_control_rpcs() {
     let url = format!("http://{}", server.grpc_addr.unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut c = tokio::time::timeout(Duration::from_secs(10), GrpcInferenceServiceClient::connect(url))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(c.server_live(ServerLiveRequest {}).await.unwrap().into_inner().live);
-        assert!(c.server_ready(ServerReadyRequest {}).await.unwrap().into_inner().ready);
+        let mut c = tokio::time::timeout(
+            Duration::from_secs(10),
+            GrpcInferenceServiceClient::connect(url),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            c.server_live(ServerLiveRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .live
+        );
+        assert!(
+            c.server_ready(ServerReadyRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .ready
+        );
         let mr = c
-            .model_ready(ModelReadyRequest { name: "dlrm".into(), version: String::new() })
+            .model_ready(ModelReadyRequest {
+                name: "dlrm".into(),
+                version: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert!(mr.ready);
         let md = c
-            .model_metadata(ModelMetadataRequest { name: "dlrm".into(), version: "1".into() })
+            .model_metadata(ModelMetadataRequest {
+                name: "dlrm".into(),
+                version: "1".into(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(md.versions, vec!["1"]);
         assert_eq!(md.inputs[0].shape, vec![-1, 13]);
         let cfg = c
-            .model_config(ModelConfigRequest { name: "dlrm".into(), version: String::new() })
+            .model_config(ModelConfigRequest {
+                name: "dlrm".into(),
+                version: String::new(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -105,7 +129,10 @@ fn grpc_round_trips_and_control_rpcs() {
         assert!(cfg.input[2].optional);
 
         let b = random_batch(&config, 9, 4);
-        let want = model.predict_logits(&b, &mut Scratch::new()).unwrap().to_vec();
+        let want = model
+            .predict_logits(&b, &mut Scratch::new())
+            .unwrap()
+            .to_vec();
         for raw in [true, false] {
             let r = c.model_infer(request(&b, raw)).await.unwrap().into_inner();
             assert_eq!(r.id, "g-1");
@@ -122,7 +149,10 @@ fn grpc_round_trips_and_control_rpcs() {
         // Errors are status codes.
         let mut bad = request(&b, true);
         bad.model_name = "nope".into();
-        assert_eq!(c.model_infer(bad).await.unwrap_err().code(), tonic::Code::NotFound);
+        assert_eq!(
+            c.model_infer(bad).await.unwrap_err().code(),
+            tonic::Code::NotFound
+        );
         let mut bad = request(&b, true);
         bad.inputs[0].datatype = "FP16".into();
         let e = c.model_infer(bad).await.unwrap_err();
@@ -130,19 +160,39 @@ fn grpc_round_trips_and_control_rpcs() {
         assert!(e.message().contains("datatype FP16"), "{}", e.message());
         let mut bad = request(&b, true);
         bad.raw_input_contents[1].pop();
-        assert_eq!(c.model_infer(bad).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            c.model_infer(bad).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
 
         // A deadline shorter than the batching delay expires unexecuted.
-        let calls = server.state.repo.version("dlrm", None).unwrap().stats.snapshot().execution_count;
+        let calls = server
+            .state
+            .repo
+            .version("dlrm", None)
+            .unwrap()
+            .stats
+            .snapshot()
+            .execution_count;
         let mut req = tonic::Request::new(request(&b, true));
         req.set_timeout(Duration::from_millis(50));
         let e = c.model_infer(req).await.unwrap_err();
         assert!(
-            matches!(e.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled),
+            matches!(
+                e.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
             "{e:?}"
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let after = server.state.repo.version("dlrm", None).unwrap().stats.snapshot().execution_count;
+        let after = server
+            .state
+            .repo
+            .version("dlrm", None)
+            .unwrap()
+            .stats
+            .snapshot()
+            .execution_count;
         assert_eq!(after, calls, "the expired request was computed");
 
         let st = c
@@ -151,23 +201,39 @@ fn grpc_round_trips_and_control_rpcs() {
             .unwrap()
             .into_inner();
         assert_eq!(st.model_stats[0].inference_count, 18);
-        let idx = c.repository_index(RepositoryIndexRequest::default()).await.unwrap().into_inner();
-        assert_eq!(idx.models[0].state, "READY");
-        c.repository_model_unload(RepositoryModelUnloadRequest { model_name: "dlrm".into(), ..Default::default() })
+        let idx = c
+            .repository_index(RepositoryIndexRequest::default())
             .await
-            .unwrap();
+            .unwrap()
+            .into_inner();
+        assert_eq!(idx.models[0].state, "READY");
+        c.repository_model_unload(RepositoryModelUnloadRequest {
+            model_name: "dlrm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         let mr = c
-            .model_ready(ModelReadyRequest { name: "dlrm".into(), version: String::new() })
+            .model_ready(ModelReadyRequest {
+                name: "dlrm".into(),
+                version: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert!(!mr.ready);
-        c.repository_model_load(RepositoryModelLoadRequest { model_name: "dlrm".into(), ..Default::default() })
-            .await
-            .unwrap();
+        c.repository_model_load(RepositoryModelLoadRequest {
+            model_name: "dlrm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         assert!(c.model_infer(request(&b, true)).await.is_ok());
         let e = c
-            .repository_model_load(RepositoryModelLoadRequest { model_name: "absent".into(), ..Default::default() })
+            .repository_model_load(RepositoryModelLoadRequest {
+                model_name: "absent".into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::NotFound);

@@ -35,8 +35,12 @@ fn twenty_hot_reloads_under_load_fail_no_request() {
     let answered = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..4)
         .map(|c| {
-            let (stop, answered, models, config) =
-                (stop.clone(), answered.clone(), models.clone(), config.clone());
+            let (stop, answered, models, config) = (
+                stop.clone(),
+                answered.clone(),
+                models.clone(),
+                config.clone(),
+            );
             std::thread::spawn(move || {
                 let mut i = 0u64;
                 let mut seen = std::collections::BTreeSet::new();
@@ -61,7 +65,10 @@ fn twenty_hot_reloads_under_load_fail_no_request() {
         write_version(&dir, "m", v, &artifact_bytes(&config, &plan, 100 + v));
         let r = request(a, "POST", "/v2/repository/models/m/load", &[], b"").unwrap();
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        assert_eq!(get(a, "/v2/models/m").json()["versions"], serde_json::json!([v.to_string()]));
+        assert_eq!(
+            get(a, "/v2/models/m").json()["versions"],
+            serde_json::json!([v.to_string()])
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -105,7 +112,10 @@ fn with_nan_table(bytes: &[u8]) -> Vec<u8> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, d, s, b)| {
-            (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
         })
         .collect();
     safetensors::serialize(views, Some(md)).unwrap()
@@ -136,7 +146,11 @@ fn corrupt_versions_are_refused_while_the_old_one_serves() {
     let want = bits(&expected(&model, &b).0);
     let newer = artifact_bytes(&config, &plan, 2);
     let corrupt: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", newer[..newer.len() / 2].to_vec(), "safetensors"),
+        (
+            "truncated",
+            newer[..newer.len() / 2].to_vec(),
+            "safetensors",
+        ),
         ("nan", with_nan_table(&newer), "non-finite"),
         ("shape", with_wrong_shape(&newer), "tables.0"),
     ];
@@ -146,7 +160,10 @@ fn corrupt_versions_are_refused_while_the_old_one_serves() {
         let r = request(a, "POST", "/v2/repository/models/m/load", &[], b"").unwrap();
         assert_eq!(r.status, 400, "{what}");
         let msg = r.json()["error"].as_str().unwrap().to_string();
-        assert!(msg.contains(needle) && msg.contains(&format!("version {v}")), "{what}: {msg}");
+        assert!(
+            msg.contains(needle) && msg.contains(&format!("version {v}")),
+            "{what}: {msg}"
+        );
         let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "x"));
         assert_eq!(r.status, 200, "{what}");
         assert_eq!(r.json()["model_version"], "1", "{what}");
@@ -157,8 +174,16 @@ fn corrupt_versions_are_refused_while_the_old_one_serves() {
     // The index says why a refused version is unavailable.
     write_version(&dir, "m", 7, b"not an artifact");
     let _ = request(a, "POST", "/v2/repository/models/m/load", &[], b"").unwrap();
-    let idx = request(a, "POST", "/v2/repository/index", &[], b"").unwrap().json();
-    let row = idx.as_array().unwrap().iter().find(|r| r["version"] == "7").unwrap().clone();
+    let idx = request(a, "POST", "/v2/repository/index", &[], b"")
+        .unwrap()
+        .json();
+    let row = idx
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == "7")
+        .unwrap()
+        .clone();
     assert_eq!(row["state"], "UNAVAILABLE");
     assert!(row["reason"].as_str().unwrap().contains("refused"));
     // A good version then loads and serves.
@@ -187,7 +212,10 @@ fn the_poller_loads_new_version_folders() {
         if v["versions"] == serde_json::json!(["2"]) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "poller never loaded version 2: {v}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "poller never loaded version 2: {v}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(server);

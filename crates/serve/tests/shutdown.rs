@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::http::{options, post_json, request, start};
 use common::*;
-use quantrec_model::artifact::Artifact;
 use quantrec_model::Plan;
+use quantrec_model::artifact::Artifact;
 
 #[test]
 fn graceful_shutdown_answers_every_accepted_request() {
@@ -31,13 +31,19 @@ fn graceful_shutdown_answers_every_accepted_request() {
                 let b = random_batch(&config, 3, i);
                 let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "s"));
                 assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                assert_eq!(bits(&outputs_of(&r.json()).0), bits(&expected(&model, &b).0));
+                assert_eq!(
+                    bits(&outputs_of(&r.json()).0),
+                    bits(&expected(&model, &b).0)
+                );
             })
         })
         .collect();
     let t0 = Instant::now();
     while lv.queue_depth() < 8 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "requests never queued");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "requests never queued"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     drop(lv);
@@ -47,5 +53,8 @@ fn graceful_shutdown_answers_every_accepted_request() {
         c.join().expect("an accepted request was lost");
     }
     server.join().unwrap();
-    assert!(request(a, "GET", "/v2/health/live", &[], b"").is_err(), "still accepting");
+    assert!(
+        request(a, "GET", "/v2/health/live", &[], b"").is_err(),
+        "still accepting"
+    );
 }
