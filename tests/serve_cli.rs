@@ -17,7 +17,7 @@ fn quantrec(args: &[&str]) -> std::process::Output {
         .expect("running quantrec")
 }
 
-fn import_fixture(out: &PathBuf) {
+fn import_fixture(out: &std::path::Path) {
     let fx = quantrec_testkit::fixture(env!("CARGO_MANIFEST_DIR"), "dlrm_dot.safetensors");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let o = quantrec(&["import", fx.to_str().unwrap(), "-o", out.to_str().unwrap()]);

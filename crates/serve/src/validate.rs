@@ -29,7 +29,7 @@ pub const MIN_CALL_ROWS: usize = 3;
 /// chunk of at least [`MIN_CALL_ROWS`] rows.
 pub fn canonical_rows(rows: usize, chunk: usize) -> usize {
     let mut m = rows.max(MIN_CALL_ROWS);
-    while chunk > MIN_CALL_ROWS && m % chunk != 0 && m % chunk < MIN_CALL_ROWS {
+    while chunk > MIN_CALL_ROWS && !m.is_multiple_of(chunk) && m % chunk < MIN_CALL_ROWS {
         m += 1;
     }
     m
