@@ -72,7 +72,7 @@ fn a_full_queue_refuses_only_the_overflow_at_once() {
     let model = Arc::new(Artifact::from_bytes(bytes).unwrap().model);
     let mut opts = options(&dir);
     opts.queue = 4;
-    opts.max_delay_us = 1_500_000;
+    opts.max_delay_us = 4_000_000;
     opts.max_batch = 100_000;
     let server = start(opts);
     let a = server.http_addr;
