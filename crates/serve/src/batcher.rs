@@ -11,7 +11,6 @@
 //! The batcher thread ends when its [`Batcher`] is dropped, after running what is queued: a
 //! version replaced by a hot reload finishes every request that reached it.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -135,6 +134,7 @@ struct Worker {
     labels: Labels,
     metrics: Metrics,
     stats: Arc<VersionStats>,
+    scratches: Arc<Scratches>,
 }
 
 impl Batcher {
@@ -162,6 +162,7 @@ impl Batcher {
             labels: labels.clone(),
             metrics: metrics.clone(),
             stats,
+            scratches: Arc::default(),
         };
         std::thread::Builder::new()
             .name(format!("batcher-{}-{}", labels.model, labels.version))
@@ -266,6 +267,7 @@ impl Worker {
                 metrics: self.metrics.clone(),
                 stats: self.stats.clone(),
                 mergeable: self.mergeable,
+                scratches: self.scratches.clone(),
             };
             self.pool.spawn(move || exec.run(jobs));
         }
@@ -310,8 +312,22 @@ impl Worker {
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+/// Forward-pass buffers reused across calls. Not thread-local: a pool thread waiting inside one
+/// call's parallel chunks may steal and run another call.
+#[derive(Debug, Default)]
+struct Scratches(Mutex<Vec<Scratch>>);
+
+impl Scratches {
+    fn take(&self) -> Scratch {
+        self.0
+            .lock()
+            .expect("scratch lock")
+            .pop()
+            .unwrap_or_default()
+    }
+    fn put(&self, s: Scratch) {
+        self.0.lock().expect("scratch lock").push(s);
+    }
 }
 
 /// One model call on the compute pool.
@@ -322,6 +338,7 @@ struct Exec {
     metrics: Metrics,
     stats: Arc<VersionStats>,
     mergeable: bool,
+    scratches: Arc<Scratches>,
 }
 
 impl Exec {
@@ -341,9 +358,13 @@ impl Exec {
         };
         // Inputs were validated, so the model does not refuse them; a panic would still be
         // answered as an error rather than take the pool down.
+        let mut scratch = self.scratches.take();
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            SCRATCH.with_borrow_mut(|s| self.model.predict_logits(batch, s).map(|l| l.to_vec()))
+            self.model
+                .predict_logits(batch, &mut scratch)
+                .map(|l| l.to_vec())
         }));
+        self.scratches.put(scratch);
         let result = match call {
             Ok(r) => r,
             Err(_) => Err(quantrec_model::ModelError::Batch(
@@ -390,12 +411,18 @@ impl Exec {
             }
             Err(e) => {
                 tracing::error!(model = %self.labels.model, version = self.labels.version, error = %e, "model call failed");
+                let msg = match &e {
+                    ServeError::Model { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                let mut first = Some(e);
                 for job in jobs {
-                    let _ = job.reply.send(Err(ServeError::Model {
+                    let err = first.take().unwrap_or_else(|| ServeError::Model {
                         model: self.labels.model.clone(),
                         version: self.labels.version,
-                        source: quantrec_model::ModelError::Batch(e.to_string()),
-                    }));
+                        source: quantrec_model::ModelError::Batch(msg.clone()),
+                    });
+                    let _ = job.reply.send(Err(err));
                 }
             }
         }

@@ -164,3 +164,40 @@ fn expired_requests_are_answered_with_a_timeout_and_not_computed() {
     );
     drop(server);
 }
+
+#[test]
+fn concurrent_calls_split_into_parallel_chunks_all_succeed() {
+    // Requests larger than the model's chunk run their chunks in parallel on the compute pool,
+    // while other calls are in flight on the same pool (a thread waiting for its chunks may run
+    // another call meanwhile).
+    let dir = temp_dir("chunks");
+    let config = small_config();
+    let bytes = artifact_bytes(&config, &quantrec_model::Plan::f32(&config), 2);
+    write_version(&dir, "m", 1, &bytes);
+    let model = Arc::new(Artifact::from_bytes(bytes).unwrap().model);
+    let mut opts = options(&dir);
+    opts.max_batch = 700;
+    opts.max_delay_us = 0;
+    let server = start(opts);
+    let a = server.http_addr;
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (model, config) = (model.clone(), config.clone());
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let b = random_batch(&config, 520 + c * 7, (c * 100 + i) as u64);
+                    let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "big"));
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert_eq!(
+                        bits(&outputs_of(&r.json()).0),
+                        bits(&expected(&model, &b).0)
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in clients {
+        t.join().unwrap();
+    }
+    drop(server);
+}
