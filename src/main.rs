@@ -44,6 +44,8 @@ enum Command {
     Search(cmd::search::SearchArgs),
     /// Re-apply a quantized model's recipe to a new f32 snapshot, repairing it if needed.
     Refresh(cmd::refresh::RefreshArgs),
+    /// Serve a model repository over KServe v2 / Triton-compatible HTTP and gRPC.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> Result<()> {
@@ -65,5 +67,6 @@ fn main() -> Result<()> {
         Command::Refresh(args) => cmd::refresh::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Search(args) => cmd::search::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }

@@ -12,4 +12,5 @@ pub mod predict;
 pub mod quantize;
 pub mod refresh;
 pub mod search;
+pub mod serve;
 pub mod train;

@@ -46,6 +46,10 @@ pub struct PredictArgs {
     /// them in from the file mapping: faster lookups, every table held in RAM.
     #[arg(long)]
     pub tables_in_memory: bool,
+    /// Accept NaN and infinite dense values (their scores are then NaN or saturated) instead of
+    /// refusing the batch.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 /// Runs `quantrec predict`.
@@ -59,7 +63,19 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let (mut logits, mut probs, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut expected = None;
     let mut labelled = true;
+    let allow_nonfinite = args.allow_nonfinite;
+    let mut seen = 0usize;
     let mut run_batch = |batch: &Batch| -> Result<()> {
+        if !allow_nonfinite && let Some(i) = batch.dense.iter().position(|x| !x.is_finite()) {
+            let nd = batch.n_dense.max(1);
+            bail!(
+                "sample {} dense feature {} is {} (non-finite dense values give meaningless scores; pass --allow-nonfinite to score them anyway)",
+                seen + i / nd,
+                i % nd,
+                batch.dense[i]
+            );
+        }
+        seen += batch.size;
         logits.extend_from_slice(artifact.model.predict_logits(batch, &mut scratch)?);
         // The probabilities are the sigmoid of the logits, as `Model::predict` computes them.
         probs.extend(

@@ -1,0 +1,181 @@
+//! One loaded model version: the model, its signature, its batcher and statistics, and the load
+//! procedure every version goes through before it may serve.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use quantrec_data::Batch;
+use quantrec_model::Model;
+use quantrec_model::artifact::Artifact;
+use tokio::sync::oneshot;
+
+use crate::batcher::{Batcher, ComputePool, Job, Labels, Scores};
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::stats::VersionStats;
+use crate::tensors::Signature;
+use crate::validate::{WarmUp, first_nonfinite_table_value, warm_up};
+use crate::{Result, ServeError};
+
+/// What every model version shares: the compute pool, the metrics and the server's options.
+#[derive(Debug)]
+pub struct Context {
+    /// The compute pool.
+    pub pool: Arc<ComputePool>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The server's batching limits (a model's config.json may override them).
+    pub limits: Limits,
+    /// Accept NaN and infinite dense values.
+    pub allow_nonfinite: bool,
+}
+
+/// Size and modification time of an artifact: a changed file is a new load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// Bytes.
+    pub len: u64,
+    /// Modification time.
+    pub modified: Option<SystemTime>,
+}
+
+impl FileId {
+    /// The id of `path`.
+    pub fn of(path: &Path) -> std::io::Result<FileId> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
+/// A model version that passed validation and is serving.
+#[derive(Debug)]
+pub struct LoadedVersion {
+    /// Name and version.
+    pub labels: Labels,
+    /// The artifact.
+    pub path: PathBuf,
+    /// Its size and modification time when loaded.
+    pub file: FileId,
+    /// The model.
+    pub model: Arc<Model>,
+    /// Its inputs.
+    pub signature: Signature,
+    /// The warm-up's verdict on merging.
+    pub warm: WarmUp,
+    /// Batching limits in force.
+    pub limits: Limits,
+    /// Triton-style statistics.
+    pub stats: Arc<VersionStats>,
+    /// How long loading and validation took.
+    pub load_time: Duration,
+    batcher: Batcher,
+}
+
+impl LoadedVersion {
+    /// Loads `path` as version `version` of `model`: maps the artifact, checks its data digest,
+    /// scans its tables for non-finite values, runs the warm-up (forward passes on synthetic
+    /// in-range inputs on the compute pool, finite outputs required, row-independence probe) and
+    /// starts its batcher. Blocks; call it off the I/O runtime.
+    pub fn load(
+        ctx: &Context,
+        model: &str,
+        version: u64,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<LoadedVersion> {
+        let t0 = Instant::now();
+        let refuse = |reason: String| ServeError::LoadFailed {
+            model: model.into(),
+            version,
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = FileId::of(path).map_err(|e| refuse(e.to_string()))?;
+        let artifact = Artifact::load(path).map_err(|e| refuse(e.to_string()))?;
+        artifact.verify().map_err(|e| refuse(e.to_string()))?;
+        let m = artifact.model;
+        if let Some((t, r)) = first_nonfinite_table_value(&m) {
+            return Err(refuse(format!(
+                "table {t} row {r} holds a non-finite value"
+            )));
+        }
+        let warm = ctx.pool.install(|| warm_up(&m)).map_err(refuse)?;
+        if let Some(why) = &warm.reason {
+            tracing::warn!(model, version, reason = %why, "requests will not be merged for this version");
+        }
+        let labels = Labels {
+            model: model.into(),
+            version,
+            version_text: version.to_string(),
+        };
+        let model_arc = Arc::new(m);
+        let stats = Arc::new(VersionStats::default());
+        let batcher = Batcher::start(
+            model_arc.clone(),
+            ctx.pool.clone(),
+            limits,
+            warm.mergeable,
+            labels.clone(),
+            ctx.metrics.clone(),
+            stats.clone(),
+        )
+        .map_err(|e| refuse(format!("cannot start the batcher thread: {e}")))?;
+        Ok(LoadedVersion {
+            signature: Signature::of(model_arc.config()),
+            labels,
+            path: path.to_path_buf(),
+            file,
+            model: model_arc,
+            warm,
+            limits,
+            stats,
+            load_time: t0.elapsed(),
+            batcher,
+        })
+    }
+
+    /// Model name.
+    pub fn name(&self) -> &str {
+        &self.labels.model
+    }
+
+    /// Version number.
+    pub fn version(&self) -> u64 {
+        self.labels.version
+    }
+
+    /// Queues a validated batch and waits for its scores. `timeout` bounds the time until its
+    /// model call starts (expired requests are not computed).
+    pub async fn infer(&self, batch: Batch, timeout: Option<Duration>) -> Result<Scores> {
+        if batch.size > self.limits.max_request_rows {
+            return Err(ServeError::TooManyRows {
+                model: self.labels.model.clone(),
+                rows: batch.size,
+                max: self.limits.max_request_rows,
+            });
+        }
+        let now = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        self.batcher.submit(Job {
+            batch,
+            enqueued: now,
+            deadline: timeout.map(|t| (now + t, t.as_micros() as u64)),
+            reply: tx,
+        })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(ServeError::Unavailable {
+                model: self.labels.model.clone(),
+                version: self.labels.version,
+            })
+        })
+    }
+
+    /// Requests waiting in this version's queue.
+    pub fn queue_depth(&self) -> usize {
+        self.batcher.depth()
+    }
+}

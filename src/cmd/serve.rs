@@ -1,0 +1,71 @@
+//! `quantrec serve`: the model server (KServe v2 / Triton-compatible HTTP and gRPC).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use quantrec_serve::ServeOptions;
+
+/// Arguments of `quantrec serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Model repository: DIR/<name>/<version>/model.safetensors, optional DIR/<name>/config.json.
+    #[arg(long)]
+    pub models: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// HTTP port (KServe v2 REST, /metrics); 0 picks a free port.
+    #[arg(long, default_value_t = 8000)]
+    pub http: u16,
+    /// gRPC port (inference.GRPCInferenceService); 0 picks a free port.
+    #[arg(long, default_value_t = 8001)]
+    pub grpc: u16,
+    /// Do not serve gRPC.
+    #[arg(long)]
+    pub no_grpc: bool,
+    /// Rows merged into one model call.
+    #[arg(long, default_value_t = 1024)]
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others, in microseconds.
+    #[arg(long, default_value_t = 500)]
+    pub max_delay_us: u64,
+    /// Requests waiting per model version before new ones get 503 / RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 1024)]
+    pub queue: usize,
+    /// Rows one request may carry (the models' max_batch_size).
+    #[arg(long, default_value_t = 16384)]
+    pub max_request_rows: usize,
+    /// Compute threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Largest request body (HTTP) or message (gRPC), in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_body_bytes: usize,
+    /// Rescan the repository for new or changed versions every N seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub poll_secs: u64,
+    /// Accept NaN and infinite dense values instead of refusing them with 400.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+}
+
+/// Runs `quantrec serve` until SIGTERM or SIGINT.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let mut o = ServeOptions::new(args.models);
+    o.host = args.host;
+    o.http_port = args.http;
+    o.grpc_port = (!args.no_grpc).then_some(args.grpc);
+    o.max_batch = args.max_batch;
+    o.max_delay_us = args.max_delay_us;
+    o.queue = args.queue;
+    o.max_request_rows = args.max_request_rows;
+    o.threads = args.threads;
+    o.max_body_bytes = args.max_body_bytes;
+    o.poll_secs = args.poll_secs;
+    o.allow_nonfinite = args.allow_nonfinite;
+    quantrec_serve::run(o)?;
+    Ok(())
+}
