@@ -300,18 +300,6 @@ impl Params {
     }
 }
 
-/// Writes the transposed copy of every cross-net matrix into `t` (same layout as `dense`): `V`
-/// becomes `[width × rank]`, `W` becomes `[rank × width]`. The forward pass multiplies by these
-/// so its inner loops run over contiguous output columns. (The MLP layers run on their packed
-/// copies, `packs`, so their slots of `t` are left alone.)
-pub(crate) fn transpose_weights(arch: &Arch, dense: &[f32], t: &mut [f32]) {
-    let (r, w) = (arch.rank(), arch.width);
-    for c in &arch.cross {
-        transpose(&dense[c.v..c.v + r * w], r, w, &mut t[c.v..]);
-        transpose(&dense[c.w..c.w + w * r], w, r, &mut t[c.w..]);
-    }
-}
-
 /// `dst[c × r] = src[r × c]ᵀ` (only the first `r·c` values of `dst` are written).
 pub(crate) fn transpose(src: &[f32], r: usize, c: usize, dst: &mut [f32]) {
     for i in 0..r {

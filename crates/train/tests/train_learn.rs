@@ -103,7 +103,10 @@ fn dcn_learns_a_teacher() {
 
 fn run(threads: usize, seed: u64) -> (Vec<f64>, Vec<Vec<f32>>) {
     let cfg = small(Interaction::Dcn { layers: 2, rank: 4 });
-    let train = data(&cfg, 4, 700, 3);
+    // 700 rows: five full chunks and a 60-row tail; 130 rows: a 2-row tail (the kernels'
+    // small-batch path); every product runs on the runtime-dispatched GEMM.
+    let mut train = data(&cfg, 4, 700, 3);
+    train.extend(data(&cfg, 2, 130, 4));
     let options = TrainOptions {
         seed,
         threads: Some(threads),
