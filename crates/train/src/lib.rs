@@ -200,21 +200,21 @@ impl Trainer {
     ) -> Result<Trainer> {
         let ok = |lr: f32| lr.is_finite() && lr >= 0.0;
         if !ok(options.lr_dense) || !ok(options.lr_sparse) {
-            return Err(TrainError::Config(format!(
-                "learning rates must be finite and ≥ 0, got dense {} sparse {}",
-                options.lr_dense, options.lr_sparse
-            )));
+            return Err(TrainError::LearningRate {
+                dense: options.lr_dense,
+                sparse: options.lr_sparse,
+            });
         }
         let mut builder = rayon::ThreadPoolBuilder::new();
         if let Some(t) = options.threads {
             if t == 0 {
-                return Err(TrainError::Config("threads = 0".into()));
+                return Err(TrainError::ZeroThreads);
             }
             builder = builder.num_threads(t);
         }
         let pool = builder
             .build()
-            .map_err(|e| TrainError::Config(format!("cannot start worker threads: {e}")))?;
+            .map_err(|source| TrainError::ThreadPool { source })?;
         let state = OptState::new(options.optimizer, arch.dense_len, &arch.tables);
         Ok(Trainer {
             packs_fresh: false,
