@@ -82,11 +82,48 @@ pub enum DataError {
         /// Rows of the table (valid ids are `0..rows`).
         rows: usize,
     },
-    /// A schema is inconsistent or does not match the tables it is used with.
-    #[error("schema: {what}")]
-    Schema {
-        /// What is wrong.
-        what: String,
+    /// A schema delimiter that is not one ASCII character other than a line break.
+    #[error(
+        "schema: the delimiter must be one ASCII character other than a line break, found {found:?}"
+    )]
+    SchemaDelimiter {
+        /// The delimiter given.
+        found: char,
+    },
+    /// A schema without columns.
+    #[error("schema: expected at least one column, found none")]
+    SchemaNoColumns,
+    /// A schema with several label columns.
+    #[error("schema: expected at most one label column, found {found}")]
+    SchemaLabels {
+        /// Label columns in the schema.
+        found: usize,
+    },
+    /// A multi-id separator that is not one ASCII character other than the delimiter and line breaks.
+    #[error(
+        "schema: column {column} ({name}): the separator must be one ASCII character other than the delimiter and line breaks, found {found:?}"
+    )]
+    SchemaSeparator {
+        /// 1-based column number.
+        column: usize,
+        /// The column's name.
+        name: String,
+        /// The separator given.
+        found: char,
+    },
+    /// A schema whose sparse columns are not one per table.
+    #[error("schema: {sparse_columns} sparse columns but {tables} table sizes were given")]
+    SchemaTableCount {
+        /// Sparse columns of the schema.
+        sparse_columns: usize,
+        /// Table sizes given.
+        tables: usize,
+    },
+    /// A table size of 0 rows.
+    #[error("schema: table {table} has 0 rows; every table needs at least one")]
+    SchemaEmptyTable {
+        /// Table index.
+        table: usize,
     },
     /// A schema file is not valid JSON for [`crate::schema::Schema`].
     #[error("{}: invalid schema JSON: {source}", path.display())]

@@ -184,15 +184,13 @@ impl Schema {
 
     /// Checks the schema on its own and against the rows of the tables it feeds.
     pub fn validate(&self, table_rows: &[usize]) -> crate::Result<()> {
-        let bad = |what: String| Err(DataError::Schema { what });
         if !self.delimiter.is_ascii() || self.delimiter == '\n' || self.delimiter == '\r' {
-            return bad(format!(
-                "the delimiter must be one ASCII character other than a line break, found {:?}",
-                self.delimiter
-            ));
+            return Err(DataError::SchemaDelimiter {
+                found: self.delimiter,
+            });
         }
         if self.columns.is_empty() {
-            return bad("expected at least one column, found none".into());
+            return Err(DataError::SchemaNoColumns);
         }
         let labels = self
             .columns
@@ -200,7 +198,7 @@ impl Schema {
             .filter(|c| c.role == Role::Label)
             .count();
         if labels > 1 {
-            return bad(format!("expected at most one label column, found {labels}"));
+            return Err(DataError::SchemaLabels { found: labels });
         }
         for (i, c) in self.columns.iter().enumerate() {
             if let Role::Sparse {
@@ -209,25 +207,22 @@ impl Schema {
             } = c.role
                 && (!sep.is_ascii() || sep == self.delimiter || sep == '\n' || sep == '\r')
             {
-                return bad(format!(
-                    "column {} ({}): the separator must be one ASCII character other than the \
-                     delimiter and line breaks, found {sep:?}",
-                    i + 1,
-                    self.column_name(i)
-                ));
+                return Err(DataError::SchemaSeparator {
+                    column: i + 1,
+                    name: self.column_name(i),
+                    found: sep,
+                });
             }
         }
         let n_sparse = self.n_sparse();
         if n_sparse != table_rows.len() {
-            return bad(format!(
-                "{n_sparse} sparse columns but {} table sizes were given",
-                table_rows.len()
-            ));
+            return Err(DataError::SchemaTableCount {
+                sparse_columns: n_sparse,
+                tables: table_rows.len(),
+            });
         }
         if let Some(t) = table_rows.iter().position(|&r| r == 0) {
-            return bad(format!(
-                "table {t} has 0 rows; every table needs at least one"
-            ));
+            return Err(DataError::SchemaEmptyTable { table: t });
         }
         Ok(())
     }
@@ -267,8 +262,14 @@ mod tests {
             }
         );
         s.validate(&[10, 20]).unwrap();
-        assert!(matches!(s.validate(&[10]), Err(DataError::Schema { .. })));
-        assert!(s.validate(&[10, 0]).is_err());
+        assert!(matches!(
+            s.validate(&[10]),
+            Err(DataError::SchemaTableCount { tables: 1, .. })
+        ));
+        assert!(matches!(
+            s.validate(&[10, 0]),
+            Err(DataError::SchemaEmptyTable { table: 1 })
+        ));
         // Round trip through JSON.
         let back: Schema = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);

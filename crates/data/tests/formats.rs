@@ -129,7 +129,10 @@ fn schema_must_match_the_tables() {
     spec.table_rows = vec![10, 1000];
     assert!(matches!(
         open_source(&data, &spec).map(|_| ()),
-        Err(DataError::Schema { .. })
+        Err(DataError::SchemaTableCount {
+            sparse_columns: 3,
+            tables: 2
+        })
     ));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -6,13 +6,6 @@ use crate::state_dict::{StateDict, Tensor};
 use crate::weights::{Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
-fn refuse(naming: Naming, reason: String) -> ModelError {
-    ModelError::Export {
-        naming: format!("{naming:?}"),
-        reason,
-    }
-}
-
 fn put_linear(sd: &mut StateDict, prefix: &str, l: &Linear) {
     sd.tensors.insert(
         format!("{prefix}weight"),
@@ -50,20 +43,24 @@ pub fn export_state_dict(
             Naming::TorchRec,
         ) => {}
         (i, n) => {
-            return Err(refuse(
-                n,
-                format!("the interaction {i:?} has no equivalent in that convention"),
-            ));
+            return Err(ModelError::ExportInteraction {
+                naming: n,
+                interaction: i.clone(),
+            });
         }
     }
     let mut sd = StateDict::default();
     let mut names = Vec::with_capacity(config.tables.len());
     for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
-        let TableData::F32(v) = data else {
-            return Err(refuse(
-                naming,
-                format!("table {t} is stored encoded; only f32 tables can be exported"),
-            ));
+        let v = match data {
+            TableData::F32(v) => v,
+            TableData::Encoded { format, .. } => {
+                return Err(ModelError::ExportEncodedTable {
+                    naming,
+                    table: t,
+                    format: *format,
+                });
+            }
         };
         let name = match naming {
             Naming::Dlrm => format!("emb_l.{t}.weight"),
@@ -77,7 +74,7 @@ pub fn export_state_dict(
             ),
         };
         if names.contains(&name) {
-            return Err(refuse(naming, format!("two tables would be named {name}")));
+            return Err(ModelError::ExportDuplicateName { naming, name });
         }
         names.push(name.clone());
         sd.tensors
@@ -94,10 +91,10 @@ pub fn export_state_dict(
         }
         Naming::TorchRec => {
             if weights.top.len() < 2 {
-                return Err(refuse(
+                return Err(ModelError::ExportTopMlp {
                     naming,
-                    "TorchRec's OverArch needs at least two top-MLP layers".into(),
-                ));
+                    layers: weights.top.len(),
+                });
             }
             for (i, l) in weights.bottom.iter().enumerate() {
                 put_linear(&mut sd, &format!("dense_arch.model._mlp.{i}._linear."), l);

@@ -286,64 +286,68 @@ impl Model {
     /// Checks the batch against the model before anything is sliced.
     fn check_batch(&self, batch: &Batch) -> Result<()> {
         let cfg = &self.config;
-        let bad = |s: String| Err(ModelError::Batch(s));
-        if batch.n_dense != cfg.dense_features {
-            return bad(format!(
-                "{} dense features per sample, the model takes {}",
-                batch.n_dense, cfg.dense_features
-            ));
-        }
-        if batch.dense.len() != batch.size * batch.n_dense {
-            return bad(format!(
-                "{} dense values for {} samples × {}",
-                batch.dense.len(),
-                batch.size,
-                batch.n_dense
-            ));
-        }
-        if batch.sparse.len() != cfg.tables.len() {
-            return bad(format!(
-                "{} sparse features, the model has {} tables",
-                batch.sparse.len(),
-                cfg.tables.len()
-            ));
-        }
+        let shape = |what, expected, found| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(ModelError::BatchShape {
+                    what,
+                    expected,
+                    found,
+                })
+            }
+        };
+        shape(
+            "dense features per sample",
+            cfg.dense_features,
+            batch.n_dense,
+        )?;
+        shape(
+            "dense values (samples × dense features)",
+            batch.size * batch.n_dense,
+            batch.dense.len(),
+        )?;
+        shape(
+            "sparse features (one per table)",
+            cfg.tables.len(),
+            batch.sparse.len(),
+        )?;
         for (t, f) in batch.sparse.iter().enumerate() {
             if f.offsets.len() != batch.size + 1 {
-                return bad(format!(
-                    "table {t}: {} offsets for {} samples (expected {}, with the trailing end)",
-                    f.offsets.len(),
-                    batch.size,
-                    batch.size + 1
-                ));
+                return Err(ModelError::BagShape {
+                    table: t,
+                    what: "offsets (samples + 1, with the trailing end)",
+                    expected: batch.size + 1,
+                    found: f.offsets.len(),
+                });
             }
             if f.offsets[0] != 0 || f.offsets[batch.size] as u64 != f.ids.len() as u64 {
-                return bad(format!(
-                    "table {t}: offsets must run from 0 to the id count {}, found {}..{}",
-                    f.ids.len(),
-                    f.offsets[0],
-                    f.offsets[batch.size]
-                ));
+                return Err(ModelError::BagBounds {
+                    table: t,
+                    ids: f.ids.len(),
+                    first: f.offsets[0],
+                    last: f.offsets[batch.size],
+                });
             }
             if let Some(i) = f.offsets.windows(2).position(|w| w[1] < w[0]) {
-                return bad(format!(
-                    "table {t}: offsets decrease at sample {i} ({} > {})",
-                    f.offsets[i],
-                    f.offsets[i + 1]
-                ));
+                return Err(ModelError::OffsetsDecrease {
+                    table: t,
+                    bag: i,
+                    offset: f.offsets[i],
+                    next: f.offsets[i + 1],
+                });
             }
             match (&f.weights, self.poolings[t]) {
                 (None, Pooling::WeightedSum) => {
-                    return bad(format!(
-                        "table {t} pools with per-id weights but none given"
-                    ));
+                    return Err(ModelError::MissingBagWeights { table: t });
                 }
                 (Some(w), _) if w.len() != f.ids.len() => {
-                    return bad(format!(
-                        "table {t}: {} weights for {} ids",
-                        w.len(),
-                        f.ids.len()
-                    ));
+                    return Err(ModelError::BagShape {
+                        table: t,
+                        what: "per-id weights (one per id)",
+                        expected: f.ids.len(),
+                        found: w.len(),
+                    });
                 }
                 _ => {}
             }

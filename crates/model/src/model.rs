@@ -63,15 +63,22 @@ fn store_table(
 }
 
 fn mismatch(t: usize, supplied: TableFormat, planned: TableFormat) -> ModelError {
-    ModelError::Plan(format!(
-        "table {t} is supplied encoded as {supplied} but the plan stores it as {planned}"
-    ))
+    ModelError::TableFormatMismatch {
+        table: t,
+        supplied,
+        planned,
+    }
 }
 
 /// Packs one dense layer for its planned precision (int8 layers are quantized by the kernel).
 pub(crate) fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLinear> {
-    PackedLinear::new(&l.weight, Some(&l.bias), l.out, l.inp, p.to_kernel())
-        .map_err(|e| ModelError::Config(format!("packing {name} ({}): {e}", p.short_name())))
+    PackedLinear::new(&l.weight, Some(&l.bias), l.out, l.inp, p.to_kernel()).map_err(|source| {
+        ModelError::Pack {
+            layer: name.to_string(),
+            precision: p.short_name(),
+            source,
+        }
+    })
 }
 
 /// Packs every dense layer for its planned precision. Inputs are already checked.

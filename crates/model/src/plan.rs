@@ -106,9 +106,11 @@ impl LayerPrecision {
         } = self
             && !(scale.is_finite() && scale > 0.0 && (0..=255).contains(&zero_point))
         {
-            return Err(ModelError::Plan(format!(
-                "{name}: static activation scale {scale} must be finite and > 0 and zero point {zero_point} within 0..=255"
-            )));
+            return Err(ModelError::StaticActivation {
+                layer: name.to_string(),
+                scale,
+                zero_point,
+            });
         }
         Ok(())
     }
@@ -197,11 +199,13 @@ impl Plan {
     /// Checks the plan fits `config`: one entry per layer and table, usable static parameters, and
     /// table formats that can store each table's dimension.
     pub fn validate(&self, config: &ModelConfig) -> Result<()> {
-        let count = |what: &str, expected: usize, found: usize| -> Result<()> {
+        let count = |what: &'static str, expected: usize, found: usize| -> Result<()> {
             if expected != found {
-                return Err(ModelError::Plan(format!(
-                    "{what}: the model has {expected}, the plan lists {found}"
-                )));
+                return Err(ModelError::PlanMismatch {
+                    what,
+                    expected,
+                    found,
+                });
             }
             Ok(())
         };
@@ -225,7 +229,7 @@ impl Plan {
         }
         for (t, (f, tc)) in self.tables.iter().zip(&config.tables).enumerate() {
             f.check_dim(tc.dim)
-                .map_err(|e| ModelError::Plan(format!("table {t}: {e}")))?;
+                .map_err(|source| ModelError::PlanTableFormat { table: t, source })?;
         }
         Ok(())
     }

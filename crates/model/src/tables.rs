@@ -140,10 +140,7 @@ pub fn encode_planned_table(
             TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2
         )
     {
-        return Err(ModelError::Plan(format!(
-            "table {t}: the plan asks for curvature-encoded {format} rows, which need calibration \
-             data; supply the table encoded or build the model with the quant crate's builder"
-        )));
+        return Err(ModelError::CurvatureNeedsCalibration { table: t, format });
     }
     encode_table(t, format, rows, dim, values, plan.table_refit)
 }

@@ -109,38 +109,50 @@ impl ModelConfig {
     /// Checks the config is self-consistent: non-empty top MLP ending in 1 output, tables with
     /// rows and dims, dot interaction over equal dimensions, DCN with layers and rank.
     pub fn validate(&self) -> Result<()> {
-        let bad = |s: String| Err(ModelError::Config(s));
         if self.dense_features == 0 {
-            return bad("dense_features is 0".into());
+            return Err(ModelError::NoDenseFeatures);
         }
-        if self.bottom_mlp.contains(&0) || self.top_mlp.contains(&0) {
-            return bad("an MLP layer has width 0".into());
+        for (mlp, widths) in [("bottom", &self.bottom_mlp), ("top", &self.top_mlp)] {
+            if let Some(layer) = widths.iter().position(|&w| w == 0) {
+                return Err(ModelError::ZeroWidthLayer {
+                    mlp,
+                    layer,
+                    widths: widths.clone(),
+                });
+            }
         }
         if self.top_mlp.last() != Some(&1) {
-            return bad(format!(
-                "the top MLP must end in one output (a logit), found {:?}",
-                self.top_mlp
-            ));
+            return Err(ModelError::TopMlpOutput {
+                widths: self.top_mlp.clone(),
+            });
         }
         for (t, tc) in self.tables.iter().enumerate() {
             if tc.rows == 0 || tc.dim == 0 {
-                return bad(format!("table {t} has {} rows × {}", tc.rows, tc.dim));
+                return Err(ModelError::EmptyTable {
+                    table: t,
+                    rows: tc.rows,
+                    dim: tc.dim,
+                });
             }
         }
         match &self.interaction {
             Interaction::Dot { .. } => {
                 let d = self.bottom_out();
                 if let Some((t, tc)) = self.tables.iter().enumerate().find(|(_, t)| t.dim != d) {
-                    return bad(format!(
-                        "dot interaction needs every table dimension to equal the bottom-MLP output {d}; table {t} has {}",
-                        tc.dim
-                    ));
+                    return Err(ModelError::DotDimension {
+                        table: t,
+                        expected: d,
+                        found: tc.dim,
+                    });
                 }
             }
             Interaction::Cat => {}
             Interaction::Dcn { layers, rank } => {
                 if *layers == 0 || *rank == 0 {
-                    return bad(format!("DCN with {layers} layers of rank {rank}"));
+                    return Err(ModelError::EmptyDcn {
+                        layers: *layers,
+                        rank: *rank,
+                    });
                 }
             }
         }
@@ -187,11 +199,13 @@ impl Weights {
     /// Checks every parameter against `config`: counts, shapes and finiteness.
     pub fn check(&self, config: &ModelConfig) -> Result<()> {
         config.validate()?;
-        let count = |what: &str, expected: usize, found: usize| -> Result<()> {
+        let count = |what: &'static str, expected: usize, found: usize| -> Result<()> {
             if expected != found {
-                return Err(ModelError::Config(format!(
-                    "{what}: the config has {expected}, the weights have {found}"
-                )));
+                return Err(ModelError::WeightCount {
+                    what,
+                    expected,
+                    found,
+                });
             }
             Ok(())
         };

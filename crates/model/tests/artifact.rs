@@ -391,20 +391,60 @@ fn wrong_version_missing_metadata_and_inconsistent_shapes_are_typed_errors() {
     let shape = rewrite_meta(&bytes, |m| m["config"]["dense_features"] = 12.into());
     let err = Artifact::from_bytes(shape).unwrap_err();
     assert!(
-        matches!(&err, ModelError::Artifact { reason, .. } if reason.contains("bottom.0.weight")),
+        matches!(
+            &err,
+            ModelError::ArtifactTensor { tensor, expected_shape, found_shape, .. }
+                if tensor == "bottom.0.weight" && expected_shape[1] == 12 && found_shape[1] == 13
+        ),
         "{err}"
     );
     let rows = rewrite_meta(&bytes, |m| m["config"]["tables"][1]["rows"] = 65.into());
     let err = Artifact::from_bytes(rows).unwrap_err();
     assert!(
-        matches!(&err, ModelError::Artifact { reason, .. } if reason.contains("tables.1")),
+        matches!(
+            &err,
+            ModelError::ArtifactTensor { tensor, expected_shape, .. }
+                if tensor == "tables.1" && expected_shape[0] == 65
+        ),
         "{err}"
     );
     let plan = rewrite_meta(&bytes, |m| m["plan"]["tables"][2] = "f32".into());
-    assert!(Artifact::from_bytes(plan).is_err());
+    let err = Artifact::from_bytes(plan).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::ArtifactTensor { tensor, .. } if tensor == "tables.2"),
+        "{err}"
+    );
+    let top = rewrite_meta(&bytes, |m| m["plan"]["top"].as_array_mut().unwrap().clear());
+    let err = Artifact::from_bytes(top).unwrap_err();
+    match &err {
+        ModelError::ArtifactMeta {
+            part: "plan",
+            source,
+            ..
+        } => assert!(
+            matches!(
+                **source,
+                ModelError::PlanMismatch {
+                    what: "top-MLP layers",
+                    found: 0,
+                    ..
+                }
+            ),
+            "{source}"
+        ),
+        other => panic!("{other}"),
+    }
     let state_dict = std::fs::read(fixture("dlrm_dot.safetensors")).unwrap();
     let err = Artifact::from_bytes(state_dict).unwrap_err();
-    assert!(matches!(err, ModelError::Artifact { .. }), "{err}");
+    assert!(matches!(err, ModelError::NotAnArtifact { .. }), "{err}");
+    // A truncated file: the safetensors container is refused, naming the buffer.
+    let err = Artifact::from_bytes(bytes[..bytes.len() - 3].to_vec()).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::SafeTensors { what, .. } if what == "<memory>"),
+        "{err}"
+    );
+    let err = Artifact::from_bytes(bytes[..5].to_vec()).unwrap_err();
+    assert!(matches!(err, ModelError::SafeTensors { .. }), "{err}");
     let missing = temp_path("does-not-exist");
     assert!(matches!(
         Artifact::load(&missing),

@@ -3,6 +3,7 @@
 mod common;
 
 use common::import;
+use quantrec_kernels::KernelError;
 use quantrec_kernels::formats::TableFormat;
 use quantrec_model::plan::{ActivationPlan, CrossPrecision, LayerPrecision};
 use quantrec_model::{ModelError, Plan};
@@ -55,10 +56,21 @@ fn plans_that_do_not_fit_are_refused() {
     let c = &imp.config;
     let mut p = Plan::f32(c);
     p.top.pop();
-    assert!(matches!(p.validate(c), Err(ModelError::Plan(_))));
+    assert!(matches!(
+        p.validate(c),
+        Err(ModelError::PlanMismatch { what: "top-MLP layers", expected, found })
+            if found + 1 == expected
+    ));
     let mut p = Plan::f32(c);
     p.cross.push(CrossPrecision::default());
-    assert!(matches!(p.validate(c), Err(ModelError::Plan(_))));
+    assert!(matches!(
+        p.validate(c),
+        Err(ModelError::PlanMismatch {
+            what: "cross layers",
+            expected: 0,
+            found: 1
+        })
+    ));
     let mut p = Plan::f32(c);
     p.top[0] = LayerPrecision::Int8 {
         per_channel: false,
@@ -67,7 +79,10 @@ fn plans_that_do_not_fit_are_refused() {
             zero_point: 0,
         },
     };
-    assert!(matches!(p.validate(c), Err(ModelError::Plan(m)) if m.contains("top.0")));
+    assert!(matches!(
+        p.validate(c),
+        Err(ModelError::StaticActivation { layer, zero_point: 0, .. }) if layer == "top.0"
+    ));
     let mut p = Plan::f32(c);
     p.top[1] = LayerPrecision::Int8 {
         per_channel: false,
@@ -76,12 +91,77 @@ fn plans_that_do_not_fit_are_refused() {
             zero_point: 300,
         },
     };
-    assert!(p.validate(c).is_err());
+    assert!(matches!(
+        p.validate(c),
+        Err(ModelError::StaticActivation { layer, zero_point: 300, .. }) if layer == "top.1"
+    ));
     let mut cfg = c.clone();
     for t in &mut cfg.tables {
         t.dim = 6;
     }
     let mut p = Plan::f32(&cfg);
     p.tables[3] = TableFormat::Fused2;
-    assert!(matches!(p.validate(&cfg), Err(ModelError::Plan(m)) if m.contains("table 3")));
+    let err = p.validate(&cfg).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ModelError::PlanTableFormat {
+                table: 3,
+                source: KernelError::UnsupportedDim { dim: 6, .. },
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("table 3"), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the kernel's refusal chains"
+    );
+}
+
+#[test]
+fn configs_and_weights_that_do_not_fit_are_typed_errors() {
+    let imp = import("dlrm_dot");
+    let good = imp.config.clone();
+    let mut c = good.clone();
+    c.dense_features = 0;
+    assert!(matches!(c.validate(), Err(ModelError::NoDenseFeatures)));
+    let mut c = good.clone();
+    c.bottom_mlp[1] = 0;
+    assert!(matches!(
+        c.validate(),
+        Err(ModelError::ZeroWidthLayer {
+            mlp: "bottom",
+            layer: 1,
+            ..
+        })
+    ));
+    let mut c = good.clone();
+    c.top_mlp.push(2);
+    assert!(
+        matches!(c.validate(), Err(ModelError::TopMlpOutput { widths }) if widths == c.top_mlp)
+    );
+    let mut c = good.clone();
+    c.tables[2].rows = 0;
+    assert!(matches!(
+        c.validate(),
+        Err(ModelError::EmptyTable {
+            table: 2,
+            rows: 0,
+            ..
+        })
+    ));
+    let mut c = good.clone();
+    c.tables[1].dim += 1;
+    assert!(matches!(
+        c.validate(),
+        Err(ModelError::DotDimension { table: 1, expected, found }) if found == expected + 1
+    ));
+    // Weights of another architecture: the count that differs is named.
+    let mut w = imp.weights.clone();
+    w.tables.pop();
+    assert!(matches!(
+        w.check(&good),
+        Err(ModelError::WeightCount { what: "tables", expected, found }) if found + 1 == expected
+    ));
 }

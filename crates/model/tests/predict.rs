@@ -169,18 +169,55 @@ fn bad_batches_are_refused() {
     let m = model("dlrm_dot");
     let good = inputs("dlrm_dot").batch;
     let mut s = Scratch::new();
+    let n_tables = good.sparse.len();
     let mut b = good.clone();
     b.n_dense = 12;
-    assert!(matches!(m.predict(&b, &mut s), Err(ModelError::Batch(_))));
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::BatchShape {
+            what: "dense features per sample",
+            expected: 13,
+            found: 12,
+        })
+    ));
+    let mut b = good.clone();
+    b.dense.pop();
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::BatchShape { expected, found, .. }) if found + 1 == expected
+    ));
     let mut b = good.clone();
     b.sparse.pop();
-    assert!(matches!(m.predict(&b, &mut s), Err(ModelError::Batch(_))));
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::BatchShape { expected, found, .. })
+            if expected == n_tables && found == n_tables - 1
+    ));
     let mut b = good.clone();
     b.sparse[2].offsets[5] = 10_000;
-    assert!(matches!(m.predict(&b, &mut s), Err(ModelError::Batch(_))));
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::OffsetsDecrease {
+            table: 2,
+            bag: 5,
+            offset: 10_000,
+            ..
+        })
+    ));
     let mut b = good.clone();
     b.sparse[2].offsets.pop();
-    assert!(matches!(m.predict(&b, &mut s), Err(ModelError::Batch(_))));
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::BagShape { table: 2, expected, found, .. })
+            if expected == good.size + 1 && found == good.size
+    ));
+    let mut b = good.clone();
+    let last = b.sparse[1].offsets.len() - 1;
+    b.sparse[1].offsets[last] += 1;
+    assert!(matches!(
+        m.predict(&b, &mut s),
+        Err(ModelError::BagBounds { table: 1, ids, last, .. }) if last == ids as i64 + 1
+    ));
     let mut b = tile(&good, 5);
     let bag = 200;
     let at = b.sparse[4].offsets[bag] as usize;

@@ -95,12 +95,7 @@ impl ModelBuilder {
         let curvature = match (&self.curvature, curved) {
             (Some(c), true) => Some(c),
             (None, true) => {
-                return Err(QuantError::InvalidArgument {
-                    what: format!("plan for table {t}"),
-                    reason: "asks for curvature-encoded tables but the builder measured no \
-                             curvature (no calibration data)"
-                        .into(),
-                });
+                return Err(QuantError::CurvatureNotMeasured { table: t });
             }
             (_, false) => None,
         };

@@ -109,10 +109,7 @@ fn record(model: &Model, batch: &Batch, scratch: &mut Scratch) -> Result<(Record
 /// Compares `quantized` against `reference` on `data` (same architecture required).
 pub fn debug(quantized: &Model, reference: &Model, data: &EvalSet) -> Result<DebugReport> {
     if quantized.config() != reference.config() {
-        return Err(QuantError::InvalidArgument {
-            what: "debugger models".into(),
-            reason: "the quantized model and the reference have different architectures".into(),
-        });
+        return Err(QuantError::ArchitectureMismatch);
     }
     let mut isolated: BTreeMap<String, ErrorStats> = BTreeMap::new();
     let mut propagated: BTreeMap<String, ErrorStats> = BTreeMap::new();

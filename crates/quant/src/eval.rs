@@ -30,10 +30,7 @@ impl EvalSet {
         let mut rows = 0;
         for (i, b) in batches.iter().enumerate() {
             if b.labels.is_none() {
-                return Err(QuantError::InvalidArgument {
-                    what: format!("batch {i}"),
-                    reason: "has no labels; evaluation and calibration sets need labels".into(),
-                });
+                return Err(QuantError::NoLabels { batch: i });
             }
             rows += b.size;
             match out.last_mut() {

@@ -27,10 +27,7 @@ pub struct Loaded {
 
 /// Reads `path` as a quantrec artifact, or else as a state dict to import.
 pub fn load_model(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| QuantError::InvalidArgument {
-        what: format!("model file {}", path.display()),
-        reason: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| QuantError::io(path, e))?;
     let sha256 = sha256_hex(&bytes);
     let artifact_err = match Artifact::from_bytes(bytes.clone()) {
         Ok(a) => {
@@ -44,14 +41,12 @@ pub fn load_model(path: &Path) -> Result<Loaded> {
         Err(e) => e,
     };
     let sd = StateDict::from_bytes(&path.display().to_string(), &bytes)?;
-    let imp = import_state_dict(sd, &ImportOverrides::default()).map_err(|e| {
-        QuantError::InvalidArgument {
-            what: format!("model file {}", path.display()),
-            reason: format!(
-                "not a quantrec artifact ({artifact_err}) nor an importable state dict ({e})"
-            ),
-        }
-    })?;
+    let imp =
+        import_state_dict(sd, &ImportOverrides::default()).map_err(|e| QuantError::NotAModel {
+            path: path.to_path_buf(),
+            artifact: Box::new(artifact_err),
+            import: Box::new(e),
+        })?;
     Ok(Loaded {
         config: imp.config,
         weights: imp.weights,
@@ -76,9 +71,40 @@ pub fn load_data(
 
 /// SHA-256 of a data file (hex).
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| QuantError::InvalidArgument {
-        what: format!("data file {}", path.display()),
-        reason: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| QuantError::io(path, e))?;
     Ok(sha256_hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::PlanRequest;
+
+    #[test]
+    fn unreadable_files_are_io_errors_naming_the_path() {
+        let missing = std::env::temp_dir().join("quantrec-load-test-does-not-exist.bin");
+        for r in [
+            load_model(&missing).map(|_| ()),
+            file_sha256(&missing).map(|_| ()),
+        ] {
+            match r {
+                Err(QuantError::Io { path, source }) => {
+                    assert_eq!(path, missing);
+                    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let spec = missing.display().to_string();
+        match PlanRequest::parse(&spec) {
+            Err(e @ QuantError::PlanSpec { .. }) => {
+                assert!(e.to_string().contains("neither auto, a preset"), "{e}");
+                assert!(
+                    std::error::Error::source(&e).is_some(),
+                    "the io error chains"
+                );
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
 }

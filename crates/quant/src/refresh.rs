@@ -318,17 +318,14 @@ impl RefreshOutcome {
 
     /// The failure as an error (for callers that must not write anything).
     pub fn failure(&self, budget: Budget) -> Option<QuantError> {
-        (!self.passed).then(|| QuantError::NoPlan {
-            budget: budget.describe(),
-            reason: format!(
-                "the recipe could not be repaired: gate {:.4} after widening {}",
-                budget.value(&self.comparison),
-                self.steps
-                    .iter()
-                    .map(|s| format!("{} to {}", s.unit, s.to))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+        (!self.passed).then(|| QuantError::Unrepairable {
+            budget,
+            gate: budget.value(&self.comparison),
+            widened: self
+                .steps
+                .iter()
+                .map(|s| (s.unit.clone(), s.to.clone()))
+                .collect(),
         })
     }
 }

@@ -206,9 +206,11 @@ fn index_table(
             for k in lo..hi {
                 let id = f.ids[k];
                 if id < 0 || id as usize >= rows {
-                    return Err(QuantError::InvalidArgument {
-                        what: format!("calibration id of table {t}, sample {}", base + s),
-                        reason: format!("{id} is outside the table's {rows} rows"),
+                    return Err(QuantError::IdOutOfRange {
+                        table: t,
+                        sample: base + s,
+                        id,
+                        rows,
                     });
                 }
                 let w = match tc.pooling {

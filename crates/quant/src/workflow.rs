@@ -34,11 +34,9 @@ impl PlanRequest {
         if let Some(p) = Preset::parse(s) {
             return Ok(PlanRequest::Preset(p));
         }
-        let text = std::fs::read_to_string(s).map_err(|e| QuantError::InvalidArgument {
-            what: format!("plan {s:?}"),
-            reason: format!(
-                "is neither auto, a preset (fp16, int8-dynamic, int4-tables, aggressive) nor a readable plan file: {e}"
-            ),
+        let text = std::fs::read_to_string(s).map_err(|source| QuantError::PlanSpec {
+            spec: s.to_string(),
+            source,
         })?;
         Ok(PlanRequest::Given(Plan::from_json(&text)?))
     }
@@ -132,6 +130,16 @@ pub fn blame(
     budget: Budget,
     c: &Comparison,
 ) -> Result<String> {
+    Ok(format!(
+        "the plan reaches {:.4} against {}; {}",
+        budget.value(c),
+        budget.describe(),
+        blamed(builder, model, data)?
+    ))
+}
+
+/// `the debugger blames <up to three layers with their SQNR>`, worst first.
+fn blamed(builder: &ModelBuilder, model: &Model, data: &EvalSet) -> Result<String> {
     let reference = builder.build(&Plan::f32(builder.config()))?;
     let report = debug(model, &reference, data)?;
     let worst: Vec<String> = report
@@ -148,12 +156,7 @@ pub fn blame(
             )
         })
         .collect();
-    Ok(format!(
-        "the plan reaches {:.4} against {}; the debugger blames {}",
-        budget.value(c),
-        budget.describe(),
-        worst.join(", ")
-    ))
+    Ok(format!("the debugger blames {}", worst.join(", ")))
 }
 
 /// Runs the workflow (see the module docs). Fails with [`QuantError::NoPlan`] when no plan
@@ -182,17 +185,10 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
                     }
                 }
                 worst.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let list: Vec<String> = worst
-                    .iter()
-                    .take(8)
-                    .map(|(u, g)| format!("{u} (best option alone {g:.4})"))
-                    .collect();
+                worst.truncate(8);
                 return Err(QuantError::NoPlan {
-                    budget: budget.describe(),
-                    reason: format!(
-                        "no quantized plan passes; the units whose every option is over budget alone, worst first: {}",
-                        list.join(", ")
-                    ),
+                    budget,
+                    over_budget: worst,
                 });
             }
             (s.chosen().plan.clone(), Some(s))
@@ -206,13 +202,11 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
     let mut ev = Evaluator::new(&builder, &calibration, &req.eval)?;
     let (plan, model, comparison) = ev.evaluate_model(&plan)?;
     if !budget.passes(&comparison) {
-        return Err(QuantError::NoPlan {
-            budget: budget.describe(),
-            reason: format!(
-                "{}: {}",
-                summary(&plan),
-                blame(&builder, &model, &req.eval, budget, &comparison)?
-            ),
+        return Err(QuantError::PlanOverBudget {
+            budget,
+            plan: summary(&plan),
+            gate: budget.value(&comparison),
+            blame: blamed(&builder, &model, &req.eval)?,
         });
     }
     Ok(QuantizeOutcome {

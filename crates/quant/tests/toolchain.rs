@@ -165,18 +165,40 @@ fn no_plan_meets_an_impossible_budget() {
         panic!("the aggressive preset cannot improve NE by 1%");
     };
     match err {
-        QuantError::NoPlan { reason, .. } => assert!(reason.contains("blames"), "{reason}"),
+        QuantError::PlanOverBudget {
+            budget: b,
+            gate,
+            ref blame,
+            ..
+        } => {
+            assert_eq!(b, budget);
+            assert!(gate > budget.limit(), "{gate}");
+            assert!(blame.contains("blames"), "{blame}");
+            assert!(err.to_string().contains("blames"), "{err}");
+        }
         other => panic!("unexpected {other}"),
     }
     let Err(err) = quantize(&request(&w, PlanRequest::Auto, budget)) else {
         panic!("no plan can improve NE by 1%");
     };
     match err {
-        QuantError::NoPlan { reason, .. } => {
+        QuantError::NoPlan {
+            ref over_budget, ..
+        } => {
+            let units: Vec<&str> = over_budget.iter().map(|(u, _)| u.as_str()).collect();
             assert!(
-                reason.contains("table.") && reason.contains("bottom."),
-                "{reason}"
-            )
+                units.iter().any(|u| u.starts_with("table."))
+                    && units.iter().any(|u| u.starts_with("bottom.")),
+                "{units:?}"
+            );
+            assert!(
+                over_budget.iter().all(|(_, g)| *g > budget.limit()),
+                "{err}"
+            );
+            assert!(
+                over_budget.windows(2).all(|w| w[0].1 >= w[1].1),
+                "worst first: {err}"
+            );
         }
         other => panic!("unexpected {other}"),
     }

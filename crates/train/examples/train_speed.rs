@@ -1,10 +1,12 @@
 //! Training throughput of the fp32 trainer on a Criteo-Kaggle-shaped DLRM with random Zipf-ish
 //! one-hot ids (26 tables, dim 16, cardinalities of Criteo Kaggle capped at 100k).
 //!
-//! `cargo run -p quantrec-model --release --example train_speed -- [small|tiny|kaggle] [batch] [steps] [threads]`
+//! `cargo run -p quantrec-train --release --example train_speed -- [small|tiny|kaggle|dcn] [batch] [steps] [threads]`
 //!
 //! `small`: bottom 13-64-16, top 367-128-64-1 (the trainer's suggested synthetic default);
-//! `tiny`: bottom 13-64-16, top 367-64-1; `kaggle`: facebookresearch/dlrm's Kaggle recipe, bottom 13-512-256-64-16, top 367-512-256-1.
+//! `tiny`: bottom 13-64-16, top 367-64-1; `kaggle`: facebookresearch/dlrm's Kaggle recipe, bottom 13-512-256-64-16, top 367-512-256-1;
+//! `dcn`: bottom 13-64-16, a DCN of 3 cross layers of rank 64 over the 432-wide concatenation, top 432-128-64-1
+//! (exercises the cross net's products).
 //! Prints samples/s (median of 5 timed rounds) for 1 and 2 threads.
 
 use std::time::Instant;
@@ -24,7 +26,7 @@ const KAGGLE_ROWS: [usize; 26] = [
 fn model(kind: &str) -> ModelConfig {
     let (bottom, top) = match kind {
         "kaggle" => (vec![512, 256, 64, 16], vec![512, 256, 1]),
-        "tiny" => (vec![64, 16], vec![64, 1]),
+        "tiny" | "dcn" => (vec![64, 16], vec![64, 1]),
         _ => (vec![64, 16], vec![128, 64, 1]),
     };
     ModelConfig {
@@ -38,11 +40,18 @@ fn model(kind: &str) -> ModelConfig {
                 pooling: PoolingMode::Sum,
             })
             .collect(),
-        interaction: Interaction::Dot {
-            order: DotOrder::LowerByRow,
-            self_interaction: false,
+        interaction: if kind == "dcn" {
+            Interaction::Dcn {
+                layers: 3,
+                rank: 64,
+            }
+        } else {
+            Interaction::Dot {
+                order: DotOrder::LowerByRow,
+                self_interaction: false,
+            }
         },
-        top_mlp: top,
+        top_mlp: if kind == "dcn" { vec![128, 64, 1] } else { top },
         naming: Naming::Dlrm,
     }
 }

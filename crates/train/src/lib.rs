@@ -6,14 +6,18 @@
 //! forward and backward run sequentially in a fixed order, chunk gradients are summed in chunk
 //! order, and table-row gradients are summed in id-array order. So a given seed, data and options
 //! give bit-identical parameters and losses for **any** number of threads (tested for 1 vs 2).
-//! Results can differ between builds for different target CPUs (vector width changes nothing in
-//! the summation order, but the compiler may differ in e.g. `exp`).
+//! Every f32 product (MLP, cross net, weight gradients) runs on the kernels crate's SIMD GEMM,
+//! chosen at run time for [`quantrec_kernels::Isa::active`] (the CPU's richest level, or
+//! `QUANTREC_ISA`) like inference, so one build runs the same code on every CPU of a level. Results
+//! can differ between ISA levels (each level's micro-kernels reassociate f32 sums their own way)
+//! and between builds (the compiler may differ in e.g. `exp`), never between thread counts.
 //!
 //! # Layout
 //! - [`params`](self) (private): parameter layout, dlrm initialisation, state-dict names.
-//! - `pass`: forward/backward of one chunk; `packs`: the MLP layers packed for the kernels' SIMD
-//!   GEMM (forward, input and weight gradients) — the dot interaction also runs on the kernels;
-//!   `linalg`: the cross net's (auto-vectorized) matrix products.
+//! - `pass`: forward/backward of one chunk; `packs`: the MLP and cross-net layers packed for the
+//!   kernels' runtime-dispatched SIMD GEMM (forward, input and weight gradients) — the dot
+//!   interaction also runs on the kernels; `linalg`: element-wise helpers (bias-gradient column
+//!   sums, axpy).
 //! - `optim`: [`Optimizer`] and sparse row gradients; `state`: export/import ([`NamedTensor`]).
 //! - `eval`: [`EvalReport`] and [`Progress`].
 
@@ -40,7 +44,7 @@ pub use state::{NamedTensor, parse_safetensors, read_safetensors};
 
 use optim::{OptState, table_grads, update_dense, update_row};
 use packs::Packs;
-use params::{Arch, Params, transpose_weights};
+use params::{Arch, Params};
 use pass::{Seed, Work};
 
 /// Which passes [`Trainer::run`] makes.
@@ -156,9 +160,9 @@ pub struct Trainer {
     options: TrainOptions,
     arch: Arch,
     params: Params,
-    /// Transposed weights for the forward pass; stale when `wt_fresh` is false.
-    wt: Vec<f32>,
-    wt_fresh: bool,
+    /// Whether `packs` holds the current parameters.
+    packs_fresh: bool,
+    /// The MLP and cross-net layers packed for the kernels (stale when `packs_fresh` is false).
     packs: Packs,
     pack_tmp: Vec<f32>,
     state: OptState,
@@ -196,25 +200,24 @@ impl Trainer {
     ) -> Result<Trainer> {
         let ok = |lr: f32| lr.is_finite() && lr >= 0.0;
         if !ok(options.lr_dense) || !ok(options.lr_sparse) {
-            return Err(TrainError::Config(format!(
-                "learning rates must be finite and ≥ 0, got dense {} sparse {}",
-                options.lr_dense, options.lr_sparse
-            )));
+            return Err(TrainError::LearningRate {
+                dense: options.lr_dense,
+                sparse: options.lr_sparse,
+            });
         }
         let mut builder = rayon::ThreadPoolBuilder::new();
         if let Some(t) = options.threads {
             if t == 0 {
-                return Err(TrainError::Config("threads = 0".into()));
+                return Err(TrainError::ZeroThreads);
             }
             builder = builder.num_threads(t);
         }
         let pool = builder
             .build()
-            .map_err(|e| TrainError::Config(format!("cannot start worker threads: {e}")))?;
+            .map_err(|source| TrainError::ThreadPool { source })?;
         let state = OptState::new(options.optimizer, arch.dense_len, &arch.tables);
         Ok(Trainer {
-            wt: vec![0.0; arch.dense_len],
-            wt_fresh: false,
+            packs_fresh: false,
             packs: Packs::default(),
             pack_tmp: Vec::new(),
             grad: vec![0.0; arch.dense_len],
@@ -257,7 +260,7 @@ impl Trainer {
     /// by hand). Optimizer state is left as it is.
     pub fn parameter_mut(&mut self, name: &str) -> Option<&mut [f32]> {
         let loc = self.locate(name)?;
-        self.wt_fresh = false;
+        self.packs_fresh = false;
         Some(match loc {
             Loc::Dense(off, len) => &mut self.params.dense[off..off + len],
             Loc::Table(t) => &mut self.params.tables[t][..],
@@ -280,10 +283,9 @@ impl Trainer {
     }
 
     fn refresh(&mut self) -> Result<()> {
-        if !self.wt_fresh {
-            transpose_weights(&self.arch, &self.params.dense, &mut self.wt);
+        if !self.packs_fresh {
             self.packs = Packs::build(&self.arch, &self.params.dense, &mut self.pack_tmp)?;
-            self.wt_fresh = true;
+            self.packs_fresh = true;
         }
         Ok(())
     }
@@ -300,13 +302,12 @@ impl Trainer {
         let Trainer {
             arch,
             params,
-            wt,
             packs,
             pool,
             works,
             ..
         } = self;
-        let (arch, params, wt, packs) = (&*arch, &*params, &wt[..], &*packs);
+        let (arch, params, packs) = (&*arch, &*params, &*packs);
         let labels = batch.labels.as_deref();
         let inv = 1.0 / n.max(1) as f32;
         pool.install(|| {
@@ -316,14 +317,14 @@ impl Trainer {
                 .try_for_each(|(c, w)| -> Result<()> {
                     let start = c * CHUNK_ROWS;
                     let m = CHUNK_ROWS.min(n - start);
-                    pass::forward(arch, params, wt, packs, batch, start, m, w)?;
+                    pass::forward(arch, params, packs, batch, start, m, w)?;
                     match (mode, labels) {
                         (Mode::Curvature, _) => {
-                            pass::backward(arch, params, packs, batch, Seed::Curvature, start, w)?
+                            pass::backward(arch, packs, batch, Seed::Curvature, start, w)?
                         }
                         (Mode::Backward, Some(y)) => {
                             let seed = Seed::Loss(y, inv);
-                            pass::backward(arch, params, packs, batch, seed, start, w)?
+                            pass::backward(arch, packs, batch, seed, start, w)?
                         }
                         (_, Some(y)) => {
                             w.loss = w
@@ -420,7 +421,7 @@ impl Trainer {
                     }
                 });
         });
-        self.wt_fresh = false;
+        self.packs_fresh = false;
         self.samples += batch.size as u64;
         Ok(loss_sum / batch.size as f64)
     }

@@ -1,22 +1,39 @@
-//! The MLP weights packed for the SIMD dense kernels of `quantrec-kernels`
-//! ([`PackedLinear`], dispatched to AVX-512 / AVX2 / scalar), rebuilt after every update.
+//! The MLP and cross-net weights packed for the SIMD dense kernels of `quantrec-kernels`
+//! ([`PackedLinear`], dispatched at run time to AVX-512 / AVX2 / scalar by [`quantrec_kernels::Isa::active`]),
+//! rebuilt after every update. Every f32 product of the trainer runs through these kernels.
 //!
 //! Each Linear layer `W [out × in]` is packed twice: as itself for the forward pass
 //! (`y = x·Wᵀ + b`, ReLU fused) and as `Wᵀ` for the input gradient (`dx = dy·W = dy·(Wᵀ)ᵀ`).
+//! A cross layer's `V [rank × width]` and `W [width × rank]` are packed the same way.
 //! Packing costs `O(out·in)` per step against `O(batch·out·in)` for the products.
 
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear, Precision};
 
 use crate::Result;
-use crate::params::{Arch, LinearSlot, transpose};
+use crate::params::{Arch, transpose};
 
-/// Forward and transposed packs of the bottom and top MLPs.
+/// One DCN cross layer `x' = x0 ⊙ (W (V x) + b) + x`, packed for its four products.
+#[derive(Debug)]
+pub(crate) struct CrossPacks {
+    /// `V [rank × width]`: `h = x·Vᵀ`.
+    pub v: PackedLinear,
+    /// `W [width × rank]` with the bias `b`: `u = h·Wᵀ + b`.
+    pub w: PackedLinear,
+    /// `Vᵀ [width × rank]`: `dx += dh·V`.
+    pub vt: PackedLinear,
+    /// `Wᵀ [rank × width]`: `dh = du·W`.
+    pub wt: PackedLinear,
+}
+
+/// Forward and transposed packs of the bottom and top MLPs and of the cross net.
 #[derive(Debug, Default)]
 pub(crate) struct Packs {
     /// Bottom layers then top layers: `W` with its bias.
     pub fwd: Vec<PackedLinear>,
     /// Same order: `Wᵀ` without bias.
     pub bwd: Vec<PackedLinear>,
+    /// One per cross layer (empty without a cross net).
+    pub cross: Vec<CrossPacks>,
 }
 
 impl Packs {
@@ -33,6 +50,23 @@ impl Packs {
             p.bwd
                 .push(PackedLinear::new(tmp, None, s.inp, s.out, Precision::F32)?);
         }
+        let (r, width) = (arch.rank(), arch.width);
+        for c in &arch.cross {
+            let v = &dense[c.v..c.v + r * width];
+            let w = &dense[c.w..c.w + width * r];
+            let b = &dense[c.b..c.b + width];
+            tmp.resize(r * width, 0.0);
+            transpose(v, r, width, tmp);
+            let vt = PackedLinear::new(tmp, None, width, r, Precision::F32)?;
+            transpose(w, width, r, tmp);
+            let wt = PackedLinear::new(tmp, None, r, width, Precision::F32)?;
+            p.cross.push(CrossPacks {
+                v: PackedLinear::new(v, None, r, width, Precision::F32)?,
+                w: PackedLinear::new(w, Some(b), width, r, Precision::F32)?,
+                vt,
+                wt,
+            });
+        }
         Ok(p)
     }
 }
@@ -48,17 +82,17 @@ pub(crate) struct GradScratch {
     pub lin: LinearScratch,
 }
 
-/// `grad[out × in] = gᵀ · x` for a chunk of `m` rows (`g [m × out]`, `x [m × in]`): the weight
-/// gradient of one Linear layer, computed as a dense layer whose weights are `xᵀ`.
+/// `grad[o × i] = gᵀ · x` for a chunk of `m` rows (`g [m × o]`, `x [m × i]`): the weight
+/// gradient of one Linear layer (or cross-net factor), computed as a dense layer whose weights
+/// are `xᵀ`. Each value is a sum over the chunk's rows in row order.
 pub(crate) fn weight_grad(
     g: &[f32],
     x: &[f32],
     grad: &mut [f32],
     m: usize,
-    s: &LinearSlot,
+    (o, i): (usize, usize),
     sc: &mut GradScratch,
 ) -> Result<()> {
-    let (o, i) = (s.out, s.inp);
     if m == 0 {
         grad[..o * i].fill(0.0);
         return Ok(());

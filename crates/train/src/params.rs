@@ -72,21 +72,22 @@ pub(crate) struct Arch {
 impl Arch {
     /// Checks that `config` can be trained and lays its dense parameters out.
     pub fn new(config: &ModelConfig) -> Result<Arch> {
-        let bad = |m: String| Err(TrainError::Config(m));
         if config.dense_features == 0 && config.bottom_mlp.is_empty() {
-            return bad("no dense features and no bottom MLP".into());
+            return Err(TrainError::NoDenseInput);
         }
         if config.bottom_mlp.contains(&0) {
-            return bad(format!(
-                "bottom MLP has a zero-width layer: {:?}",
-                config.bottom_mlp
-            ));
+            return Err(TrainError::MlpWidths {
+                mlp: "bottom",
+                widths: config.bottom_mlp.clone(),
+                rule: "has a zero-width layer",
+            });
         }
         if config.top_mlp.last() != Some(&1) || config.top_mlp.contains(&0) {
-            return bad(format!(
-                "top MLP must be non-empty, without zero widths, and end in 1: {:?}",
-                config.top_mlp
-            ));
+            return Err(TrainError::MlpWidths {
+                mlp: "top",
+                widths: config.top_mlp.clone(),
+                rule: "must be non-empty, without zero widths, and end in 1",
+            });
         }
         let mut len = 0usize;
         let mut linear = |inp: usize, out: usize| {
@@ -114,7 +115,11 @@ impl Arch {
         let mut tables = Vec::with_capacity(config.tables.len());
         for (i, t) in config.tables.iter().enumerate() {
             if t.rows == 0 || t.dim == 0 {
-                return bad(format!("table {i} has {} rows of dim {}", t.rows, t.dim));
+                return Err(TrainError::EmptyTable {
+                    table: i,
+                    rows: t.rows,
+                    dim: t.dim,
+                });
             }
             tables.push(TableSlot {
                 rows: t.rows,
@@ -131,10 +136,11 @@ impl Arch {
                 self_interaction,
             } => {
                 if let Some((i, t)) = tables.iter().enumerate().find(|(_, t)| t.dim != bottom_out) {
-                    return bad(format!(
-                        "dot interaction needs every table dim equal to the bottom output {bottom_out}, table {i} has dim {}",
-                        t.dim
-                    ));
+                    return Err(TrainError::DotDimension {
+                        table: i,
+                        expected: bottom_out,
+                        found: t.dim,
+                    });
                 }
                 let p = pairs(tables.len() + 1, (*order).into(), *self_interaction);
                 let top_in = bottom_out + p.len();
@@ -150,7 +156,10 @@ impl Arch {
             Interaction::Cat => (Inter::Cat, width, 0),
             Interaction::Dcn { layers, rank } => {
                 if *rank == 0 {
-                    return bad("DCN rank 0".into());
+                    return Err(TrainError::EmptyDcn {
+                        layers: *layers,
+                        rank: *rank,
+                    });
                 }
                 (Inter::Dcn { rank: *rank }, width, *layers)
             }
@@ -297,18 +306,6 @@ impl Params {
             linear(&mut rng, &mut dense, s);
         }
         Params { dense, tables }
-    }
-}
-
-/// Writes the transposed copy of every cross-net matrix into `t` (same layout as `dense`): `V`
-/// becomes `[width × rank]`, `W` becomes `[rank × width]`. The forward pass multiplies by these
-/// so its inner loops run over contiguous output columns. (The MLP layers run on their packed
-/// copies, `packs`, so their slots of `t` are left alone.)
-pub(crate) fn transpose_weights(arch: &Arch, dense: &[f32], t: &mut [f32]) {
-    let (r, w) = (arch.rank(), arch.width);
-    for c in &arch.cross {
-        transpose(&dense[c.v..c.v + r * w], r, w, &mut t[c.v..]);
-        transpose(&dense[c.w..c.w + w * r], w, r, &mut t[c.w..]);
     }
 }
 

@@ -5,7 +5,7 @@ use quantrec_data::batch::Batch;
 use quantrec_model::config::PoolingMode;
 
 use crate::Result;
-use crate::linalg::{axpy, col_sum_acc, matmul, matmul_tn_acc};
+use crate::linalg::{axpy, col_sum_acc};
 use crate::packs::{GradScratch, Packs, weight_grad};
 use crate::params::{Arch, Inter, LinearSlot, Params};
 
@@ -82,7 +82,14 @@ fn linear_bwd(
             }
         }
     }
-    weight_grad(g, x, &mut grad[s.w..s.w + s.out * s.inp], m, s, gs)?;
+    weight_grad(
+        g,
+        x,
+        &mut grad[s.w..s.w + s.out * s.inp],
+        m,
+        (s.out, s.inp),
+        gs,
+    )?;
     col_sum_acc(g, m, s.out, &mut grad[s.b..s.b + s.out]);
     if let Some(gx) = gx {
         gx.resize(m * s.inp, 0.0);
@@ -92,13 +99,11 @@ fn linear_bwd(
 }
 
 /// Forward pass of rows `start..start+m` of `batch` (already validated); logits end up in
-/// [`Work::logits`]. `wt` is the transposed-weight buffer of `params` (for the cross net) and
-/// `packs` its MLP layers packed for the kernels.
+/// [`Work::logits`]. `packs` holds the MLP and cross-net layers of `params` packed for the kernels.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     arch: &Arch,
     p: &Params,
-    wt: &[f32],
     packs: &Packs,
     batch: &Batch,
     start: usize,
@@ -176,18 +181,16 @@ pub(crate) fn forward(
             w.cx.resize_with(nl, Vec::new);
             w.ch.resize_with(nl, Vec::new);
             w.cu.resize_with(nl, Vec::new);
-            for (l, c) in arch.cross.iter().enumerate() {
+            for l in 0..arch.cross.len() {
                 let (prev, rest) = w.cx.split_at_mut(l);
                 let x: &[f32] = if l == 0 { &w.z } else { &prev[l - 1] };
                 let h = &mut w.ch[l];
                 h.resize(m * r, 0.0);
-                matmul(x, &wt[c.v..], h, m, width, r, false);
+                let cp = &packs.cross[l];
+                cp.v.forward(&x[..m * width], m, h, false, &mut w.gs.lin)?;
                 let u = &mut w.cu[l];
                 u.resize(m * width, 0.0);
-                for row in u.chunks_exact_mut(width) {
-                    row.copy_from_slice(&p.dense[c.b..c.b + width]);
-                }
-                matmul(h, &wt[c.w..], u, m, r, width, true);
+                cp.w.forward(h, m, u, false, &mut w.gs.lin)?;
                 let xn = &mut rest[0];
                 xn.resize(m * width, 0.0);
                 for (((o, &x0), &uv), &xv) in xn.iter_mut().zip(&w.z).zip(u.iter()).zip(x) {
@@ -238,7 +241,6 @@ pub(crate) enum Seed<'a> {
 /// first); either way leaves the seed's gradient in `z` in [`Work::dz`].
 pub(crate) fn backward(
     arch: &Arch,
-    p: &Params,
     packs: &Packs,
     batch: &Batch,
     seed: Seed<'_>,
@@ -341,43 +343,21 @@ pub(crate) fn backward(
                     *dz += dx * uv;
                 }
                 col_sum_acc(&w.g2, m, width, &mut w.grad[c.b..c.b + width]);
-                matmul_tn_acc(
-                    &w.g2,
-                    h,
-                    &mut w.grad[c.w..c.w + width * r],
-                    m,
-                    width,
-                    r,
-                    &mut w.scratch,
-                );
+                let cp = &packs.cross[l];
+                // dW = duᵀ·h, dh = du·W, dV = dhᵀ·x, dx += dh·V.
+                let gw = &mut w.grad[c.w..c.w + width * r];
+                weight_grad(&w.g2, h, gw, m, (width, r), &mut w.gs)?;
                 w.dh.resize(m * r, 0.0);
-                matmul(
-                    &w.g2,
-                    &p.dense[c.w..c.w + width * r],
-                    &mut w.dh,
-                    m,
-                    width,
-                    r,
-                    false,
-                );
-                matmul_tn_acc(
-                    &w.dh,
-                    x,
-                    &mut w.grad[c.v..c.v + r * width],
-                    m,
-                    r,
-                    width,
-                    &mut w.scratch,
-                );
-                matmul(
-                    &w.dh,
-                    &p.dense[c.v..c.v + r * width],
-                    &mut w.g,
-                    m,
-                    r,
-                    width,
-                    true,
-                );
+                cp.wt
+                    .forward(&w.g2[..m * width], m, &mut w.dh, false, &mut w.gs.lin)?;
+                let gv = &mut w.grad[c.v..c.v + r * width];
+                weight_grad(&w.dh, x, gv, m, (r, width), &mut w.gs)?;
+                w.scratch.resize(m * width, 0.0);
+                cp.vt
+                    .forward(&w.dh, m, &mut w.scratch, false, &mut w.gs.lin)?;
+                for (gx, &v) in w.g[..m * width].iter_mut().zip(&w.scratch) {
+                    *gx += v;
+                }
             }
             for (dz, &dx) in w.dz.iter_mut().zip(&w.g) {
                 *dz += dx;

@@ -31,10 +31,6 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
-fn sd_err<T>(m: String) -> Result<T> {
-    Err(TrainError::StateDict(m))
-}
-
 impl Trainer {
     /// Every parameter as a named tensor: dense tensors in layer order, then the tables.
     pub fn state_dict(&self) -> Vec<NamedTensor> {
@@ -72,26 +68,32 @@ impl Trainer {
             .collect();
         let mut views = Vec::with_capacity(sd.len());
         for (t, b) in sd.iter().zip(&bytes) {
-            let view = TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map_err(|e| TrainError::StateDict(format!("{}: {e}", t.name)))?;
+            let view = TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|source| {
+                TrainError::SafeTensors {
+                    what: t.name.clone(),
+                    source,
+                }
+            })?;
             views.push((t.name.clone(), view));
         }
         let config = serde_json::to_string(&self.config)
-            .map_err(|e| TrainError::StateDict(format!("config to JSON: {e}")))?;
+            .map_err(|source| TrainError::ConfigJson { source })?;
         let meta = HashMap::from([
             ("format".to_string(), "pt".to_string()),
             ("quantrec.config".to_string(), config),
         ]);
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| TrainError::StateDict(format!("serialize: {e}")))
+        safetensors::serialize(views, Some(meta)).map_err(|source| TrainError::SafeTensors {
+            what: "serialize".into(),
+            source,
+        })
     }
 
     /// Writes [`Trainer::to_safetensors`] to `path`.
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
         let bytes = self.to_safetensors()?;
-        std::fs::write(path, bytes).map_err(|e| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        std::fs::write(path, bytes).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
         })
     }
 
@@ -107,28 +109,35 @@ impl Trainer {
         let mut by_name: HashMap<String, NamedTensor> = HashMap::with_capacity(tensors.len());
         for t in tensors {
             if t.shape.iter().product::<usize>() != t.data.len() {
-                return sd_err(format!(
-                    "{}: shape {:?} but {} values",
-                    t.name,
-                    t.shape,
-                    t.data.len()
-                ));
+                return Err(TrainError::StateDictValues {
+                    values: t.data.len(),
+                    name: t.name,
+                    shape: t.shape,
+                });
             }
-            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return sd_err(format!("{}: value {i} is not finite", t.name));
+            if let Some(index) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(TrainError::StateDictNonFinite {
+                    value: t.data[index],
+                    name: t.name,
+                    index,
+                });
             }
             if let Some(prev) = by_name.insert(t.name.clone(), t) {
-                return sd_err(format!("{} given twice", prev.name));
+                return Err(TrainError::StateDictDuplicate { name: prev.name });
             }
         }
         let naming = config.naming;
         let mut take = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             match by_name.remove(name) {
-                None => sd_err(format!("missing {name} {shape:?}")),
-                Some(t) if t.shape != shape => sd_err(format!(
-                    "{name}: shape {:?}, the config needs {shape:?}",
-                    t.shape
-                )),
+                None => Err(TrainError::StateDictMissing {
+                    name: name.into(),
+                    shape: shape.to_vec(),
+                }),
+                Some(t) if t.shape != shape => Err(TrainError::StateDictTensor {
+                    name: name.into(),
+                    expected_shape: shape.to_vec(),
+                    found_shape: t.shape,
+                }),
                 Some(t) => Ok(t.data),
             }
         };
@@ -142,7 +151,9 @@ impl Trainer {
             tables.push(take(&Arch::table_name(naming, t), &[ts.rows, ts.dim])?);
         }
         if let Some(extra) = by_name.keys().min() {
-            return sd_err(format!("unexpected tensor {extra} for this config"));
+            return Err(TrainError::StateDictUnexpected {
+                name: extra.clone(),
+            });
         }
         Trainer::with_params(config, options, arch, Params { dense, tables })
     }
@@ -150,8 +161,11 @@ impl Trainer {
 
 /// Every tensor of a safetensors buffer, converted to f32 (F32 as is; F16 and BF16 widened).
 pub fn parse_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| TrainError::StateDict(format!("not a safetensors buffer: {e}")))?;
+    let st =
+        safetensors::SafeTensors::deserialize(bytes).map_err(|source| TrainError::SafeTensors {
+            what: "not a safetensors buffer".into(),
+            source,
+        })?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
@@ -168,7 +182,7 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
-            other => return sd_err(format!("{name}: dtype {other:?} is not a float parameter")),
+            dtype => return Err(TrainError::StateDictDtype { name, dtype }),
         };
         out.push(NamedTensor {
             name,
@@ -182,9 +196,9 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<Vec<NamedTensor>> {
 
 /// [`parse_safetensors`] of a file.
 pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::Checkpoint {
-        path: path.display().to_string(),
-        message: e.to_string(),
+    let bytes = std::fs::read(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
     parse_safetensors(&bytes)
 }

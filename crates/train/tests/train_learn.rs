@@ -103,7 +103,10 @@ fn dcn_learns_a_teacher() {
 
 fn run(threads: usize, seed: u64) -> (Vec<f64>, Vec<Vec<f32>>) {
     let cfg = small(Interaction::Dcn { layers: 2, rank: 4 });
-    let train = data(&cfg, 4, 700, 3);
+    // 700 rows: five full chunks and a 60-row tail; 130 rows: a 2-row tail (the kernels'
+    // small-batch path); every product runs on the runtime-dispatched GEMM.
+    let mut train = data(&cfg, 4, 700, 3);
+    train.extend(data(&cfg, 2, 130, 4));
     let options = TrainOptions {
         seed,
         threads: Some(threads),
@@ -139,38 +142,75 @@ fn bad_batches_and_configs_are_typed_errors() {
     b.sparse[2].ids[0] = 20; // table 2 has 20 rows
     let e = tr.train_step(&b).unwrap_err();
     assert!(
-        matches!(e, TrainError::Batch(ref m) if m.contains("table 2") && m.contains("id 20")),
+        matches!(
+            e,
+            TrainError::IdOutOfRange {
+                table: 2,
+                bag: 0,
+                id: 20,
+                rows: 20
+            }
+        ),
         "{e}"
     );
+    assert!(e.to_string().contains("id 20"), "{e}");
 
     let mut b = good.clone();
     b.labels = None;
-    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
+    assert!(matches!(tr.train_step(&b), Err(TrainError::MissingLabels)));
     assert!(tr.predict(&b).is_ok());
 
     let mut b = good.clone();
     b.sparse[0].offsets.pop();
-    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
+    assert!(matches!(
+        tr.train_step(&b),
+        Err(TrainError::BagShape {
+            table: 0,
+            expected: 6,
+            found: 5,
+            ..
+        })
+    ));
+
+    let mut b = good.clone();
+    b.dense.pop();
+    assert!(matches!(
+        tr.train_step(&b),
+        Err(TrainError::BatchShape { expected, found, .. }) if found + 1 == expected
+    ));
 
     let mut b = good.clone();
     b.labels.as_mut().unwrap()[0] = 2.0;
-    assert!(matches!(tr.train_step(&b), Err(TrainError::Batch(_))));
+    assert!(matches!(
+        tr.train_step(&b),
+        Err(TrainError::LabelRange {
+            sample: 0,
+            label: 2.0
+        })
+    ));
 
     let mut b = good;
     b.dense[3] = f32::NAN;
-    assert!(matches!(tr.loss(&b), Err(TrainError::Batch(_))));
+    assert!(matches!(
+        tr.loss(&b),
+        Err(TrainError::NonFiniteDense { sample, .. }) if sample == 3 / cfg.dense_features
+    ));
 
     let mut bad = cfg.clone();
     bad.tables[1].dim = 4; // dot needs equal dims
     assert!(matches!(
         Trainer::new(bad, TrainOptions::default()),
-        Err(TrainError::Config(_))
+        Err(TrainError::DotDimension {
+            table: 1,
+            found: 4,
+            ..
+        })
     ));
     let mut bad = cfg.clone();
     bad.top_mlp = vec![4, 2];
     assert!(matches!(
         Trainer::new(bad, TrainOptions::default()),
-        Err(TrainError::Config(_))
+        Err(TrainError::MlpWidths { mlp: "top", .. })
     ));
     let opts = TrainOptions {
         lr_dense: f32::NAN,
@@ -178,7 +218,15 @@ fn bad_batches_and_configs_are_typed_errors() {
     };
     assert!(matches!(
         Trainer::new(cfg.clone(), opts),
-        Err(TrainError::Config(_))
+        Err(TrainError::LearningRate { dense, .. }) if dense.is_nan()
+    ));
+    let opts = TrainOptions {
+        threads: Some(0),
+        ..TrainOptions::default()
+    };
+    assert!(matches!(
+        Trainer::new(cfg.clone(), opts),
+        Err(TrainError::ZeroThreads)
     ));
 
     let mut w = random_batch(
@@ -207,7 +255,10 @@ fn bad_batches_and_configs_are_typed_errors() {
         TrainOptions::default(),
     )
     .unwrap();
-    assert!(matches!(tw.train_step(&w), Err(TrainError::Batch(_))));
+    assert!(matches!(
+        tw.train_step(&w),
+        Err(TrainError::MissingBagWeights { table: 0 })
+    ));
 }
 
 #[test]

@@ -150,12 +150,26 @@ fn state_dict_import_is_strict() {
         |sd: Vec<NamedTensor>| Trainer::from_state_dict(cfg.clone(), TrainOptions::default(), sd);
     let e = load(sd[1..].to_vec()).unwrap_err();
     assert!(
-        matches!(e, TrainError::StateDict(ref m) if m.contains("bot_l.0.weight")),
+        matches!(e, TrainError::StateDictMissing { ref name, ref shape } if name == "bot_l.0.weight" && shape == &[4, 5]),
         "{e}"
     );
     let mut bad = sd.clone();
     bad[0].shape = vec![5, 4];
-    assert!(matches!(load(bad), Err(TrainError::StateDict(_))));
+    let e = load(bad).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TrainError::StateDictTensor { ref name, ref expected_shape, ref found_shape }
+                if name == "bot_l.0.weight" && expected_shape == &[4, 5] && found_shape == &[5, 4]
+        ),
+        "{e}"
+    );
+    let mut bad = sd.clone();
+    bad[0].shape = vec![4, 4];
+    assert!(matches!(
+        load(bad),
+        Err(TrainError::StateDictValues { values: 20, .. })
+    ));
     let mut bad = sd.clone();
     bad.push(NamedTensor {
         name: "emb_l.1.weight".into(),
@@ -164,12 +178,21 @@ fn state_dict_import_is_strict() {
     });
     let e = load(bad).unwrap_err();
     assert!(
-        matches!(e, TrainError::StateDict(ref m) if m.contains("emb_l.1.weight")),
+        matches!(e, TrainError::StateDictUnexpected { ref name } if name == "emb_l.1.weight"),
         "{e}"
     );
+    let mut bad = sd.clone();
+    bad.push(sd[0].clone());
+    assert!(matches!(
+        load(bad),
+        Err(TrainError::StateDictDuplicate { ref name }) if name == &sd[0].name
+    ));
     let mut bad = sd;
     bad[2].data[0] = f32::INFINITY;
-    assert!(matches!(load(bad), Err(TrainError::StateDict(_))));
+    assert!(matches!(
+        load(bad),
+        Err(TrainError::StateDictNonFinite { index: 0, value, .. }) if value == f32::INFINITY
+    ));
 }
 
 fn fixture_inputs(name: &str, tables: usize) -> (Batch, Vec<f32>) {

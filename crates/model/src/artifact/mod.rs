@@ -203,12 +203,10 @@ impl Artifact {
             SafeTensors::deserialize(buf).map_err(|e| ModelError::safetensors("artifact", e))?;
         let digest = data_digest(st.iter().map(|(n, t)| (n, t.data())));
         if digest != self.meta.data_sha256 {
-            return Err(ModelError::Artifact {
-                what: "data".into(),
-                reason: format!(
-                    "tensor bytes hash to {digest}, the metadata records {}",
-                    self.meta.data_sha256
-                ),
+            return Err(ModelError::ArtifactDigest {
+                file: "data".into(),
+                computed: digest,
+                recorded: self.meta.data_sha256.clone(),
             });
         }
         Ok(())

@@ -27,25 +27,26 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn bad(&self, reason: String) -> ModelError {
-        ModelError::Artifact {
-            what: self.what.into(),
-            reason,
-        }
-    }
-
     /// The bytes of `name` after checking its dtype and shape.
     fn get(&mut self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<&'a [u8]> {
         let t = self
             .st
             .tensor(name)
-            .map_err(|_| self.bad(format!("tensor {name} is missing")))?;
+            .map_err(|_| ModelError::ArtifactTensorMissing {
+                file: self.what.into(),
+                tensor: name.into(),
+                dtype,
+                shape: shape.to_vec(),
+            })?;
         if t.dtype() != dtype || t.shape() != shape {
-            return Err(self.bad(format!(
-                "tensor {name} is {:?} {:?}, expected {dtype:?} {shape:?}",
-                t.dtype(),
-                t.shape()
-            )));
+            return Err(ModelError::ArtifactTensor {
+                file: self.what.into(),
+                tensor: name.into(),
+                expected_dtype: dtype,
+                expected_shape: shape.to_vec(),
+                found_dtype: t.dtype(),
+                found_shape: t.shape().to_vec(),
+            });
         }
         self.used.push(name.to_string());
         Ok(t.data())
@@ -97,8 +98,12 @@ impl<'a> Reader<'a> {
                 let codes = self.get(&wname, Dtype::I8, &shape)?;
                 let sname = format!("{prefix}.weight_scale");
                 let scales = self.f32s(&sname, &[if per_channel { out } else { 1 }])?;
-                if let Some(s) = scales.iter().find(|&&s| s <= 0.0) {
-                    return Err(self.bad(format!("{sname} holds the scale {s}, must be > 0")));
+                if let Some(&scale) = scales.iter().find(|&&s| s <= 0.0) {
+                    return Err(ModelError::ArtifactScale {
+                        file: self.what.into(),
+                        tensor: sname,
+                        scale,
+                    });
                 }
                 let codes: Vec<i8> = codes.iter().map(|&c| c as i8).collect();
                 let values = codes
@@ -138,7 +143,11 @@ impl<'a> Reader<'a> {
         let packed = match (int8, p.to_kernel()) {
             (Some((codes, scales)), Precision::Int8(spec)) => {
                 PackedLinear::from_int8_codes(&codes, &scales, Some(&linear.bias), out, inp, spec)
-                    .map_err(|e| self.bad(format!("{prefix}: {e}")))?
+                    .map_err(|source| ModelError::ArtifactPack {
+                    file: self.what.into(),
+                    layer: prefix.into(),
+                    source,
+                })?
             }
             _ => pack(&linear, p, prefix)?,
         };
@@ -149,21 +158,15 @@ impl<'a> Reader<'a> {
 impl Artifact {
     pub(super) fn parse(what: &str, backing: Backing) -> Result<Artifact> {
         let buf = backing.bytes();
-        let bad = |reason: String| ModelError::Artifact {
-            what: what.into(),
-            reason,
-        };
         let (n, header) =
             SafeTensors::read_metadata(buf).map_err(|e| ModelError::safetensors(what, e))?;
         let json = header
             .metadata()
             .as_ref()
             .and_then(|m| m.get(METADATA_KEY))
-            .ok_or_else(|| {
-                bad(format!(
-                    "no __metadata__[\"{METADATA_KEY}\"]: not a quantrec artifact (a state dict? \
-                     run `quantrec import` on it first)"
-                ))
+            .ok_or_else(|| ModelError::NotAnArtifact {
+                file: what.into(),
+                key: METADATA_KEY,
             })?;
         let version: serde_json::Value =
             serde_json::from_str(json).map_err(|source| ModelError::Json {
@@ -182,7 +185,7 @@ impl Artifact {
                     supported: FORMAT_VERSION,
                 });
             }
-            None => return Err(bad("the metadata has no integer format_version".into())),
+            None => return Err(ModelError::ArtifactNoVersion { file: what.into() }),
         }
         let meta: ArtifactMeta =
             serde_json::from_value(version).map_err(|source| ModelError::Json {
@@ -190,18 +193,21 @@ impl Artifact {
                 source,
             })?;
         let config = &meta.config;
-        config
-            .validate()
-            .map_err(|e| bad(format!("stored config: {e}")))?;
-        meta.plan
-            .validate(config)
-            .map_err(|e| bad(format!("stored plan: {e}")))?;
+        let stored = |part: &'static str| {
+            move |e: ModelError| ModelError::ArtifactMeta {
+                file: what.into(),
+                part,
+                source: Box::new(e),
+            }
+        };
+        config.validate().map_err(stored("config"))?;
+        meta.plan.validate(config).map_err(stored("plan"))?;
         if !meta.table_names.is_empty() && meta.table_names.len() != config.tables.len() {
-            return Err(bad(format!(
-                "{} table names for {} tables",
-                meta.table_names.len(),
-                config.tables.len()
-            )));
+            return Err(ModelError::ArtifactTableNames {
+                file: what.into(),
+                expected: config.tables.len(),
+                found: meta.table_names.len(),
+            });
         }
         let st = SafeTensors::deserialize(buf).map_err(|e| ModelError::safetensors(what, e))?;
         let mut r = Reader {
@@ -263,9 +269,10 @@ impl Artifact {
         let mut tensor_bytes = BTreeMap::new();
         for (name, t) in r.st.iter() {
             if !r.used.iter().any(|u| u == name) {
-                return Err(bad(format!(
-                    "unexpected tensor {name}: the stored config and plan do not use it"
-                )));
+                return Err(ModelError::ArtifactUnexpectedTensor {
+                    file: what.into(),
+                    tensor: name.to_string(),
+                });
             }
             tensor_bytes.insert(name.to_string(), t.data().len());
         }

@@ -168,9 +168,11 @@ pub fn to_bytes(
             TableData::F32(v) => encode_planned_table(plan, t, tc.rows, tc.dim, v)?,
             TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
             TableData::Encoded { format: f, .. } => {
-                return Err(ModelError::Plan(format!(
-                    "table {t} is supplied encoded as {f} but the plan stores it as {format}"
-                )));
+                return Err(ModelError::TableFormatMismatch {
+                    table: t,
+                    supplied: *f,
+                    planned: format,
+                });
             }
         };
         let (dtype, shape) = table_tensor_shape(format, tc.rows, tc.dim);

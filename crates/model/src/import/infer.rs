@@ -42,9 +42,10 @@ pub(crate) fn infer_interaction(
         if let Some(o) = ov
             && *o != dcn
         {
-            return Err(ModelError::Config(format!(
-                "the override asks for {o:?} but the state dict holds a DCN ({dcn:?})"
-            )));
+            return Err(ModelError::OverrideConflict {
+                requested: o.clone(),
+                found: dcn,
+            });
         }
         if top_in != cat {
             return Err(ModelError::TensorShape {
@@ -104,11 +105,6 @@ pub(crate) fn infer_interaction(
             ),
             found: vec![p.top[0].out, top_in],
         }),
-        _ => Err(ModelError::Ambiguous {
-            what: "the interaction".into(),
-            reason: format!(
-                "top-MLP input width {top_in} fits {candidates:?}; pass an override such as {{\"interaction\": {{\"kind\": \"cat\"}}}}"
-            ),
-        }),
+        _ => Err(ModelError::AmbiguousInteraction { top_in, candidates }),
     }
 }

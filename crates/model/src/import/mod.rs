@@ -101,16 +101,21 @@ fn detect_naming(sd: &StateDict) -> Result<Naming> {
     match (dlrm, trec) {
         (true, false) => Ok(Naming::Dlrm),
         (false, true) => Ok(Naming::TorchRec),
-        (true, true) => Err(ModelError::Ambiguous {
-            what: "the naming convention".into(),
-            reason: "the state dict mixes dlrm (emb_l/bot_l/top_l) and TorchRec (sparse_arch/dense_arch/over_arch) names".into(),
-        }),
-        (false, false) => Err(ModelError::Ambiguous {
-            what: "the naming convention".into(),
-            reason: format!(
-                "no tensor starts with emb_l./bot_l./top_l. (dlrm) or sparse_arch./dense_arch./over_arch. (TorchRec); found e.g. {:?}",
-                sd.tensors.keys().take(3).collect::<Vec<_>>()
-            ),
+        (true, true) => {
+            let first = |prefixes: &[&str]| {
+                sd.tensors
+                    .keys()
+                    .find(|k| prefixes.iter().any(|p| k.starts_with(p)))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            Err(ModelError::MixedNaming {
+                dlrm: first(&["emb_l.", "bot_l.", "top_l."]),
+                torchrec: first(&["sparse_arch.", "dense_arch.", "over_arch.", "inter_arch."]),
+            })
+        }
+        (false, false) => Err(ModelError::UnknownNaming {
+            examples: sd.tensors.keys().take(3).cloned().collect(),
         }),
     }
 }
@@ -176,10 +181,11 @@ pub fn import_state_dict(mut sd: StateDict, ov: &ImportOverrides) -> Result<Impo
     let n_tables = parts.tables.len();
     let poolings: Vec<PoolingMode> = match (&ov.poolings, ov.pooling) {
         (Some(p), _) if p.len() != n_tables => {
-            return Err(ModelError::Config(format!(
-                "{} poolings for {n_tables} tables",
-                p.len()
-            )));
+            return Err(ModelError::OverrideCount {
+                what: "poolings",
+                expected: n_tables,
+                found: p.len(),
+            });
         }
         (Some(p), _) => p.clone(),
         (None, Some(p)) => vec![p; n_tables],

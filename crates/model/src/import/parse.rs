@@ -91,12 +91,11 @@ impl Taker {
         let mut layers = Vec::with_capacity(idx.len());
         for (n, (i, name)) in idx.iter().enumerate() {
             if *i != n * step {
-                return Err(ModelError::UnexpectedTensor {
+                return Err(ModelError::LayerIndex {
                     name: name.clone(),
-                    reason: format!(
-                        "layer index {i} where {} was expected (layers are {prefix}0, {prefix}{step}, ... without gaps)",
-                        n * step
-                    ),
+                    found: *i,
+                    expected: n * step,
+                    hint: format!("layers are {prefix}0, {prefix}{step}, ... without gaps"),
                 });
             }
             let l = self.linear(&format!("{prefix}{i}{mid}"), inp)?;
@@ -193,9 +192,10 @@ pub(crate) fn parse_torchrec(tk: &mut Taker, order: Option<&[String]>) -> Result
         let have: BTreeSet<&String> = names.iter().collect();
         let want: BTreeSet<&String> = order.iter().collect();
         if have != want || order.len() != names.len() {
-            return Err(ModelError::Config(format!(
-                "table_order {order:?} must list each table of the state dict once: {names:?}"
-            )));
+            return Err(ModelError::TableOrder {
+                order: order.to_vec(),
+                tables: names,
+            });
         }
         names = order.to_vec();
     }
@@ -220,9 +220,11 @@ pub(crate) fn parse_torchrec(tk: &mut Taker, order: Option<&[String]>) -> Result
     let layers = tk.indices("inter_arch.crossnet.V_kernels.", "");
     for (n, (i, name)) in layers.iter().enumerate() {
         if *i != n {
-            return Err(ModelError::UnexpectedTensor {
+            return Err(ModelError::LayerIndex {
                 name: name.clone(),
-                reason: format!("cross layer {i} where {n} was expected"),
+                found: *i,
+                expected: n,
+                hint: "cross layers are numbered 0, 1, ... without gaps".into(),
             });
         }
         let v = tk.take(name, "")?;

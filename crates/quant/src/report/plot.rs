@@ -73,7 +73,7 @@ pub fn render_png(
         });
     }
     let plot_err = |e: &dyn std::fmt::Display| QuantError::Plot {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         reason: e.to_string(),
     };
     let xs = x_values(points, objective);

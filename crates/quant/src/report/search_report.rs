@@ -12,10 +12,7 @@ use crate::search::pareto::PlanPoint;
 use crate::{QuantError, Result};
 
 fn io(path: &Path, e: std::io::Error) -> QuantError {
-    QuantError::InvalidArgument {
-        what: format!("report file {}", path.display()),
-        reason: e.to_string(),
-    }
+    QuantError::io(path, e)
 }
 
 /// The Markdown report of a search. Sensitivity points are listed in their own table, not among
@@ -94,9 +91,9 @@ pub fn write_report(dir: &Path, s: &SearchOutcome) -> Result<()> {
     let md_path = dir.join("report.md");
     std::fs::write(&md_path, markdown(s)?).map_err(|e| io(&md_path, e))?;
     let json_path = dir.join("report.json");
-    let json = serde_json::to_string_pretty(s).map_err(|e| QuantError::InvalidArgument {
-        what: "search report".into(),
-        reason: e.to_string(),
+    let json = serde_json::to_string_pretty(s).map_err(|source| QuantError::Json {
+        what: "search report",
+        source,
     })?;
     std::fs::write(&json_path, json).map_err(|e| io(&json_path, e))?;
     let (points, chosen) = plotted(s);
