@@ -367,16 +367,16 @@ impl Exec {
         }));
         self.scratches.put(scratch);
         let result = match call {
-            Ok(r) => r,
-            Err(_) => Err(quantrec_model::ModelError::Batch(
-                "the forward pass panicked".into(),
-            )),
-        }
-        .map_err(|source| ServeError::Model {
-            model: self.labels.model.clone(),
-            version: self.labels.version,
-            source: Box::new(source),
-        });
+            Ok(r) => r.map_err(|source| ServeError::Model {
+                model: self.labels.model.clone(),
+                version: self.labels.version,
+                source: Box::new(source),
+            }),
+            Err(_) => Err(ServeError::ComputePanicked {
+                model: self.labels.model.clone(),
+                version: self.labels.version,
+            }),
+        };
         let compute = start.elapsed();
         let call_rows = batch.size;
         // Free the slot before answering so the batcher can start the next call.
@@ -412,17 +412,16 @@ impl Exec {
             }
             Err(e) => {
                 tracing::error!(model = %self.labels.model, version = self.labels.version, error = %e, "model call failed");
-                let msg = match &e {
-                    ServeError::Model { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
+                let reason = e.to_string();
                 let mut first = Some(e);
                 for job in jobs {
-                    let err = first.take().unwrap_or_else(|| ServeError::Model {
-                        model: self.labels.model.clone(),
-                        version: self.labels.version,
-                        source: Box::new(quantrec_model::ModelError::Batch(msg.clone())),
-                    });
+                    let err = first
+                        .take()
+                        .unwrap_or_else(|| ServeError::MergedCallFailed {
+                            model: self.labels.model.clone(),
+                            version: self.labels.version,
+                            reason: reason.clone(),
+                        });
                     let _ = job.reply.send(Err(err));
                 }
             }

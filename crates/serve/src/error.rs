@@ -220,6 +220,25 @@ pub enum ServeError {
         /// The model's error (boxed: it is large and rare).
         source: Box<quantrec_model::ModelError>,
     },
+    /// The forward pass panicked (a bug, reported as 500; the compute pool keeps running).
+    #[error("model {model:?} version {version}: the forward pass panicked")]
+    ComputePanicked {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u64,
+    },
+    /// Another request merged into the same model call made it fail (reported as 500 to every
+    /// request of the call; the first one gets the original error).
+    #[error("model {model:?} version {version}: the merged call failed: {reason}")]
+    MergedCallFailed {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u64,
+        /// The original error's message.
+        reason: String,
+    },
 }
 
 impl ServeError {
@@ -231,7 +250,11 @@ impl ServeError {
             ServeError::QueueFull { .. } | ServeError::Unavailable { .. } => 503,
             ServeError::Timeout { .. } => 504,
             ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => 400,
-            ServeError::Repository { .. } | ServeError::Io { .. } | ServeError::Model { .. } => 500,
+            ServeError::Repository { .. }
+            | ServeError::Io { .. }
+            | ServeError::Model { .. }
+            | ServeError::ComputePanicked { .. }
+            | ServeError::MergedCallFailed { .. } => 500,
             _ => 400,
         }
     }
@@ -250,9 +273,11 @@ impl ServeError {
             ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => {
                 tonic::Code::FailedPrecondition
             }
-            ServeError::Repository { .. } | ServeError::Io { .. } | ServeError::Model { .. } => {
-                tonic::Code::Internal
-            }
+            ServeError::Repository { .. }
+            | ServeError::Io { .. }
+            | ServeError::Model { .. }
+            | ServeError::ComputePanicked { .. }
+            | ServeError::MergedCallFailed { .. } => tonic::Code::Internal,
             _ => tonic::Code::InvalidArgument,
         }
     }
