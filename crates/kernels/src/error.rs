@@ -20,6 +20,14 @@ pub enum KernelError {
         /// The richest level the CPU has.
         detected: Isa,
     },
+    /// A kernel family was asked for an implementation index it does not register.
+    #[error("kernel family {family} has no implementation {index}")]
+    UnknownImplementation {
+        /// The family's registry name.
+        family: &'static str,
+        /// The index that was asked for.
+        index: usize,
+    },
     /// A buffer or dimension does not have the size the operation needs.
     #[error("shape mismatch in {what}: expected {expected}, found {found}")]
     Shape {

@@ -5,6 +5,7 @@
 use std::arch::x86_64::*;
 
 use super::driver::{Epi, EpiFn, Out, TILE_MAX, epilogue_generic};
+use super::scalar::row_param;
 use super::{Int8Weights, KG, NR};
 
 /// `(min, max, all finite)`; see [`super::scalar::min_max`].
@@ -60,8 +61,8 @@ pub(crate) fn quantize_rows(
     k: usize,
     kp: usize,
     h: usize,
-    inv: f32,
-    zp: i32,
+    inv: &[f32],
+    zp: &[i32],
     out: &mut [u8],
 ) {
     if h != 1 {
@@ -77,45 +78,48 @@ unsafe fn quantize_rows_avx2(
     m: usize,
     k: usize,
     kp: usize,
-    inv: f32,
-    zp: i32,
+    inv_rows: &[f32],
+    zp_rows: &[i32],
     out: &mut [u8],
 ) {
-    let vinv = _mm256_set1_ps(inv);
-    let vzp = _mm256_set1_ps(zp as f32);
     let v0 = _mm256_setzero_ps();
     let v255 = _mm256_set1_ps(255.0);
     let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    let q = |p: *const f32| {
-        // SAFETY: callers pass pointers to 8 readable f32.
-        let v = unsafe { _mm256_loadu_ps(p) };
-        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(v, vinv),
-        );
-        _mm256_cvtps_epi32(_mm256_min_ps(
-            _mm256_max_ps(_mm256_add_ps(r, vzp), v0),
-            v255,
-        ))
-    };
     for i in 0..m {
-        let src = &x[i * k..(i + 1) * k];
-        let dst = &mut out[i * kp..(i + 1) * kp];
-        let mut p = 0;
-        while p + 32 <= k {
-            let s = src[p..].as_ptr();
-            // SAFETY: `p + 32 <= k`, so 32 f32 are readable from `s` and 32 bytes writable at `dst[p..]`.
-            unsafe {
-                let a = _mm256_packs_epi32(q(s), q(s.add(8)));
-                let b = _mm256_packs_epi32(q(s.add(16)), q(s.add(24)));
-                let c = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), perm);
-                _mm256_storeu_si256(dst[p..].as_mut_ptr().cast(), c);
+        let (inv, zp) = (row_param(inv_rows, i), row_param(zp_rows, i));
+        let vinv = _mm256_set1_ps(inv);
+        let vzp = _mm256_set1_ps(zp as f32);
+        let q = |p: *const f32| {
+            // SAFETY: callers pass pointers to 8 readable f32.
+            let v = unsafe { _mm256_loadu_ps(p) };
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(v, vinv),
+            );
+            _mm256_cvtps_epi32(_mm256_min_ps(
+                _mm256_max_ps(_mm256_add_ps(r, vzp), v0),
+                v255,
+            ))
+        };
+        {
+            let src = &x[i * k..(i + 1) * k];
+            let dst = &mut out[i * kp..(i + 1) * kp];
+            let mut p = 0;
+            while p + 32 <= k {
+                let s = src[p..].as_ptr();
+                // SAFETY: `p + 32 <= k`, so 32 f32 are readable from `s` and 32 bytes writable at `dst[p..]`.
+                unsafe {
+                    let a = _mm256_packs_epi32(q(s), q(s.add(8)));
+                    let b = _mm256_packs_epi32(q(s.add(16)), q(s.add(24)));
+                    let c = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), perm);
+                    _mm256_storeu_si256(dst[p..].as_mut_ptr().cast(), c);
+                }
+                p += 32;
             }
-            p += 32;
+            for j in p..k {
+                dst[j] = super::scalar::quantize_u8(src[j], inv, zp);
+            }
+            dst[k..].fill(0);
         }
-        for j in p..k {
-            dst[j] = super::scalar::quantize_u8(src[j], inv, zp);
-        }
-        dst[k..].fill(0);
     }
 }
 
@@ -147,6 +151,10 @@ unsafe fn epilogue_avx2(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
+    if epi.rows.is_some() {
+        // Per-row parameters: the portable epilogue, vectorized for this module's features.
+        return epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
+    }
     let n = epi.n;
     let full = cols / 8 * 8;
     assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
