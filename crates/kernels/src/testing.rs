@@ -46,6 +46,12 @@ impl Bits for i32 {
     }
 }
 
+impl Bits for u32 {
+    fn bits(self) -> u64 {
+        u64::from(self)
+    }
+}
+
 impl Bits for u8 {
     fn bits(self) -> u64 {
         u64::from(self)

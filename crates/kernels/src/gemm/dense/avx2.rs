@@ -1,6 +1,7 @@
-//! AVX2+FMA micro-kernels: up to 6 rows × 16 columns (12 ymm accumulators), with f32 weights, f16
-//! weights widened by `vcvtph2ps` (F16C), and bf16 weight pairs widened by shifts. Column tails use
-//! `vmaskmovps`. Tiles of at most 2 rows keep two accumulator sets (even / odd k-steps).
+//! AVX2+FMA micro-kernels: up to 3 rows × 16 columns in two accumulator sets (even / odd k-steps,
+//! 12 ymm accumulators, merged at the end of the k block), with f32 weights, f16 weights widened by
+//! `vcvtph2ps` (F16C), and bf16 weight pairs widened by shifts. Column tails use `vmaskmovps`.
+//! Every tile height sums a row in the same order, so a row's result does not depend on the batch.
 
 use std::arch::x86_64::*;
 
@@ -8,7 +9,7 @@ use super::act::{self, Bf16Layout};
 use super::{ActFeed, DenseOps, Kernel, Tile};
 
 /// Rows per tile.
-const MR: usize = 6;
+const MR: usize = 3;
 /// Columns per tile (two ymm).
 const NR: usize = 16;
 /// k-steps per cache block (see the driver's docs).
@@ -116,7 +117,7 @@ macro_rules! tile_fn {
                 let a = t.a;
                 let mut w = t.w.cast::<$wty>();
                 let mut p = 0;
-                if R <= 2 {
+                {
                     let mut acc2 = [[_mm256_setzero_ps(); 2]; R];
                     while p + 2 <= t.kc {
                         $step(&mut acc, a, t.lda, p, w);
@@ -146,9 +147,6 @@ macro_rules! tile_fn {
                     1 => $inner::<1>(t),
                     2 => $inner::<2>(t),
                     3 => $inner::<3>(t),
-                    4 => $inner::<4>(t),
-                    5 => $inner::<5>(t),
-                    6 => $inner::<6>(t),
                     _ => unreachable!("tile height {mr} exceeds the AVX2 kernel"),
                 }
             }

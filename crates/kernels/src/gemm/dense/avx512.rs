@@ -1,7 +1,8 @@
-//! AVX-512 micro-kernels: up to 12 rows × 32 columns (24 zmm accumulators), with f32 weights, f16
-//! weights widened by `vcvtph2ps`, and bf16 weight pairs widened by shifts (for CPUs without
-//! AVX512-BF16). Column tails use masked loads and stores. Tiles of at most 2 rows keep two accumulator
-//! sets (even / odd k-steps) to hide FMA latency.
+//! AVX-512 micro-kernels: up to 6 rows × 32 columns in two accumulator sets (even / odd k-steps, 24
+//! zmm accumulators, merged at the end of the k block), with f32 weights, f16 weights widened by
+//! `vcvtph2ps`, and bf16 weight pairs widened by shifts (for CPUs without AVX512-BF16). Column tails
+//! use masked loads and stores. Every tile height sums a row in the same order (so a row's result
+//! does not depend on the batch it is in) and even one-row tiles have 4 independent FMA chains.
 
 use std::arch::x86_64::*;
 
@@ -9,7 +10,7 @@ use super::act::{self, Bf16Layout};
 use super::{ActFeed, DenseOps, Kernel, Tile};
 
 /// Rows per tile.
-pub(super) const MR: usize = 12;
+pub(super) const MR: usize = 6;
 /// Columns per tile (two zmm).
 pub(super) const NR: usize = 32;
 /// k-steps per cache block (see the driver's docs).
@@ -40,7 +41,7 @@ pub(super) fn install(ops: &mut DenseOps) {
 
 pub(super) type Acc<const R: usize> = [[__m512; 2]; R];
 
-/// Calls `$f::<mr>` for a runtime `mr` in 1..=12.
+/// Calls `$f::<mr>` for a runtime `mr` in 1..=6.
 macro_rules! by_rows {
     ($f:ident, $t:expr, $mr:expr) => {
         match $mr {
@@ -50,12 +51,6 @@ macro_rules! by_rows {
             4 => $f::<4>($t),
             5 => $f::<5>($t),
             6 => $f::<6>($t),
-            7 => $f::<7>($t),
-            8 => $f::<8>($t),
-            9 => $f::<9>($t),
-            10 => $f::<10>($t),
-            11 => $f::<11>($t),
-            12 => $f::<12>($t),
             _ => unreachable!("tile height {} exceeds the AVX-512 kernel", $mr),
         }
     };
@@ -146,7 +141,7 @@ macro_rules! tile_fn {
                 let a = t.a;
                 let mut w = t.w.cast::<$wty>();
                 let mut p = 0;
-                if R <= 2 {
+                {
                     let mut acc2 = [[_mm512_setzero_ps(); 2]; R];
                     while p + 2 <= t.kc {
                         $step(&mut acc, a, t.lda, p, w);

@@ -7,15 +7,16 @@
 //! (1024: DLRM layers are not split along k, so each output is loaded and stored once; the panel stays
 //! in L2 while every row block of the `MC`-row activation slice, also in L2, streams over it; measured
 //! ~7% faster than 256-step blocks at k = 1024, where the re-read output tiles no longer fit L2).
-//! Batches of at most [`SMALL_M`] rows run single-threaded without k blocking (GEMV-like); large
+//! Batches of at most [`SMALL_M`] rows run single-threaded (GEMV-like); large
 //! problems are split over row blocks and panels with rayon. f32 activations of larger batches whose
 //! rows lie a multiple of 4 KiB apart (k a multiple of 1024) are first copied with one cache line of
 //! padding per row, so a tile's rows do not all map to one L1 set.
 //!
 //! The ops table ([`DenseOps`]) starts from the scalar oracles (no kernel) and is overridden level by
-//! level: AVX2+FMA (6×16 tiles), AVX-512 (12×32 tiles), and at the Vnni level for bf16 `vdpbf16ps`
-//! when the CPU has AVX512-BF16, replaced by AMX `tdpbf16ps` (32×32 blocks, `vdpbf16ps` kept for
-//! batches of ≤ 2 rows) when the process may use AMX tiles. The scalar level uses the oracles of
+//! level: AVX2+FMA (3×16 tiles), AVX-512 (6×32 tiles), and at the Vnni level for bf16 `vdpbf16ps`
+//! when the CPU has AVX512-BF16, replaced by AMX `tdpbf16ps` (32×32 blocks, every batch size) when
+//! the process may use AMX tiles. Every kernel computes a row the same way whatever the batch size
+//! (same k blocks, same accumulator split), so rows are independent of their batch. The scalar level uses the oracles of
 //! [`super::scalar`].
 //!
 //! bf16 below AVX512-BF16 widens weight pairs with shifts and multiplies f32-widened bf16 activations
@@ -252,11 +253,9 @@ impl Job {
         panels: Range<usize>,
         mut widened: Option<(WidenFn, TileFn, &mut AlignedBuf)>,
     ) {
-        let kc = if rows.len() <= SMALL_M {
-            self.steps
-        } else {
-            self.kernel.kc
-        };
+        // The same k blocks for every batch size: a block boundary is where the two accumulator
+        // sets of a tile are merged, so it is part of a row's summation order.
+        let kc = self.kernel.kc;
         let (nr, mr) = (self.kernel.nr, self.kernel.mr);
         let mut mc0 = rows.start;
         while mc0 < rows.end {

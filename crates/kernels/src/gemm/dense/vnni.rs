@@ -1,5 +1,5 @@
-//! bf16 micro-kernel on `vdpbf16ps` (AVX512-BF16): 12 rows × 32 columns, one instruction per row,
-//! half-tile and k-pair.
+//! bf16 micro-kernel on `vdpbf16ps` (AVX512-BF16): 6 rows × 32 columns in two accumulator sets (even /
+//! odd k-pairs), one instruction per row, half-tile and k-pair.
 //!
 //! `vdpbf16ps` adds, per f32 lane, the two exact products of a bf16 pair to the accumulator (odd
 //! element first, then even, each rounded to f32 nearest-even, with bf16 denormal inputs read as zero
@@ -60,7 +60,7 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         let a = t.a;
         let mut w = t.w.cast::<u32>();
         let mut p = 0;
-        if R <= 2 {
+        {
             let mut acc2 = [[_mm512_setzero_ps(); 2]; R];
             while p + 2 <= t.kc {
                 step(&mut acc, a, t.lda, p, w);
