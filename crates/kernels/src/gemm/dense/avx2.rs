@@ -55,6 +55,9 @@ fn masks(nv: usize) -> Masks {
 
 #[inline]
 #[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must have AVX2; the tile's bias (when not null) or its `R` output rows hold the `nv`
+/// columns the masks `m` enable.
 unsafe fn init<const R: usize>(t: &Tile, m: Masks) -> Acc<R> {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     // SAFETY: masked loads touch only the nv valid columns of the bias or of rows 0..R of `c`.
@@ -89,6 +92,9 @@ fn merge<const R: usize>(acc: &mut Acc<R>, other: &Acc<R>) {
 
 #[inline]
 #[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must have AVX2; the tile's `R` output rows can be written in the `nv` columns the masks
+/// `m` enable.
 unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: Masks) {
     let zero = _mm256_setzero_ps();
     for (i, r) in acc.iter().enumerate() {
@@ -109,6 +115,9 @@ unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: Masks) {
 macro_rules! tile_fn {
     ($name:ident, $inner:ident, $step:ident, $wty:ty, $wstep:expr) => {
         #[target_feature(enable = "avx2,fma,f16c")]
+        /// # Safety
+        /// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX2, FMA and
+        /// F16C.
         unsafe fn $inner<const R: usize>(t: &Tile) {
             let m = masks(t.nv);
             // SAFETY: the caller guarantees the tile's pointers cover R rows, kc steps and nv columns.
@@ -156,6 +165,9 @@ macro_rules! tile_fn {
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `w` is a 32-byte aligned
+/// panel step of 16 floats and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f32<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -177,6 +189,9 @@ unsafe fn step_f32<const R: usize>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); `w` is a 16-byte
+/// aligned panel step of 16 halves and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f16<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -198,6 +213,9 @@ unsafe fn step_f16<const R: usize>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `w` is a 32-byte aligned
+/// panel step of 16 bf16 pairs and `a.add(i·lda + 2p + 1)` is readable for rows `i < R`.
 unsafe fn step_bf16w<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,

@@ -74,6 +74,10 @@ pub(super) fn masks(nv: usize) -> (__mmask16, __mmask16) {
 /// Starting accumulators: the bias broadcast to every row, or the partial sums already in `c`.
 #[inline]
 #[target_feature(enable = "avx512f")]
+///
+/// # Safety
+/// The CPU must have AVX-512F; the tile's bias (when not null) or its `R` output rows hold the `nv`
+/// columns the masks `m` enable.
 pub(super) unsafe fn init<const R: usize>(t: &Tile, m: (__mmask16, __mmask16)) -> Acc<R> {
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     // SAFETY: masked loads touch only the nv valid columns of the bias or of rows 0..R of `c`
@@ -111,6 +115,10 @@ pub(super) fn merge<const R: usize>(acc: &mut Acc<R>, other: &Acc<R>) {
 /// Stores the tile (ReLU first when asked).
 #[inline]
 #[target_feature(enable = "avx512f")]
+///
+/// # Safety
+/// The CPU must have AVX-512F; the tile's `R` output rows can be written in the `nv` columns the
+/// masks `m` enable.
 pub(super) unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: (__mmask16, __mmask16)) {
     let zero = _mm512_setzero_ps();
     for (i, r) in acc.iter().enumerate() {
@@ -133,6 +141,9 @@ pub(super) unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: (__mmask16
 macro_rules! tile_fn {
     ($name:ident, $inner:ident, $step:ident, $wty:ty, $wstep:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+        /// # Safety
+        /// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX-512
+        /// F/BW/VL/DQ, FMA and F16C.
         unsafe fn $inner<const R: usize>(t: &Tile) {
             let m = masks(t.nv);
             // SAFETY: the caller guarantees the tile's pointers cover R rows, kc steps and nv columns.
@@ -174,6 +185,10 @@ macro_rules! tile_fn {
 /// One k-step with f32 weights.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `w` is a 64-byte aligned panel step of 32 floats and
+/// `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f32<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -196,6 +211,10 @@ unsafe fn step_f32<const R: usize>(
 /// One k-step with f16 weights.
 #[inline]
 #[target_feature(enable = "avx512f,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX-512F, FMA and F16C; `w` is a 32-byte aligned panel step of 32 halves and
+/// `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f16<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -219,6 +238,10 @@ unsafe fn step_f16<const R: usize>(
 /// first, like the oracle's k order).
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `w` is a 64-byte aligned panel step of 32 bf16 pairs and
+/// `a.add(i·lda + 2p + 1)` is readable for rows `i < R`.
 unsafe fn step_bf16w<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,

@@ -32,6 +32,10 @@ pub(super) fn install(ops: &mut DenseOps) {
 /// One k-pair step.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX512-BF16; `w` is a 64-byte aligned panel step of 32 bf16 pairs
+/// and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -52,6 +56,9 @@ unsafe fn step<const R: usize>(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
+/// # Safety
+/// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX-512 F/BW/VL/DQ and
+/// AVX512-BF16.
 unsafe fn rows<const R: usize>(t: &Tile) {
     let m = masks(t.nv);
     // SAFETY: the caller guarantees the tile's pointers cover R rows, kc pair steps and nv columns.

@@ -85,6 +85,9 @@ fn quantize_tiles(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn quantize_tiles_avx512(
     x: &[f32],
     m: usize,
@@ -155,6 +158,9 @@ fn copy_tiles(x: &[u8], m: usize, k: usize, lda: usize, out: &mut [u8]) {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn copy_tiles_avx512(x: &[u8], m: usize, k: usize, lda: usize, out: &mut [u8]) {
     assert!(lda.is_multiple_of(KT) && lda >= k && lda < k + KT);
     assert!(x.len() >= m * k && out.len() >= m.next_multiple_of(TILE_ROWS) * lda);

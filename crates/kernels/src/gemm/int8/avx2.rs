@@ -15,6 +15,8 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); any slice.
 unsafe fn min_max_avx2(x: &[f32]) -> (f32, f32, bool) {
     if x.is_empty() {
         return (0.0, 0.0, true);
@@ -73,6 +75,9 @@ pub(crate) fn quantize_rows(
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `x` holds `m·k` values,
+/// `out` at least `m·kp` bytes (`kp >= k`), and `inv_rows`/`zp_rows` one value or `m`.
 unsafe fn quantize_rows_avx2(
     x: &[f32],
     m: usize,
@@ -141,6 +146,9 @@ pub(crate) fn epilogue(
 
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). The tile, per-column arrays
+/// and output sizes are asserted.
 unsafe fn epilogue_avx2(
     tile: &[i32],
     ldt: usize,
@@ -239,6 +247,9 @@ pub(crate) fn gemm(
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn gemm_avx2(
     a: &[u8],
     lda: usize,
@@ -278,6 +289,11 @@ unsafe fn gemm_avx2(
 /// partial sums (k ≡ 0,1 and k ≡ 2,3 mod 4), folded by `vphaddd` at the end.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); rows `r < MR` of `a` (stride
+/// `lda`) hold `groups·4` readable codes, `w` holds `groups` 64-byte groups, and `out` has room for
+/// `MR` rows of 16 i32.
 unsafe fn tile_i16<const MR: usize>(
     a: *const u8,
     lda: usize,

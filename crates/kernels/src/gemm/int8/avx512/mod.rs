@@ -13,6 +13,8 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them); any slice.
 unsafe fn min_max_avx512(x: &[f32]) -> (f32, f32, bool) {
     if x.is_empty() {
         return (0.0, 0.0, true);
@@ -78,6 +80,9 @@ pub(crate) fn quantize_rows(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn quantize_rows_avx512(
     x: &[f32],
     m: usize,
@@ -167,6 +172,9 @@ pub(crate) fn epilogue(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The tile, per-column
+/// arrays and output sizes are asserted.
 unsafe fn epilogue_avx512(
     tile: &[i32],
     ldt: usize,
