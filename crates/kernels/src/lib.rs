@@ -30,7 +30,7 @@ pub mod rng;
 pub mod selfcheck;
 pub mod testing;
 
-pub use error::KernelError;
+pub use error::{BagProblem, KernelError, QuantProblem};
 pub use isa::Isa;
 
 /// Result type of every fallible kernel entry point.

@@ -30,7 +30,7 @@ mod scalar;
 
 use crate::formats::{TableFormat, TableRef};
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
-use crate::{Isa, KernelError, Result};
+use crate::{BagProblem, Isa, KernelError, Result};
 use plan::{Job, RangeFn};
 
 pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
@@ -138,7 +138,7 @@ impl Lookup<'_> {
     /// Checks bag boundaries and weights against the id array; `table` names the table in errors.
     pub fn validate(&self, table: usize, pooling: Pooling) -> Result<()> {
         let n = self.indices.len();
-        let bad = |reason: String| Err(KernelError::BadBags { table, reason });
+        let bad = |problem: BagProblem| Err(KernelError::BadBags { table, problem });
         let fast_ok = match self.bags {
             Bags::Offsets(o) => {
                 (o.len() == self.num_bags || o.len() == self.num_bags + 1)
@@ -161,56 +161,60 @@ impl Lookup<'_> {
             _ if fast_ok => {}
             Bags::Offsets(o) => {
                 if o.len() != self.num_bags && o.len() != self.num_bags + 1 {
-                    return bad(format!(
-                        "{} offsets for {} bags (expected {} or {} with the trailing end)",
-                        o.len(),
-                        self.num_bags,
-                        self.num_bags,
-                        self.num_bags + 1
-                    ));
+                    return bad(BagProblem::OffsetCount {
+                        offsets: o.len(),
+                        bags: self.num_bags,
+                    });
                 }
                 let mut prev = 0i64;
                 for i in 0..o.len() {
                     let v = o.get(i);
                     if v < prev || v as u64 > n as u64 {
-                        return bad(format!(
-                            "offset {i} is {v}: offsets must be non-decreasing within 0..={n}"
-                        ));
+                        return bad(BagProblem::Offset {
+                            index: i,
+                            value: v,
+                            ids: n,
+                        });
                     }
                     if i == 0 && v != 0 {
-                        return bad(format!("the first offset is {v}, expected 0"));
+                        return bad(BagProblem::FirstOffset { value: v });
                     }
                     prev = v;
                 }
                 if o.len() == self.num_bags + 1 && prev as usize != n {
-                    return bad(format!(
-                        "the trailing offset is {prev}, expected the id count {n}"
-                    ));
+                    return bad(BagProblem::TrailingOffset {
+                        value: prev,
+                        ids: n,
+                    });
                 }
             }
             Bags::Lengths(l) => {
                 if l.len() != self.num_bags {
-                    return bad(format!("{} lengths for {} bags", l.len(), self.num_bags));
+                    return bad(BagProblem::LengthCount {
+                        lengths: l.len(),
+                        bags: self.num_bags,
+                    });
                 }
                 let mut total = 0u64;
                 for i in 0..l.len() {
                     let v = l.get(i);
                     if v < 0 {
-                        return bad(format!("length {i} is negative ({v})"));
+                        return bad(BagProblem::NegativeLength { index: i, value: v });
                     }
                     total = total.saturating_add(v as u64);
                 }
                 if total != n as u64 {
-                    return bad(format!("lengths sum to {total} but there are {n} ids"));
+                    return bad(BagProblem::LengthSum { sum: total, ids: n });
                 }
             }
         }
         if pooling == Pooling::WeightedSum {
             match self.per_sample_weights {
-                None => return bad("weighted pooling needs per-sample weights".to_string()),
+                None => return bad(BagProblem::MissingWeights),
                 Some(w) if w.len() != n => {
                     return Err(KernelError::Shape {
-                        what: format!("per-sample weights of table {table}"),
+                        what: "per-sample weights",
+                        index: Some(table),
                         expected: n,
                         found: w.len(),
                     });

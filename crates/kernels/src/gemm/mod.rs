@@ -18,7 +18,7 @@ pub mod int8;
 pub mod scalar;
 
 use crate::registry::KernelFamily;
-use crate::{Isa, KernelError, Result};
+use crate::{Isa, KernelError, QuantProblem, Result};
 use dense::PackedDense;
 pub use dense::{DenseFamily, DenseOps};
 
@@ -308,10 +308,11 @@ pub fn amx_available() -> bool {
     }
 }
 
-fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
         return Err(KernelError::Shape {
-            what: what.to_string(),
+            what,
+            index: None,
             expected,
             found,
         });
@@ -319,10 +320,11 @@ fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
+fn check_finite(what: &'static str, v: &[f32], row_len: usize) -> Result<()> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(KernelError::NonFinite {
-            what: what.to_string(),
+            what,
+            table: None,
             row: i / row_len,
             col: i % row_len,
             value: v[i],
@@ -331,14 +333,15 @@ fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_qparams(what: &str, q: QParams) -> Result<()> {
+pub(crate) fn check_qparams(what: &'static str, q: QParams) -> Result<()> {
     if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
         return Err(KernelError::BadQuantParams {
-            what: what.to_string(),
-            reason: format!(
-                "scale {} must be finite and > 0, zero point {} within 0..=255",
-                q.scale, q.zero_point
-            ),
+            what,
+            table: None,
+            problem: QuantProblem::Activation {
+                scale: q.scale,
+                zero_point: q.zero_point,
+            },
         });
     }
     Ok(())

@@ -170,28 +170,36 @@ fn check_dot(
     let width = d + pairs.len();
     if features.len() != batch * f * d {
         return Err(KernelError::Shape {
-            what: "interaction features [batch, f, d]".into(),
+            what: "interaction features [batch, f, d]",
+            index: None,
             expected: batch * f * d,
             found: features.len(),
         });
     }
     if out.len() != batch * width {
         return Err(KernelError::Shape {
-            what: "interaction output".into(),
+            what: "interaction output",
+            index: None,
             expected: batch * width,
             found: out.len(),
         });
     }
     if batch > 0 && f == 0 {
         return Err(KernelError::Shape {
-            what: "interaction feature count (the dense vector is feature 0)".into(),
+            what: "interaction feature count (the dense vector is feature 0)",
+            index: None,
             expected: 1,
             found: 0,
         });
     }
-    if let Some(&(i, j)) = pairs.iter().find(|&&(i, j)| i >= f || j >= f) {
+    if let Some((p, &(i, j))) = pairs
+        .iter()
+        .enumerate()
+        .find(|(_, (i, j))| *i >= f || *j >= f)
+    {
         return Err(KernelError::Shape {
-            what: format!("interaction pair ({i}, {j})"),
+            what: "interaction pair (feature count)",
+            index: Some(p),
             expected: f,
             found: i.max(j),
         });
@@ -208,7 +216,8 @@ fn check_cross(x0: &[f32], u: &[f32], x: &[f32], x_next: &[f32]) -> Result<()> {
     ] {
         if len != n {
             return Err(KernelError::Shape {
-                what: what.into(),
+                what,
+                index: None,
                 expected: n,
                 found: len,
             });

@@ -14,7 +14,7 @@ mod avx512;
 pub(crate) mod scalar;
 
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
-use crate::{Isa, KernelError, Result};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// `(row) -> (min, max)`.
 type MinMaxFn = fn(&[f32]) -> (f32, f32);
@@ -109,15 +109,17 @@ impl CodeOps {
     ) -> Result<()> {
         if codes.len() != x.len() {
             return Err(KernelError::Shape {
-                what: "row codes".to_string(),
+                what: "row codes",
+                index: None,
                 expected: x.len(),
                 found: codes.len(),
             });
         }
         if !(1..=255).contains(&qmax) {
             return Err(KernelError::BadQuantParams {
-                what: "row codes".to_string(),
-                reason: format!("qmax {qmax} outside 1..=255"),
+                what: "row codes",
+                table: None,
+                problem: QuantProblem::Qmax { qmax },
             });
         }
         (self.codes)(x, bias, inverse, qmax, codes);
@@ -138,14 +140,19 @@ impl CodeOps {
     ) -> Result<()> {
         if ![1, 2, 4, 8].contains(&bits) {
             return Err(KernelError::BadQuantParams {
-                what: "packed row codes".to_string(),
-                reason: format!("{bits} bits per code; expected 1, 2, 4 or 8"),
+                what: "packed row codes",
+                table: None,
+                problem: QuantProblem::Bits {
+                    bits,
+                    expected: "1, 2, 4 or 8",
+                },
             });
         }
         let expected = (x.len() * bits as usize).div_ceil(8);
         if out.len() != expected {
             return Err(KernelError::Shape {
-                what: format!("{bits}-bit packed codes of {} values", x.len()),
+                what: "packed row codes",
+                index: None,
                 expected,
                 found: out.len(),
             });

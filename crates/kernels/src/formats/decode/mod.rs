@@ -73,7 +73,8 @@ impl DecodeOps {
         let expected = format.row_bytes(out.len());
         if row.len() != expected {
             return Err(KernelError::Shape {
-                what: format!("{format} row of dimension {}", out.len()),
+                what: "stored row bytes",
+                index: None,
                 expected,
                 found: row.len(),
             });

@@ -21,7 +21,7 @@ pub mod scalar;
 use rayon::prelude::*;
 
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
-use crate::{Isa, KernelError, Result};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Number of bins the range is divided into (PyTorch's default `nbins`).
 pub const N_BINS: f32 = 200.0;
@@ -103,13 +103,18 @@ impl GreedyOps {
 fn check(src: &[f32], dim: usize, bits: u32, rows: usize) -> Result<()> {
     if !(1..=8).contains(&bits) {
         return Err(KernelError::BadQuantParams {
-            what: "greedy range search".to_string(),
-            reason: format!("{bits} bits per code; expected 1 to 8"),
+            what: "greedy range search",
+            table: None,
+            problem: QuantProblem::Bits {
+                bits,
+                expected: "1 to 8",
+            },
         });
     }
     if src.len() != rows * dim {
         return Err(KernelError::Shape {
-            what: format!("greedy search input of {rows} rows × {dim}"),
+            what: "greedy search input (rows × dim)",
+            index: None,
             expected: rows * dim,
             found: src.len(),
         });

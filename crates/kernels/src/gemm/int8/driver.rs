@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT, choose_qparams};
 use crate::gemm::ActivationQuant;
-use crate::gemm::QParams;
+use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{KernelError, Result};
 
 /// Runs the packed GEMM over `m` rows of `a` (rows of `kp` codes, zero-padded, in row blocks of height
@@ -159,30 +159,6 @@ pub(crate) fn epilogue_generic(
     }
 }
 
-fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
-    if expected != found {
-        return Err(KernelError::Shape {
-            what: what.to_string(),
-            expected,
-            found,
-        });
-    }
-    Ok(())
-}
-
-fn check_qparams(what: &str, q: QParams) -> Result<()> {
-    if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
-        return Err(KernelError::BadQuantParams {
-            what: what.to_string(),
-            reason: format!(
-                "scale {} must be finite and > 0, zero point {} within 0..=255",
-                q.scale, q.zero_point
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// Activation bytes per row chunk on one thread (about an eighth of L2).
 const CHUNK_BYTES: usize = 1 << 18;
 
@@ -262,7 +238,8 @@ pub(crate) fn run(
             if !finite {
                 let i = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
                 return Err(KernelError::NonFinite {
-                    what: "int8 linear input".into(),
+                    what: "int8 linear input",
+                    table: None,
                     row: i / k.max(1),
                     col: i % k.max(1),
                     value: v[i],

@@ -51,7 +51,7 @@ mod driver;
 
 use super::{ActivationQuant, Int8Spec, PackedLinear, PackedWeights, QParams};
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
-use crate::{Isa, KernelError, Result};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Output columns per packed weight panel.
 pub const NR: usize = 16;
@@ -147,7 +147,8 @@ pub fn quantize_weights(w: &[f32], n: usize, k: usize, per_channel: bool) -> (Ve
 fn check_k(k: usize) -> Result<()> {
     if k > MAX_K {
         return Err(KernelError::Shape {
-            what: format!("int8 linear input width (at most {MAX_K} keeps i32 sums exact)"),
+            what: "int8 linear input width (at most MAX_K keeps i32 sums exact)",
+            index: None,
             expected: MAX_K,
             found: k,
         });
@@ -374,7 +375,8 @@ impl Int8Weights {
         check_k(k)?;
         if w.len() != n * k {
             return Err(KernelError::Shape {
-                what: "int8 linear weight".into(),
+                what: "int8 linear weight",
+                index: None,
                 expected: n * k,
                 found: w.len(),
             });
@@ -402,7 +404,8 @@ impl Int8Weights {
         ] {
             if expected != found {
                 return Err(KernelError::Shape {
-                    what: what.into(),
+                    what,
+                    index: None,
                     expected,
                     found,
                 });
@@ -414,8 +417,12 @@ impl Int8Weights {
             .find(|(_, s)| !(s.is_finite() && **s > 0.0))
         {
             return Err(KernelError::BadQuantParams {
-                what: format!("int8 weight scale {j}"),
-                reason: format!("{s} must be finite and > 0"),
+                what: "int8 weight scales",
+                table: None,
+                problem: QuantProblem::Scale {
+                    index: j,
+                    scale: *s,
+                },
             });
         }
         let scales: Vec<f32> = if spec.per_channel {
@@ -558,8 +565,15 @@ impl PackedLinear {
         match &self.weights {
             PackedWeights::Int8(w) => Ok(w),
             _ => Err(KernelError::BadQuantParams {
-                what: "int8 entry point".into(),
-                reason: format!("the layer was packed for {:?}, not int8", self.precision),
+                what: "int8 entry point",
+                table: None,
+                problem: QuantProblem::NotInt8 {
+                    precision: match self.precision {
+                        super::Precision::F32 => "f32",
+                        super::Precision::F16 => "f16",
+                        _ => "bf16",
+                    },
+                },
             }),
         }
     }
