@@ -68,18 +68,26 @@ pub fn always() -> bool {
 pub const MAX_IMPLEMENTATIONS: usize = 8;
 
 /// Where a family keeps its built ops tables (one per implementation) and its active choice.
-/// Declare one `static` per family with [`FamilyCache::NEW`].
+/// Declare one `static` per family with [`FamilyCache::new`].
 pub struct FamilyCache<Ops> {
     built: [OnceLock<Ops>; MAX_IMPLEMENTATIONS],
     active: OnceLock<usize>,
 }
 
 impl<Ops> FamilyCache<Ops> {
-    /// An empty cache.
-    pub const NEW: FamilyCache<Ops> = FamilyCache {
-        built: [const { OnceLock::new() }; MAX_IMPLEMENTATIONS],
-        active: OnceLock::new(),
-    };
+    /// An empty cache (for a `static`).
+    pub const fn new() -> Self {
+        FamilyCache {
+            built: [const { OnceLock::new() }; MAX_IMPLEMENTATIONS],
+            active: OnceLock::new(),
+        }
+    }
+}
+
+impl<Ops> Default for FamilyCache<Ops> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A kernel family: an ops table type and its implementations, scalar oracle first, richest last.
@@ -95,7 +103,7 @@ pub trait KernelFamily: 'static {
     /// called for implementations this CPU runs.
     fn build(index: usize) -> Result<Self::Ops>;
 
-    /// The family's cache (a `static` declared with [`FamilyCache::NEW`]).
+    /// The family's cache (a `static` declared with [`FamilyCache::new`]).
     fn cache() -> &'static FamilyCache<Self::Ops>;
 
     /// The implementations this CPU runs, scalar first.

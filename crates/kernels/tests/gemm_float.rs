@@ -189,7 +189,7 @@ impl<const P: u8> OracleSuite for DenseSuite<P> {
                         got[idx], want[idx]
                     ));
                 }
-                if c.relu && !(got[idx] >= 0.0) {
+                if c.relu && got[idx].partial_cmp(&0.0).is_none_or(|o| o.is_lt()) {
                     return Err(format!("({i}, {j}): {} after ReLU", got[idx]));
                 }
             }

@@ -261,7 +261,7 @@ pub struct EmbeddingBagOps {
 /// format. The VNNI level adds nothing for embedding bags and keeps AVX-512's kernels.
 pub struct EmbeddingBagFamily;
 
-static CACHE: FamilyCache<EmbeddingBagOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<EmbeddingBagOps> = FamilyCache::new();
 
 impl KernelFamily for EmbeddingBagFamily {
     const NAME: &'static str = "embedding_bag";

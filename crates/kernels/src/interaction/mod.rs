@@ -77,7 +77,7 @@ pub struct InteractionOps {
 /// cross step.
 pub struct InteractionFamily;
 
-static CACHE: FamilyCache<InteractionOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<InteractionOps> = FamilyCache::new();
 
 impl KernelFamily for InteractionFamily {
     const NAME: &'static str = "interaction";

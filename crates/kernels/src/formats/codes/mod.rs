@@ -36,7 +36,7 @@ pub struct CodeOps {
 /// The row-code family in the [registry](crate::registry) (min/max and codes).
 pub struct Codes;
 
-static CACHE: FamilyCache<CodeOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<CodeOps> = FamilyCache::new();
 
 impl KernelFamily for Codes {
     const NAME: &'static str = "formats_codes";

@@ -25,7 +25,7 @@ pub struct DecodeOps {
 /// The row-decoder family in the [registry](crate::registry).
 pub struct Decode;
 
-static CACHE: FamilyCache<DecodeOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<DecodeOps> = FamilyCache::new();
 
 impl KernelFamily for Decode {
     const NAME: &'static str = "formats_decode";

@@ -49,7 +49,7 @@ pub struct GreedyOps {
 /// The greedy range-search family in the [registry](crate::registry).
 pub struct Greedy;
 
-static CACHE: FamilyCache<GreedyOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<GreedyOps> = FamilyCache::new();
 
 impl KernelFamily for Greedy {
     const NAME: &'static str = "formats_greedy";

@@ -158,7 +158,7 @@ fn has_amx() -> bool {
 /// CPU has AVX512-BF16), AMX `tdpbf16ps` for bf16 (when the process may use AMX tiles).
 pub struct DenseFamily;
 
-static CACHE: FamilyCache<DenseOps> = FamilyCache::NEW;
+static CACHE: FamilyCache<DenseOps> = FamilyCache::new();
 
 impl KernelFamily for DenseFamily {
     const NAME: &'static str = "gemm_dense";

@@ -242,7 +242,7 @@ impl Int8Kernel {
 /// [`Int8Kernel`]s, in that enum's order.
 pub struct Int8Family;
 
-static CACHE: FamilyCache<Int8Ops> = FamilyCache::NEW;
+static CACHE: FamilyCache<Int8Ops> = FamilyCache::new();
 
 impl KernelFamily for Int8Family {
     const NAME: &'static str = "gemm_int8";
