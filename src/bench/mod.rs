@@ -102,7 +102,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
 }
 
-/// Runs every kernel benchmark family that matches the filter.
+/// A benchmark routine of one or more kernel families.
+type BenchFn = fn(&KernelBenchArgs, &mut Reporter) -> Result<()>;
+
+/// The benchmark of a registered kernel family (`quantrec_kernels::registry::FAMILIES`), by name.
+/// A family without one is an error, so a newly registered family cannot be left out.
+fn bench_for(family: &str) -> Option<BenchFn> {
+    Some(match family {
+        "formats_codes" | "formats_decode" | "formats_greedy" => formats::run,
+        "embedding_bag" => embedding::run,
+        "gemm_dense" => linear::run,
+        "gemm_int8" => linear_int8::run,
+        "interaction" => interaction::run,
+        _ => return None,
+    })
+}
+
+/// Runs the peak loops, then the benchmark of every registered kernel family (each routine once),
+/// keeping the ops that match the filter.
 pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
     let mut rep = Reporter::new(args.json.as_deref(), args.filter.clone())?;
     println!(
@@ -110,10 +127,24 @@ pub fn run_kernels(args: &KernelBenchArgs) -> Result<()> {
         quantrec_kernels::isa::describe()
     );
     peak::run(args, &mut rep)?;
-    formats::run(args, &mut rep)?;
-    linear_int8::run(args, &mut rep)?;
-    interaction::run(args, &mut rep)?;
-    linear::run(args, &mut rep)?;
-    embedding::run(args, &mut rep)?;
+    let mut done: Vec<BenchFn> = Vec::new();
+    for family in quantrec_kernels::registry::FAMILIES {
+        let bench = bench_for(family.name)
+            .with_context(|| format!("kernel family `{}` has no benchmark", family.name))?;
+        if !done.iter().any(|f| std::ptr::fn_addr_eq(*f, bench)) {
+            bench(args, &mut rep)?;
+            done.push(bench);
+        }
+    }
     rep.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_registered_kernel_family_has_a_benchmark() {
+        for family in quantrec_kernels::registry::FAMILIES {
+            assert!(super::bench_for(family.name).is_some(), "{}", family.name);
+        }
+    }
 }

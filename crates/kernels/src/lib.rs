@@ -11,7 +11,10 @@
 //! - [`gemm`]: `Y = X·Wᵀ + b` in f32, fp16-weight, bf16 and int8 with fused epilogues.
 //! - [`interaction`]: DLRM's pairwise dot interaction and the DCN-v2 cross layer.
 //! - [`peak`]: single-core peak throughput loops (the ceilings benchmarks are read against).
+//! - [`registry`]: every kernel family, its implementations (scalar oracle first, richest ISA last)
+//!   and the one dispatch rule they share.
 //! - [`rng`]: a deterministic xoshiro256++ generator for data, initialisation and tests.
+//! - [`testing`]: the shared oracle suite ([`kernel_suite!`]) every family's tests use.
 //! - [`selfcheck`]: every kernel at every ISA level against its scalar oracle, on fresh random data.
 
 pub mod aligned;
@@ -22,10 +25,12 @@ pub mod gemm;
 pub mod interaction;
 pub mod isa;
 pub mod peak;
+pub mod registry;
 pub mod rng;
 pub mod selfcheck;
+pub mod testing;
 
-pub use error::KernelError;
+pub use error::{BagProblem, KernelError, QuantProblem};
 pub use isa::Isa;
 
 /// Result type of every fallible kernel entry point.

@@ -131,6 +131,9 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f")]
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them); nothing else (it
+    /// touches no memory).
     pub unsafe fn f32_fma_512(iters: usize) -> f32 {
         let x = _mm512_set1_ps(std::hint::black_box(0.999_f32));
         let y = _mm512_set1_ps(std::hint::black_box(1e-3_f32));
@@ -139,6 +142,9 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
+    /// # Safety
+    /// The CPU must have AVX2 and FMA (the function is compiled for them); nothing else (it touches
+    /// no memory).
     pub unsafe fn f32_fma_256(iters: usize) -> f32 {
         let x = _mm256_set1_ps(std::hint::black_box(0.999_f32));
         let y = _mm256_set1_ps(std::hint::black_box(1e-3_f32));
@@ -154,6 +160,8 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW and AVX512-VNNI; nothing else (it touches no memory).
     pub unsafe fn int8_vnni_512(iters: usize) -> i32 {
         let u = _mm512_set1_epi8(std::hint::black_box(3));
         let s = _mm512_set1_epi8(std::hint::black_box(-2));
@@ -206,6 +214,8 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW and AVX512-BF16; nothing else (it touches no memory).
     pub unsafe fn bf16_dot_512(iters: usize) -> f32 {
         let a = _mm512_cvtne2ps_pbh(
             _mm512_set1_ps(std::hint::black_box(0.5)),
@@ -221,6 +231,10 @@ mod x86 {
 
     /// [`super::read_sum`] with eight 512-bit accumulators (128 floats per step).
     #[target_feature(enable = "avx512f")]
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them); `buf` is any slice
+    /// (its tail is read with a mask).
     pub unsafe fn read_sum_512(buf: &[f32]) -> f32 {
         let mut acc = [_mm512_setzero_ps(); 8];
         let mut chunks = buf.chunks_exact(128);

@@ -1,16 +1,23 @@
-//! A self-check of every kernel at every ISA level this CPU supports against the scalar oracle.
+//! A self-check of every kernel family of the [registry](crate::registry) at every implementation
+//! this CPU runs, against the family's scalar oracle.
 //!
 //! The same comparisons the test suite makes, on fresh random data, small enough to run in well
 //! under a second: `quantrec demo` runs it so a user sees on their own machine that every SIMD path
 //! agrees with the plain reference before trusting its speed.
 
-use crate::embedding_bag::{self, Bags, EmbeddingBag, Indices, Lookup, Pooling};
+use crate::embedding_bag::{
+    self, Bags, EmbeddingBag, EmbeddingBagFamily, Indices, Lookup, Pooling,
+};
+use crate::formats::codes::Codes;
+use crate::formats::decode::Decode;
+use crate::formats::greedy::Greedy;
 use crate::formats::{
     QuantizeOptions, TableFormat, TableRef, dequantize_table_with, quantize_table_with,
 };
-use crate::gemm::int8::{Int8Input, Int8Kernel, Int8Output};
-use crate::gemm::{ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision};
-use crate::interaction::{InteractionOps, PairOrder, pairs};
+use crate::gemm::int8::{Int8Family, Int8Input, Int8Kernel, Int8Output};
+use crate::gemm::{ActivationQuant, DenseFamily, Int8Spec, LinearScratch, PackedLinear, Precision};
+use crate::interaction::{InteractionFamily, PairOrder, pairs};
+use crate::registry::{FAMILIES, KernelFamily};
 use crate::rng::Rng;
 use crate::{Isa, Result};
 
@@ -31,45 +38,50 @@ pub struct CheckResult {
     pub passed: bool,
 }
 
-/// Runs every family at every level; errors only when a kernel refuses valid arguments.
+/// Runs every family of the [registry](crate::registry) at every implementation this CPU runs;
+/// errors only when a kernel refuses valid arguments.
 pub fn run_all(seed: u64) -> Result<Vec<CheckResult>> {
     let mut out = Vec::new();
-    for isa in Isa::available() {
-        out.push(check_formats(isa, seed)?);
-        out.push(check_embedding_bag(isa, seed)?);
-        for (family, precision) in [
-            ("linear_f32", Precision::F32),
-            ("linear_fp16", Precision::F16),
-            ("linear_bf16", Precision::Bf16),
-        ] {
-            out.push(check_float_linear(family, precision, isa, seed)?);
+    for family in FAMILIES {
+        for (index, _) in family.available() {
+            out.extend((family.selfcheck)(index, seed)?);
         }
-        out.push(check_interaction(isa, seed)?);
-    }
-    for kernel in Int8Kernel::available() {
-        out.push(check_int8(kernel, seed)?);
     }
     Ok(out)
 }
 
-fn exact(
-    family: &'static str,
-    implementation: String,
-    cases: usize,
-    mismatches: usize,
-) -> CheckResult {
-    CheckResult {
-        family,
-        implementation,
-        cases,
-        max_error: mismatches as f64,
-        tolerance: 0.0,
-        passed: mismatches == 0,
+/// Row codes, packed codes and min/max of implementation `index` of [`Codes`], and whole tables
+/// quantized at its level, byte for byte against the scalar oracle.
+pub(crate) fn codes(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let ops = Codes::get(index)?;
+    let oracle = Codes::get(0)?;
+    let mut rng = Rng::new(seed ^ 5);
+    let (mut cases, mut mismatches) = (0, 0);
+    let mut scratch = Vec::new();
+    for len in [0usize, 1, 7, 15, 16, 17, 33, 64, 100] {
+        let x = rng.normal_vec(len, 0.4);
+        let (lo, hi) = oracle.min_max(&x);
+        mismatches += usize::from(ops.min_max(&x) != (lo, hi));
+        let bias = if len == 0 { 0.0 } else { lo };
+        let inv = if hi > lo { 15.0 / (hi - lo) } else { 1.0 };
+        for bits in [1u32, 2, 4, 8] {
+            let bytes = (len * bits as usize).div_ceil(8);
+            let (mut want, mut got) = (vec![0u8; bytes], vec![0u8; bytes]);
+            oracle.packed_codes(&x, bias, inv, bits, &mut scratch, &mut want)?;
+            ops.packed_codes(&x, bias, inv, bits, &mut scratch, &mut got)?;
+            mismatches += usize::from(want != got);
+            cases += 1;
+        }
     }
+    let imp = Codes::IMPLEMENTATIONS[index];
+    let mut results = vec![exact(Codes::NAME, imp.name.into(), cases + 9, mismatches)];
+    results.push(check_tables(imp.isa, seed)?);
+    Ok(results)
 }
 
-/// Quantize and decode a table in every fused and half format: bytes and decoded values must be identical.
-fn check_formats(isa: Isa, seed: u64) -> Result<CheckResult> {
+/// Quantize and decode a table in every fused and half format at `isa`: bytes and decoded values
+/// must be identical to the scalar level's.
+fn check_tables(isa: Isa, seed: u64) -> Result<CheckResult> {
     let mut rng = Rng::new(seed);
     let (rows, dim) = (33, 24);
     let mut src = rng.normal_vec(rows * dim, 0.3);
@@ -100,8 +112,83 @@ fn check_formats(isa: Isa, seed: u64) -> Result<CheckResult> {
     Ok(exact("formats", isa.name().into(), cases, mismatches))
 }
 
+/// Row decoding of implementation `index` of [`Decode`] for every format, bit for bit.
+pub(crate) fn decode(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let ops = Decode::get(index)?;
+    let oracle = Decode::get(0)?;
+    let mut rng = Rng::new(seed ^ 6);
+    let (mut cases, mut mismatches) = (0, 0);
+    for dim in [4usize, 8, 12, 16, 20, 32, 36, 64, 68] {
+        let src = rng.normal_vec(3 * dim, 0.5);
+        for format in TableFormat::ALL {
+            let mut bytes = vec![0u8; 3 * format.row_bytes(dim)];
+            let opts = QuantizeOptions {
+                greedy: false,
+                refine: false,
+                name: "selfcheck",
+            };
+            quantize_table_with(Isa::Scalar, &src, 3, dim, format, &opts, &mut bytes)?;
+            for row in bytes.chunks_exact(format.row_bytes(dim)) {
+                let (mut want, mut got) = (vec![0f32; dim], vec![f32::NAN; dim]);
+                oracle.decode(format, row, &mut want)?;
+                ops.decode(format, row, &mut got)?;
+                mismatches += usize::from(bits(&want) != bits(&got));
+                cases += 1;
+            }
+        }
+    }
+    let name = Decode::IMPLEMENTATIONS[index].name;
+    Ok(vec![exact(Decode::NAME, name.into(), cases, mismatches)])
+}
+
+/// The greedy range search of implementation `index` of [`Greedy`], bit for bit.
+pub(crate) fn greedy(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let ops = Greedy::get(index)?;
+    let oracle = Greedy::get(0)?;
+    let mut rng = Rng::new(seed ^ 7);
+    let (mut cases, mut mismatches) = (0, 0);
+    for (rows, dim) in [(1usize, 1usize), (17, 16), (9, 33), (40, 64)] {
+        let mut src = rng.normal_vec(rows * dim, 0.5);
+        src[..dim].fill(-0.25); // a constant row
+        for bits in [2u32, 4] {
+            let (mut want, mut got) = (vec![(0f32, 0f32); rows], vec![(0f32, 0f32); rows]);
+            oracle.search(&src, dim, bits, &mut want)?;
+            ops.search(&src, dim, bits, &mut got)?;
+            let b = |v: &[(f32, f32)]| -> Vec<(u32, u32)> {
+                v.iter().map(|(a, b)| (a.to_bits(), b.to_bits())).collect()
+            };
+            mismatches += usize::from(b(&want) != b(&got));
+            cases += 1;
+        }
+    }
+    let name = Greedy::IMPLEMENTATIONS[index].name;
+    Ok(vec![exact(Greedy::NAME, name.into(), cases, mismatches)])
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn exact(
+    family: &'static str,
+    implementation: String,
+    cases: usize,
+    mismatches: usize,
+) -> CheckResult {
+    CheckResult {
+        family,
+        implementation,
+        cases,
+        max_error: mismatches as f64,
+        tolerance: 0.0,
+        passed: mismatches == 0,
+    }
+}
+
 /// Pool bags (an empty one, a long one, odd dimension) from every format against the oracle.
-fn check_embedding_bag(isa: Isa, seed: u64) -> Result<CheckResult> {
+pub(crate) fn embedding_bag(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let ops = EmbeddingBagFamily::get(index)?;
+    let name = EmbeddingBagFamily::IMPLEMENTATIONS[index].name;
     let mut rng = Rng::new(seed ^ 1);
     let (rows, bags) = (101, 9);
     let lengths: Vec<i64> = (0..bags)
@@ -111,9 +198,8 @@ fn check_embedding_bag(isa: Isa, seed: u64) -> Result<CheckResult> {
         .map(|_| rng.below(rows as u64) as i64)
         .collect();
     let weights = rng.normal_vec(ids.len(), 1.0);
-    let (mut cases, mut max_err) = (0, 0f64);
-    let tol = 1e-5;
-    for dim in [16, 20, 64] {
+    let (mut cases, mut mismatches) = (0, 0);
+    for dim in [4, 16, 20, 60, 64, 68, 132] {
         let src = rng.normal_vec(rows * dim, 0.5);
         for format in TableFormat::ALL {
             let mut bytes = vec![0u8; rows * format.row_bytes(dim)];
@@ -138,23 +224,31 @@ fn check_embedding_bag(isa: Isa, seed: u64) -> Result<CheckResult> {
                 };
                 let (mut want, mut got) = (vec![0f32; bags * dim], vec![0f32; bags * dim]);
                 embedding_bag::pool_scalar(&bag, &lookup, 0, &mut want, dim)?;
-                embedding_bag::pool_with_isa(isa, &bag, &lookup, 0, &mut got, dim)?;
-                let scale = want.iter().fold(1f32, |m, v| m.max(v.abs())) as f64;
-                for (w, g) in want.iter().zip(&got) {
-                    max_err = max_err.max(f64::from((w - g).abs()) / scale);
-                }
+                embedding_bag::pool_with_ops(ops, &bag, &lookup, 0, &mut got, dim)?;
+                // Every implementation promises the oracle's bits.
+                mismatches += usize::from(bits(&want) != bits(&got));
                 cases += 1;
             }
         }
     }
-    Ok(CheckResult {
-        family: "embedding_bag",
-        implementation: isa.name().into(),
+    Ok(vec![exact(
+        EmbeddingBagFamily::NAME,
+        name.into(),
         cases,
-        max_error: max_err,
-        tolerance: tol,
-        passed: max_err <= tol,
-    })
+        mismatches,
+    )])
+}
+
+/// Every precision of implementation `index` of [`DenseFamily`] against the scalar oracle.
+pub(crate) fn dense(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    [
+        ("linear_f32", Precision::F32),
+        ("linear_fp16", Precision::F16),
+        ("linear_bf16", Precision::Bf16),
+    ]
+    .into_iter()
+    .map(|(family, precision)| check_float_linear(family, precision, index, seed))
+    .collect()
 }
 
 /// A float linear layer at `isa` against the same precision at the scalar level; the error is
@@ -162,9 +256,10 @@ fn check_embedding_bag(isa: Isa, seed: u64) -> Result<CheckResult> {
 fn check_float_linear(
     family: &'static str,
     precision: Precision,
-    isa: Isa,
+    index: usize,
     seed: u64,
 ) -> Result<CheckResult> {
+    let imp = DenseFamily::IMPLEMENTATIONS[index];
     let mut rng = Rng::new(seed ^ 2);
     let (mut cases, mut max_err, mut tol_max) = (0, 0f64, 0f64);
     let mut passed = true;
@@ -172,8 +267,8 @@ fn check_float_linear(
         let w = rng.normal_vec(n * k, 0.1);
         let b = rng.normal_vec(n, 0.1);
         let x = rng.normal_vec(m * k, 1.0);
-        let reference = PackedLinear::new_for_isa(&w, Some(&b), n, k, precision, Isa::Scalar)?;
-        let simd = PackedLinear::new_for_isa(&w, Some(&b), n, k, precision, isa)?;
+        let reference = PackedLinear::new_for_implementation(&w, Some(&b), n, k, precision, 0)?;
+        let simd = PackedLinear::new_for_implementation(&w, Some(&b), n, k, precision, index)?;
         let (mut want, mut got) = (vec![0f32; m * n], vec![0f32; m * n]);
         let mut scratch = LinearScratch::default();
         reference.forward(&x, m, &mut want, false, &mut scratch)?;
@@ -197,7 +292,7 @@ fn check_float_linear(
     }
     Ok(CheckResult {
         family,
-        implementation: isa.name().into(),
+        implementation: imp.name.into(),
         cases,
         max_error: max_err,
         tolerance: tol_max,
@@ -205,54 +300,61 @@ fn check_float_linear(
     })
 }
 
-/// int8 accumulators must be bit-exact against the scalar kernel.
-fn check_int8(kernel: Int8Kernel, seed: u64) -> Result<CheckResult> {
+/// int8 accumulators and f32 outputs of implementation `index` of [`Int8Family`] must be bit-exact
+/// against the scalar kernel, with per-tensor and per-row dynamic activations.
+pub(crate) fn int8(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let kernel = Int8Kernel::ALL[index];
     let mut rng = Rng::new(seed ^ 3);
     let (mut cases, mut mismatches) = (0, 0);
     for (m, k, n) in [(1, 13, 7), (17, 64, 33), (40, 479, 16), (64, 256, 48)] {
         let w = rng.normal_vec(n * k, 0.1);
+        let b = rng.normal_vec(n, 0.1);
         let x = rng.normal_vec(m * k, 1.0);
-        let spec = Int8Spec {
-            per_channel: true,
-            activations: ActivationQuant::Dynamic,
-        };
-        let layer = PackedLinear::new(&w, None, n, k, Precision::Int8(spec))?;
-        let mut scratch = LinearScratch::default();
-        let (mut want, mut got) = (vec![0i32; m * n], vec![0i32; m * n]);
-        layer.forward_int8(
-            Int8Kernel::Scalar,
-            Int8Input::F32(&x),
-            m,
-            Int8Output::RawI32(&mut want),
-            false,
-            &mut scratch,
-        )?;
-        layer.forward_int8(
-            kernel,
-            Int8Input::F32(&x),
-            m,
-            Int8Output::RawI32(&mut got),
-            false,
-            &mut scratch,
-        )?;
-        mismatches += want.iter().zip(&got).filter(|(a, b)| a != b).count();
-        cases += 1;
+        for activations in [ActivationQuant::Dynamic, ActivationQuant::DynamicPerRow] {
+            let spec = Int8Spec {
+                per_channel: true,
+                activations,
+            };
+            let layer = PackedLinear::new(&w, Some(&b), n, k, Precision::Int8(spec))?;
+            let mut scratch = LinearScratch::default();
+            let mut run = |kernel, raw: bool| -> Result<Vec<u32>> {
+                let (mut acc, mut y) = (vec![0i32; m * n], vec![0f32; m * n]);
+                let out = if raw {
+                    Int8Output::RawI32(&mut acc)
+                } else {
+                    Int8Output::F32(&mut y)
+                };
+                layer.forward_int8(kernel, Int8Input::F32(&x), m, out, false, &mut scratch)?;
+                Ok(if raw {
+                    acc.iter().map(|&v| v as u32).collect()
+                } else {
+                    bits(&y)
+                })
+            };
+            for raw in [true, false] {
+                let (want, got) = (run(Int8Kernel::Scalar, raw)?, run(kernel, raw)?);
+                mismatches += want.iter().zip(&got).filter(|(a, b)| a != b).count();
+                cases += 1;
+            }
+        }
     }
-    Ok(exact(
-        "linear_int8",
+    Ok(vec![exact(
+        Int8Family::NAME,
         kernel.name().into(),
         cases,
         mismatches,
-    ))
+    )])
 }
 
-/// Dot interaction in both pair orders against the scalar level.
-fn check_interaction(isa: Isa, seed: u64) -> Result<CheckResult> {
+/// Dot interaction in both pair orders (within a tolerance) and the DCN cross step (bit for bit)
+/// of implementation `index` of [`InteractionFamily`] against the scalar oracle.
+pub(crate) fn interaction(index: usize, seed: u64) -> Result<Vec<CheckResult>> {
+    let name = InteractionFamily::IMPLEMENTATIONS[index].name;
     let mut rng = Rng::new(seed ^ 4);
     let (mut cases, mut max_err) = (0, 0f64);
     let tol = 1e-5;
-    let reference = InteractionOps::for_isa(Isa::Scalar)?;
-    let ops = InteractionOps::for_isa(isa)?;
+    let reference = InteractionFamily::get(0)?;
+    let ops = InteractionFamily::get(index)?;
     for (batch, f, d) in [(3, 27, 16), (2, 9, 7), (1, 27, 128)] {
         let feats = rng.normal_vec(batch * f * d, 1.0);
         for order in [PairOrder::LowerByRow, PairOrder::UpperByRow] {
@@ -270,14 +372,31 @@ fn check_interaction(isa: Isa, seed: u64) -> Result<CheckResult> {
             }
         }
     }
-    Ok(CheckResult {
+    let dot = CheckResult {
         family: "interaction_dot",
-        implementation: isa.name().into(),
+        implementation: name.into(),
         cases,
         max_error: max_err,
         tolerance: tol,
         passed: max_err <= tol,
-    })
+    };
+    let (mut cross_cases, mut mismatches) = (0, 0);
+    for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 33, 100] {
+        let (x0, u, x) = (
+            rng.normal_vec(n, 1.0),
+            rng.normal_vec(n, 1.0),
+            rng.normal_vec(n, 1.0),
+        );
+        let (mut want, mut got) = (vec![0f32; n], vec![f32::NAN; n]);
+        reference.cross_combine(&x0, &u, &x, &mut want)?;
+        ops.cross_combine(&x0, &u, &x, &mut got)?;
+        mismatches += usize::from(bits(&want) != bits(&got));
+        cross_cases += 1;
+    }
+    Ok(vec![
+        dot,
+        exact("interaction_cross", name.into(), cross_cases, mismatches),
+    ])
 }
 
 #[cfg(test)]

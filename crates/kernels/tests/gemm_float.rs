@@ -1,4 +1,5 @@
-//! f32, fp16-weight and bf16 dense layers at every ISA level this CPU has, against the scalar oracles.
+//! f32, fp16-weight and bf16 dense layers at every implementation this CPU has, against the scalar
+//! oracles (through [`kernel_suite!`], with the row-independence property).
 //!
 //! Error bounds (u = 2⁻²⁴, S = Σₚ |x̂ₚ·ŵₚ| + |b| over the values the precision actually multiplies):
 //! - The SIMD kernels multiply exactly the same operands as the oracle (f32; the same f16-rounded
@@ -13,9 +14,10 @@
 //!   checks that rounding error separately against f32 with those bounds.
 
 use half::{bf16, f16};
-use quantrec_kernels::gemm::{LinearScratch, PackedLinear, Precision};
+use quantrec_kernels::gemm::{DenseFamily, LinearScratch, PackedLinear, Precision};
 use quantrec_kernels::rng::Rng;
-use quantrec_kernels::{Isa, KernelError};
+use quantrec_kernels::testing::{OracleSuite, RowWise, extremes};
+use quantrec_kernels::{Isa, KernelError, kernel_suite};
 
 const MS: [usize; 7] = [0, 1, 2, 15, 16, 17, 255];
 const KS: [usize; 6] = [1, 3, 13, 64, 479, 1024];
@@ -68,82 +70,177 @@ fn operands(p: Precision, x: f32, w: f32) -> (f64, f64) {
     }
 }
 
-/// Runs `PackedLinear` for `precision` at every available level on `shapes`, comparing with the
-/// scalar level (the oracle) within the reassociation bound.
-fn check_precision(precision: Precision, seed: u64) {
-    let mut rng = Rng::new(seed);
-    let levels: Vec<Isa> = Isa::available().collect();
-    for (m, k, n) in shapes() {
-        let x = data(&mut rng, m * k);
-        let w = data(&mut rng, n * k);
-        let b: Vec<f32> = data(&mut rng, n);
-        let oracle = PackedLinear::new_for_isa(&w, Some(&b), n, k, precision, Isa::Scalar).unwrap();
-        // S per output, from the oracle's operands.
-        let mut s = vec![0f64; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = f64::from(b[j]).abs();
-                for p in 0..k {
-                    let (xv, wv) = operands(precision, x[i * k + p], w[j * k + p]);
-                    acc += (xv * wv).abs();
-                }
-                s[i * n + j] = acc;
+/// One dense call: `m×k` input, `n×k` weights, bias, precision, ReLU.
+struct Dense {
+    precision: Precision,
+    m: usize,
+    k: usize,
+    n: usize,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    relu: bool,
+}
+
+/// f32, fp16 and bf16 layers of [`DenseFamily`] against the scalar implementation, within the
+/// reassociation bound of the module docs; every call runs twice on one scratch (the second call
+/// reuses grown buffers).
+struct DenseSuite<const P: u8>;
+
+const F32: u8 = 0;
+const F16: u8 = 1;
+const BF16: u8 = 2;
+
+fn precision(p: u8) -> Precision {
+    [Precision::F32, Precision::F16, Precision::Bf16][p as usize]
+}
+
+fn forward(index: usize, c: &Dense) -> Vec<f32> {
+    let layer =
+        PackedLinear::new_for_implementation(&c.w, Some(&c.b), c.n, c.k, c.precision, index)
+            .unwrap();
+    let mut got = vec![f32::NAN; c.m * c.n];
+    let mut scratch = LinearScratch::default();
+    for _ in 0..2 {
+        layer
+            .forward(&c.x, c.m, &mut got, c.relu, &mut scratch)
+            .unwrap();
+    }
+    got
+}
+
+impl<const P: u8> OracleSuite for DenseSuite<P> {
+    type Family = DenseFamily;
+    type Case = Dense;
+    type Elem = f32;
+
+    fn cases(rng: &mut Rng) -> Vec<Dense> {
+        let precision = precision(P);
+        let mut v = Vec::new();
+        for (m, k, n) in shapes() {
+            let x = data(rng, m * k);
+            let w = data(rng, n * k);
+            let b = data(rng, n);
+            for relu in [false, true] {
+                v.push(Dense {
+                    precision,
+                    m,
+                    k,
+                    n,
+                    x: x.clone(),
+                    w: w.clone(),
+                    b: b.clone(),
+                    relu,
+                });
             }
         }
-        let ftz = if precision == Precision::Bf16 {
+        // Extreme activations (the weights stay moderate so f16 does not saturate).
+        for (_, x) in extremes(rng, 5 * 67, 1e18) {
+            v.push(Dense {
+                precision,
+                m: 5,
+                k: 67,
+                n: 20,
+                x,
+                w: data(rng, 20 * 67),
+                b: data(rng, 20),
+                relu: false,
+            });
+        }
+        v
+    }
+
+    fn describe(c: &Dense) -> String {
+        format!(
+            "{:?} m={} k={} n={} relu={}",
+            c.precision, c.m, c.k, c.n, c.relu
+        )
+    }
+
+    fn reference(c: &Dense) -> Vec<f32> {
+        forward(0, c)
+    }
+
+    fn run(index: usize, c: &Dense) -> Vec<f32> {
+        forward(index, c)
+    }
+
+    fn check(c: &Dense, want: &[f32], got: &[f32]) -> Result<(), String> {
+        let (m, k, n) = (c.m, c.k, c.n);
+        let ftz = if c.precision == Precision::Bf16 {
             (2 * k + 2) as f64 * 2f64.powi(-126)
         } else {
             0.0
         };
-        for relu in [false, true] {
-            let mut expect = vec![f32::NAN; m * n];
-            let mut scratch = LinearScratch::default();
-            oracle
-                .forward(&x, m, &mut expect, relu, &mut scratch)
-                .unwrap();
-            for &isa in &levels[1..] {
-                let layer = PackedLinear::new_for_isa(&w, Some(&b), n, k, precision, isa).unwrap();
-                assert_eq!(layer.isa(), isa);
-                let mut got = vec![f32::NAN; m * n];
-                // Twice with the same scratch: the second call reuses grown buffers.
-                for _ in 0..2 {
-                    layer.forward(&x, m, &mut got, relu, &mut scratch).unwrap();
-                    for idx in 0..m * n {
-                        let tol = (k + 2) as f64 * 2f64.powi(-23) * s[idx] + ftz;
-                        let diff = (f64::from(got[idx]) - f64::from(expect[idx])).abs();
-                        assert!(
-                            diff <= tol,
-                            "{precision:?} {isa} m={m} k={k} n={n} relu={relu} at ({}, {}): \
-                             got {} want {} (diff {diff:e} > tol {tol:e})",
-                            idx / n,
-                            idx % n,
-                            got[idx],
-                            expect[idx]
-                        );
-                        if relu {
-                            assert!(got[idx] >= 0.0);
-                        }
-                    }
+        for i in 0..m {
+            for j in 0..n {
+                // S, from the oracle's operands.
+                let mut s = f64::from(c.b[j]).abs();
+                for p in 0..k {
+                    let (xv, wv) = operands(c.precision, c.x[i * k + p], c.w[j * k + p]);
+                    s += (xv * wv).abs();
+                }
+                let idx = i * n + j;
+                let tol = (k + 2) as f64 * 2f64.powi(-23) * s + ftz;
+                let diff = (f64::from(got[idx]) - f64::from(want[idx])).abs();
+                if !(diff <= tol || got[idx] == want[idx]) {
+                    return Err(format!(
+                        "({i}, {j}): got {} want {} (diff {diff:e} > tol {tol:e})",
+                        got[idx], want[idx]
+                    ));
+                }
+                if c.relu && got[idx].partial_cmp(&0.0).is_none_or(|o| o.is_lt()) {
+                    return Err(format!("({i}, {j}): {} after ReLU", got[idx]));
                 }
             }
         }
+        Ok(())
     }
 }
 
-#[test]
-fn f32_all_levels_match_oracle() {
-    check_precision(Precision::F32, 1);
+impl<const P: u8> RowWise for DenseSuite<P> {
+    fn row_cases(rng: &mut Rng) -> Vec<Dense> {
+        // One k block and beyond it (k > 1024), odd k, column tails of every kernel.
+        [(67, 40), (256, 57), (1030, 33)]
+            .into_iter()
+            .map(|(k, n)| Dense {
+                precision: precision(P),
+                m: 300,
+                k,
+                n,
+                x: data(rng, 300 * k),
+                w: data(rng, n * k),
+                b: data(rng, n),
+                relu: false,
+            })
+            .collect()
+    }
+
+    fn rows(c: &Dense) -> usize {
+        c.m
+    }
+
+    fn take_rows(c: &Dense, start: usize, len: usize) -> Dense {
+        Dense {
+            precision: c.precision,
+            m: len,
+            k: c.k,
+            n: c.n,
+            x: c.x[start * c.k..(start + len) * c.k].to_vec(),
+            w: c.w.clone(),
+            b: c.b.clone(),
+            relu: c.relu,
+        }
+    }
+
+    fn row_len(c: &Dense) -> usize {
+        c.n
+    }
 }
 
-#[test]
-fn fp16_all_levels_match_oracle() {
-    check_precision(Precision::F16, 2);
-}
-
-#[test]
-fn bf16_all_levels_match_oracle() {
-    check_precision(Precision::Bf16, 3);
-}
+kernel_suite!(f32_layers: DenseSuite<F32>, rows);
+kernel_suite!(fp16_layers: DenseSuite<F16>, rows);
+kernel_suite!(bf16_layers: DenseSuite<BF16>, rows);
 
 /// The precisions' own rounding, against exact (f64) f32-weight results: f16 weights carry a relative
 /// error ≤ 2⁻¹¹ (normal range; these weights are far from f16's subnormals), bf16 weights and

@@ -48,6 +48,10 @@ unsafe fn pool_range<const F: u8>(job: &Job<'_>, lo: usize, hi: usize) -> Result
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); `job` is validated and
+/// stored in format `F`, `ids` is its id array, `lo <= hi <= num_bags`, and no other thread writes
+/// the output columns of these bags.
 unsafe fn range<const F: u8, I: Idx>(
     job: &Job<'_>,
     ids: &[I],
@@ -107,6 +111,9 @@ unsafe fn range<const F: u8, I: Idx>(
 /// Bags `lo..hi` of a job whose rows fit one block of `R` registers (`dim <= BLOCK`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+///
+/// # Safety
+/// As [`range`], and the job's `dim` needs exactly `R` registers (`8·(R-1) < dim <= 8·R`).
 unsafe fn bags<const F: u8, I: Idx, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
@@ -134,6 +141,11 @@ unsafe fn bags<const F: u8, I: Idx, const R: usize>(
 /// false when an id is bad. Prefetches the row `pf` ids ahead when `pf > 0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// As [`range`] for the bag `start..end` (a bag of the job); columns `c0..c0 + n` lie inside the
+/// row, `8·(R-1) < n <= 8·R`, and `out` is that bag's output row; the caller is compiled with AVX2,
+/// FMA and F16C.
 unsafe fn block<const F: u8, I: Idx, const R: usize>(
     job: &Job<'_>,
     ids: &[I],
@@ -238,6 +250,10 @@ fn prefetch_row(p: *const u8, rb: usize) {
 /// Reads the row's scale and bias (`p` points just past the codes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); `p` points at the
+/// row's scale and bias (8 readable bytes for fused8, 4 for the f16 pair).
 unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
     if F == FUSED8 {
         // SAFETY: the caller points at 8 readable bytes.
@@ -283,6 +299,10 @@ fn bytes_for<const F: u8>(n: usize) -> usize {
 /// (fused formats: the raw codes), reading only the bytes of those columns.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); the bytes of columns
+/// `col..col + n` (`1 <= n <= 8`) of a row of format `F` are readable at `row`.
 unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m256 {
     // SAFETY: the caller guarantees the bytes of columns col..col + n are inside the row.
     let p = unsafe { row.add(byte_offset::<F>(col)) };
@@ -302,6 +322,10 @@ unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m256 {
 /// Decodes eight whole columns at `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); the bytes of eight
+/// whole columns of format `F` are readable at `p`.
 unsafe fn decode8<const F: u8>(p: *const u8) -> __m256 {
     // SAFETY: in all arms, the caller guarantees bytes_for(8) readable bytes at p, and each arm reads
     // exactly that many.

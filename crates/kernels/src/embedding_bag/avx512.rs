@@ -54,6 +54,10 @@ unsafe fn pool_range<const F: u8>(job: &Job<'_>, lo: usize, hi: usize) -> Result
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C (the function is compiled for them); `job` is
+/// validated and stored in format `F`, `ids` is its id array, `lo <= hi <= num_bags`, and no other
+/// thread writes the output columns of these bags; without `C` the job has no remap.
 unsafe fn range<const F: u8, I: Idx>(
     job: &Job<'_>,
     ids: &[I],
@@ -109,6 +113,9 @@ unsafe fn range<const F: u8, I: Idx>(
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// As [`block`] (columns `c0..c0 + n`, `n <= 128`, of the bag `start..end`).
 unsafe fn wide_block<const F: u8, I: Idx, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
@@ -137,6 +144,9 @@ unsafe fn wide_block<const F: u8, I: Idx, const C: bool>(
 /// Bags `lo..hi` of a job with `dim <= BLOCK`: picks the register count and weighting once.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+///
+/// # Safety
+/// As [`range`]; the job's `dim` is at most [`BLOCK`].
 unsafe fn bags_for<const F: u8, I: Idx, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
@@ -172,6 +182,10 @@ unsafe fn bags_for<const F: u8, I: Idx, const C: bool>(
 /// before its rows are read unchecked.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+///
+/// # Safety
+/// As [`range`]; the job's `dim` needs exactly `R` registers (`16·(R-1) < dim <= 16·R`), and `W`
+/// only when the job has weights.
 unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
@@ -209,6 +223,11 @@ unsafe fn bags<const F: u8, I: Idx, const W: bool, const R: usize, const C: bool
 /// array) whatever its value, since a prefetch never faults.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// As [`range`] for the bag `start..end`: columns `c0..c0 + n` lie inside the row, `16·(R-1) < n <=
+/// 16·R`, `out` is the bag's output row; without `C`, the job has no remap and the ids `start..end`
+/// were checked to be below `rows`; the caller is compiled with this module's features.
 unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize, const C: bool>(
     job: &Job<'_>,
     ids: &[I],
@@ -357,6 +376,10 @@ fn prefetch_row(p: *const u8, rb: usize) {
 /// Reads the row's scale and bias (`p` points just past the codes).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C (the function is compiled for them); `p`
+/// points at the row's scale and bias (8 readable bytes for fused8, 4 for the f16 pair).
 unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
     if F == FUSED8 {
         // SAFETY: the caller points at 8 readable bytes.
@@ -378,6 +401,11 @@ unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
 /// (fused formats: the raw codes), reading only the bytes of those columns.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C (the function is compiled for them); the
+/// bytes of columns `col..col + n` (`1 <= n <= 16`) of a row of format `F` are inside the row at
+/// `row` (masked-off bytes are never touched).
 unsafe fn decode<const F: u8>(row: *const u8, col: usize, n: usize) -> __m512 {
     let m = lane_mask(n);
     // SAFETY: in all arms, the masked loads touch only the bytes of columns col..col + n, which the

@@ -66,7 +66,8 @@ pub fn pool_tables_with_isa(
         tb.lookup.validate(t, tb.bag.pooling)?;
         if tb.lookup.num_bags != batch {
             return Err(KernelError::Shape {
-                what: format!("bags of table {t} (every table needs the batch size of table 0)"),
+                what: "bags of a table (every table needs the batch size of table 0)",
+                index: Some(t),
                 expected: batch,
                 found: tb.lookup.num_bags,
             });
@@ -76,20 +77,21 @@ pub fn pool_tables_with_isa(
             Some(e) if e <= out_stride => width = width.max(e),
             _ => {
                 return Err(KernelError::Shape {
-                    what: format!("end of the columns of table {t} within an output row"),
+                    what: "end of a table's columns within an output row",
+                    index: Some(t),
                     expected: out_stride,
                     found: end.unwrap_or(usize::MAX),
                 });
             }
         }
-        for (u, ub) in tables[..t].iter().enumerate() {
+        for ub in &tables[..t] {
             let (a0, a1) = (tb.column, tb.column + tb.bag.table.dim);
             let (b0, b1) = (ub.column, ub.column + ub.bag.table.dim);
             if a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1 {
+                // Table t's first column would have to be at or past the earlier table's last.
                 return Err(KernelError::Shape {
-                    what: format!(
-                        "first column of table {t} (columns {a0}..{a1} overlap table {u}'s {b0}..{b1})"
-                    ),
+                    what: "first column of a table (its columns overlap an earlier table's)",
+                    index: Some(t),
                     expected: b1,
                     found: a0,
                 });
@@ -107,7 +109,8 @@ pub fn pool_tables_with_isa(
         Some(n) if out.len() >= n => {}
         _ => {
             return Err(KernelError::Shape {
-                what: format!("batched output of {batch} bags × {out_stride} floats"),
+                what: "batched output (bags × row stride)",
+                index: None,
                 expected: needed.unwrap_or(usize::MAX),
                 found: out.len(),
             });

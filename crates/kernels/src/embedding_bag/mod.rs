@@ -28,10 +28,9 @@ mod plan;
 mod portable;
 mod scalar;
 
-use std::sync::OnceLock;
-
 use crate::formats::{TableFormat, TableRef};
-use crate::{Isa, KernelError, Result};
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::{BagProblem, Isa, KernelError, Result};
 use plan::{Job, RangeFn};
 
 pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
@@ -139,7 +138,7 @@ impl Lookup<'_> {
     /// Checks bag boundaries and weights against the id array; `table` names the table in errors.
     pub fn validate(&self, table: usize, pooling: Pooling) -> Result<()> {
         let n = self.indices.len();
-        let bad = |reason: String| Err(KernelError::BadBags { table, reason });
+        let bad = |problem: BagProblem| Err(KernelError::BadBags { table, problem });
         let fast_ok = match self.bags {
             Bags::Offsets(o) => {
                 (o.len() == self.num_bags || o.len() == self.num_bags + 1)
@@ -162,56 +161,60 @@ impl Lookup<'_> {
             _ if fast_ok => {}
             Bags::Offsets(o) => {
                 if o.len() != self.num_bags && o.len() != self.num_bags + 1 {
-                    return bad(format!(
-                        "{} offsets for {} bags (expected {} or {} with the trailing end)",
-                        o.len(),
-                        self.num_bags,
-                        self.num_bags,
-                        self.num_bags + 1
-                    ));
+                    return bad(BagProblem::OffsetCount {
+                        offsets: o.len(),
+                        bags: self.num_bags,
+                    });
                 }
                 let mut prev = 0i64;
                 for i in 0..o.len() {
                     let v = o.get(i);
                     if v < prev || v as u64 > n as u64 {
-                        return bad(format!(
-                            "offset {i} is {v}: offsets must be non-decreasing within 0..={n}"
-                        ));
+                        return bad(BagProblem::Offset {
+                            index: i,
+                            value: v,
+                            ids: n,
+                        });
                     }
                     if i == 0 && v != 0 {
-                        return bad(format!("the first offset is {v}, expected 0"));
+                        return bad(BagProblem::FirstOffset { value: v });
                     }
                     prev = v;
                 }
                 if o.len() == self.num_bags + 1 && prev as usize != n {
-                    return bad(format!(
-                        "the trailing offset is {prev}, expected the id count {n}"
-                    ));
+                    return bad(BagProblem::TrailingOffset {
+                        value: prev,
+                        ids: n,
+                    });
                 }
             }
             Bags::Lengths(l) => {
                 if l.len() != self.num_bags {
-                    return bad(format!("{} lengths for {} bags", l.len(), self.num_bags));
+                    return bad(BagProblem::LengthCount {
+                        lengths: l.len(),
+                        bags: self.num_bags,
+                    });
                 }
                 let mut total = 0u64;
                 for i in 0..l.len() {
                     let v = l.get(i);
                     if v < 0 {
-                        return bad(format!("length {i} is negative ({v})"));
+                        return bad(BagProblem::NegativeLength { index: i, value: v });
                     }
                     total = total.saturating_add(v as u64);
                 }
                 if total != n as u64 {
-                    return bad(format!("lengths sum to {total} but there are {n} ids"));
+                    return bad(BagProblem::LengthSum { sum: total, ids: n });
                 }
             }
         }
         if pooling == Pooling::WeightedSum {
             match self.per_sample_weights {
-                None => return bad("weighted pooling needs per-sample weights".to_string()),
+                None => return bad(BagProblem::MissingWeights),
                 Some(w) if w.len() != n => {
                     return Err(KernelError::Shape {
-                        what: format!("per-sample weights of table {table}"),
+                        what: "per-sample weights",
+                        index: Some(table),
                         expected: n,
                         found: w.len(),
                     });
@@ -248,49 +251,50 @@ fn lengths_ok<T: Copy + Into<i64>>(l: &[T], n: usize) -> bool {
     !negative && total == n as u64
 }
 
-/// The embedding-bag kernels of one ISA level: one bag-range kernel per table format.
+/// The embedding-bag kernels of one implementation: one bag-range kernel per table format.
 #[derive(Clone, Copy)]
-pub(crate) struct EmbeddingBagOps {
+pub struct EmbeddingBagOps {
     kernels: [RangeFn; 7],
 }
 
-impl EmbeddingBagOps {
-    /// The ops table for `isa`: the portable kernel, overridden level by level up to `isa`
-    /// (AVX2, then AVX-512; the VNNI level adds nothing for embedding bags and keeps AVX-512's).
-    fn build(isa: Isa) -> Self {
-        let mut ops = EmbeddingBagOps {
-            kernels: [portable::pool_range as RangeFn; 7],
+/// The embedding-bag family in the [registry](crate::registry): one bag-range kernel per table
+/// format. The VNNI level adds nothing for embedding bags and keeps AVX-512's kernels.
+pub struct EmbeddingBagFamily;
+
+static CACHE: FamilyCache<EmbeddingBagOps> = FamilyCache::new();
+
+impl KernelFamily for EmbeddingBagFamily {
+    const NAME: &'static str = "embedding_bag";
+    type Ops = EmbeddingBagOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+    ];
+
+    fn build(index: usize) -> Result<EmbeddingBagOps> {
+        type KernelFor = fn(TableFormat) -> RangeFn;
+        let kernel: KernelFor = match index {
+            #[cfg(target_arch = "x86_64")]
+            1 => avx2::kernel,
+            #[cfg(target_arch = "x86_64")]
+            2 => avx512::kernel,
+            _ => |_| portable::pool_range as RangeFn,
         };
-        #[cfg(target_arch = "x86_64")]
-        {
-            type KernelFor = fn(TableFormat) -> RangeFn;
-            let levels: [(Isa, KernelFor); 2] =
-                [(Isa::Avx2, avx2::kernel), (Isa::Avx512, avx512::kernel)];
-            for (level, kernel) in levels {
-                if isa >= level {
-                    for (slot, f) in ops.kernels.iter_mut().zip(TableFormat::ALL) {
-                        *slot = kernel(f);
-                    }
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = isa;
-        ops
+        Ok(EmbeddingBagOps {
+            kernels: TableFormat::ALL.map(kernel),
+        })
     }
 
+    fn cache() -> &'static FamilyCache<EmbeddingBagOps> {
+        &CACHE
+    }
+}
+
+impl EmbeddingBagOps {
     /// The cached ops table for `isa`, or an error when this CPU cannot run it.
     pub(crate) fn for_isa(isa: Isa) -> Result<&'static EmbeddingBagOps> {
-        static OPS: [OnceLock<EmbeddingBagOps>; 4] = [const { OnceLock::new() }; 4];
-        let detected = Isa::detected();
-        if isa > detected {
-            return Err(KernelError::IsaUnavailable {
-                requested: isa,
-                detected,
-            });
-        }
-        let slot = Isa::ALL.iter().position(|l| *l == isa).unwrap_or(0);
-        Ok(OPS[slot].get_or_init(|| EmbeddingBagOps::build(isa)))
+        EmbeddingBagFamily::for_level(isa)
     }
 
     /// The kernel for tables stored in `format`.
@@ -313,7 +317,14 @@ pub fn pool(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<()> {
-    pool_with_isa(Isa::active(), bag, lookup, table_index, out, out_stride)
+    pool_with_ops(
+        EmbeddingBagFamily::active(),
+        bag,
+        lookup,
+        table_index,
+        out,
+        out_stride,
+    )
 }
 
 /// [`pool`] at a chosen ISA level (an error if this CPU lacks it); for tests and benchmarks.
@@ -326,10 +337,23 @@ pub fn pool_with_isa(
     out_stride: usize,
 ) -> Result<()> {
     let ops = EmbeddingBagOps::for_isa(isa)?;
+    pool_with_ops(ops, bag, lookup, table_index, out, out_stride)
+}
+
+/// [`pool`] with one implementation's ops table (from [`EmbeddingBagFamily`] in the registry).
+pub fn pool_with_ops(
+    ops: &EmbeddingBagOps,
+    bag: &EmbeddingBag<'_>,
+    lookup: &Lookup<'_>,
+    table_index: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<()> {
     let job = Job::new(bag, lookup, table_index, out, out_stride)?;
     let kernel = ops.kernel(bag.table.format);
-    // SAFETY: the job is validated (bags, weights, table bytes, output size), the ops table is for a
-    // level this CPU runs, and `out` is borrowed exclusively for this call.
+    // SAFETY: the job is validated (bags, weights, table bytes, output size), the ops table comes
+    // from the registry, which builds tables only for implementations this CPU runs, and `out` is
+    // borrowed exclusively for this call.
     match unsafe { kernel(&job, 0, lookup.num_bags) } {
         Ok(()) => Ok(()),
         Err(b) => Err(job.id_error(bag, table_index, b)),

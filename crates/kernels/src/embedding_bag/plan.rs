@@ -9,7 +9,7 @@
 use super::scalar::resolve_row;
 use super::{Bags, EmbeddingBag, Indices, Lookup, Pooling};
 use crate::formats::TableFormat;
-use crate::{KernelError, Result};
+use crate::{BagProblem, KernelError, Result};
 
 /// An id type the kernels are generic over.
 pub(crate) trait Idx: Copy + Send + Sync {
@@ -253,7 +253,7 @@ impl<'a> Job<'a> {
         // A kernel only stops on an id `resolve` rejects, which `resolve_row` rejects too.
         KernelError::BadBags {
             table: table_index,
-            reason: format!("bag {b} was reported to hold a bad id but none was found"),
+            problem: BagProblem::UnreportedBadId { bag: b },
         }
     }
 }
@@ -265,7 +265,8 @@ pub(crate) fn check_table(bag: &EmbeddingBag<'_>, table_index: usize) -> Result<
     match needed {
         Some(n) if t.data.len() >= n => Ok(()),
         _ => Err(KernelError::Shape {
-            what: format!("bytes of table {table_index} ({} rows × {})", t.rows, t.dim),
+            what: "table bytes (rows × row bytes)",
+            index: Some(table_index),
             expected: needed.unwrap_or(usize::MAX),
             found: t.data.len(),
         }),
@@ -289,7 +290,8 @@ pub(crate) fn check_out(
     match needed {
         Some(n) if out_len >= n && (num_bags == 1 || out_stride >= dim) => Ok(()),
         _ => Err(KernelError::Shape {
-            what: format!("output of table {table_index}"),
+            what: "table output",
+            index: Some(table_index),
             expected: needed.unwrap_or(usize::MAX),
             found: out_len,
         }),

@@ -19,6 +19,9 @@ pub(crate) unsafe fn pool_range(job: &Job<'_>, lo: usize, hi: usize) -> Result<(
     }
 }
 
+/// # Safety
+/// As [`pool_range`]: `job` is validated, `ids` is its id array, `lo <= hi <= num_bags`, and no
+/// other thread writes the output columns of these bags.
 unsafe fn range<I: Idx>(job: &Job<'_>, ids: &[I], lo: usize, hi: usize) -> Result<(), usize> {
     let dim = job.dim;
     let mut start = job.bag_start(lo);

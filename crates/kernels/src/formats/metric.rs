@@ -22,7 +22,7 @@
 use super::TableFormat;
 use super::refine::{usable, write_row};
 use super::round::round_f16;
-use crate::{KernelError, Result};
+use crate::{KernelError, QuantProblem, Result};
 
 /// At most this many refits of the grid (scale, bias); each must lower the error.
 const GRID_ROUNDS: usize = 6;
@@ -47,16 +47,20 @@ pub fn refine_row_in_metric(
         TableFormat::Fused2 => 2,
         other => {
             return Err(KernelError::BadQuantParams {
-                what: format!("{other} row"),
-                reason: "metric rounding is for the N-bit formats (fused8half, fused4, fused2)"
-                    .into(),
+                what: "metric rounding",
+                table: None,
+                problem: QuantProblem::NotNBit {
+                    option: "metric rounding",
+                    format: other.name(),
+                },
             });
         }
     };
     let d = x.len();
     format.check_dim(d)?;
-    let shape = |what: &str, expected: usize, found: usize| KernelError::Shape {
-        what: what.into(),
+    let shape = |what: &'static str, expected: usize, found: usize| KernelError::Shape {
+        what,
+        index: None,
         expected,
         found,
     };
@@ -68,7 +72,8 @@ pub fn refine_row_in_metric(
     }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(KernelError::NonFinite {
-            what: "metric-rounded row".into(),
+            what: "metric-rounded row",
+            table: None,
             row: 0,
             col: i,
             value: x[i],
@@ -76,7 +81,8 @@ pub fn refine_row_in_metric(
     }
     if let Some(i) = metric.iter().position(|v| !v.is_finite()) {
         return Err(KernelError::NonFinite {
-            what: "row metric".into(),
+            what: "row metric",
+            table: None,
             row: i / d,
             col: i % d,
             value: metric[i] as f32,
@@ -85,8 +91,13 @@ pub fn refine_row_in_metric(
     let (scale, bias) = super::row_scale_bias(format, d, row);
     if !usable(scale, bias) {
         return Err(KernelError::BadQuantParams {
-            what: "metric-rounded row".into(),
-            reason: format!("scale {scale} and bias {bias} cannot be refined"),
+            what: "metric-rounded row",
+            table: None,
+            problem: QuantProblem::RowScaleBias {
+                row: 0,
+                scale,
+                bias,
+            },
         });
     }
     if d == 0 {

@@ -201,7 +201,8 @@ impl<'a> TableRef<'a> {
         let expected = rows * format.row_bytes(dim);
         if data.len() != expected {
             return Err(KernelError::Shape {
-                what: format!("{format} table of {rows} rows × {dim}"),
+                what: "table bytes (rows × row bytes)",
+                index: None,
                 expected,
                 found: data.len(),
             });

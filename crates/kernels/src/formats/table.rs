@@ -7,7 +7,7 @@ use super::codes::CodeOps;
 use super::decode::DecodeOps;
 use super::greedy::{self, GreedyOps};
 use super::{TableFormat, TableRef, dequantize_row, fused8, nbit, refine};
-use crate::{Isa, KernelError, Result};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Rows handed to one rayon task.
 const ROWS_PER_TASK: usize = 512;
@@ -83,7 +83,8 @@ pub fn quantize_table_with(
     let name = opts.name;
     if src.len() != rows * dim {
         return Err(KernelError::Shape {
-            what: format!("source of table {name} ({rows} rows × {dim})"),
+            what: "table source (rows × dim)",
+            index: None,
             expected: rows * dim,
             found: src.len(),
         });
@@ -91,7 +92,8 @@ pub fn quantize_table_with(
     let row_bytes = format.row_bytes(dim);
     if out.len() != rows * row_bytes {
         return Err(KernelError::Shape {
-            what: format!("{format} output of table {name} ({rows} rows × {dim})"),
+            what: "table output bytes (rows × row bytes)",
+            index: None,
             expected: rows * row_bytes,
             found: out.len(),
         });
@@ -104,8 +106,12 @@ pub fn quantize_table_with(
             "least-squares refinement"
         };
         return Err(KernelError::BadQuantParams {
-            what: format!("table {name}"),
-            reason: format!("{what} applies to fused8half, fused4 and fused2 rows, not {format}"),
+            what: "table quantization",
+            table: Some(name.to_string()),
+            problem: QuantProblem::NotNBit {
+                option: what,
+                format: format.name(),
+            },
         });
     }
     let (greedy_ops, code_ops) = (GreedyOps::for_isa(isa)?, CodeOps::for_isa(isa)?);
@@ -209,7 +215,7 @@ fn unrepresentable(
     r: usize,
     name: &str,
 ) -> KernelError {
-    let reason = if format.bits() == 16 {
+    let problem = if format.bits() == 16 {
         let mut decoded = vec![0f32; dim];
         dequantize_row(format, row, &mut decoded);
         let c = decoded.iter().position(|v| !v.is_finite()).unwrap_or(0);
@@ -218,17 +224,24 @@ fn unrepresentable(
         } else {
             bf16::MAX.to_f32()
         };
-        format!("row {r}, column {c}: the value overflows {format} (largest finite {max})")
+        QuantProblem::Overflow {
+            row: r,
+            col: c,
+            largest: max,
+        }
     } else {
+        // The row's values or range exceed what the format's scale and bias can hold.
         let (scale, bias) = super::row_scale_bias(format, dim, row);
-        format!(
-            "row {r}: its {format} scale ({scale}) or bias ({bias}) is not finite; the row's values \
-             or range exceed what the format's scale and bias can hold"
-        )
+        QuantProblem::RowScaleBias {
+            row: r,
+            scale,
+            bias,
+        }
     };
     KernelError::BadQuantParams {
-        what: format!("table {name}"),
-        reason,
+        what: "table quantization",
+        table: Some(name.to_string()),
+        problem,
     }
 }
 
@@ -246,7 +259,8 @@ fn check_finite(src: &[f32], dim: usize, name: &str) -> Result<()> {
                 .position(|v| !v.is_finite())
                 .expect("found above");
         return Err(KernelError::NonFinite {
-            what: format!("table {name}"),
+            what: "table source",
+            table: Some(name.to_string()),
             row: i / dim,
             col: i % dim,
             value: src[i],
@@ -267,10 +281,8 @@ pub fn dequantize_table_with(isa: Isa, table: &TableRef<'_>, out: &mut [f32]) ->
     let (rows, dim) = (table.rows, table.dim);
     if out.len() != rows * dim {
         return Err(KernelError::Shape {
-            what: format!(
-                "f32 output of a {} table of {rows} rows × {dim}",
-                table.format
-            ),
+            what: "dequantized table (rows × dim)",
+            index: None,
             expected: rows * dim,
             found: out.len(),
         });

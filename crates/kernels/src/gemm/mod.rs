@@ -17,8 +17,10 @@ mod dense;
 pub mod int8;
 pub mod scalar;
 
-use crate::{Isa, KernelError, Result};
-use dense::{DenseOps, PackedDense};
+use crate::registry::KernelFamily;
+use crate::{Isa, KernelError, QuantProblem, Result};
+use dense::PackedDense;
+pub use dense::{DenseFamily, DenseOps};
 
 /// Symmetric-or-asymmetric 8-bit quantization parameters: `real = scale · (q − zero_point)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,8 +49,12 @@ impl QParams {
 /// How activations of an int8 layer are quantized to u8.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ActivationQuant {
-    /// Min/max of each batch, chosen while packing the activations.
+    /// Min/max of the whole batch, chosen while packing the activations (PyTorch's per-tensor
+    /// dynamic quantization: a row's result depends on the other rows of its batch).
     Dynamic,
+    /// Min/max of each row on its own, through the same [`int8::choose_qparams`]: every row has its
+    /// own scale and zero point, so its result does not depend on the batch it is in.
+    DynamicPerRow,
     /// Fixed, calibrated parameters.
     Static(QParams),
 }
@@ -141,6 +147,41 @@ impl PackedLinear {
                 detected: Isa::detected(),
             });
         }
+        let index = if isa == Isa::active() {
+            DenseFamily::active_index()
+        } else {
+            DenseFamily::index_for(isa)
+        };
+        Self::pack(weight, bias, n, k, precision, index, isa)
+    }
+
+    /// Like [`PackedLinear::new`], for implementation `index` of [`DenseFamily`] (tests and
+    /// benchmarks reach every implementation this way, e.g. `vdpbf16ps` on AMX machines). An
+    /// implementation this CPU cannot run is an error.
+    pub fn new_for_implementation(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        precision: Precision,
+        index: usize,
+    ) -> Result<Self> {
+        let isa = DenseFamily::IMPLEMENTATIONS
+            .get(index)
+            .map_or(Isa::Scalar, |imp| imp.isa);
+        Self::pack(weight, bias, n, k, precision, index, isa)
+    }
+
+    fn pack(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        n: usize,
+        k: usize,
+        precision: Precision,
+        index: usize,
+        isa: Isa,
+    ) -> Result<Self> {
+        let ops = *DenseFamily::get(index)?;
         check_len("linear weight", n * k, weight.len())?;
         check_finite("linear weight", weight, k.max(1))?;
         let bias = match bias {
@@ -150,11 +191,6 @@ impl PackedLinear {
                 b.to_vec()
             }
             None => vec![0.0; n],
-        };
-        let ops = if isa == Isa::active() {
-            *DenseOps::active()
-        } else {
-            DenseOps::for_isa(isa)
         };
         let saturated = match precision {
             Precision::F16 => weight.iter().filter(|v| v.abs() > 65504.0).count(),
@@ -272,10 +308,11 @@ pub fn amx_available() -> bool {
     }
 }
 
-fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
+pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
         return Err(KernelError::Shape {
-            what: what.to_string(),
+            what,
+            index: None,
             expected,
             found,
         });
@@ -283,10 +320,11 @@ fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
+fn check_finite(what: &'static str, v: &[f32], row_len: usize) -> Result<()> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(KernelError::NonFinite {
-            what: what.to_string(),
+            what,
+            table: None,
             row: i / row_len,
             col: i % row_len,
             value: v[i],
@@ -295,14 +333,15 @@ fn check_finite(what: &str, v: &[f32], row_len: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_qparams(what: &str, q: QParams) -> Result<()> {
+pub(crate) fn check_qparams(what: &'static str, q: QParams) -> Result<()> {
     if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
         return Err(KernelError::BadQuantParams {
-            what: what.to_string(),
-            reason: format!(
-                "scale {} must be finite and > 0, zero point {} within 0..=255",
-                q.scale, q.zero_point
-            ),
+            what,
+            table: None,
+            problem: QuantProblem::Activation {
+                scale: q.scale,
+                zero_point: q.zero_point,
+            },
         });
     }
     Ok(())

@@ -16,6 +16,9 @@ pub(crate) fn dot_interaction(
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). Memory safety does not
+/// depend on the caller: the lengths are asserted.
 unsafe fn dot_avx2(
     features: &[f32],
     batch: usize,
@@ -100,6 +103,8 @@ pub(crate) fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). The lengths are asserted.
 unsafe fn cross_avx2(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) {
     let n = x0.len();
     assert!(u.len() == n && x.len() == n && x_next.len() == n);

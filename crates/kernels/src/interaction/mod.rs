@@ -1,7 +1,7 @@
 //! Feature interaction: DLRM's pairwise dot products and the DCN-v2 cross layer's element-wise step.
 //!
-//! Dispatch follows the other families: an [`InteractionOps`] table built for an [`Isa`] level
-//! (scalar oracle first, richer levels overriding), cached for [`Isa::active`]. The SIMD dot kernels
+//! Dispatch goes through the [registry](crate::registry): [`InteractionFamily`] lists the scalar
+//! oracle, AVX2 and AVX-512 implementations of the [`InteractionOps`] table. The SIMD dot kernels
 //! compute 16 (AVX-512) or 8 (AVX2) pairs at a time, one vector accumulator per pair over `d`, then fold
 //! the accumulators with a transpose-and-add tree into one vector of dot products stored contiguously,
 //! so any pair list (either DLRM order, with or without self-interaction) runs at full width.
@@ -13,8 +13,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-use std::sync::OnceLock;
-
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
 use crate::{Isa, KernelError, Result};
 
 /// Which pairs of feature vectors a dot interaction emits, and in what order.
@@ -74,49 +73,41 @@ pub struct InteractionOps {
     cross: CrossFn,
 }
 
-impl InteractionOps {
-    /// The table for `isa` (which must not exceed [`Isa::detected`]).
-    fn build(isa: Isa) -> InteractionOps {
-        #[allow(unused_mut)]
-        let mut ops = InteractionOps {
-            dot: scalar::dot_interaction,
-            cross: scalar::cross_combine,
+/// The interaction family in the [registry](crate::registry): dot interaction and the DCN-v2
+/// cross step.
+pub struct InteractionFamily;
+
+static CACHE: FamilyCache<InteractionOps> = FamilyCache::new();
+
+impl KernelFamily for InteractionFamily {
+    const NAME: &'static str = "interaction";
+    type Ops = InteractionOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+    ];
+
+    fn build(index: usize) -> Result<InteractionOps> {
+        let (dot, cross): (DotFn, CrossFn) = match index {
+            #[cfg(target_arch = "x86_64")]
+            1 => (avx2::dot_interaction, avx2::cross_combine),
+            #[cfg(target_arch = "x86_64")]
+            2 => (avx512::dot_interaction, avx512::cross_combine),
+            _ => (scalar::dot_interaction, scalar::cross_combine),
         };
-        #[cfg(target_arch = "x86_64")]
-        {
-            if isa >= Isa::Avx2 {
-                ops.dot = avx2::dot_interaction;
-                ops.cross = avx2::cross_combine;
-            }
-            if isa >= Isa::Avx512 {
-                ops.dot = avx512::dot_interaction;
-                ops.cross = avx512::cross_combine;
-            }
-        }
-        let _ = isa;
-        ops
+        Ok(InteractionOps { dot, cross })
     }
 
+    fn cache() -> &'static FamilyCache<InteractionOps> {
+        &CACHE
+    }
+}
+
+impl InteractionOps {
     /// The cached table of `isa`; levels the CPU lacks are an error.
     pub fn for_isa(isa: Isa) -> Result<&'static InteractionOps> {
-        if isa > Isa::detected() {
-            return Err(KernelError::IsaUnavailable {
-                requested: isa,
-                detected: Isa::detected(),
-            });
-        }
-        static TABLES: [OnceLock<InteractionOps>; 4] = [const { OnceLock::new() }; 4];
-        let slot = Isa::ALL.iter().position(|&l| l == isa).unwrap_or(0);
-        Ok(TABLES[slot].get_or_init(|| InteractionOps::build(isa)))
-    }
-
-    fn active() -> &'static InteractionOps {
-        static ACTIVE: OnceLock<&'static InteractionOps> = OnceLock::new();
-        ACTIVE.get_or_init(|| {
-            InteractionOps::for_isa(Isa::active()).unwrap_or_else(|_| {
-                InteractionOps::for_isa(Isa::Scalar).expect("scalar always runs")
-            })
-        })
+        InteractionFamily::for_level(isa)
     }
 
     /// [`dot_interaction`] with this table.
@@ -159,13 +150,13 @@ pub fn dot_interaction(
     pairs: &[(usize, usize)],
     out: &mut [f32],
 ) -> Result<()> {
-    InteractionOps::active().dot_interaction(features, batch, f, d, pairs, out)
+    InteractionFamily::active().dot_interaction(features, batch, f, d, pairs, out)
 }
 
 /// The element-wise step of a DCN-v2 cross layer: `x_next = x0 ⊙ u + x` where `u = W(V x) + b` was
 /// computed by two dense layers. All slices have the same length. Runs at [`Isa::active`].
 pub fn cross_combine(x0: &[f32], u: &[f32], x: &[f32], x_next: &mut [f32]) -> Result<()> {
-    InteractionOps::active().cross_combine(x0, u, x, x_next)
+    InteractionFamily::active().cross_combine(x0, u, x, x_next)
 }
 
 fn check_dot(
@@ -179,28 +170,36 @@ fn check_dot(
     let width = d + pairs.len();
     if features.len() != batch * f * d {
         return Err(KernelError::Shape {
-            what: "interaction features [batch, f, d]".into(),
+            what: "interaction features [batch, f, d]",
+            index: None,
             expected: batch * f * d,
             found: features.len(),
         });
     }
     if out.len() != batch * width {
         return Err(KernelError::Shape {
-            what: "interaction output".into(),
+            what: "interaction output",
+            index: None,
             expected: batch * width,
             found: out.len(),
         });
     }
     if batch > 0 && f == 0 {
         return Err(KernelError::Shape {
-            what: "interaction feature count (the dense vector is feature 0)".into(),
+            what: "interaction feature count (the dense vector is feature 0)",
+            index: None,
             expected: 1,
             found: 0,
         });
     }
-    if let Some(&(i, j)) = pairs.iter().find(|&&(i, j)| i >= f || j >= f) {
+    if let Some((p, &(i, j))) = pairs
+        .iter()
+        .enumerate()
+        .find(|(_, (i, j))| *i >= f || *j >= f)
+    {
         return Err(KernelError::Shape {
-            what: format!("interaction pair ({i}, {j})"),
+            what: "interaction pair (feature count)",
+            index: Some(p),
             expected: f,
             found: i.max(j),
         });
@@ -217,7 +216,8 @@ fn check_cross(x0: &[f32], u: &[f32], x: &[f32], x_next: &[f32]) -> Result<()> {
     ] {
         if len != n {
             return Err(KernelError::Shape {
-                what: what.into(),
+                what,
+                index: None,
                 expected: n,
                 found: len,
             });

@@ -13,9 +13,8 @@ mod avx2;
 mod avx512;
 pub(crate) mod scalar;
 
-use std::sync::OnceLock;
-
-use crate::{Isa, KernelError, Result};
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// `(row) -> (min, max)`.
 type MinMaxFn = fn(&[f32]) -> (f32, f32);
@@ -34,17 +33,22 @@ pub struct CodeOps {
     packed: PackedFn,
 }
 
-impl CodeOps {
-    /// The table for `isa`: the scalar oracle, overridden level by level up to `isa`. Asking for a
-    /// level this CPU lacks is an error.
-    pub fn for_isa(isa: Isa) -> Result<CodeOps> {
-        let detected = Isa::detected();
-        if isa > detected {
-            return Err(KernelError::IsaUnavailable {
-                requested: isa,
-                detected,
-            });
-        }
+/// The row-code family in the [registry](crate::registry) (min/max and codes).
+pub struct Codes;
+
+static CACHE: FamilyCache<CodeOps> = FamilyCache::new();
+
+impl KernelFamily for Codes {
+    const NAME: &'static str = "formats_codes";
+    type Ops = CodeOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+    ];
+
+    fn build(index: usize) -> Result<CodeOps> {
+        let isa = Self::IMPLEMENTATIONS[index].isa;
         #[allow(unused_mut)]
         let mut ops = CodeOps {
             isa,
@@ -52,6 +56,8 @@ impl CodeOps {
             codes: scalar::codes,
             packed: scalar::packed_codes,
         };
+        // Each level keeps the entries of the levels below that it does not replace (AVX-512 keeps
+        // the AVX2 min/max).
         #[cfg(target_arch = "x86_64")]
         {
             if isa >= Isa::Avx2 {
@@ -67,10 +73,20 @@ impl CodeOps {
         Ok(ops)
     }
 
+    fn cache() -> &'static FamilyCache<CodeOps> {
+        &CACHE
+    }
+}
+
+impl CodeOps {
+    /// The table for `isa` (see [`Codes`]). Asking for a level this CPU lacks is an error.
+    pub fn for_isa(isa: Isa) -> Result<CodeOps> {
+        Codes::for_level(isa).copied()
+    }
+
     /// The table for [`Isa::active`], built once.
     pub fn active() -> &'static CodeOps {
-        static OPS: OnceLock<CodeOps> = OnceLock::new();
-        OPS.get_or_init(|| CodeOps::for_isa(Isa::active()).expect("the active level is detected"))
+        Codes::active()
     }
 
     /// The row's minimum and maximum as FBGEMM's AVX2 quantizers find them (eight running lanes
@@ -93,15 +109,17 @@ impl CodeOps {
     ) -> Result<()> {
         if codes.len() != x.len() {
             return Err(KernelError::Shape {
-                what: "row codes".to_string(),
+                what: "row codes",
+                index: None,
                 expected: x.len(),
                 found: codes.len(),
             });
         }
         if !(1..=255).contains(&qmax) {
             return Err(KernelError::BadQuantParams {
-                what: "row codes".to_string(),
-                reason: format!("qmax {qmax} outside 1..=255"),
+                what: "row codes",
+                table: None,
+                problem: QuantProblem::Qmax { qmax },
             });
         }
         (self.codes)(x, bias, inverse, qmax, codes);
@@ -122,14 +140,19 @@ impl CodeOps {
     ) -> Result<()> {
         if ![1, 2, 4, 8].contains(&bits) {
             return Err(KernelError::BadQuantParams {
-                what: "packed row codes".to_string(),
-                reason: format!("{bits} bits per code; expected 1, 2, 4 or 8"),
+                what: "packed row codes",
+                table: None,
+                problem: QuantProblem::Bits {
+                    bits,
+                    expected: "1, 2, 4 or 8",
+                },
             });
         }
         let expected = (x.len() * bits as usize).div_ceil(8);
         if out.len() != expected {
             return Err(KernelError::Shape {
-                what: format!("{bits}-bit packed codes of {} values", x.len()),
+                what: "packed row codes",
+                index: None,
                 expected,
                 found: out.len(),
             });

@@ -7,9 +7,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-use std::sync::OnceLock;
-
 use super::{TableFormat, dequantize_row, row_code, row_scale_bias};
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
 use crate::{Isa, KernelError, Result};
 
 /// `(format, stored row, out)`; `out.len()` is the row dimension.
@@ -23,38 +22,48 @@ pub struct DecodeOps {
     decode: DecodeFn,
 }
 
-impl DecodeOps {
-    /// The table for `isa`: the scalar oracle, overridden level by level up to `isa`. Asking for a
-    /// level this CPU lacks is an error.
-    pub fn for_isa(isa: Isa) -> Result<DecodeOps> {
-        let detected = Isa::detected();
-        if isa > detected {
-            return Err(KernelError::IsaUnavailable {
-                requested: isa,
-                detected,
-            });
-        }
-        #[allow(unused_mut)]
-        let mut ops = DecodeOps {
-            isa,
-            decode: dequantize_row,
+/// The row-decoder family in the [registry](crate::registry).
+pub struct Decode;
+
+static CACHE: FamilyCache<DecodeOps> = FamilyCache::new();
+
+impl KernelFamily for Decode {
+    const NAME: &'static str = "formats_decode";
+    type Ops = DecodeOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+    ];
+
+    fn build(index: usize) -> Result<DecodeOps> {
+        let decode: DecodeFn = match index {
+            #[cfg(target_arch = "x86_64")]
+            1 => avx2::decode,
+            #[cfg(target_arch = "x86_64")]
+            2 => avx512::decode,
+            _ => dequantize_row,
         };
-        #[cfg(target_arch = "x86_64")]
-        {
-            if isa >= Isa::Avx2 {
-                ops.decode = avx2::decode;
-            }
-            if isa >= Isa::Avx512 {
-                ops.decode = avx512::decode;
-            }
-        }
-        Ok(ops)
+        Ok(DecodeOps {
+            isa: Self::IMPLEMENTATIONS[index].isa,
+            decode,
+        })
+    }
+
+    fn cache() -> &'static FamilyCache<DecodeOps> {
+        &CACHE
+    }
+}
+
+impl DecodeOps {
+    /// The table for `isa` (see [`Decode`]). Asking for a level this CPU lacks is an error.
+    pub fn for_isa(isa: Isa) -> Result<DecodeOps> {
+        Decode::for_level(isa).copied()
     }
 
     /// The table for [`Isa::active`], built once.
     pub fn active() -> &'static DecodeOps {
-        static OPS: OnceLock<DecodeOps> = OnceLock::new();
-        OPS.get_or_init(|| DecodeOps::for_isa(Isa::active()).expect("the active level is detected"))
+        Decode::active()
     }
 
     /// Decodes one stored row of `format` into `out` (`out.len()` values); `row` must hold
@@ -64,7 +73,8 @@ impl DecodeOps {
         let expected = format.row_bytes(out.len());
         if row.len() != expected {
             return Err(KernelError::Shape {
-                what: format!("{format} row of dimension {}", out.len()),
+                what: "stored row bytes",
+                index: None,
                 expected,
                 found: row.len(),
             });

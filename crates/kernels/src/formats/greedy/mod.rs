@@ -18,11 +18,10 @@ mod avx2;
 mod avx512;
 pub mod scalar;
 
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
 
-use crate::{Isa, KernelError, Result};
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Number of bins the range is divided into (PyTorch's default `nbins`).
 pub const N_BINS: f32 = 200.0;
@@ -47,41 +46,49 @@ pub struct GreedyOps {
     search: SearchFn,
 }
 
-impl GreedyOps {
-    /// The table for `isa`: the scalar oracle, overridden level by level up to `isa`. Asking for a
-    /// level this CPU lacks is an error.
-    pub fn for_isa(isa: Isa) -> Result<GreedyOps> {
-        let detected = Isa::detected();
-        if isa > detected {
-            return Err(KernelError::IsaUnavailable {
-                requested: isa,
-                detected,
-            });
-        }
-        #[allow(unused_mut)]
-        let mut ops = GreedyOps {
-            isa,
-            lanes: 1,
-            search: scalar::search,
+/// The greedy range-search family in the [registry](crate::registry).
+pub struct Greedy;
+
+static CACHE: FamilyCache<GreedyOps> = FamilyCache::new();
+
+impl KernelFamily for Greedy {
+    const NAME: &'static str = "formats_greedy";
+    type Ops = GreedyOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+    ];
+
+    fn build(index: usize) -> Result<GreedyOps> {
+        let (lanes, search): (usize, SearchFn) = match index {
+            #[cfg(target_arch = "x86_64")]
+            1 => (avx2::LANES, avx2::search),
+            #[cfg(target_arch = "x86_64")]
+            2 => (avx512::LANES, avx512::search),
+            _ => (1, scalar::search),
         };
-        #[cfg(target_arch = "x86_64")]
-        {
-            if isa >= Isa::Avx2 {
-                ops.lanes = avx2::LANES;
-                ops.search = avx2::search;
-            }
-            if isa >= Isa::Avx512 {
-                ops.lanes = avx512::LANES;
-                ops.search = avx512::search;
-            }
-        }
-        Ok(ops)
+        Ok(GreedyOps {
+            isa: Self::IMPLEMENTATIONS[index].isa,
+            lanes,
+            search,
+        })
+    }
+
+    fn cache() -> &'static FamilyCache<GreedyOps> {
+        &CACHE
+    }
+}
+
+impl GreedyOps {
+    /// The table for `isa` (see [`Greedy`]). Asking for a level this CPU lacks is an error.
+    pub fn for_isa(isa: Isa) -> Result<GreedyOps> {
+        Greedy::for_level(isa).copied()
     }
 
     /// The table for [`Isa::active`], built once.
     pub fn active() -> &'static GreedyOps {
-        static OPS: OnceLock<GreedyOps> = OnceLock::new();
-        OPS.get_or_init(|| GreedyOps::for_isa(Isa::active()).expect("the active level is detected"))
+        Greedy::active()
     }
 
     /// Searches every row of `src` (`out.len()` rows of `dim` finite values) on the calling thread;
@@ -96,13 +103,18 @@ impl GreedyOps {
 fn check(src: &[f32], dim: usize, bits: u32, rows: usize) -> Result<()> {
     if !(1..=8).contains(&bits) {
         return Err(KernelError::BadQuantParams {
-            what: "greedy range search".to_string(),
-            reason: format!("{bits} bits per code; expected 1 to 8"),
+            what: "greedy range search",
+            table: None,
+            problem: QuantProblem::Bits {
+                bits,
+                expected: "1 to 8",
+            },
         });
     }
     if src.len() != rows * dim {
         return Err(KernelError::Shape {
-            what: format!("greedy search input of {rows} rows × {dim}"),
+            what: "greedy search input (rows × dim)",
+            index: None,
             expected: rows * dim,
             found: src.len(),
         });

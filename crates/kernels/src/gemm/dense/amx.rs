@@ -31,17 +31,11 @@ pub(crate) fn available() -> bool {
     *AMX.get_or_init(|| crate::gemm::amx_state::usable(crate::gemm::amx_state::AMX_BF16))
 }
 
-/// Batches of at most this many rows use the `vdpbf16ps` kernel (when installed) on the AMX layout:
-/// a 16-row tile step costs the same for 1 row as for 16.
-const SMALL_M: usize = 2;
-
-/// Installs the AMX bf16 kernel (only called when [`available`]), keeping the kernel installed before
-/// it (`vdpbf16ps`) for tiny batches.
+/// Installs the AMX bf16 kernel (only called when [`available`]) for every batch size: `tdpbf16ps`
+/// and `vdpbf16ps` round differently, so handing small batches to `vdpbf16ps` (as this kernel once
+/// did for m ≤ 2) made a row's result depend on the size of its batch.
 pub(super) fn install(ops: &mut DenseOps) {
-    let small = ops
-        .bf16
-        .filter(|k| matches!(k.act, ActFeed::Bf16(Bf16Layout::Pairs, _)) && k.nr == NR)
-        .map(|k| (SMALL_M, k.mr, k.tile));
+    let small = None;
     ops.bf16 = Some(Kernel {
         nr: NR,
         mr: MR,
@@ -77,12 +71,14 @@ const CONFIG: TileConfig = {
 /// readable up to 16 (h ≤ 16) or 32 rows from `t.a`; AMX usable ([`available`]) and AVX-512F present.
 #[target_feature(enable = "avx512f")]
 unsafe fn bf16_block(t: &Tile, h: usize) {
-    let mut buf = [[0f32; NR]; MR];
+    // Every row the epilogue reads (rows < h) is written by the tile stores below.
+    let mut buf = std::mem::MaybeUninit::<[[f32; NR]; MR]>::uninit();
     let a = t.a.cast::<u8>();
     let lda = t.lda * 4;
     let lower = a.wrapping_add(16 * lda);
     let blocks = t.kc / PAIRS;
     let bufp = buf.as_mut_ptr().cast::<u8>();
+    let rows = buf.as_ptr().cast::<[f32; NR]>();
     // SAFETY: AMX is enabled for this process (caller); every tile load reads 16 rows of 64 bytes
     // inside the activation scratch (rows padded by 16, pairs padded to 16) or the panel (steps padded
     // to 16, row stride 128 = 32 columns × 4 bytes); stores write `buf` (32 rows × 128 bytes). The
@@ -118,20 +114,31 @@ unsafe fn bf16_block(t: &Tile, h: usize) {
                     options(nostack, readonly));
             }
         }
-        asm!(
-            "tilestored [{b} + {s}], tmm0",
-            "tilestored [{b2} + {s}], tmm1",
-            "tilestored [{b3} + {s}], tmm2",
-            "tilestored [{b4} + {s}], tmm3",
-            "tilerelease",
-            b = in(reg) bufp, b2 = in(reg) bufp.add(64), b3 = in(reg) bufp.add(16 * NR * 4),
-            b4 = in(reg) bufp.add(16 * NR * 4 + 64), s = in(reg) NR * 4,
-            options(nostack));
+        if h > 16 {
+            asm!(
+                "tilestored [{b} + {s}], tmm0",
+                "tilestored [{b2} + {s}], tmm1",
+                "tilestored [{b3} + {s}], tmm2",
+                "tilestored [{b4} + {s}], tmm3",
+                "tilerelease",
+                b = in(reg) bufp, b2 = in(reg) bufp.add(64), b3 = in(reg) bufp.add(16 * NR * 4),
+                b4 = in(reg) bufp.add(16 * NR * 4 + 64), s = in(reg) NR * 4,
+                options(nostack));
+        } else {
+            // One A tile: only the upper 16 rows of the block hold results.
+            asm!(
+                "tilestored [{b} + {s}], tmm0",
+                "tilestored [{b2} + {s}], tmm1",
+                "tilerelease",
+                b = in(reg) bufp, b2 = in(reg) bufp.add(64), s = in(reg) NR * 4,
+                options(nostack));
+        }
     }
     let (m0, m1) = super::avx512::masks(t.nv);
     let zero = _mm512_setzero_ps();
     // SAFETY: masked loads/stores touch only the nv valid columns of the bias and of rows i < h of
-    // the output tile (caller's contract); `buf` rows are 32 floats.
+    // the output tile (caller's contract); rows i < h of `buf` (32 floats each) were written by the
+    // tile stores above.
     unsafe {
         let (b0, b1) = if t.bias.is_null() {
             (zero, zero)
@@ -141,11 +148,12 @@ unsafe fn bf16_block(t: &Tile, h: usize) {
                 _mm512_maskz_loadu_ps(m1, t.bias.wrapping_add(16)),
             )
         };
-        for (i, row) in buf.iter().enumerate().take(h) {
+        for i in 0..h {
+            let row = rows.add(i).cast::<f32>();
             let c = t.c.wrapping_add(i * t.ldc);
             let (mut v0, mut v1) = (
-                _mm512_add_ps(_mm512_loadu_ps(row.as_ptr()), b0),
-                _mm512_add_ps(_mm512_loadu_ps(row.as_ptr().add(16)), b1),
+                _mm512_add_ps(_mm512_loadu_ps(row), b0),
+                _mm512_add_ps(_mm512_loadu_ps(row.add(16)), b1),
             );
             if t.bias.is_null() {
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));

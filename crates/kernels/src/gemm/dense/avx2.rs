@@ -1,6 +1,7 @@
-//! AVX2+FMA micro-kernels: up to 6 rows × 16 columns (12 ymm accumulators), with f32 weights, f16
-//! weights widened by `vcvtph2ps` (F16C), and bf16 weight pairs widened by shifts. Column tails use
-//! `vmaskmovps`. Tiles of at most 2 rows keep two accumulator sets (even / odd k-steps).
+//! AVX2+FMA micro-kernels: up to 3 rows × 16 columns in two accumulator sets (even / odd k-steps,
+//! 12 ymm accumulators, merged at the end of the k block), with f32 weights, f16 weights widened by
+//! `vcvtph2ps` (F16C), and bf16 weight pairs widened by shifts. Column tails use `vmaskmovps`.
+//! Every tile height sums a row in the same order, so a row's result does not depend on the batch.
 
 use std::arch::x86_64::*;
 
@@ -8,7 +9,7 @@ use super::act::{self, Bf16Layout};
 use super::{ActFeed, DenseOps, Kernel, Tile};
 
 /// Rows per tile.
-const MR: usize = 6;
+const MR: usize = 3;
 /// Columns per tile (two ymm).
 const NR: usize = 16;
 /// k-steps per cache block (see the driver's docs).
@@ -54,6 +55,9 @@ fn masks(nv: usize) -> Masks {
 
 #[inline]
 #[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must have AVX2; the tile's bias (when not null) or its `R` output rows hold the `nv`
+/// columns the masks `m` enable.
 unsafe fn init<const R: usize>(t: &Tile, m: Masks) -> Acc<R> {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     // SAFETY: masked loads touch only the nv valid columns of the bias or of rows 0..R of `c`.
@@ -88,6 +92,9 @@ fn merge<const R: usize>(acc: &mut Acc<R>, other: &Acc<R>) {
 
 #[inline]
 #[target_feature(enable = "avx2")]
+/// # Safety
+/// The CPU must have AVX2; the tile's `R` output rows can be written in the `nv` columns the masks
+/// `m` enable.
 unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: Masks) {
     let zero = _mm256_setzero_ps();
     for (i, r) in acc.iter().enumerate() {
@@ -108,6 +115,9 @@ unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: Masks) {
 macro_rules! tile_fn {
     ($name:ident, $inner:ident, $step:ident, $wty:ty, $wstep:expr) => {
         #[target_feature(enable = "avx2,fma,f16c")]
+        /// # Safety
+        /// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX2, FMA and
+        /// F16C.
         unsafe fn $inner<const R: usize>(t: &Tile) {
             let m = masks(t.nv);
             // SAFETY: the caller guarantees the tile's pointers cover R rows, kc steps and nv columns.
@@ -116,7 +126,7 @@ macro_rules! tile_fn {
                 let a = t.a;
                 let mut w = t.w.cast::<$wty>();
                 let mut p = 0;
-                if R <= 2 {
+                {
                     let mut acc2 = [[_mm256_setzero_ps(); 2]; R];
                     while p + 2 <= t.kc {
                         $step(&mut acc, a, t.lda, p, w);
@@ -146,9 +156,6 @@ macro_rules! tile_fn {
                     1 => $inner::<1>(t),
                     2 => $inner::<2>(t),
                     3 => $inner::<3>(t),
-                    4 => $inner::<4>(t),
-                    5 => $inner::<5>(t),
-                    6 => $inner::<6>(t),
                     _ => unreachable!("tile height {mr} exceeds the AVX2 kernel"),
                 }
             }
@@ -158,6 +165,9 @@ macro_rules! tile_fn {
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `w` is a 32-byte aligned
+/// panel step of 16 floats and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f32<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -179,6 +189,9 @@ unsafe fn step_f32<const R: usize>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); `w` is a 16-byte
+/// aligned panel step of 16 halves and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f16<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -200,6 +213,9 @@ unsafe fn step_f16<const R: usize>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `w` is a 32-byte aligned
+/// panel step of 16 bf16 pairs and `a.add(i·lda + 2p + 1)` is readable for rows `i < R`.
 unsafe fn step_bf16w<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,

@@ -1,7 +1,8 @@
-//! AVX-512 micro-kernels: up to 12 rows × 32 columns (24 zmm accumulators), with f32 weights, f16
-//! weights widened by `vcvtph2ps`, and bf16 weight pairs widened by shifts (for CPUs without
-//! AVX512-BF16). Column tails use masked loads and stores. Tiles of at most 2 rows keep two accumulator
-//! sets (even / odd k-steps) to hide FMA latency.
+//! AVX-512 micro-kernels: up to 6 rows × 32 columns in two accumulator sets (even / odd k-steps, 24
+//! zmm accumulators, merged at the end of the k block), with f32 weights, f16 weights widened by
+//! `vcvtph2ps`, and bf16 weight pairs widened by shifts (for CPUs without AVX512-BF16). Column tails
+//! use masked loads and stores. Every tile height sums a row in the same order (so a row's result
+//! does not depend on the batch it is in) and even one-row tiles have 4 independent FMA chains.
 
 use std::arch::x86_64::*;
 
@@ -9,7 +10,7 @@ use super::act::{self, Bf16Layout};
 use super::{ActFeed, DenseOps, Kernel, Tile};
 
 /// Rows per tile.
-pub(super) const MR: usize = 12;
+pub(super) const MR: usize = 6;
 /// Columns per tile (two zmm).
 pub(super) const NR: usize = 32;
 /// k-steps per cache block (see the driver's docs).
@@ -40,7 +41,7 @@ pub(super) fn install(ops: &mut DenseOps) {
 
 pub(super) type Acc<const R: usize> = [[__m512; 2]; R];
 
-/// Calls `$f::<mr>` for a runtime `mr` in 1..=12.
+/// Calls `$f::<mr>` for a runtime `mr` in 1..=6.
 macro_rules! by_rows {
     ($f:ident, $t:expr, $mr:expr) => {
         match $mr {
@@ -50,12 +51,6 @@ macro_rules! by_rows {
             4 => $f::<4>($t),
             5 => $f::<5>($t),
             6 => $f::<6>($t),
-            7 => $f::<7>($t),
-            8 => $f::<8>($t),
-            9 => $f::<9>($t),
-            10 => $f::<10>($t),
-            11 => $f::<11>($t),
-            12 => $f::<12>($t),
             _ => unreachable!("tile height {} exceeds the AVX-512 kernel", $mr),
         }
     };
@@ -79,6 +74,10 @@ pub(super) fn masks(nv: usize) -> (__mmask16, __mmask16) {
 /// Starting accumulators: the bias broadcast to every row, or the partial sums already in `c`.
 #[inline]
 #[target_feature(enable = "avx512f")]
+///
+/// # Safety
+/// The CPU must have AVX-512F; the tile's bias (when not null) or its `R` output rows hold the `nv`
+/// columns the masks `m` enable.
 pub(super) unsafe fn init<const R: usize>(t: &Tile, m: (__mmask16, __mmask16)) -> Acc<R> {
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     // SAFETY: masked loads touch only the nv valid columns of the bias or of rows 0..R of `c`
@@ -116,6 +115,10 @@ pub(super) fn merge<const R: usize>(acc: &mut Acc<R>, other: &Acc<R>) {
 /// Stores the tile (ReLU first when asked).
 #[inline]
 #[target_feature(enable = "avx512f")]
+///
+/// # Safety
+/// The CPU must have AVX-512F; the tile's `R` output rows can be written in the `nv` columns the
+/// masks `m` enable.
 pub(super) unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: (__mmask16, __mmask16)) {
     let zero = _mm512_setzero_ps();
     for (i, r) in acc.iter().enumerate() {
@@ -138,6 +141,9 @@ pub(super) unsafe fn store<const R: usize>(t: &Tile, acc: &Acc<R>, m: (__mmask16
 macro_rules! tile_fn {
     ($name:ident, $inner:ident, $step:ident, $wty:ty, $wstep:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+        /// # Safety
+        /// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX-512
+        /// F/BW/VL/DQ, FMA and F16C.
         unsafe fn $inner<const R: usize>(t: &Tile) {
             let m = masks(t.nv);
             // SAFETY: the caller guarantees the tile's pointers cover R rows, kc steps and nv columns.
@@ -146,7 +152,7 @@ macro_rules! tile_fn {
                 let a = t.a;
                 let mut w = t.w.cast::<$wty>();
                 let mut p = 0;
-                if R <= 2 {
+                {
                     let mut acc2 = [[_mm512_setzero_ps(); 2]; R];
                     while p + 2 <= t.kc {
                         $step(&mut acc, a, t.lda, p, w);
@@ -179,6 +185,10 @@ macro_rules! tile_fn {
 /// One k-step with f32 weights.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `w` is a 64-byte aligned panel step of 32 floats and
+/// `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f32<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -201,6 +211,10 @@ unsafe fn step_f32<const R: usize>(
 /// One k-step with f16 weights.
 #[inline]
 #[target_feature(enable = "avx512f,fma,f16c")]
+///
+/// # Safety
+/// The CPU must have AVX-512F, FMA and F16C; `w` is a 32-byte aligned panel step of 32 halves and
+/// `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step_f16<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -224,6 +238,10 @@ unsafe fn step_f16<const R: usize>(
 /// first, like the oracle's k order).
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and FMA; `w` is a 64-byte aligned panel step of 32 bf16 pairs and
+/// `a.add(i·lda + 2p + 1)` is readable for rows `i < R`.
 unsafe fn step_bf16w<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,

@@ -7,15 +7,16 @@
 //! (1024: DLRM layers are not split along k, so each output is loaded and stored once; the panel stays
 //! in L2 while every row block of the `MC`-row activation slice, also in L2, streams over it; measured
 //! ~7% faster than 256-step blocks at k = 1024, where the re-read output tiles no longer fit L2).
-//! Batches of at most [`SMALL_M`] rows run single-threaded without k blocking (GEMV-like); large
+//! Batches of at most [`SMALL_M`] rows run single-threaded (GEMV-like); large
 //! problems are split over row blocks and panels with rayon. f32 activations of larger batches whose
 //! rows lie a multiple of 4 KiB apart (k a multiple of 1024) are first copied with one cache line of
 //! padding per row, so a tile's rows do not all map to one L1 set.
 //!
 //! The ops table ([`DenseOps`]) starts from the scalar oracles (no kernel) and is overridden level by
-//! level: AVX2+FMA (6×16 tiles), AVX-512 (12×32 tiles), and at the Vnni level for bf16 `vdpbf16ps`
-//! when the CPU has AVX512-BF16, replaced by AMX `tdpbf16ps` (32×32 blocks, `vdpbf16ps` kept for
-//! batches of ≤ 2 rows) when the process may use AMX tiles. The scalar level uses the oracles of
+//! level: AVX2+FMA (3×16 tiles), AVX-512 (6×32 tiles), and at the Vnni level for bf16 `vdpbf16ps`
+//! when the CPU has AVX512-BF16, replaced by AMX `tdpbf16ps` (32×32 blocks, every batch size) when
+//! the process may use AMX tiles. Every kernel computes a row the same way whatever the batch size
+//! (same k blocks, same accumulator split), so rows are independent of their batch. The scalar level uses the oracles of
 //! [`super::scalar`].
 //!
 //! bf16 below AVX512-BF16 widens weight pairs with shifts and multiplies f32-widened bf16 activations
@@ -36,11 +37,11 @@ pub(crate) mod pack;
 mod vnni;
 
 use std::ops::Range;
-use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::Isa;
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::{Isa, Result};
 use act::{Bf16Layout, RoundFn};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use amx::available as amx_available;
@@ -124,9 +125,9 @@ pub(crate) struct Kernel {
 /// the kernel's `nr`).
 pub(crate) type WidenFn = unsafe fn(src: *const u8, count: usize, dst: *mut f32);
 
-/// Kernels per precision for one ISA level; `None` means the scalar oracle.
+/// Kernels per precision for one implementation; `None` means the scalar oracle.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DenseOps {
+pub struct DenseOps {
     /// f32 weights.
     pub(crate) f32: Option<Kernel>,
     /// f16 weights.
@@ -135,15 +136,42 @@ pub(crate) struct DenseOps {
     pub(crate) bf16: Option<Kernel>,
 }
 
-impl DenseOps {
-    /// The table for `isa`, richest level last. `isa` must not exceed [`Isa::detected`].
-    pub(crate) fn for_isa(isa: Isa) -> DenseOps {
-        Self::build(isa, true)
-    }
+/// True when the CPU has AVX512-BF16 (the probe of the `avx512bf16` implementation).
+fn has_bf16() -> bool {
+    crate::isa::has_avx512_bf16()
+}
 
-    /// The table for `isa`, with AMX only when `allow_amx` (tests reach the `vdpbf16ps` kernel on
-    /// AMX machines through `allow_amx = false`).
-    fn build(isa: Isa, allow_amx: bool) -> DenseOps {
+/// True when this process may use AMX-BF16 tiles (the probe of the `amx` implementation).
+fn has_amx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The f32 / fp16 / bf16 dense family in the [registry](crate::registry). Each implementation
+/// installs its kernels over the ones below it: AVX2+FMA, AVX-512, `vdpbf16ps` for bf16 (when the
+/// CPU has AVX512-BF16), AMX `tdpbf16ps` for bf16 (when the process may use AMX tiles).
+pub struct DenseFamily;
+
+static CACHE: FamilyCache<DenseOps> = FamilyCache::new();
+
+impl KernelFamily for DenseFamily {
+    const NAME: &'static str = "gemm_dense";
+    type Ops = DenseOps;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::at("avx512", Isa::Avx512),
+        Implementation::probed("avx512bf16", Isa::Vnni, has_bf16),
+        Implementation::probed("amx", Isa::Vnni, has_amx),
+    ];
+
+    fn build(index: usize) -> Result<DenseOps> {
         #[allow(unused_mut)]
         let mut ops = DenseOps {
             f32: None,
@@ -152,28 +180,26 @@ impl DenseOps {
         };
         #[cfg(target_arch = "x86_64")]
         {
-            if isa >= Isa::Avx2 {
+            if index >= 1 {
                 avx2::install(&mut ops);
             }
-            if isa >= Isa::Avx512 {
+            if index >= 2 {
                 avx512::install(&mut ops);
             }
-            if isa >= Isa::Vnni && crate::isa::has_avx512_bf16() {
+            if index >= 3 && has_bf16() {
                 vnni::install(&mut ops);
             }
-            if isa >= Isa::Vnni && allow_amx && amx::available() {
+            if index >= 4 {
                 amx::install(&mut ops);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (isa, allow_amx);
-        ops
+        let _ = index;
+        Ok(ops)
     }
 
-    /// The table for [`Isa::active`], built once.
-    pub(crate) fn active() -> &'static DenseOps {
-        static OPS: OnceLock<DenseOps> = OnceLock::new();
-        OPS.get_or_init(|| DenseOps::for_isa(Isa::active()))
+    fn cache() -> &'static FamilyCache<DenseOps> {
+        &CACHE
     }
 }
 
@@ -227,11 +253,9 @@ impl Job {
         panels: Range<usize>,
         mut widened: Option<(WidenFn, TileFn, &mut AlignedBuf)>,
     ) {
-        let kc = if rows.len() <= SMALL_M {
-            self.steps
-        } else {
-            self.kernel.kc
-        };
+        // The same k blocks for every batch size: a block boundary is where the two accumulator
+        // sets of a tile are merged, so it is part of a row's summation order.
+        let kc = self.kernel.kc;
         let (nr, mr) = (self.kernel.nr, self.kernel.mr);
         let mut mc0 = rows.start;
         while mc0 < rows.end {
@@ -461,9 +485,9 @@ mod tests {
     #[test]
     fn bf16_kernels_without_amx_match_oracle() {
         let mut rng = Rng::new(5);
-        for isa in Isa::available() {
-            for allow_amx in [false, true] {
-                let Some(kern) = DenseOps::build(isa, allow_amx).bf16 else {
+        for (index, imp) in DenseFamily::available() {
+            {
+                let Some(kern) = DenseFamily::get(index).unwrap().bf16 else {
                     continue;
                 };
                 for (m, k, n) in [(1, 13, 7), (2, 64, 33), (17, 479, 40), (40, 1024, 16)] {
@@ -484,10 +508,7 @@ mod tests {
                                 + f64::from(b[j]).abs();
                             let tol = (k + 2) as f64 * 2f64.powi(-23) * s + 1e-30;
                             let d = (f64::from(got[i * n + j]) - f64::from(want[i * n + j])).abs();
-                            assert!(
-                                d <= tol,
-                                "{isa} amx={allow_amx} {m}x{k}x{n} ({i},{j}): {d:e}"
-                            );
+                            assert!(d <= tol, "{imp} {m}x{k}x{n} ({i},{j}): {d:e}");
                         }
                     }
                 }
@@ -502,8 +523,8 @@ mod tests {
     fn f32_and_f16_kernels_match_oracle_on_mid_batches() {
         use crate::gemm::scalar::{F16Weights, F32Weights};
         let mut rng = Rng::new(11);
-        for isa in Isa::available() {
-            let ops = DenseOps::for_isa(isa);
+        for (index, imp) in DenseFamily::available() {
+            let ops = DenseFamily::get(index).unwrap();
             for (m, k, n) in [
                 (5, 3, 7),
                 (6, 257, 33),
@@ -544,7 +565,7 @@ mod tests {
                                 + f64::from(b[j]).abs();
                             let tol = (k + 2) as f64 * 2f64.powi(-23) * s + 1e-30;
                             let d = (f64::from(got[i * n + j]) - f64::from(want[i * n + j])).abs();
-                            assert!(d <= tol, "{isa} half={half} {m}x{k}x{n} ({i},{j}): {d:e}");
+                            assert!(d <= tol, "{imp} half={half} {m}x{k}x{n} ({i},{j}): {d:e}");
                         }
                     }
                 }

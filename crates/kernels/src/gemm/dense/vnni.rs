@@ -1,5 +1,5 @@
-//! bf16 micro-kernel on `vdpbf16ps` (AVX512-BF16): 12 rows × 32 columns, one instruction per row,
-//! half-tile and k-pair.
+//! bf16 micro-kernel on `vdpbf16ps` (AVX512-BF16): 6 rows × 32 columns in two accumulator sets (even /
+//! odd k-pairs), one instruction per row, half-tile and k-pair.
 //!
 //! `vdpbf16ps` adds, per f32 lane, the two exact products of a bf16 pair to the accumulator (odd
 //! element first, then even, each rounded to f32 nearest-even, with bf16 denormal inputs read as zero
@@ -32,6 +32,10 @@ pub(super) fn install(ops: &mut DenseOps) {
 /// One k-pair step.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX512-BF16; `w` is a 64-byte aligned panel step of 32 bf16 pairs
+/// and `a.add(i·lda + p)` is readable for rows `i < R`.
 unsafe fn step<const R: usize>(
     acc: &mut Acc<R>,
     a: *const u32,
@@ -52,6 +56,9 @@ unsafe fn step<const R: usize>(
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
+/// # Safety
+/// The [`TileFn`](super::TileFn) contract for `R` rows; the CPU must have AVX-512 F/BW/VL/DQ and
+/// AVX512-BF16.
 unsafe fn rows<const R: usize>(t: &Tile) {
     let m = masks(t.nv);
     // SAFETY: the caller guarantees the tile's pointers cover R rows, kc pair steps and nv columns.
@@ -60,7 +67,7 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         let a = t.a;
         let mut w = t.w.cast::<u32>();
         let mut p = 0;
-        if R <= 2 {
+        {
             let mut acc2 = [[_mm512_setzero_ps(); 2]; R];
             while p + 2 <= t.kc {
                 step(&mut acc, a, t.lda, p, w);

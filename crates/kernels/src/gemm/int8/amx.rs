@@ -71,32 +71,41 @@ fn tile_offset(i: usize, t: usize, lda: usize) -> usize {
 
 /// Quantizes `m` rows of `k` f32 into the tile layout: `clamp(round_ties_even(x·inv) + zp, 0, 255)`
 /// (the oracle's formula), zero codes in `k..lda`.
-fn quantize_tiles(x: &[f32], m: usize, k: usize, lda: usize, inv: f32, zp: i32, out: &mut [u8]) {
+fn quantize_tiles(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    lda: usize,
+    inv: &[f32],
+    zp: &[i32],
+    out: &mut [u8],
+) {
     // SAFETY: only installed for the Amx kernel, which requires AVX-512 F/BW/VL/DQ (level Vnni).
     unsafe { quantize_tiles_avx512(x, m, k, lda, inv, zp, out) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn quantize_tiles_avx512(
     x: &[f32],
     m: usize,
     k: usize,
     lda: usize,
-    inv: f32,
-    zp: i32,
+    inv_rows: &[f32],
+    zp_rows: &[i32],
     out: &mut [u8],
 ) {
     assert!(lda.is_multiple_of(KT) && lda >= k && lda < k + KT);
     assert!(x.len() >= m * k && out.len() >= m.next_multiple_of(TILE_ROWS) * lda);
-    let vinv = _mm512_set1_ps(inv);
-    let vzp = _mm512_set1_epi32(zp);
     // Values beyond ±512 give code 0 or 255 either way; clamping first keeps the conversion in range.
     let lim = _mm512_set1_ps(512.0);
     let nlim = _mm512_set1_ps(-512.0);
     // packus interleaves 128-bit lanes: dword 4L + j of the packed bytes holds codes 4L..4L+4 of
     // input vector j; this gathers them back into input order.
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    let code = |v: __m512| {
+    let code = |v: __m512, vinv: __m512, vzp: __m512i| {
         let s = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vinv), nlim), lim);
         _mm512_add_epi32(
             _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(s),
@@ -109,6 +118,8 @@ unsafe fn quantize_tiles_avx512(
         _mm512_permutexvar_epi32(order, _mm512_packus_epi16(lo, hi))
     };
     for i in 0..m {
+        let vinv = _mm512_set1_ps(super::scalar::row_param(inv_rows, i));
+        let vzp = _mm512_set1_epi32(super::scalar::row_param(zp_rows, i));
         let src = x[i * k..(i + 1) * k].as_ptr();
         let mut p = 0;
         while p < k {
@@ -117,14 +128,18 @@ unsafe fn quantize_tiles_avx512(
             let bytes = if valid == KT {
                 // SAFETY: 64 f32 at `src + p` are inside row i (`p + 64 <= k`).
                 pack(std::array::from_fn(|j| unsafe {
-                    code(_mm512_loadu_ps(src.add(p + 16 * j)))
+                    code(_mm512_loadu_ps(src.add(p + 16 * j)), vinv, vzp)
                 }))
             } else {
                 let q = std::array::from_fn(|j| {
                     let lanes = valid.saturating_sub(16 * j).min(16);
                     let mask = ((1u32 << lanes) - 1) as __mmask16;
                     // SAFETY: only the `lanes` lanes inside row i are read.
-                    code(unsafe { _mm512_maskz_loadu_ps(mask, src.add(p + 16 * j)) })
+                    code(
+                        unsafe { _mm512_maskz_loadu_ps(mask, src.add(p + 16 * j)) },
+                        vinv,
+                        vzp,
+                    )
                 });
                 // Padding codes (beyond k) are zero.
                 _mm512_maskz_mov_epi8((1u64 << valid) - 1, pack(q))
@@ -143,6 +158,9 @@ fn copy_tiles(x: &[u8], m: usize, k: usize, lda: usize, out: &mut [u8]) {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn copy_tiles_avx512(x: &[u8], m: usize, k: usize, lda: usize, out: &mut [u8]) {
     assert!(lda.is_multiple_of(KT) && lda >= k && lda < k + KT);
     assert!(x.len() >= m * k && out.len() >= m.next_multiple_of(TILE_ROWS) * lda);

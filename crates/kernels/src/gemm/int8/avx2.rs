@@ -5,6 +5,7 @@
 use std::arch::x86_64::*;
 
 use super::driver::{Epi, EpiFn, Out, TILE_MAX, epilogue_generic};
+use super::scalar::row_param;
 use super::{Int8Weights, KG, NR};
 
 /// `(min, max, all finite)`; see [`super::scalar::min_max`].
@@ -14,6 +15,8 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); any slice.
 unsafe fn min_max_avx2(x: &[f32]) -> (f32, f32, bool) {
     if x.is_empty() {
         return (0.0, 0.0, true);
@@ -60,8 +63,8 @@ pub(crate) fn quantize_rows(
     k: usize,
     kp: usize,
     h: usize,
-    inv: f32,
-    zp: i32,
+    inv: &[f32],
+    zp: &[i32],
     out: &mut [u8],
 ) {
     if h != 1 {
@@ -72,50 +75,56 @@ pub(crate) fn quantize_rows(
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); `x` holds `m·k` values,
+/// `out` at least `m·kp` bytes (`kp >= k`), and `inv_rows`/`zp_rows` one value or `m`.
 unsafe fn quantize_rows_avx2(
     x: &[f32],
     m: usize,
     k: usize,
     kp: usize,
-    inv: f32,
-    zp: i32,
+    inv_rows: &[f32],
+    zp_rows: &[i32],
     out: &mut [u8],
 ) {
-    let vinv = _mm256_set1_ps(inv);
-    let vzp = _mm256_set1_ps(zp as f32);
     let v0 = _mm256_setzero_ps();
     let v255 = _mm256_set1_ps(255.0);
     let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    let q = |p: *const f32| {
-        // SAFETY: callers pass pointers to 8 readable f32.
-        let v = unsafe { _mm256_loadu_ps(p) };
-        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(v, vinv),
-        );
-        _mm256_cvtps_epi32(_mm256_min_ps(
-            _mm256_max_ps(_mm256_add_ps(r, vzp), v0),
-            v255,
-        ))
-    };
     for i in 0..m {
-        let src = &x[i * k..(i + 1) * k];
-        let dst = &mut out[i * kp..(i + 1) * kp];
-        let mut p = 0;
-        while p + 32 <= k {
-            let s = src[p..].as_ptr();
-            // SAFETY: `p + 32 <= k`, so 32 f32 are readable from `s` and 32 bytes writable at `dst[p..]`.
-            unsafe {
-                let a = _mm256_packs_epi32(q(s), q(s.add(8)));
-                let b = _mm256_packs_epi32(q(s.add(16)), q(s.add(24)));
-                let c = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), perm);
-                _mm256_storeu_si256(dst[p..].as_mut_ptr().cast(), c);
+        let (inv, zp) = (row_param(inv_rows, i), row_param(zp_rows, i));
+        let vinv = _mm256_set1_ps(inv);
+        let vzp = _mm256_set1_ps(zp as f32);
+        let q = |p: *const f32| {
+            // SAFETY: callers pass pointers to 8 readable f32.
+            let v = unsafe { _mm256_loadu_ps(p) };
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm256_mul_ps(v, vinv),
+            );
+            _mm256_cvtps_epi32(_mm256_min_ps(
+                _mm256_max_ps(_mm256_add_ps(r, vzp), v0),
+                v255,
+            ))
+        };
+        {
+            let src = &x[i * k..(i + 1) * k];
+            let dst = &mut out[i * kp..(i + 1) * kp];
+            let mut p = 0;
+            while p + 32 <= k {
+                let s = src[p..].as_ptr();
+                // SAFETY: `p + 32 <= k`, so 32 f32 are readable from `s` and 32 bytes writable at `dst[p..]`.
+                unsafe {
+                    let a = _mm256_packs_epi32(q(s), q(s.add(8)));
+                    let b = _mm256_packs_epi32(q(s.add(16)), q(s.add(24)));
+                    let c = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), perm);
+                    _mm256_storeu_si256(dst[p..].as_mut_ptr().cast(), c);
+                }
+                p += 32;
             }
-            p += 32;
+            for j in p..k {
+                dst[j] = super::scalar::quantize_u8(src[j], inv, zp);
+            }
+            dst[k..].fill(0);
         }
-        for j in p..k {
-            dst[j] = super::scalar::quantize_u8(src[j], inv, zp);
-        }
-        dst[k..].fill(0);
     }
 }
 
@@ -137,6 +146,9 @@ pub(crate) fn epilogue(
 
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). The tile, per-column arrays
+/// and output sizes are asserted.
 unsafe fn epilogue_avx2(
     tile: &[i32],
     ldt: usize,
@@ -147,6 +159,10 @@ unsafe fn epilogue_avx2(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
+    if epi.rows.is_some() {
+        // Per-row parameters: the portable epilogue, vectorized for this module's features.
+        return epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
+    }
     let n = epi.n;
     let full = cols / 8 * 8;
     assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
@@ -231,6 +247,9 @@ pub(crate) fn gemm(
 }
 
 #[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn gemm_avx2(
     a: &[u8],
     lda: usize,
@@ -270,6 +289,11 @@ unsafe fn gemm_avx2(
 /// partial sums (k ≡ 0,1 and k ≡ 2,3 mod 4), folded by `vphaddd` at the end.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA (the function is compiled for them); rows `r < MR` of `a` (stride
+/// `lda`) hold `groups·4` readable codes, `w` holds `groups` 64-byte groups, and `out` has room for
+/// `MR` rows of 16 i32.
 unsafe fn tile_i16<const MR: usize>(
     a: *const u8,
     lda: usize,

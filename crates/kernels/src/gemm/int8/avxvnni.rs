@@ -25,6 +25,8 @@ pub(crate) fn gemm(
 }
 
 #[target_feature(enable = "avx2,fma,avxvnni")]
+/// # Safety
+/// The CPU must have AVX2, FMA and AVX-VNNI. The buffer sizes are asserted.
 unsafe fn gemm_avxvnni(
     a: &[u8],
     lda: usize,
@@ -66,6 +68,9 @@ unsafe fn gemm_avxvnni(
 
 #[target_feature(enable = "avx2,fma,avxvnni")]
 #[inline]
+/// # Safety
+/// The CPU must have AVX2 and AVX-VNNI; rows `r < MR` of `a` (stride `lda`) hold `groups·4`
+/// readable codes, `w` holds `groups` 64-byte groups, and `out` has room for `MR` rows of 16 i32.
 unsafe fn tile_vnni<const MR: usize>(
     a: *const u8,
     lda: usize,

@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT};
-use crate::gemm::QParams;
+use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT, choose_qparams};
+use crate::gemm::ActivationQuant;
+use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{KernelError, Result};
 
 /// Runs the packed GEMM over `m` rows of `a` (rows of `kp` codes, zero-padded, in row blocks of height
@@ -34,8 +35,8 @@ pub(crate) struct TileOps {
     pub(crate) gemm: TileGemmFn,
 }
 
-/// See [`TileOps::quantize`].
-pub(crate) type TileQuantizeFn = fn(&[f32], usize, usize, usize, f32, i32, &mut [u8]);
+/// See [`TileOps::quantize`] (reciprocal scales and zero points: one for every row, or one per row).
+pub(crate) type TileQuantizeFn = fn(&[f32], usize, usize, usize, &[f32], &[i32], &mut [u8]);
 
 /// See [`TileOps::gemm`].
 pub(crate) type TileGemmFn = fn(&[u8], usize, usize, &Int8Weights, &Epi<'_>, &mut Out<'_>);
@@ -46,14 +47,34 @@ pub(crate) const TILE_ROWS: usize = 16;
 /// Largest register tile (rows × columns) any kernel produces.
 pub(crate) const TILE_MAX: usize = 384;
 
+/// Most columns of one tile any kernel hands to an epilogue (VNNI: 8 panels of 16).
+pub(crate) const TILE_COLS: usize = 128;
+
+/// Per-row activation parameters ([`ActivationQuant::DynamicPerRow`](crate::gemm::ActivationQuant)):
+/// the zero point and scale of each row, indexed like the rows of the [`Out`] they go with.
+#[derive(Clone, Copy)]
+pub(crate) struct RowQ<'a> {
+    /// `x_zp[i]`.
+    pub(crate) zp: &'a [i32],
+    /// `x_scale[i]`.
+    pub(crate) scale: &'a [f32],
+    /// `colsum[j]` of the weight codes.
+    pub(crate) col_sums: &'a [i32],
+    /// `w_scale[j]`.
+    pub(crate) w_scales: &'a [f32],
+}
+
 /// Per-call epilogue constants.
+#[derive(Clone, Copy)]
 pub(crate) struct Epi<'a> {
     /// Output row stride.
     pub(crate) n: usize,
-    /// `x_zp · colsum[j]`.
+    /// `x_zp · colsum[j]` (per-tensor activation parameters).
     pub(crate) corr: &'a [i32],
-    /// `x_scale · w_scale[j]`.
+    /// `x_scale · w_scale[j]` (per-tensor activation parameters).
     pub(crate) mult: &'a [f32],
+    /// Per-row activation parameters, which replace `corr` and `mult` when present.
+    pub(crate) rows: Option<RowQ<'a>>,
     /// Bias per column.
     pub(crate) bias: &'a [f32],
     /// ReLU (f32) or ReLU folded into the u8 clamp.
@@ -90,10 +111,24 @@ pub(crate) fn epilogue_generic(
     out: &mut Out<'_>,
 ) {
     let n = epi.n;
-    let corr = &epi.corr[col0..col0 + cols];
-    let mult = &epi.mult[col0..col0 + cols];
     let bias = &epi.bias[col0..col0 + cols];
+    // Per-row parameters: this row's `x_zp · colsum[j]` and `x_scale · w_scale[j]` (the same
+    // products the per-tensor path computes once per call), built per row on the stack.
+    let (mut row_corr, mut row_mult) = ([0i32; TILE_COLS], [0f32; TILE_COLS]);
     for r in 0..rows {
+        let (corr, mult) = match &epi.rows {
+            None => (&epi.corr[col0..col0 + cols], &epi.mult[col0..col0 + cols]),
+            Some(q) => {
+                let (zp, scale) = (q.zp[row0 + r], q.scale[row0 + r]);
+                let sums = &q.col_sums[col0..col0 + cols];
+                let ws = &q.w_scales[col0..col0 + cols];
+                for j in 0..cols {
+                    row_corr[j] = zp * sums[j];
+                    row_mult[j] = scale * ws[j];
+                }
+                (&row_corr[..cols], &row_mult[..cols])
+            }
+        };
         let t = &tile[r * ldt..r * ldt + cols];
         let base = (row0 + r) * n + col0;
         match out {
@@ -122,30 +157,6 @@ pub(crate) fn epilogue_generic(
             Out::I32(o) => o[base..base + cols].copy_from_slice(t),
         }
     }
-}
-
-fn check_len(what: &str, expected: usize, found: usize) -> Result<()> {
-    if expected != found {
-        return Err(KernelError::Shape {
-            what: what.to_string(),
-            expected,
-            found,
-        });
-    }
-    Ok(())
-}
-
-fn check_qparams(what: &str, q: QParams) -> Result<()> {
-    if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
-        return Err(KernelError::BadQuantParams {
-            what: what.to_string(),
-            reason: format!(
-                "scale {} must be finite and > 0, zero point {} within 0..=255",
-                q.scale, q.zero_point
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Activation bytes per row chunk on one thread (about an eighth of L2).
@@ -198,7 +209,16 @@ pub(crate) fn run(
             (Out::I32(o), None)
         }
     };
-    let Int8Scratch { act, corr, mult } = scratch;
+    let Int8Scratch {
+        act,
+        corr,
+        mult,
+        row_zp,
+        row_scale,
+        row_inv,
+    } = scratch;
+    let per_row =
+        matches!(x, Int8Input::F32(_)) && w.spec.activations == ActivationQuant::DynamicPerRow;
     let tiles = ops.tiles.filter(|t| m >= t.min_rows);
     // Layout: AMX tiles (rows padded to 16, k to 64), or row blocks of height h for the VNNI kernels.
     let (h, lda, rows) = match tiles {
@@ -218,20 +238,38 @@ pub(crate) fn run(
             if !finite {
                 let i = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
                 return Err(KernelError::NonFinite {
-                    what: "int8 linear input".into(),
+                    what: "int8 linear input",
+                    table: None,
                     row: i / k.max(1),
                     col: i % k.max(1),
                     value: v[i],
                 });
             }
             let q = w.act_qparams(lo, hi);
+            row_zp.clear();
+            row_scale.clear();
+            row_inv.clear();
+            if per_row {
+                // Each row's own range, through the same `choose_qparams` (the whole-input scan
+                // above already found any non-finite value).
+                for i in 0..m {
+                    let (lo, hi, _) = (ops.min_max)(&v[i * k..(i + 1) * k]);
+                    let q = choose_qparams(lo, hi, w.reduce_range);
+                    row_zp.push(q.zero_point);
+                    row_scale.push(q.scale);
+                    row_inv.push(1.0 / q.scale);
+                }
+            } else {
+                row_zp.push(q.zero_point);
+                row_inv.push(1.0 / q.scale);
+            }
             if act.as_slice().len() < rows * lda {
                 act.resize(rows * lda);
             }
             let buf = &mut act.as_mut_slice()[..rows * lda];
             match tiles {
-                Some(t) => (t.quantize)(v, m, k, lda, 1.0 / q.scale, q.zero_point, buf),
-                None => (ops.quantize)(v, m, k, lda, h, 1.0 / q.scale, q.zero_point, buf),
+                Some(t) => (t.quantize)(v, m, k, lda, row_inv, row_zp, buf),
+                None => (ops.quantize)(v, m, k, lda, h, row_inv, row_zp, buf),
             }
             (&act.as_slice()[..rows * lda], lda, q)
         }
@@ -257,6 +295,7 @@ pub(crate) fn run(
         n,
         corr,
         mult,
+        rows: None,
         bias,
         relu,
         out_inv: out_q.map_or(1.0, |q| 1.0 / q.scale),
@@ -270,9 +309,22 @@ pub(crate) fn run(
     let unit = if h == 1 { 32 } else { h };
     // The activations of rows r0..r1 (with the tile layout's padding rows).
     let a_rows = |r0: usize, r1: usize| &a[r0 * lda..r1.next_multiple_of(h).min(rows) * lda];
-    let gemm = |a: &[u8], m: usize, out: &mut Out<'_>| match tiles {
-        Some(t) => (t.gemm)(a, lda, m, w, &epi, out),
-        None => (ops.gemm)(a, lda, m, h, w, &epi, ops.epilogue, out),
+    // Rows r0..r1 of the call; per-row parameters are sliced to them (epilogue rows are relative).
+    let gemm = |r0: usize, r1: usize, out: &mut Out<'_>| {
+        let epi = Epi {
+            rows: per_row.then(|| RowQ {
+                zp: &row_zp[r0..r1],
+                scale: &row_scale[r0..r1],
+                col_sums: &w.col_sums,
+                w_scales: &w.scales,
+            }),
+            ..epi
+        };
+        let a = a_rows(r0, r1);
+        match tiles {
+            Some(t) => (t.gemm)(a, lda, r1 - r0, w, &epi, out),
+            None => (ops.gemm)(a, lda, r1 - r0, h, w, &epi, ops.epilogue, out),
+        }
     };
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
         // One thread: chunks of about CHUNK_BYTES of activations, so a chunk and the weights it
@@ -283,7 +335,7 @@ pub(crate) fn run(
         while r0 < m {
             let r1 = m.min(r0 + mc);
             let mut part = rows_of(&mut out, r0 * n, r1 * n);
-            gemm(a_rows(r0, r1), r1 - r0, &mut part);
+            gemm(r0, r1, &mut part);
             r0 = r1;
         }
         return Ok(());
@@ -297,7 +349,7 @@ pub(crate) fn run(
                 .for_each(|(ci, oc)| {
                     let r0 = ci * chunk;
                     let r1 = r0 + oc.len() / n;
-                    gemm(a_rows(r0, r1), r1 - r0, &mut Out::$variant(oc));
+                    gemm(r0, r1, &mut Out::$variant(oc));
                 })
         };
     }

@@ -8,14 +8,17 @@
 //!   codes `clamp(round_ties_even(w · (1/scale)), −128, 127)`. Codes can therefore be −128.
 //! - **Activations** are asymmetric u8: `q = clamp(round_ties_even(x · (1/scale)) + zero_point, 0, 255)`.
 //!   Dynamic parameters come from the batch's min/max by FBGEMM's `ChooseQuantizationParams`
-//!   ([`choose_qparams`]). PyTorch's dynamic `Linear` module passes `reduce_range=True` (7-bit activations,
+//!   ([`choose_qparams`]) — so a row's output depends on the other rows of its batch, as in PyTorch's
+//!   per-tensor dynamic quantization — or, with [`ActivationQuant::DynamicPerRow`], from each row's own
+//!   min/max through the same function (every row then computes the same whatever the batch). PyTorch's dynamic `Linear` module passes `reduce_range=True` (7-bit activations,
 //!   codes 0..=127) on every CPU; we default to the full 8-bit range (twice the resolution) and
 //!   reproduce PyTorch exactly with [`PackedLinear::int8_reduce_range`].
 //! - **Accumulation** is exact in i32: `acc[i][j] = Σ_p a[i][p] · w[j][p]`, corrected by the zero point
 //!   through column sums computed once at pack time: `c = acc − zp · colsum[j]` (weights are symmetric,
 //!   so no row sums are needed). `k` is limited to [`MAX_K`] so this can never overflow.
 //! - **f32 epilogue**: `y = (c as f32) · (x_scale · w_scale[j]) + bias[j]` (a multiply, then an add; the
-//!   formula of FBGEMM's `ReQuantizeForFloat`), then `max(y, 0)` with ReLU.
+//!   formula of FBGEMM's `ReQuantizeForFloat`), then `max(y, 0)` with ReLU. Per row:
+//!   `y = (acc − zp_i · colsum[j]) as f32 · (x_scale_i · w_scale[j]) + bias[j]`.
 //! - **u8 epilogue**: `clamp(round_ties_even(y · (1/out_scale)) + out_zp, lo, 255)` with `lo = out_zp`
 //!   under ReLU (ReLU folded into the clamp, which is exact) and 0 otherwise.
 //!
@@ -46,10 +49,9 @@ mod avxvnni;
 mod buf;
 mod driver;
 
-use std::sync::OnceLock;
-
 use super::{ActivationQuant, Int8Spec, PackedLinear, PackedWeights, QParams};
-use crate::{Isa, KernelError, Result};
+use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Output columns per packed weight panel.
 pub const NR: usize = 16;
@@ -145,7 +147,8 @@ pub fn quantize_weights(w: &[f32], n: usize, k: usize, per_channel: bool) -> (Ve
 fn check_k(k: usize) -> Result<()> {
     if k > MAX_K {
         return Err(KernelError::Shape {
-            what: format!("int8 linear input width (at most {MAX_K} keeps i32 sums exact)"),
+            what: "int8 linear input width (at most MAX_K keeps i32 sums exact)",
+            index: None,
             expected: MAX_K,
             found: k,
         });
@@ -193,67 +196,81 @@ impl Int8Kernel {
         }
     }
 
-    /// The richest kernel for an ISA level on this CPU.
-    pub fn for_isa(isa: Isa) -> Int8Kernel {
-        match isa {
-            Isa::Scalar => Int8Kernel::Scalar,
-            Isa::Avx2 | Isa::Avx512 if crate::isa::has_avx_vnni() => Int8Kernel::AvxVnni,
-            Isa::Avx2 | Isa::Avx512 => Int8Kernel::Avx2,
-            Isa::Vnni if amx_usable() => Int8Kernel::Amx,
-            Isa::Vnni => Int8Kernel::Avx512Vnni,
+    /// Every kernel, in the order of [`Int8Family::IMPLEMENTATIONS`].
+    pub const ALL: [Int8Kernel; 5] = [
+        Int8Kernel::Scalar,
+        Int8Kernel::Avx2,
+        Int8Kernel::AvxVnni,
+        Int8Kernel::Avx512Vnni,
+        Int8Kernel::Amx,
+    ];
+
+    /// The kernel's index in [`Int8Family::IMPLEMENTATIONS`].
+    pub fn index(self) -> usize {
+        match self {
+            Int8Kernel::Scalar => 0,
+            Int8Kernel::Avx2 => 1,
+            Int8Kernel::AvxVnni => 2,
+            Int8Kernel::Avx512Vnni => 3,
+            Int8Kernel::Amx => 4,
         }
+    }
+
+    /// The richest kernel for an ISA level on this CPU (the registry's choice for that level).
+    pub fn for_isa(isa: Isa) -> Int8Kernel {
+        Int8Kernel::ALL[Int8Family::index_for(isa)]
     }
 
     /// Every kernel this CPU can run (what the tests iterate over).
     pub fn available() -> Vec<Int8Kernel> {
-        let mut v = Vec::new();
-        for isa in Isa::available() {
-            match isa {
-                Isa::Scalar => v.push(Int8Kernel::Scalar),
-                Isa::Avx2 => {
-                    v.push(Int8Kernel::Avx2);
-                    if crate::isa::has_avx_vnni() {
-                        v.push(Int8Kernel::AvxVnni);
-                    }
-                }
-                Isa::Avx512 => {}
-                Isa::Vnni => {
-                    v.push(Int8Kernel::Avx512Vnni);
-                    if amx_usable() {
-                        v.push(Int8Kernel::Amx);
-                    }
-                }
-            }
-        }
-        v
+        Int8Family::available()
+            .map(|(i, _)| Int8Kernel::ALL[i])
+            .collect()
     }
 
     /// The kernel of [`Isa::active`].
     pub fn active() -> Int8Kernel {
-        Int8Kernel::for_isa(Isa::active())
+        Int8Kernel::ALL[Int8Family::active_index()]
     }
 
     fn isa(self) -> Isa {
-        match self {
-            Int8Kernel::Scalar => Isa::Scalar,
-            Int8Kernel::Avx2 | Int8Kernel::AvxVnni => Isa::Avx2,
-            Int8Kernel::Avx512Vnni | Int8Kernel::Amx => Isa::Vnni,
-        }
-    }
-
-    fn runnable(self) -> bool {
-        self.isa() <= Isa::detected()
-            && (self != Int8Kernel::AvxVnni || crate::isa::has_avx_vnni())
-            && (self != Int8Kernel::Amx || amx_usable())
+        Int8Family::IMPLEMENTATIONS[self.index()].isa
     }
 }
 
-/// Quantizes activations: `(x, m, k, row stride, block height, 1/scale, zero point, out)`.
-pub(crate) type QuantizeFn = fn(&[f32], usize, usize, usize, usize, f32, i32, &mut [u8]);
+/// The int8 GEMM family in the [registry](crate::registry); its implementations are the
+/// [`Int8Kernel`]s, in that enum's order.
+pub struct Int8Family;
 
-/// The int8 ops table: function pointers filled "richest ISA last".
+static CACHE: FamilyCache<Int8Ops> = FamilyCache::new();
+
+impl KernelFamily for Int8Family {
+    const NAME: &'static str = "gemm_int8";
+    type Ops = Int8Ops;
+    const IMPLEMENTATIONS: &'static [Implementation] = &[
+        Implementation::at("scalar", Isa::Scalar),
+        Implementation::at("avx2", Isa::Avx2),
+        Implementation::probed("avxvnni", Isa::Avx2, crate::isa::has_avx_vnni),
+        Implementation::at("avx512vnni", Isa::Vnni),
+        Implementation::probed("amx", Isa::Vnni, amx_usable),
+    ];
+
+    fn build(index: usize) -> Result<Int8Ops> {
+        Ok(Int8Ops::build(Int8Kernel::ALL[index]))
+    }
+
+    fn cache() -> &'static FamilyCache<Int8Ops> {
+        &CACHE
+    }
+}
+
+/// Quantizes activations: `(x, m, k, row stride, block height, 1/scale, zero point, out)`; the
+/// reciprocal scales and zero points hold one value for every row or one per row.
+pub(crate) type QuantizeFn = fn(&[f32], usize, usize, usize, usize, &[f32], &[i32], &mut [u8]);
+
+/// The int8 ops table of one [`Int8Kernel`]: function pointers, each level overriding the ones below.
 #[derive(Clone, Copy)]
-pub(crate) struct Int8Ops {
+pub struct Int8Ops {
     /// `(min, max, all finite)` of a slice (0.0 both for an empty slice).
     pub(crate) min_max: fn(&[f32]) -> (f32, f32, bool),
     /// Quantizes `m` rows of `k` values into the blocked layout of `kp`-wide rows (zero-padded) with
@@ -310,16 +327,8 @@ impl Int8Ops {
         ops
     }
 
-    fn get(kernel: Int8Kernel) -> &'static Int8Ops {
-        static TABLES: [OnceLock<Int8Ops>; 5] = [const { OnceLock::new() }; 5];
-        let slot = match kernel {
-            Int8Kernel::Scalar => 0,
-            Int8Kernel::Avx2 => 1,
-            Int8Kernel::AvxVnni => 2,
-            Int8Kernel::Avx512Vnni => 3,
-            Int8Kernel::Amx => 4,
-        };
-        TABLES[slot].get_or_init(|| Int8Ops::build(kernel))
+    fn get(kernel: Int8Kernel) -> Result<&'static Int8Ops> {
+        Int8Family::get(kernel.index())
     }
 }
 
@@ -332,6 +341,12 @@ pub struct Int8Scratch {
     pub(crate) corr: Vec<i32>,
     /// Per-column dequantization multiplier `x_scale · w_scale[j]`.
     pub(crate) mult: Vec<f32>,
+    /// Activation zero points: one per row ([`ActivationQuant::DynamicPerRow`]) or one in all.
+    pub(crate) row_zp: Vec<i32>,
+    /// Activation scales per row ([`ActivationQuant::DynamicPerRow`]).
+    pub(crate) row_scale: Vec<f32>,
+    /// Reciprocal activation scales: one per row or one in all.
+    pub(crate) row_inv: Vec<f32>,
 }
 
 /// s8 symmetric weights packed into 16-column panels of 4-deep groups, with their scales and column sums.
@@ -360,7 +375,8 @@ impl Int8Weights {
         check_k(k)?;
         if w.len() != n * k {
             return Err(KernelError::Shape {
-                what: "int8 linear weight".into(),
+                what: "int8 linear weight",
+                index: None,
                 expected: n * k,
                 found: w.len(),
             });
@@ -388,7 +404,8 @@ impl Int8Weights {
         ] {
             if expected != found {
                 return Err(KernelError::Shape {
-                    what: what.into(),
+                    what,
+                    index: None,
                     expected,
                     found,
                 });
@@ -400,8 +417,12 @@ impl Int8Weights {
             .find(|(_, s)| !(s.is_finite() && **s > 0.0))
         {
             return Err(KernelError::BadQuantParams {
-                what: format!("int8 weight scale {j}"),
-                reason: format!("{s} must be finite and > 0"),
+                what: "int8 weight scales",
+                table: None,
+                problem: QuantProblem::Scale {
+                    index: j,
+                    scale: *s,
+                },
             });
         }
         let scales: Vec<f32> = if spec.per_channel {
@@ -488,7 +509,10 @@ impl Int8Weights {
     fn act_qparams(&self, lo: f32, hi: f32) -> QParams {
         match self.spec.activations {
             ActivationQuant::Static(q) => q,
-            ActivationQuant::Dynamic => choose_qparams(lo, hi, self.reduce_range),
+            // Per-row parameters are chosen by the driver; this is the whole batch's (unused then).
+            ActivationQuant::Dynamic | ActivationQuant::DynamicPerRow => {
+                choose_qparams(lo, hi, self.reduce_range)
+            }
         }
     }
 
@@ -505,7 +529,7 @@ impl Int8Weights {
     ) -> Result<()> {
         driver::run(
             self,
-            Int8Ops::get(Int8Kernel::active()),
+            Int8Family::active(),
             Int8Input::F32(x),
             m,
             bias,
@@ -541,8 +565,15 @@ impl PackedLinear {
         match &self.weights {
             PackedWeights::Int8(w) => Ok(w),
             _ => Err(KernelError::BadQuantParams {
-                what: "int8 entry point".into(),
-                reason: format!("the layer was packed for {:?}, not int8", self.precision),
+                what: "int8 entry point",
+                table: None,
+                problem: QuantProblem::NotInt8 {
+                    precision: match self.precision {
+                        super::Precision::F32 => "f32",
+                        super::Precision::F16 => "f16",
+                        _ => "bf16",
+                    },
+                },
             }),
         }
     }
@@ -676,15 +707,9 @@ impl PackedLinear {
         scratch: &mut super::LinearScratch,
     ) -> Result<()> {
         let w = self.int8_weights_or_err()?;
-        if !kernel.runnable() {
-            return Err(KernelError::IsaUnavailable {
-                requested: kernel.isa(),
-                detected: Isa::detected(),
-            });
-        }
         driver::run(
             w,
-            Int8Ops::get(kernel),
+            Int8Ops::get(kernel)?,
             x,
             m,
             &self.bias,

@@ -40,7 +40,16 @@ pub fn a_offset(i: usize, p: usize, m: usize, kp: usize, h: usize) -> usize {
     b * h * kp + (p / KG) * rb * KG + (i % h) * KG + p % KG
 }
 
+/// Row `i`'s entry of per-row parameters: `v[0]` for every row when `v` holds one value (one
+/// parameter for the whole tensor), else `v[i]`.
+#[inline(always)]
+pub fn row_param<T: Copy>(v: &[T], i: usize) -> T {
+    if v.len() == 1 { v[0] } else { v[i] }
+}
+
 /// Quantizes `m` rows of `k` values into the blocked layout (see [`a_offset`]), zero codes in `k..kp`.
+/// `inv` (reciprocal scales) and `zp` (zero points) hold one value for every row or one per row
+/// (see [`row_param`]).
 #[allow(clippy::too_many_arguments)]
 pub fn quantize_rows(
     x: &[f32],
@@ -48,11 +57,12 @@ pub fn quantize_rows(
     k: usize,
     kp: usize,
     h: usize,
-    inv: f32,
-    zp: i32,
+    inv: &[f32],
+    zp: &[i32],
     out: &mut [u8],
 ) {
     for i in 0..m {
+        let (inv, zp) = (row_param(inv, i), row_param(zp, i));
         for p in 0..kp {
             out[a_offset(i, p, m, kp, h)] = if p < k {
                 quantize_u8(x[i * k + p], inv, zp)

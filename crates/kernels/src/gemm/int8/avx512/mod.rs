@@ -4,7 +4,7 @@ pub(crate) mod vnni;
 
 use std::arch::x86_64::*;
 
-use super::driver::{Epi, Out};
+use super::driver::{Epi, Out, epilogue_generic};
 
 /// `(min, max, all finite)`; see [`super::scalar::min_max`].
 pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
@@ -13,6 +13,8 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32, bool) {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them); any slice.
 unsafe fn min_max_avx512(x: &[f32]) -> (f32, f32, bool) {
     if x.is_empty() {
         return (0.0, 0.0, true);
@@ -68,8 +70,8 @@ pub(crate) fn quantize_rows(
     k: usize,
     kp: usize,
     h: usize,
-    inv: f32,
-    zp: i32,
+    inv: &[f32],
+    zp: &[i32],
     out: &mut [u8],
 ) {
     // SAFETY: only installed for kernels whose ISA the CPU has (AVX-512 F/BW/VL/DQ).
@@ -78,23 +80,27 @@ pub(crate) fn quantize_rows(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The buffer sizes are
+/// asserted.
 unsafe fn quantize_rows_avx512(
     x: &[f32],
     m: usize,
     k: usize,
     kp: usize,
     h: usize,
-    inv: f32,
-    zp: i32,
+    inv: &[f32],
+    zp: &[i32],
     out: &mut [u8],
 ) {
     use super::KG;
-    let vinv = _mm512_set1_ps(inv);
-    let vzp = _mm512_set1_ps(zp as f32);
+    use super::scalar::row_param;
     let v0 = _mm512_setzero_ps();
     let v255 = _mm512_set1_ps(255.0);
     assert!(h >= 1 && x.len() >= m * k && out.len() >= m * kp && kp >= k && kp.is_multiple_of(KG));
     for i in 0..m {
+        let vinv = _mm512_set1_ps(row_param(inv, i));
+        let vzp = _mm512_set1_ps(row_param(zp, i) as f32);
         let b = i / h;
         let rb = h.min(m - b * h);
         // Group g of row i is at `base + g·gstride` (see `scalar::a_offset`).
@@ -166,6 +172,9 @@ pub(crate) fn epilogue(
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/DQ (the function is compiled for them). The tile, per-column
+/// arrays and output sizes are asserted.
 unsafe fn epilogue_avx512(
     tile: &[i32],
     ldt: usize,
@@ -176,6 +185,10 @@ unsafe fn epilogue_avx512(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
+    if epi.rows.is_some() {
+        // Per-row parameters: the portable epilogue, vectorized for this module's features.
+        return epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
+    }
     let n = epi.n;
     assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
     assert!(col0 + cols <= n && epi.corr.len() >= n && epi.mult.len() >= n && epi.bias.len() >= n);

@@ -58,6 +58,8 @@ fn tile_shape(m: usize) -> (usize, usize) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL and AVX512-VNNI. The buffer sizes are asserted.
 unsafe fn gemm_vnni(
     a: &[u8],
     lda: usize,
@@ -151,6 +153,11 @@ unsafe fn gemm_vnni(
 /// `MR` rows × `NP` 16-column panels; writes the raw accumulators to `out` with row stride `NP·16`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL and AVX512-VNNI; `a` holds a block of `MR` rows of `groups·4`
+/// codes in the blocked layout, the `NP` panels at stride `pstride` from `w` hold `groups` 64-byte
+/// groups each, and `out` has room for `MR` rows of `NP·16` i32.
 unsafe fn tile<const MR: usize, const NP: usize>(
     a: *const u8,
     w: *const i8,
