@@ -208,7 +208,7 @@ pub enum ModelError {
         precision: String,
         /// The kernel's refusal.
         #[source]
-        source: quantrec_kernels::KernelError,
+        source: Box<quantrec_kernels::KernelError>,
     },
     /// A precision plan with more or fewer entries than the model has layers or tables.
     #[error("invalid precision plan: {what}: the model has {expected}, the plan lists {found}")]
@@ -239,7 +239,7 @@ pub enum ModelError {
         table: usize,
         /// The kernel's reason.
         #[source]
-        source: quantrec_kernels::KernelError,
+        source: Box<quantrec_kernels::KernelError>,
     },
     /// A table supplied already encoded in another format than the plan stores it in.
     #[error(
@@ -413,7 +413,7 @@ pub enum ModelError {
         layer: String,
         /// The kernel's refusal.
         #[source]
-        source: quantrec_kernels::KernelError,
+        source: Box<quantrec_kernels::KernelError>,
     },
     /// Tensor bytes whose digest is not the one recorded at save time.
     #[error(

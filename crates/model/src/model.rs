@@ -76,7 +76,7 @@ pub(crate) fn pack(l: &Linear, p: LayerPrecision, name: &str) -> Result<PackedLi
         ModelError::Pack {
             layer: name.to_string(),
             precision: p.short_name(),
-            source,
+            source: Box::new(source),
         }
     })
 }

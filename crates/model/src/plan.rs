@@ -229,7 +229,10 @@ impl Plan {
         }
         for (t, (f, tc)) in self.tables.iter().zip(&config.tables).enumerate() {
             f.check_dim(tc.dim)
-                .map_err(|source| ModelError::PlanTableFormat { table: t, source })?;
+                .map_err(|source| ModelError::PlanTableFormat {
+                    table: t,
+                    source: Box::new(source),
+                })?;
         }
         Ok(())
     }

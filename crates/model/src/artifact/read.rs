@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
                     .map_err(|source| ModelError::ArtifactPack {
                     file: self.what.into(),
                     layer: prefix.into(),
-                    source,
+                    source: Box::new(source),
                 })?
             }
             _ => pack(&linear, p, prefix)?,
