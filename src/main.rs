@@ -2,6 +2,7 @@
 
 mod bench;
 mod cmd;
+mod progress;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -66,4 +66,84 @@ pub enum QuantError {
         /// The drawing backend's message.
         reason: String,
     },
+    /// A file could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A data file without labels where labelled rows are needed (evaluation, training).
+    #[error("{} has no labels", path.display())]
+    Unlabelled {
+        /// The data file.
+        path: std::path::PathBuf,
+    },
+    /// A data file with fewer rows than the operation needs.
+    #[error("{} has only {rows} rows; at least {needed} are needed", path.display())]
+    TooFewRows {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// Rows it holds (or that were read).
+        rows: u64,
+        /// Rows the operation needs.
+        needed: u64,
+    },
+    /// A data file whose features do not fit the model's inputs.
+    #[error(
+        "{} has {dense} dense and {sparse} sparse features, the model takes {model_dense} and {model_sparse}",
+        path.display()
+    )]
+    FeatureMismatch {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// Dense features of the file.
+        dense: usize,
+        /// Sparse features (tables) of the file.
+        sparse: usize,
+        /// Dense features of the model.
+        model_dense: usize,
+        /// Tables of the model.
+        model_sparse: usize,
+    },
+    /// Kernels that disagree with their scalar oracle in the self-check.
+    #[error("{failed} kernel self-checks disagree with the scalar oracle")]
+    SelfCheck {
+        /// How many (family, implementation) checks failed.
+        failed: usize,
+    },
+    /// A saved artifact that does not predict what the in-memory model predicts.
+    #[error("the saved artifact {} does not reproduce the in-memory model", path.display())]
+    Reproduce {
+        /// The artifact.
+        path: std::path::PathBuf,
+    },
+    /// A thread pool could not be built (benchmarks and throughput runs pin their thread count).
+    #[error(transparent)]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// A background worker thread panicked.
+    #[error("the {what} thread panicked")]
+    Worker {
+        /// What the thread was doing.
+        what: String,
+    },
+    /// JSON that could not be written or parsed.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being serialized or parsed.
+        what: String,
+        /// The serializer's error.
+        source: serde_json::Error,
+    },
+}
+
+impl QuantError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        QuantError::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }

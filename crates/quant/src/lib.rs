@@ -31,6 +31,7 @@ pub mod builder;
 pub mod calibrate;
 pub mod cost;
 pub mod debug;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod load;
@@ -40,6 +41,7 @@ pub mod refresh;
 pub mod report;
 pub mod search;
 pub mod table_curvature;
+pub mod timing;
 pub mod workflow;
 
 pub use error::QuantError;

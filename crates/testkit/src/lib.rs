@@ -11,8 +11,11 @@ use safetensors::{Dtype, SafeTensors};
 /// Panics with a message saying where the fixtures are expected when they are absent (tests need
 /// them): see [`locate_shared`] for the non-panicking form.
 pub fn shared_dir(manifest_dir: &str) -> PathBuf {
-    locate_shared(manifest_dir, std::env::var_os("QUANTREC_SHARED").map(PathBuf::from))
-        .unwrap_or_else(|message| panic!("{message}"))
+    locate_shared(
+        manifest_dir,
+        std::env::var_os("QUANTREC_SHARED").map(PathBuf::from),
+    )
+    .unwrap_or_else(|message| panic!("{message}"))
 }
 
 /// The `shared/` directory: `override_dir` when given (it must hold `fixtures/`), else the first
@@ -43,7 +46,11 @@ pub fn locate_shared(manifest_dir: &str, override_dir: Option<PathBuf>) -> Resul
         .ancestors()
         .find(|d| d.join("Cargo.lock").is_file())
         .unwrap_or(&start);
-    let expected = root.parent().unwrap_or(root).join("shared").join("fixtures");
+    let expected = root
+        .parent()
+        .unwrap_or(root)
+        .join("shared")
+        .join("fixtures");
     Err(format!(
         "../shared/fixtures not found at {}: cargo test needs the shared fixtures beside the repo \
          (see README; or set QUANTREC_SHARED to a shared/ directory)",
@@ -139,12 +146,18 @@ mod tests {
         let err = locate_shared(repo.join("crates/x").to_str().unwrap(), None).unwrap_err();
         let expected = dir.join("shared").join("fixtures");
         assert!(
-            err.starts_with(&format!("../shared/fixtures not found at {}", expected.display())),
+            err.starts_with(&format!(
+                "../shared/fixtures not found at {}",
+                expected.display()
+            )),
             "{err}"
         );
         assert!(err.contains("see README"), "{err}");
         let err = locate_shared("/", Some(dir.join("nowhere"))).unwrap_err();
-        assert!(err.contains("QUANTREC_SHARED/fixtures not found at"), "{err}");
+        assert!(
+            err.contains("QUANTREC_SHARED/fixtures not found at"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
