@@ -27,6 +27,7 @@
 //!   [`refresh::refresh`]: re-apply a recipe to a new snapshot and repair it;
 //!   [`load`]: models (artifact or state dict) and data files.
 
+pub mod bench;
 pub mod builder;
 pub mod calibrate;
 pub mod cost;

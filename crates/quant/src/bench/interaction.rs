@@ -3,20 +3,22 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::BenchRecord;
+use super::line::{InteractionExtra, InteractionShape, Line};
+use crate::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::interaction::{PairOrder, dot_interaction, pairs};
 use quantrec_kernels::rng::Rng;
-use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, time_median};
+use super::{KernelBenchOptions, Sink};
+use crate::timing::time_median;
 
 /// Runs the interaction benchmarks (samples/s).
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     if !rep.wants("interaction_dot") {
         return Ok(());
     }
-    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+    let min_time = Duration::from_millis(if options.quick { 100 } else { 300 });
     let mut rng = Rng::new(0);
     for (config, f, d) in [("kaggle", 27usize, 16usize), ("mlperf", 27, 128)] {
         let pr = pairs(f, PairOrder::LowerByRow, false);
@@ -24,19 +26,25 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let feats = rng.normal_vec(batch * f * d, 1.0);
             let mut out = vec![0f32; batch * (d + pr.len())];
             let secs = time_median(min_time, 5, || {
-                dot_interaction(&feats, batch, f, d, &pr, &mut out).unwrap();
+                dot_interaction(&feats, batch, f, d, &pr, &mut out)
+                    .expect("shapes were built to match");
             });
-            let shape = json!({"config": config, "f": f, "d": d, "batch": batch});
+            let shape = InteractionShape {
+                config,
+                f,
+                d,
+                batch,
+            };
             let gflops = (batch * pr.len() * d * 2) as f64 / secs / 1e9;
-            rep.record_with(
+            rep.record(BenchRecord::Interaction(Line::new(
                 Isa::active().name(),
                 "interaction_dot",
                 shape,
                 secs,
                 batch as f64 / secs / 1e6,
                 "Msamples/s",
-                json!({"threads": 1, "gflops": gflops}),
-            )?;
+                InteractionExtra { threads: 1, gflops },
+            )))?;
         }
     }
     Ok(())
