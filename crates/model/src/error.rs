@@ -135,6 +135,31 @@ pub enum ModelError {
         /// Why.
         reason: String,
     },
+    /// A data file whose features do not fit the model's inputs.
+    #[error(
+        "{} has {dense} dense and {sparse} sparse features, the model takes {model_dense} and {model_sparse}",
+        path.display()
+    )]
+    DataFeatures {
+        /// The data file.
+        path: PathBuf,
+        /// Dense features of the file.
+        dense: usize,
+        /// Sparse features (tables) of the file.
+        sparse: usize,
+        /// Dense features of the model.
+        model_dense: usize,
+        /// Tables of the model.
+        model_sparse: usize,
+    },
+    /// An output file whose extension names no format this crate writes.
+    #[error("output {} must end in {expected}", path.display())]
+    OutputFormat {
+        /// The file.
+        path: PathBuf,
+        /// The extensions accepted.
+        expected: String,
+    },
 }
 
 impl ModelError {

@@ -17,6 +17,7 @@ pub mod import;
 pub mod inputs;
 pub mod model;
 pub mod plan;
+pub mod score;
 pub mod state_dict;
 pub mod tables;
 pub mod weights;

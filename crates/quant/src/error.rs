@@ -90,23 +90,6 @@ pub enum QuantError {
         /// Rows the operation needs.
         needed: u64,
     },
-    /// A data file whose features do not fit the model's inputs.
-    #[error(
-        "{} has {dense} dense and {sparse} sparse features, the model takes {model_dense} and {model_sparse}",
-        path.display()
-    )]
-    FeatureMismatch {
-        /// The data file.
-        path: std::path::PathBuf,
-        /// Dense features of the file.
-        dense: usize,
-        /// Sparse features (tables) of the file.
-        sparse: usize,
-        /// Dense features of the model.
-        model_dense: usize,
-        /// Tables of the model.
-        model_sparse: usize,
-    },
     /// Kernels that disagree with their scalar oracle in the self-check.
     #[error("{failed} kernel self-checks disagree with the scalar oracle")]
     SelfCheck {
