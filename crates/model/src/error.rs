@@ -160,6 +160,27 @@ pub enum ModelError {
         /// The extensions accepted.
         expected: String,
     },
+    /// A tensor that could not be converted to a table format.
+    #[error("converting tensor {tensor} to {format}: {source}")]
+    ConvertTensor {
+        /// The tensor.
+        tensor: String,
+        /// The target format.
+        format: String,
+        /// The kernel's refusal.
+        source: quantrec_kernels::KernelError,
+    },
+    /// A conversion that selected no tensor.
+    #[error(
+        "no tensor of {file} was converted: none is a 2-D f32/f16/bf16 tensor{}",
+        if *filtered { " matching --tensors" } else { "" }
+    )]
+    NothingToConvert {
+        /// The input file.
+        file: String,
+        /// Whether a name filter was given.
+        filtered: bool,
+    },
 }
 
 impl ModelError {

@@ -10,6 +10,7 @@
 
 pub mod artifact;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod export;
 pub mod forward;
