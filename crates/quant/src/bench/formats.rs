@@ -51,11 +51,7 @@ pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
         let secs = time_median(min_time, 3, || {
             search_rows(ops, &src, dim, bits, &mut out).expect("valid shapes");
         });
-        let shape = TableShape {
-            rows,
-            dim,
-            threads: threads,
-        };
+        let shape = TableShape { rows, dim, threads };
         rep.record(rows_line(ops.isa.name(), &op, shape, secs))?;
     }
 
@@ -94,11 +90,7 @@ pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
         }
         let isa = Isa::active();
         let secs = time_median(min_time, 3, || quantize(isa));
-        let shape = TableShape {
-            rows,
-            dim,
-            threads: threads,
-        };
+        let shape = TableShape { rows, dim, threads };
         rep.record(rows_line(isa.name(), &op, shape, secs))?;
     }
     for format in [

@@ -341,11 +341,12 @@ mod tests {
                 other => format!("{other:?}"),
             })
         };
-        let mut story = Story::new(&mut sink);
-        assert_eq!(story.busy("x", || 3), 3);
-        story.train(10, |_| ());
-        story.line("hello");
-        drop(story);
+        {
+            let mut story = Story::new(&mut sink);
+            assert_eq!(story.busy("x", || 3), 3);
+            story.train(10, |_| ());
+            story.line("hello");
+        }
         assert_eq!(seen, ["busy x", "done", "train 10", "trained", "hello"]);
     }
 }
