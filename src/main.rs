@@ -1,7 +1,7 @@
 //! The `quantrec` command line: a thin layer over the library crates.
 
-mod bench;
 mod cmd;
+mod progress;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,7 +19,7 @@ enum Command {
     /// The whole story on this machine: self-check, data, training, automatic quantization, evaluation, throughput, reports.
     Demo(cmd::demo::DemoArgs),
     /// Benchmark kernels (one JSON object per line with --json).
-    Bench(bench::BenchArgs),
+    Bench(cmd::bench::BenchArgs),
     /// Write a synthetic Criteo-like data set and report its teacher's NE.
     Gen(cmd::r#gen::GenArgs),
     /// Import a PyTorch / TorchRec DLRM state dict (.safetensors) into a quantrec artifact.
@@ -54,7 +54,7 @@ fn main() -> Result<()> {
     quantrec_kernels::Isa::from_env()?;
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Gen(args) => cmd::r#gen::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),

@@ -59,6 +59,13 @@ fn import_inspect_predict_reproduce_the_fixture() {
         .map(|l| l.split('\t').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(from_tsv, got);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "predict wrote {} outputs for {} expected",
+        got.len(),
+        expected.len()
+    );
     for (g, w) in got.iter().zip(&expected) {
         assert!((g - w).abs() <= 1e-5 * w.abs(), "{g} vs {w}");
     }

@@ -11,7 +11,7 @@ use quantrec_quant::calibrate::calibrate;
 use quantrec_quant::load::{load_data, load_model};
 use quantrec_quant::workflow::PlanRequest;
 
-use super::quantize::CalibMethod;
+use super::args::CalibMethod;
 
 /// Arguments of `quantrec calibrate`.
 #[derive(Args, Debug)]

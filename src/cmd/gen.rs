@@ -1,19 +1,16 @@
-//! `quantrec gen`: write a synthetic Criteo-like data set and report its teacher's NE.
+//! `quantrec gen`: write a synthetic Criteo-like data set and report its teacher's NE
+//! ([`quantrec_data::synth::generate`]).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use quantrec_data::synth::{self, DriftConfig, Generator, Split, SynthConfig};
-use quantrec_data::{BatchSource, source::read_all, write_batch_file};
-
-/// Up to this many rows the teacher's exact AUC is reported too (it keeps every score).
-const AUC_MAX_ROWS: u64 = 20_000_000;
+use quantrec_data::synth::generate::{GenFormat, GenOptions, generate};
+use quantrec_data::synth::{self, DriftConfig, Split, SynthConfig};
 
 /// Output format of `quantrec gen`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GenFormat {
+pub enum GenFormatArg {
     /// Criteo DAC TSV (gzip when the name ends in .gz); read back with the Criteo preset.
     Tsv,
     /// A safetensors batch file (held in memory while generating).
@@ -44,8 +41,8 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = GenFormat::Tsv)]
-    pub format: GenFormat,
+    #[arg(long, value_enum, default_value_t = GenFormatArg::Tsv)]
+    pub format: GenFormatArg,
     /// Which independent stream of rows.
     #[arg(long, value_enum, default_value_t = GenSplit::Train)]
     pub split: GenSplit,
@@ -92,9 +89,9 @@ pub fn run(args: GenArgs) -> Result<()> {
         .table_rows
         .clone()
         .unwrap_or_else(|| synth::criteo_table_rows(args.max_table_rows));
-    let cfg = SynthConfig {
+    let config = SynthConfig {
         seed: args.seed,
-        table_rows: table_rows.clone(),
+        table_rows,
         zipf_exponent: args.zipf,
         pooling_factor: args.pooling_factor,
         target_ctr: args.ctr,
@@ -105,87 +102,27 @@ pub fn run(args: GenArgs) -> Result<()> {
         }),
         ..SynthConfig::default()
     };
-    let start = Instant::now();
-    let generator = Generator::new(cfg)?;
-    let setup = start.elapsed().as_secs_f64();
-    let split = match args.split {
-        GenSplit::Train => Split::Train,
-        GenSplit::Calibration => Split::Calibration,
-        GenSplit::Evaluation => Split::Evaluation,
+    let options = GenOptions {
+        config,
+        split: match args.split {
+            GenSplit::Train => Split::Train,
+            GenSplit::Calibration => Split::Calibration,
+            GenSplit::Evaluation => Split::Evaluation,
+        },
+        rows: args.rows,
+        output: args.output.clone(),
+        format: match args.format {
+            GenFormatArg::Tsv => GenFormat::Tsv,
+            GenFormatArg::Batch => GenFormat::Batch,
+        },
+        schema_out: args.schema_out.clone(),
     };
-    let mut stream = generator.stream(split, args.rows, 4096);
-    if args.rows <= AUC_MAX_ROWS {
-        stream = stream.with_teacher_auc();
-    }
-    let start = Instant::now();
-    let written = match args.format {
-        GenFormat::Tsv => synth::write_tsv_file(&mut stream, &args.output)?,
-        GenFormat::Batch => {
-            let batch = read_all(&mut stream)?;
-            write_batch_file(&args.output, &batch)?;
-            batch.size as u64
-        }
-    };
-    let secs = start.elapsed().as_secs_f64();
-    if written != args.rows {
-        bail!("wrote {written} rows, expected {}", args.rows);
-    }
-    if let Some(path) = &args.schema_out {
-        let json = serde_json::to_string_pretty(&generator.tsv_schema())?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let t = stream.teacher().loss();
-    let auc = stream.teacher().metrics().auc;
-    let fmt = |v: Option<f64>| v.map_or("undefined".to_string(), |v| format!("{v:.5}"));
-    println!(
-        "wrote {} rows ({:?} split, seed {}) to {} in {:.2} s ({:.0} rows/s; teacher setup {:.2} s)",
-        written,
-        split,
-        args.seed,
-        args.output.display(),
-        secs,
-        written as f64 / secs.max(1e-9),
-        setup
-    );
-    println!(
-        "clicks {} (CTR {}); teacher (the attainable optimum): log loss {}, NE {}, AUC {}",
-        t.positives(),
-        fmt(t.ctr()),
-        fmt(t.log_loss()),
-        fmt(t.ne()),
-        fmt(auc)
-    );
-    println!(
-        "{} dense features, table rows {:?}",
-        stream.n_dense(),
-        table_rows
-    );
+    let summary =
+        generate(&options).with_context(|| format!("generating {}", args.output.display()))?;
+    println!("{summary}");
     if let Some(path) = &args.report_json {
-        let report = serde_json::json!({
-            "rows": written,
-            "seed": args.seed,
-            "split": format!("{split:?}").to_lowercase(),
-            "format": format!("{:?}", args.format).to_lowercase(),
-            "table_rows": table_rows,
-            "n_dense": stream.n_dense(),
-            "pooling_factor": args.pooling_factor,
-            "zipf_exponent": args.zipf,
-            "signal": args.signal,
-            "drift": generator.config().drift.map(|d| serde_json::json!({
-                "seed": d.seed,
-                "drift": d.drift,
-                "trending": d.trending,
-                "trending_ids": generator.trending_ids(),
-            })),
-            "clicks": t.positives(),
-            "ctr": t.ctr(),
-            "teacher_log_loss": t.log_loss(),
-            "teacher_ne": t.ne(),
-            "teacher_auc": auc,
-            "seconds": secs,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let json = serde_json::to_string_pretty(&serde_json::to_value(&summary)?)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod args;
+pub mod bench;
 pub mod calibrate;
 pub mod convert;
 pub mod debug;

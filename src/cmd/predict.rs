@@ -1,20 +1,13 @@
-//! `quantrec predict`: run an artifact on a batch file.
+//! `quantrec predict`: run an artifact on a batch file ([`quantrec_model::score`]).
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-
-use quantrec_data::Batch;
 use quantrec_model::Scratch;
-use quantrec_model::forward::sigmoid;
-
-use super::eval::{for_each_batch, open_data};
 use quantrec_model::artifact::Artifact;
 use quantrec_model::inputs::load_inputs;
-use quantrec_model::state_dict::RawTensor;
+use quantrec_model::score::{Predictions, for_each_batch, open_data};
 
 /// Arguments of `quantrec predict`.
 #[derive(Args, Debug)]
@@ -59,106 +52,35 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if args.tables_in_memory {
         artifact.model.load_tables_into_memory()?;
     }
+    let model = &artifact.model;
     let mut scratch = Scratch::new();
-    let (mut logits, mut probs, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut preds = Predictions::default();
+    preds.allow_nonfinite = args.allow_nonfinite;
     let mut expected = None;
-    let mut labelled = true;
-    let allow_nonfinite = args.allow_nonfinite;
-    let mut seen = 0usize;
-    let mut run_batch = |batch: &Batch| -> Result<()> {
-        if !allow_nonfinite && let Some(i) = batch.dense.iter().position(|x| !x.is_finite()) {
-            let nd = batch.n_dense.max(1);
-            bail!(
-                "sample {} dense feature {} is {} (non-finite dense values give meaningless scores; pass --allow-nonfinite to score them anyway)",
-                seen + i / nd,
-                i % nd,
-                batch.dense[i]
-            );
-        }
-        seen += batch.size;
-        logits.extend_from_slice(artifact.model.predict_logits(batch, &mut scratch)?);
-        // The probabilities are the sigmoid of the logits, as `Model::predict` computes them.
-        probs.extend(
-            logits[logits.len() - batch.size..]
-                .iter()
-                .map(|&x| sigmoid(x)),
-        );
-        match &batch.labels {
-            Some(l) => labels.extend_from_slice(l),
-            None => labelled = false,
-        }
-        Ok(())
-    };
     let samples = match (&args.inputs, &args.data) {
         (Some(path), _) => {
             let input = load_inputs(path)?;
-            run_batch(&input.batch)?;
+            preds.score(model, &input.batch, &mut scratch)?;
             expected = input.expected;
             input.batch.size as u64
         }
         (None, Some(data)) => {
-            let mut source = open_data(
-                &artifact.model,
-                data,
-                args.schema.as_deref(),
-                args.batch_size,
-            )?;
-            for_each_batch(source.as_mut(), args.rows, run_batch)?
+            let schema = args.schema.as_deref();
+            let mut source = open_data(model.config(), data, schema, args.batch_size)?;
+            for_each_batch(source.as_mut(), args.rows, |batch| {
+                preds.score(model, batch, &mut scratch)
+            })?
         }
         (None, None) => bail!("give --inputs or --data"),
     };
-    let labels = (labelled && !labels.is_empty()).then_some(labels);
-    let ext = args
-        .output
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("");
-    match ext {
-        "safetensors" => {
-            let f = |v: &[f32]| RawTensor {
-                dtype: safetensors::Dtype::F32,
-                shape: vec![v.len()],
-                bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            };
-            let mut tensors = vec![("logits", f(&logits)), ("output", f(&probs))];
-            if let Some(y) = &labels {
-                tensors.push(("labels", f(y)));
-            }
-            let bytes = safetensors::serialize(tensors, None::<HashMap<String, String>>)?;
-            std::fs::write(&args.output, bytes)
-                .with_context(|| format!("writing {}", args.output.display()))?;
-        }
-        "tsv" => {
-            let mut s = String::from("probability\tlogit");
-            s.push_str(if labels.is_some() { "\tlabel\n" } else { "\n" });
-            for (i, (p, l)) in probs.iter().zip(&logits).enumerate() {
-                match &labels {
-                    Some(y) => writeln!(s, "{p}\t{l}\t{}", y[i])?,
-                    None => writeln!(s, "{p}\t{l}")?,
-                }
-            }
-            std::fs::write(&args.output, s)
-                .with_context(|| format!("writing {}", args.output.display()))?;
-        }
-        _ => bail!(
-            "output {} must end in .safetensors or .tsv",
-            args.output.display()
-        ),
-    }
+    preds.write(&args.output)?;
     println!("{samples} samples → {}", args.output.display());
     if let Some(expected) = &expected {
         // The inputs carry a reference; say how far we are from it (as probabilities and as logits,
         // since references may be either).
-        let worst = |ours: &[f32]| {
-            ours.iter()
-                .zip(expected)
-                .map(|(a, b)| (a - b).abs() / b.abs().max(1e-6))
-                .fold(0f32, f32::max)
-        };
+        let (p, l) = preds.max_relative_difference(expected);
         println!(
-            "vs `expected` in the inputs: max relative difference {:.3e} (probabilities), {:.3e} (logits)",
-            worst(&probs),
-            worst(&logits)
+            "vs `expected` in the inputs: max relative difference {p:.3e} (probabilities), {l:.3e} (logits)"
         );
     }
     Ok(())

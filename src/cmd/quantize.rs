@@ -1,144 +1,19 @@
 //! `quantrec quantize`: import if needed → calibrate → search (or a given plan / preset) →
 //! validate → write the quantized artifact with its plan and provenance.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use quantrec_model::artifact;
-use quantrec_quant::calibrate::RangeMethod;
-use quantrec_quant::load::{file_sha256, load_data, load_model};
+use quantrec_quant::load::{load_data, load_model};
 use quantrec_quant::plans::summary;
 use quantrec_quant::report::search_report::write_report;
-use quantrec_quant::search::pareto::Objective;
-use quantrec_quant::search::{Budget, SearchOptions};
-use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
+use quantrec_quant::search::SearchOptions;
+use quantrec_quant::workflow::{PlanRequest, QuantizeOutcome, QuantizeRequest, quantize};
 
-/// Range rule of static activations.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum CalibMethod {
-    /// Observed min and max.
-    Minmax,
-    /// 99.99th percentile (and 0.01th).
-    Percentile,
-    /// L2-error-minimizing window (PyTorch HistogramObserver).
-    L2,
-    /// KL divergence (TensorRT entropy calibration).
-    Kl,
-}
-
-impl CalibMethod {
-    /// The library's range rule.
-    pub fn method(self) -> RangeMethod {
-        match self {
-            CalibMethod::Minmax => RangeMethod::MinMax,
-            CalibMethod::Percentile => RangeMethod::Percentile(99.99),
-            CalibMethod::L2 => RangeMethod::L2 { bits: 8 },
-            CalibMethod::Kl => RangeMethod::Kl { bits: 8 },
-        }
-    }
-}
-
-/// Which cost the search minimizes.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ObjectiveArg {
-    /// Model bytes.
-    Bytes,
-    /// Predicted latency.
-    Latency,
-    /// Both, normalized and summed.
-    Both,
-}
-
-impl ObjectiveArg {
-    /// The library's objective.
-    pub fn objective(self) -> Objective {
-        match self {
-            ObjectiveArg::Bytes => Objective::Bytes,
-            ObjectiveArg::Latency => Objective::Latency,
-            ObjectiveArg::Both => Objective::Both,
-        }
-    }
-}
-
-/// How N-bit table rows are rounded (`quantize --table-rounding`).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum TableRounding {
-    /// PyTorch's exact bytes: greedy L2 clipping range, nearest codes.
-    Pytorch,
-    /// PyTorch's range, then the f16 scale and bias refitted by least squares (less row error).
-    Refit,
-    /// PyTorch's range, then codes, scale and bias re-rounded to minimize the log loss each row
-    /// costs on the calibration data (its Gauss-Newton curvature from the f32 model's backward
-    /// pass), not its plain error.
-    Curvature,
-    /// The least-squares refit, then the curvature re-rounding.
-    RefitCurvature,
-}
-
-impl TableRounding {
-    /// Whether the least-squares refit runs (`Plan::table_refit`).
-    pub fn refit(self) -> bool {
-        matches!(self, TableRounding::Refit | TableRounding::RefitCurvature)
-    }
-
-    /// Whether the curvature re-rounding runs (`Plan::table_curvature`).
-    pub fn curvature(self) -> bool {
-        matches!(
-            self,
-            TableRounding::Curvature | TableRounding::RefitCurvature
-        )
-    }
-}
-
-/// Data and gate arguments shared by `quantize` and `refresh`.
-#[derive(Args, Debug)]
-pub struct DataArgs {
-    /// Calibration data (Criteo TSV, schema TSV/CSV, gzip, or a batch file).
-    #[arg(long)]
-    pub calib: PathBuf,
-    /// Evaluation data (labelled; same forms).
-    #[arg(long)]
-    pub eval: PathBuf,
-    /// Schema JSON of text data files (default: Criteo TSV).
-    #[arg(long)]
-    pub schema: Option<PathBuf>,
-    /// Calibration samples to use.
-    #[arg(long, default_value_t = 4096)]
-    pub calib_rows: usize,
-    /// Evaluation samples to use.
-    #[arg(long, default_value_t = 50_000)]
-    pub eval_rows: usize,
-    /// ΔNE budget in percent (relative NE increase).
-    #[arg(long, default_value_t = 0.02)]
-    pub budget_ne: f64,
-    /// Gate on the AUC drop (AUC units) instead of ΔNE.
-    #[arg(long)]
-    pub budget_auc: Option<f64>,
-    /// Range rule of static activations.
-    #[arg(long, value_enum, default_value = "l2")]
-    pub calib_method: CalibMethod,
-}
-
-impl DataArgs {
-    /// The gate.
-    pub fn budget(&self) -> Budget {
-        match self.budget_auc {
-            Some(a) => Budget::Auc(a),
-            None => Budget::Ne(self.budget_ne),
-        }
-    }
-
-    /// Hashes and row counts of the data files, for provenance.
-    pub fn provenance(&self, calib_rows: usize, eval_rows: usize) -> Result<serde_json::Value> {
-        let h = |p: &Path| file_sha256(p).with_context(|| format!("hashing {}", p.display()));
-        Ok(serde_json::json!({
-            "calibration": {"file": self.calib.display().to_string(), "sha256": h(&self.calib)?, "rows": calib_rows},
-            "evaluation": {"file": self.eval.display().to_string(), "sha256": h(&self.eval)?, "rows": eval_rows},
-        }))
-    }
-}
+use super::args::{DataArgs, ObjectiveArg, TableRounding};
 
 /// Arguments of `quantrec quantize`.
 #[derive(Args, Debug)]
@@ -220,47 +95,59 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     );
     artifact::save(&args.output, &req.config, &out.weights, &out.plan, &prov)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let c = &out.comparison;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "output": args.output.display().to_string(),
-                "plan": out.plan,
-                "bytes_f32": out.bytes_f32,
-                "bytes_quantized": out.bytes_quantized,
-                "ne_f32": c.ne_reference, "ne_quantized": c.ne, "delta_ne_pct": c.delta_ne_pct,
-                "auc_f32": c.auc_reference, "auc_quantized": c.auc, "delta_auc": c.delta_auc,
-                "calibration": c.calibration,
-                "search_seconds": out.search.as_ref().map(|s| s.seconds),
-                "model_evaluations": out.search.as_ref().map(|s| s.model_evaluations),
-            })
-        );
+        print_json(&args, &out)
     } else {
-        if let Some(s) = &out.search {
-            println!(
-                "search: {} plans evaluated ({} model runs) in {:.1} s; chosen {}",
-                s.evaluated.len(),
-                s.model_evaluations,
-                s.seconds,
-                s.chosen().name
-            );
-        }
-        println!("plan: {}", summary(&out.plan));
-        println!(
-            "bytes {} -> {} ({:.1}% of f32); NE {:.6} -> {:.6} (ΔNE {:+.4}%, {}); AUC {:.5} -> {:.5}; calibration {:.4}",
-            out.bytes_f32,
-            out.bytes_quantized,
-            100.0 * out.bytes_quantized as f64 / out.bytes_f32 as f64,
-            c.ne_reference,
-            c.ne,
-            c.delta_ne_pct,
-            req.search.budget.describe(),
-            c.auc_reference,
-            c.auc,
-            c.calibration
-        );
-        println!("wrote {}", args.output.display());
+        print_text(&args, &req, &out);
+        Ok(())
     }
+}
+
+/// The outcome as one JSON object.
+fn print_json(args: &QuantizeArgs, out: &QuantizeOutcome) -> Result<()> {
+    let c = &out.comparison;
+    println!(
+        "{}",
+        serde_json::json!({
+            "output": args.output.display().to_string(),
+            "plan": out.plan,
+            "bytes_f32": out.bytes_f32,
+            "bytes_quantized": out.bytes_quantized,
+            "ne_f32": c.ne_reference, "ne_quantized": c.ne, "delta_ne_pct": c.delta_ne_pct,
+            "auc_f32": c.auc_reference, "auc_quantized": c.auc, "delta_auc": c.delta_auc,
+            "calibration": c.calibration,
+            "search_seconds": out.search.as_ref().map(|s| s.seconds),
+            "model_evaluations": out.search.as_ref().map(|s| s.model_evaluations),
+        })
+    );
     Ok(())
+}
+
+/// The search, the plan, bytes and accuracy against f32, the file written.
+fn print_text(args: &QuantizeArgs, req: &QuantizeRequest, out: &QuantizeOutcome) {
+    let c = &out.comparison;
+    if let Some(s) = &out.search {
+        println!(
+            "search: {} plans evaluated ({} model runs) in {:.1} s; chosen {}",
+            s.evaluated.len(),
+            s.model_evaluations,
+            s.seconds,
+            s.chosen().name
+        );
+    }
+    println!("plan: {}", summary(&out.plan));
+    println!(
+        "bytes {} -> {} ({:.1}% of f32); NE {:.6} -> {:.6} (ΔNE {:+.4}%, {}); AUC {:.5} -> {:.5}; calibration {:.4}",
+        out.bytes_f32,
+        out.bytes_quantized,
+        100.0 * out.bytes_quantized as f64 / out.bytes_f32 as f64,
+        c.ne_reference,
+        c.ne,
+        c.delta_ne_pct,
+        req.search.budget.describe(),
+        c.auc_reference,
+        c.auc,
+        c.calibration
+    );
+    println!("wrote {}", args.output.display());
 }

@@ -10,7 +10,7 @@ use quantrec_model::artifact::{self, Provenance};
 use quantrec_quant::load::{load_data, load_model};
 use quantrec_quant::refresh::{RefreshRequest, refresh};
 
-use super::quantize::DataArgs;
+use super::args::DataArgs;
 
 /// Arguments of `quantrec refresh`.
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use quantrec_quant::plans::summary;
 use quantrec_quant::report::search_report::{markdown, write_report};
 use quantrec_quant::search::{SearchOptions, search};
 
-use super::quantize::{DataArgs, ObjectiveArg, TableRounding};
+use super::args::{DataArgs, ObjectiveArg, TableRounding};
 
 /// Arguments of `quantrec search`.
 #[derive(Args, Debug)]

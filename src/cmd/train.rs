@@ -1,19 +1,20 @@
 //! `quantrec train`: train an fp32 DLRM on a click log or on synthetic data and write a
-//! facebookresearch/dlrm state dict (importable with `quantrec import`, loadable by PyTorch).
+//! facebookresearch/dlrm state dict (importable with `quantrec import`, loadable by PyTorch);
+//! the runs are [`quantrec_train::run`].
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use quantrec_data::Batch;
-use quantrec_data::batch_ops;
-use quantrec_data::source;
+use indicatif::ProgressBar;
+use quantrec_data::Schema;
 use quantrec_data::synth;
-use quantrec_data::{Schema, SourceSpec};
 use quantrec_train::recipe::SynthRecipe;
-use quantrec_train::{EvalReport, Optimizer, Progress, TrainOptions, Trainer};
+use quantrec_train::run::{FileTraining, Holdout, RunEvent, train_from_source, train_synthetic_to};
+use quantrec_train::{Optimizer, TrainOptions};
+use serde::Serialize;
+
+use crate::progress::{show_training, train_bar};
 
 /// Update rule of `quantrec train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,8 +110,8 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// Runs `quantrec train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// The trainer options of the arguments (on the synthetic recipe's or the trainer's defaults).
+fn train_options(args: &TrainArgs) -> Result<TrainOptions> {
     let mut options = if args.synthetic {
         SynthRecipe::default().options
     } else {
@@ -142,43 +143,63 @@ pub fn run(args: TrainArgs) -> Result<()> {
             OptimizerArg::Adam => Optimizer::adam_rowwise(),
         };
     }
-    if args.synthetic {
-        run_synthetic(&args, options)
-    } else {
-        run_file(&args, options)
-    }
+    Ok(options)
 }
 
-fn progress_bar(total: u64, json: bool) -> ProgressBar {
-    if json {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} samples ({per_sec}, eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
-fn on_progress(bar: &ProgressBar) -> impl FnMut(&Progress) + '_ {
-    move |p: &Progress| {
-        bar.set_position(p.samples);
-        if p.step.is_multiple_of(16) {
-            bar.set_message(format!(
-                "epoch {} loss {:.4} NE {:.4}",
-                p.epoch + 1,
-                p.running_loss,
-                p.running_ne
-            ));
+/// Runs `quantrec train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let options = train_options(&args)?;
+    let mut bar: Option<ProgressBar> = None;
+    let json = args.json;
+    let on_event = |e: RunEvent<'_>| match e {
+        RunEvent::Total(n) => match &bar {
+            Some(b) => b.set_length(n),
+            None if json => bar = Some(ProgressBar::hidden()),
+            None => bar = Some(train_bar(n, ", eta {eta}")),
+        },
+        RunEvent::Step(p) => {
+            if let Some(b) = &bar {
+                show_training(b, p, true);
+            }
         }
+        RunEvent::Skipped { path, lines } => {
+            eprintln!("{}: skipped {lines} bad lines", path.display())
+        }
+    };
+    if args.synthetic {
+        let recipe = synthetic_recipe(&args, options)?;
+        let summary = train_synthetic_to(&recipe, &args.output, on_event)
+            .with_context(|| format!("training, then writing {}", args.output.display()))?;
+        finish(bar, &summary, json)
+    } else {
+        let run = file_training(&args, options)?;
+        let summary = train_from_source(&run, on_event)
+            .with_context(|| format!("training on {}", run.data.display()))?;
+        finish(bar, &summary, json)
     }
 }
 
-fn run_synthetic(args: &TrainArgs, options: TrainOptions) -> Result<()> {
+/// Clears the bar and prints the summary (as JSON with `--json`).
+fn finish(
+    bar: Option<ProgressBar>,
+    summary: &(impl Serialize + std::fmt::Display),
+    json: bool,
+) -> Result<()> {
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::to_value(summary)?)?
+        );
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn synthetic_recipe(args: &TrainArgs, options: TrainOptions) -> Result<SynthRecipe> {
     let mut recipe = SynthRecipe {
         options,
         dim: args.dim,
@@ -202,142 +223,10 @@ fn run_synthetic(args: &TrainArgs, options: TrainOptions) -> Result<()> {
     if args.epochs.is_some_and(|e| e != 1) {
         bail!("--epochs applies to --data only (synthetic rows are generated fresh, one pass)");
     }
-    let start = Instant::now();
-    let bar = progress_bar(recipe.train_rows, args.json);
-    let out = quantrec_train::recipe::train_synthetic(&recipe, on_progress(&bar))?;
-    bar.finish_and_clear();
-    out.trainer
-        .save_safetensors(&args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    let wall = start.elapsed().as_secs_f64();
-    let teacher_ne = out.teacher.ne;
-    if args.json {
-        let v = serde_json::json!({
-            "source": "synthetic",
-            "train_rows": recipe.train_rows,
-            "eval_rows": recipe.eval_rows,
-            "table_rows": recipe.synth.table_rows,
-            "zipf_exponent": recipe.synth.zipf_exponent,
-            "options": options_json(&recipe.options),
-            "holdout": report_json(&out.holdout),
-            "teacher_ne": teacher_ne,
-            "teacher_auc": out.teacher.auc,
-            "ne_ratio": out.ne_ratio,
-            "train_seconds": out.train_seconds,
-            "samples_per_second": recipe.train_rows as f64 / out.train_seconds.max(1e-9),
-            "wall_seconds": wall,
-            "output": args.output,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "trained on {} synthetic rows in {:.1} s ({:.0} samples/s; {:.1} s in all)",
-            recipe.train_rows,
-            out.train_seconds,
-            recipe.train_rows as f64 / out.train_seconds.max(1e-9),
-            wall
-        );
-        print_report("holdout", &out.holdout);
-        println!(
-            "teacher (attainable optimum): NE {}; model NE / teacher NE = {:.4}",
-            teacher_ne.map_or("undefined".into(), |v| format!("{v:.5}")),
-            out.ne_ratio
-        );
-        println!("state dict → {}", args.output.display());
-    }
-    Ok(())
+    Ok(recipe)
 }
 
-/// Streams `path` batch by batch and hands every batch of its rows `lo..hi` (cut at the ends) to
-/// `f`; memory stays at one batch whatever the file size. Returns the rows read.
-fn stream_rows(
-    path: &Path,
-    spec: &SourceSpec,
-    lo: u64,
-    hi: u64,
-    mut f: impl FnMut(&Batch) -> Result<()>,
-) -> Result<u64> {
-    let mut src =
-        source::open_source(path, spec).with_context(|| format!("opening {}", path.display()))?;
-    let mut row = 0u64;
-    while let Some(b) = src
-        .next_batch()
-        .with_context(|| format!("reading {}", path.display()))?
-    {
-        if b.labels.is_none() {
-            bail!("{} has no labels", path.display());
-        }
-        let (start, end) = (row, row + b.size as u64);
-        row = end;
-        let (s, e) = (start.max(lo), end.min(hi));
-        if s >= e {
-            if start >= hi {
-                break;
-            }
-            continue;
-        }
-        if s == start && e == end {
-            f(&b)?;
-        } else {
-            f(&batch_ops::slice(
-                &b,
-                (s - start) as usize,
-                (e - start) as usize,
-            ))?;
-        }
-    }
-    if src.stats().skipped_lines > 0 {
-        eprintln!(
-            "{}: skipped {} bad lines",
-            path.display(),
-            src.stats().skipped_lines
-        );
-    }
-    Ok(row)
-}
-
-/// Evaluates `trainer` on the rows of `path` from row `from` on, streamed batch by batch (only
-/// the logits and labels are kept, for the AUC).
-fn evaluate_stream(
-    trainer: &mut Trainer,
-    path: &Path,
-    spec: &SourceSpec,
-    from: u64,
-) -> Result<EvalReport> {
-    let mut src =
-        source::open_source(path, spec).with_context(|| format!("opening {}", path.display()))?;
-    let mut row = 0u64;
-    let mut failure = None;
-    let batches = std::iter::from_fn(|| {
-        loop {
-            let b = match src.next_batch() {
-                Ok(Some(b)) => b,
-                Ok(None) => return None,
-                Err(e) => {
-                    failure = Some(e);
-                    return None;
-                }
-            };
-            let start = row;
-            row += b.size as u64;
-            if row <= from {
-                continue;
-            }
-            return Some(if start >= from {
-                b
-            } else {
-                batch_ops::slice(&b, (from - start) as usize, b.size)
-            });
-        }
-    });
-    let report = trainer.evaluate(batches)?;
-    if let Some(e) = failure {
-        return Err(e).with_context(|| format!("reading {}", path.display()));
-    }
-    Ok(report)
-}
-
-fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
+fn file_training(args: &TrainArgs, options: TrainOptions) -> Result<FileTraining> {
     let Some(data) = &args.data else {
         bail!("give --data FILE or --synthetic");
     };
@@ -351,136 +240,21 @@ fn run_file(args: &TrainArgs, options: TrainOptions) -> Result<()> {
         Some(rows) => rows.clone(),
         None => vec![args.max_table_rows.unwrap_or(100_000); n_tables],
     };
-    let spec = SourceSpec {
+    let holdout = match (&args.eval, args.holdout_rows, args.holdout_fraction) {
+        (Some(e), _, _) => Holdout::File(e.clone()),
+        (None, Some(r), _) => Holdout::Rows(r as u64),
+        (None, None, Some(f)) if (0.0..1.0).contains(&f) => Holdout::Fraction(f),
+        (None, None, Some(f)) => bail!("--holdout-fraction must be in [0, 1), got {f}"),
+        (None, None, None) => Holdout::None,
+    };
+    Ok(FileTraining {
+        data: data.clone(),
         schema,
-        ..SourceSpec::new(table_rows.clone(), options.batch_size)
-    };
-    let start = Instant::now();
-    // The data is streamed, never loaded whole: a first pass counts the rows (and the dense
-    // features) when a tail holdout must be cut off, then every epoch reads the file again.
-    let n_dense = source::open_source(data, &spec)
-        .with_context(|| format!("opening {}", data.display()))?
-        .n_dense();
-    let hold_split =
-        args.eval.is_none() && (args.holdout_rows.is_some() || args.holdout_fraction.is_some());
-    let (train_end, holdout) = if hold_split {
-        let n = stream_rows(data, &spec, 0, u64::MAX, |_| Ok(()))?;
-        let hold = match (args.holdout_rows, args.holdout_fraction) {
-            (Some(r), _) => r as u64,
-            (None, Some(f)) if (0.0..1.0).contains(&f) => (n as f64 * f).round() as u64,
-            (None, Some(f)) => bail!("--holdout-fraction must be in [0, 1), got {f}"),
-            (None, None) => 0,
-        };
-        if hold >= n {
-            bail!("holding out {hold} rows leaves none of the {n} to train on");
-        }
-        (n - hold, (hold > 0).then_some((data, n - hold)))
-    } else {
-        (u64::MAX, args.eval.as_ref().map(|e| (e, 0)))
-    };
-    let config = quantrec_train::suggested_config(n_dense, &table_rows, args.dim);
-    let mut trainer = match &args.init {
-        Some(p) => {
-            let tensors = quantrec_train::read_safetensors(p)
-                .with_context(|| format!("reading {}", p.display()))?;
-            Trainer::from_state_dict(config, options, tensors)
-                .with_context(|| format!("starting from {}", p.display()))?
-        }
-        None => Trainer::new(config, options)?,
-    };
-    let total = if train_end == u64::MAX {
-        0
-    } else {
-        train_end * options.epochs as u64
-    };
-    let bar = progress_bar(total, args.json);
-    let t = Instant::now();
-    let mut train_rows = 0u64;
-    {
-        let mut show = on_progress(&bar);
-        for epoch in 0..options.epochs {
-            let mut step = 0;
-            train_rows = stream_rows(data, &spec, 0, train_end, |b| {
-                trainer.fit_stream(std::iter::once(b), |p| {
-                    show(&Progress { epoch, step, ..*p })
-                })?;
-                step += 1;
-                Ok(())
-            })?
-            .min(train_end);
-            if epoch == 0 {
-                bar.set_length(train_rows * options.epochs as u64);
-            }
-        }
-    }
-    bar.finish_and_clear();
-    let train_seconds = t.elapsed().as_secs_f64();
-    let report = match holdout {
-        Some((path, from)) => Some(evaluate_stream(&mut trainer, path, &spec, from)?),
-        None => None,
-    };
-    trainer
-        .save_safetensors(&args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    let samples = train_rows * options.epochs as u64;
-    if args.json {
-        let v = serde_json::json!({
-            "source": data,
-            "train_rows": train_rows,
-            "table_rows": table_rows,
-            "options": options_json(&options),
-            "holdout": report.as_ref().map(report_json),
-            "train_seconds": train_seconds,
-            "samples_per_second": samples as f64 / train_seconds.max(1e-9),
-            "wall_seconds": start.elapsed().as_secs_f64(),
-            "output": args.output,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!(
-            "trained on {} rows × {} epochs in {:.1} s ({:.0} samples/s)",
-            train_rows,
-            options.epochs,
-            train_seconds,
-            samples as f64 / train_seconds.max(1e-9)
-        );
-        match &report {
-            Some(r) => print_report("holdout", r),
-            None => println!("no holdout (use --holdout-rows, --holdout-fraction or --eval)"),
-        }
-        println!("state dict → {}", args.output.display());
-    }
-    Ok(())
-}
-
-fn print_report(what: &str, r: &EvalReport) {
-    println!(
-        "{what}: {} samples, log loss {:.5}, NE {:.5}, AUC {:.5}",
-        r.samples, r.log_loss, r.ne, r.auc
-    );
-}
-
-fn report_json(r: &EvalReport) -> serde_json::Value {
-    serde_json::json!({
-        "samples": r.samples,
-        "log_loss": r.log_loss,
-        "ne": r.ne,
-        "auc": r.auc,
-    })
-}
-
-fn options_json(o: &TrainOptions) -> serde_json::Value {
-    serde_json::json!({
-        "seed": o.seed,
-        "optimizer": match o.optimizer {
-            Optimizer::Sgd => "sgd",
-            Optimizer::Adagrad { .. } => "adagrad",
-            Optimizer::AdamRowwise { .. } => "adam",
-        },
-        "lr_dense": o.lr_dense,
-        "lr_sparse": o.lr_sparse,
-        "batch_size": o.batch_size,
-        "epochs": o.epochs,
-        "threads": o.threads,
+        table_rows,
+        holdout,
+        dim: args.dim,
+        init: args.init.clone(),
+        options,
+        output: args.output.clone(),
     })
 }

@@ -202,8 +202,8 @@ impl AucAccumulator {
     }
 }
 
-/// Every metric of one evaluation.
-#[derive(Clone, Debug, PartialEq)]
+/// Every metric of one evaluation (serialized with these field names; `None` as `null`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Metrics {
     /// Number of samples.
     pub count: u64,

@@ -64,6 +64,18 @@ pub enum ModelError {
         /// The dtype found.
         found: String,
     },
+    /// A NaN or infinite dense input value (refused unless the caller allows them).
+    #[error(
+        "sample {sample} dense feature {feature} is {value} (non-finite dense values give meaningless scores; pass --allow-nonfinite to score them anyway)"
+    )]
+    NonFiniteDense {
+        /// Sample index (across everything scored so far).
+        sample: usize,
+        /// Dense feature index.
+        feature: usize,
+        /// The value.
+        value: f32,
+    },
     /// A NaN or infinite weight.
     #[error("tensor {name} holds the non-finite value {value} at flat index {index}")]
     NonFinite {
@@ -484,6 +496,52 @@ pub enum ModelError {
         naming: crate::config::Naming,
         /// Top-MLP layers of the model.
         layers: usize,
+    },
+    /// A data file whose features do not fit the model's inputs.
+    #[error(
+        "{} has {dense} dense and {sparse} sparse features, the model takes {model_dense} and {model_sparse}",
+        path.display()
+    )]
+    DataFeatures {
+        /// The data file.
+        path: PathBuf,
+        /// Dense features of the file.
+        dense: usize,
+        /// Sparse features (tables) of the file.
+        sparse: usize,
+        /// Dense features of the model.
+        model_dense: usize,
+        /// Tables of the model.
+        model_sparse: usize,
+    },
+    /// An output file whose extension names no format this crate writes.
+    #[error("output {} must end in {expected}", path.display())]
+    OutputFormat {
+        /// The file.
+        path: PathBuf,
+        /// The extensions accepted.
+        expected: String,
+    },
+    /// A tensor that could not be converted to a table format.
+    #[error("converting tensor {tensor} to {format}: {source}")]
+    ConvertTensor {
+        /// The tensor.
+        tensor: String,
+        /// The target format.
+        format: String,
+        /// The kernel's refusal.
+        source: Box<quantrec_kernels::KernelError>,
+    },
+    /// A conversion that selected no tensor.
+    #[error(
+        "no tensor of {file} was converted: none is a 2-D f32/f16/bf16 tensor{}",
+        if *filtered { " matching --tensors" } else { "" }
+    )]
+    NothingToConvert {
+        /// The input file.
+        file: String,
+        /// Whether a name filter was given.
+        filtered: bool,
     },
 }
 

@@ -10,13 +10,17 @@
 
 pub mod artifact;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod export;
 pub mod forward;
 pub mod import;
 pub mod inputs;
+pub mod inspect;
 pub mod model;
+pub mod parts;
 pub mod plan;
+pub mod score;
 pub mod state_dict;
 pub mod tables;
 pub mod weights;

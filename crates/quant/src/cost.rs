@@ -10,15 +10,13 @@
 //! Every figure is the fastest of several runs (the machine is shared: the minimum is the least
 //! disturbed estimate); measurements are made once per [`CostModel`] and kept in memory.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
 use quantrec_data::Batch;
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear};
 use quantrec_kernels::rng::Rng;
 use quantrec_model::weights::Linear;
 use quantrec_model::{Plan, Scratch};
+use std::collections::BTreeMap;
 
 use crate::Result;
 use crate::builder::ModelBuilder;
@@ -29,16 +27,9 @@ use crate::plans::{
 /// Runs per measurement (the fastest is kept).
 const RUNS: usize = 7;
 
-/// Fastest wall time of `f` in seconds, after one warm-up call.
-fn fastest_time(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    let mut t = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64());
-    }
-    Ok(t.into_iter().fold(f64::INFINITY, f64::min))
+/// Fastest wall time of `f` in seconds over [`RUNS`] runs, after one warm-up call.
+fn fastest_time(f: impl FnMut() -> Result<()>) -> Result<f64> {
+    crate::timing::fastest_time(RUNS, f)
 }
 
 /// Key of a dense unit's choice in [`CostModel::layer_saving_s`].

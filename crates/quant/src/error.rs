@@ -177,6 +177,49 @@ pub enum QuantError {
         /// Table index.
         table: usize,
     },
+    /// A data file without labels where labelled rows are needed (evaluation, training).
+    #[error("{} has no labels", path.display())]
+    Unlabelled {
+        /// The data file.
+        path: std::path::PathBuf,
+    },
+    /// A data file with fewer rows than the operation needs.
+    #[error("{} has only {rows} rows; at least {needed} are needed", path.display())]
+    TooFewRows {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// Rows it holds (or that were read).
+        rows: u64,
+        /// Rows the operation needs.
+        needed: u64,
+    },
+    /// Kernels that disagree with their scalar oracle in the self-check.
+    #[error("{failed} kernel self-checks disagree with the scalar oracle")]
+    SelfCheck {
+        /// How many (family, implementation) checks failed.
+        failed: usize,
+    },
+    /// A saved artifact that does not predict what the in-memory model predicts.
+    #[error("the saved artifact {} does not reproduce the in-memory model", path.display())]
+    Reproduce {
+        /// The artifact.
+        path: std::path::PathBuf,
+    },
+    /// A thread pool could not be built (benchmarks and throughput runs pin their thread count).
+    #[error(transparent)]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// A registered kernel family that `bench kernels` has no benchmark for.
+    #[error("kernel family `{family}` has no benchmark")]
+    UnbenchedFamily {
+        /// The family's registry name.
+        family: &'static str,
+    },
+    /// A background worker thread panicked.
+    #[error("the {what} thread panicked")]
+    Worker {
+        /// What the thread was doing.
+        what: String,
+    },
 }
 
 impl QuantError {

@@ -140,3 +140,7 @@ impl Comparison {
         })
     }
 }
+
+mod file;
+
+pub use file::{BaselineEvaluation, FileEvalOptions, FileEvaluation, evaluate_file};

@@ -27,10 +27,12 @@
 //!   [`refresh::refresh`]: re-apply a recipe to a new snapshot and repair it;
 //!   [`load`]: models (artifact or state dict) and data files.
 
+pub mod bench;
 pub mod builder;
 pub mod calibrate;
 pub mod cost;
 pub mod debug;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod load;
@@ -40,6 +42,7 @@ pub mod refresh;
 pub mod report;
 pub mod search;
 pub mod table_curvature;
+pub mod timing;
 pub mod workflow;
 
 pub use error::QuantError;

@@ -287,51 +287,16 @@ impl Preset {
     }
 }
 
-/// Bytes of one dense layer `[out, inp]` (weights in its precision, f32 bias, per-channel scales).
-fn layer_bytes(out: usize, inp: usize, p: LayerPrecision) -> u64 {
-    let scales = match p {
-        LayerPrecision::Int8 { per_channel, .. } => {
-            if per_channel {
-                out * 4
-            } else {
-                4
-            }
-        }
-        _ => 0,
-    };
-    (out * inp * p.weight_bytes() + out * 4 + scales) as u64
-}
-
-/// Bytes of `unit`'s parameters under `plan`.
+/// Bytes of `unit`'s parameters under `plan`, as the artifact stores them
+/// ([`quantrec_model::parts`], the one count).
 pub fn unit_bytes(config: &ModelConfig, plan: &Plan, unit: Unit) -> u64 {
-    let width = config.concat_width();
-    let rank = match config.interaction {
-        quantrec_model::config::Interaction::Dcn { rank, .. } => rank,
-        _ => 0,
-    };
-    let bottom_in = |i: usize| {
-        if i == 0 {
-            config.dense_features
-        } else {
-            config.bottom_mlp[i - 1]
-        }
-    };
-    let top_in = |i: usize| {
-        if i == 0 {
-            config.interaction_out()
-        } else {
-            config.top_mlp[i - 1]
-        }
-    };
+    use quantrec_model::parts;
     match unit {
-        Unit::Bottom(i) => layer_bytes(config.bottom_mlp[i], bottom_in(i), plan.bottom[i]),
-        Unit::Top(i) => layer_bytes(config.top_mlp[i], top_in(i), plan.top[i]),
-        Unit::CrossV(l) => layer_bytes(rank, width, plan.cross[l].v),
-        Unit::CrossW(l) => layer_bytes(width, rank, plan.cross[l].w),
-        Unit::Table(t) => {
-            let tc = &config.tables[t];
-            (tc.rows * plan.tables[t].row_bytes(tc.dim)) as u64
-        }
+        Unit::Bottom(i) => parts::bottom_part(config, plan, i).bytes,
+        Unit::Top(i) => parts::top_part(config, plan, i).bytes,
+        Unit::CrossV(l) => parts::cross_part(config, plan, l, false).bytes,
+        Unit::CrossW(l) => parts::cross_part(config, plan, l, true).bytes,
+        Unit::Table(t) => parts::table_part(config, plan, t).bytes,
     }
 }
 

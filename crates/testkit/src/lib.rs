@@ -8,20 +8,58 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 /// The `shared/` directory, found from `QUANTREC_SHARED` or by walking up from `manifest_dir`.
-/// Panics with a clear message when it is absent (tests need it).
+/// Panics with a message saying where the fixtures are expected when they are absent (tests need
+/// them): see [`locate_shared`] for the non-panicking form.
 pub fn shared_dir(manifest_dir: &str) -> PathBuf {
-    if let Ok(p) = std::env::var("QUANTREC_SHARED") {
-        return PathBuf::from(p);
+    locate_shared(
+        manifest_dir,
+        std::env::var_os("QUANTREC_SHARED").map(PathBuf::from),
+    )
+    .unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// The `shared/` directory: `override_dir` when given (it must hold `fixtures/`), else the first
+/// `shared/` with a `fixtures/` folder in `manifest_dir` or one of its ancestors. The error says
+/// where the fixtures are expected: `../shared/fixtures` beside the workspace root.
+pub fn locate_shared(manifest_dir: &str, override_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = override_dir {
+        if p.join("fixtures").is_dir() {
+            return Ok(p);
+        }
+        return Err(format!(
+            "QUANTREC_SHARED/fixtures not found at {}: cargo test needs the shared fixtures \
+             (QUANTREC_SHARED names the shared/ directory; see README)",
+            absolute(&p.join("fixtures")).display()
+        ));
     }
-    let mut dir = Some(Path::new(manifest_dir));
+    let start = absolute(Path::new(manifest_dir));
+    let mut dir = Some(start.as_path());
     while let Some(d) = dir {
         let candidate = d.join("shared");
         if candidate.join("fixtures").is_dir() {
-            return candidate;
+            return Ok(candidate);
         }
         dir = d.parent();
     }
-    panic!("no shared/ directory with fixtures/ above {manifest_dir}; set QUANTREC_SHARED")
+    // The workspace root is the first ancestor holding a Cargo.lock; the fixtures live beside it.
+    let root = start
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or(&start);
+    let expected = root
+        .parent()
+        .unwrap_or(root)
+        .join("shared")
+        .join("fixtures");
+    Err(format!(
+        "../shared/fixtures not found at {}: cargo test needs the shared fixtures beside the repo \
+         (see README; or set QUANTREC_SHARED to a shared/ directory)",
+        expected.display()
+    ))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Path of `shared/fixtures/<name>`.
@@ -93,4 +131,39 @@ pub fn tensors(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_fixture_folder_says_where_it_is_expected() {
+        let dir = std::env::temp_dir().join(format!("testkit-nofixtures-{}", std::process::id()));
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(repo.join("crates/x")).unwrap();
+        std::fs::write(repo.join("Cargo.lock"), "").unwrap();
+        let err = locate_shared(repo.join("crates/x").to_str().unwrap(), None).unwrap_err();
+        let expected = dir.join("shared").join("fixtures");
+        assert!(
+            err.starts_with(&format!(
+                "../shared/fixtures not found at {}",
+                expected.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("see README"), "{err}");
+        let err = locate_shared("/", Some(dir.join("nowhere"))).unwrap_err();
+        assert!(
+            err.contains("QUANTREC_SHARED/fixtures not found at"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_shared_fixtures_beside_this_repo_are_found() {
+        let dir = locate_shared(env!("CARGO_MANIFEST_DIR"), None).unwrap();
+        assert!(dir.join("fixtures").is_dir());
+    }
 }

@@ -254,6 +254,26 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// A data file without labels: it cannot be trained or evaluated on.
+    #[error("{} has no labels", path.display())]
+    Unlabelled {
+        /// The data file.
+        path: std::path::PathBuf,
+    },
+    /// A holdout that leaves no rows to train on.
+    #[error("holding out {holdout} rows leaves none of the {rows} to train on")]
+    Holdout {
+        /// Rows of the data file.
+        rows: u64,
+        /// Rows asked to be held out.
+        holdout: u64,
+    },
+    /// A holdout fraction outside `[0, 1)`.
+    #[error("the holdout fraction must be in [0, 1), got {fraction}")]
+    HoldoutFraction {
+        /// The fraction given.
+        fraction: f64,
+    },
 }
 
 /// The train crate's result type.

@@ -1,8 +1,8 @@
 //! Holdout quality (log loss, normalized entropy, ROC AUC) and the running figures reported while
 //! training.
 
-/// Quality of the model on a holdout set.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Quality of the model on a holdout set (serialized with these field names).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct EvalReport {
     /// Samples evaluated.
     pub samples: usize,

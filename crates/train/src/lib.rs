@@ -29,6 +29,7 @@ mod packs;
 mod params;
 mod pass;
 pub mod recipe;
+pub mod run;
 mod state;
 mod validate;
 

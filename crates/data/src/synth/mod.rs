@@ -57,6 +57,7 @@
 
 pub mod drift;
 pub mod features;
+pub mod generate;
 pub mod teacher;
 pub mod zipf;
 

@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::BenchRecord;
+use super::line::{BagShape, Line, NoExtra};
+use crate::Result;
 use half::{bf16, f16};
 use quantrec_kernels::Isa;
 use quantrec_kernels::aligned::AlignedF32;
@@ -24,9 +26,9 @@ use quantrec_kernels::embedding_bag::{
 use quantrec_kernels::formats::{TableFormat, TableRef};
 use quantrec_kernels::rng::Rng;
 use quantrec_model::tables::TableBytes;
-use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, time_median};
+use super::{KernelBenchOptions, Sink};
+use crate::timing::time_median;
 
 /// Bag size of every measured batch.
 const BATCH: usize = 1024;
@@ -42,17 +44,17 @@ const OPS: [(&str, TableFormat); 6] = [
 ];
 
 /// Measures every embedding-bag op that passes the filter.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     let wanted: Vec<(&str, TableFormat)> =
         OPS.into_iter().filter(|(op, _)| rep.wants(op)).collect();
     if wanted.is_empty() {
         return Ok(());
     }
     let isa = Isa::active();
-    let rows = if args.quick { 200_000 } else { 2_000_000 };
-    let dims: &[usize] = if args.quick { &[64] } else { &[16, 64, 128] };
-    let pools: &[usize] = if args.quick { &[20] } else { &[1, 20, 100] };
-    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+    let rows = if options.quick { 200_000 } else { 2_000_000 };
+    let dims: &[usize] = if options.quick { &[64] } else { &[16, 64, 128] };
+    let pools: &[usize] = if options.quick { &[20] } else { &[1, 20, 100] };
+    let min_time = Duration::from_millis(if options.quick { 100 } else { 300 });
     let mut rng = Rng::new(0x0e3b);
     for &d in dims {
         let values: Vec<f32> = (0..rows * d)
@@ -65,7 +67,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         drop(values);
         for &pool in pools {
             let n = BATCH * pool;
-            let sets = if args.quick {
+            let sets = if options.quick {
                 4
             } else {
                 ((256usize << 20) / (n * d * 4)).clamp(1, 64)
@@ -107,14 +109,23 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                     if let Some(e) = failure {
                         return Err(e.into());
                     }
-                    rep.record(
+                    let shape = BagShape {
+                        rows,
+                        d,
+                        pool,
+                        batch: BATCH,
+                        cache,
+                    };
+                    let rate = n as f64 / secs / 1e6;
+                    rep.record(BenchRecord::EmbeddingBag(Line::new(
                         isa.name(),
                         op,
-                        json!({"rows": rows, "d": d, "pool": pool, "batch": BATCH, "cache": cache}),
+                        shape,
                         secs,
-                        n as f64 / secs / 1e6,
+                        rate,
                         "Mrows/s",
-                    )?;
+                        NoExtra {},
+                    )))?;
                 }
             }
         }

@@ -1,11 +1,7 @@
-//! `quantrec bench model`: whole-model predict throughput on synthetic one-hot batches.
+//! `dlrm_predict` lines: whole-model predict throughput on synthetic one-hot batches.
 
 use std::path::PathBuf;
 use std::time::Duration;
-
-use anyhow::{Context, Result, bail};
-use clap::Args;
-use serde_json::json;
 
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
@@ -16,42 +12,57 @@ use quantrec_model::plan::ActivationPlan;
 use quantrec_model::weights::{Linear, TableData};
 use quantrec_model::{LayerPrecision, Model, ModelConfig, Plan, Scratch, Weights};
 
-use super::{Reporter, time_median};
+use super::line::{Line, ModelExtra, ModelShape};
+use super::{BenchRecord, Sink};
+use crate::timing::time_median;
+use crate::{QuantError, Result};
 
-/// Arguments of `quantrec bench model`.
-#[derive(Args, Debug)]
-pub struct ModelBenchArgs {
-    /// The artifact to run (or use `--synthetic`).
-    #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
-    pub model: Option<PathBuf>,
-    /// With an artifact: copy its tables into memory (huge pages from 2 MiB) instead of running
-    /// them from the file mapping. Synthetic models are built in memory anyway.
-    #[arg(long, requires = "model")]
-    pub tables_in_memory: bool,
+/// Which model `bench model` runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// An artifact.
+    Artifact {
+        /// The file.
+        path: PathBuf,
+        /// Copy its tables into memory (huge pages from 2 MiB) instead of running them from the
+        /// file mapping.
+        tables_in_memory: bool,
+    },
     /// A random model with the shapes of `../shared/peers/dlrm_bench.py`: `kaggle` (d=16, bottom
     /// 13-512-256-64-16, top 367-512-256-1, Criteo cardinalities capped at 1M rows) or `mlperf`
     /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows).
-    #[arg(long)]
-    pub synthetic: Option<String>,
-    /// Plan of a synthetic model: `f32`, or `quantized` (dynamic per-tensor int8 MLPs and 4-bit
-    /// tables: the dlrm repo's inference recipe that the peer runs).
-    #[arg(long, default_value = "f32")]
-    pub plan: String,
-    /// Batch sizes, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    Synthetic {
+        /// `kaggle` or `mlperf`.
+        which: String,
+        /// `f32`, or `quantized` (dynamic per-tensor int8 MLPs and 4-bit tables: the dlrm repo's
+        /// inference recipe that the peer runs).
+        plan: String,
+    },
+}
+
+/// Options of `bench model`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelBenchOptions {
+    /// The model.
+    pub source: ModelSource,
+    /// Batch sizes.
     pub batch: Vec<usize>,
     /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
-    #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Samples per chunk (the model's default when absent; see `Model::set_chunk_size`).
-    #[arg(long)]
+    /// Samples per chunk (the model's default when `None`; see `Model::set_chunk_size`).
     pub chunk: Option<usize>,
     /// Shorter timings.
-    #[arg(long)]
     pub quick: bool,
-    /// Also write one JSON object per line to this file (`-` for stdout).
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+}
+
+/// A model ready to be timed.
+pub struct BenchModel {
+    /// The model.
+    pub model: Model,
+    /// Its name in the lines (the artifact's file stem, or `kaggle-f32` ...).
+    pub name: String,
+    /// Whether ids are skewed like the peer's (`n·u³`; synthetic models) rather than uniform.
+    zipf: bool,
 }
 
 /// A batch of `size` samples: dense values `log1p(100·u)`, one id per table, uniform or (`zipf`)
@@ -125,7 +136,12 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
     let (d, bottom, top, cap): (usize, &[usize], &[usize], usize) = match which {
         "kaggle" => (16, &[512, 256, 64, 16], &[512, 256, 1], 1_000_000),
         "mlperf" => (128, &[512, 256, 128], &[1024, 1024, 512, 256, 1], 100_000),
-        other => bail!("unknown synthetic model {other:?}: expected kaggle or mlperf"),
+        other => {
+            return Err(QuantError::InvalidArgument {
+                what: format!("synthetic model {other:?}"),
+                reason: "expected kaggle or mlperf".into(),
+            });
+        }
     };
     let config = ModelConfig {
         dense_features: 13,
@@ -154,7 +170,12 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
             },
             TableFormat::Fused4,
         ),
-        other => bail!("unknown plan {other:?}: expected f32 or quantized"),
+        other => {
+            return Err(QuantError::InvalidArgument {
+                what: format!("plan {other:?}"),
+                reason: "expected f32 or quantized".into(),
+            });
+        }
     };
     let mut rng = Rng::new(7);
     let mut linear = |(n, k): (usize, usize)| Linear {
@@ -206,83 +227,102 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
     Ok(Model::from_parts_owned(config, weights, p)?)
 }
 
-/// Runs `quantrec bench model`.
-pub fn run(args: &ModelBenchArgs) -> Result<()> {
-    let (model, name, zipf) = match (&args.model, &args.synthetic) {
-        (Some(path), _) => {
-            let mut a =
-                Artifact::load(path).with_context(|| format!("loading {}", path.display()))?;
-            if args.tables_in_memory {
-                a.model.load_tables_into_memory()?;
+impl BenchModel {
+    /// Loads or builds the model of `options`, with its chunk size set.
+    pub fn open(options: &ModelBenchOptions) -> Result<BenchModel> {
+        let (mut model, name, zipf) = match &options.source {
+            ModelSource::Artifact {
+                path,
+                tables_in_memory,
+            } => {
+                let mut a = Artifact::load(path)?;
+                if *tables_in_memory {
+                    a.model.load_tables_into_memory()?;
+                }
+                let name = path
+                    .file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy().to_string());
+                (a.model, name, false)
             }
-            let name = path
-                .file_stem()
-                .map_or("model".into(), |s| s.to_string_lossy().to_string());
-            (a.model, name, false)
-        }
-        (None, Some(which)) => (
-            synthetic_model(which, &args.plan)?,
-            format!("{which}-{}", args.plan),
-            true,
-        ),
-        (None, None) => bail!("give an artifact or --synthetic"),
-    };
-    let mut model = model;
-    if let Some(chunk) = args.chunk {
-        model.set_chunk_size(chunk);
-    }
-    let model = &model;
-    let c = model.config();
-    let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
-    let plan: Vec<String> = model
-        .plan()
-        .bottom
-        .iter()
-        .chain(&model.plan().top)
-        .map(|p| p.short_name())
-        .collect();
-    let tables = summarize(model.plan().tables.iter().map(|f| f.name().to_string()));
-    let plan = summarize(plan.into_iter());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads.max(1))
-        .build()?;
-    let mut rep = Reporter::new(args.json.as_deref(), None)?;
-    println!(
-        "quantrec bench model {name} — {}",
-        quantrec_kernels::isa::describe()
-    );
-    let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
-    for &b in &args.batch {
-        // Like the peer, rotate through 8 different batches so table rows are not all cache-hot.
-        let batches: Vec<Batch> = (0..8)
-            .map(|i| synthetic(b, c.dense_features, &rows, 42 + 8 * b as u64 + i, zipf))
-            .collect();
-        let mut scratch = Scratch::new();
-        let mut calls = 0usize;
-        let cpu0 = process_cpu_seconds();
-        let secs = pool.install(|| -> Result<f64> {
-            model.predict(&batches[0], &mut scratch)?;
-            Ok(time_median(min_time, 5, || {
-                let batch = &batches[calls % batches.len()];
-                calls += 1;
-                std::hint::black_box(model.predict(batch, &mut scratch).map(|p| p[0]).ok());
-            }))
-        })?;
-        // Samples per CPU-second of this process (all threads): steadier than wall time on a
-        // shared machine; wall-time `rate` is what compares with the peers.
-        let cpu_rate = match (cpu0, process_cpu_seconds()) {
-            (Some(t0), Some(t1)) if t1 > t0 => json!((calls + 1) as f64 * b as f64 / (t1 - t0)),
-            _ => serde_json::Value::Null,
+            ModelSource::Synthetic { which, plan } => (
+                synthetic_model(which, plan)?,
+                format!("{which}-{plan}"),
+                true,
+            ),
         };
-        rep.record_with(
-            quantrec_kernels::Isa::active().name(),
-            "dlrm_predict",
-            json!({"model": name, "batch": b, "threads": args.threads, "chunk": model.chunk_size()}),
-            secs,
-            b as f64 / secs,
-            "samples/s",
-            json!({"layers": plan, "tables": tables, "cpu_rate": cpu_rate}),
-        )?;
+        if let Some(chunk) = options.chunk {
+            model.set_chunk_size(chunk);
+        }
+        Ok(BenchModel { model, name, zipf })
     }
-    rep.finish()
+
+    /// Times `predict` at every batch size of `options` (a `dlrm_predict` line each).
+    pub fn run(&self, options: &ModelBenchOptions, sink: &mut Sink<'_>) -> Result<()> {
+        let model = &self.model;
+        let c = model.config();
+        let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
+        let plan: Vec<String> = model
+            .plan()
+            .bottom
+            .iter()
+            .chain(&model.plan().top)
+            .map(|p| p.short_name())
+            .collect();
+        let tables = summarize(model.plan().tables.iter().map(|f| f.name().to_string()));
+        let layers = summarize(plan.into_iter());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads.max(1))
+            .build()?;
+        let min_time = Duration::from_millis(if options.quick { 200 } else { 1000 });
+        for &b in &options.batch {
+            // Like the peer, rotate through 8 different batches so table rows are not all cache-hot.
+            let batches: Vec<Batch> = (0..8)
+                .map(|i| synthetic(b, c.dense_features, &rows, 42 + 8 * b as u64 + i, self.zipf))
+                .collect();
+            let (secs, cpu_rate) = pool.install(|| time_model(model, &batches, min_time))?;
+            let shape = ModelShape {
+                model: self.name.clone(),
+                batch: b,
+                threads: options.threads,
+                chunk: model.chunk_size(),
+            };
+            let extra = ModelExtra {
+                layers: layers.clone(),
+                tables: tables.clone(),
+                cpu_rate,
+            };
+            sink.record(BenchRecord::Model(Line::new(
+                quantrec_kernels::Isa::active().name(),
+                "dlrm_predict",
+                shape,
+                secs,
+                b as f64 / secs,
+                "samples/s",
+                extra,
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+/// Median seconds of one `predict` call rotating over `batches`, and samples per CPU-second of
+/// this process (all threads): steadier than wall time on a shared machine; wall time is what
+/// compares with the peers.
+fn time_model(model: &Model, batches: &[Batch], min_time: Duration) -> Result<(f64, Option<f64>)> {
+    let mut scratch = Scratch::new();
+    let mut calls = 0usize;
+    let cpu0 = process_cpu_seconds();
+    model.predict(&batches[0], &mut scratch)?;
+    let secs = time_median(min_time, 5, || {
+        let batch = &batches[calls % batches.len()];
+        calls += 1;
+        std::hint::black_box(model.predict(batch, &mut scratch).map(|p| p[0]).ok());
+    });
+    let cpu_rate = match (cpu0, process_cpu_seconds()) {
+        (Some(t0), Some(t1)) if t1 > t0 => {
+            Some((calls + 1) as f64 * batches[0].size as f64 / (t1 - t0))
+        }
+        _ => None,
+    };
+    Ok((secs, cpu_rate))
 }

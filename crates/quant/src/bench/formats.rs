@@ -4,25 +4,27 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::BenchRecord;
+use super::line::{Line, NoExtra, TableShape};
+use crate::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::formats::greedy::{GreedyOps, search_rows};
 use quantrec_kernels::formats::{
     QuantizeOptions, TableFormat, TableRef, dequantize_table_with, quantize_table_with,
 };
 use quantrec_kernels::rng::Rng;
-use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, time_median};
+use super::{KernelBenchOptions, Sink};
+use crate::timing::time_median;
 
 /// Benchmarks table quantization.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
-    let (rows, dim) = if args.quick {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
+    let (rows, dim) = if options.quick {
         (10_000, 64)
     } else {
         (100_000, 64)
     };
-    let min_time = Duration::from_millis(if args.quick { 200 } else { 1000 });
+    let min_time = Duration::from_millis(if options.quick { 200 } else { 1000 });
     let src = Rng::new(1).normal_vec(rows * dim, 0.05);
     let threads = rayon::current_num_threads();
 
@@ -38,22 +40,19 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let secs = time_median(min_time, 3, || {
                 ops.search(&src, dim, bits, &mut out).expect("valid shapes");
             });
-            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
-            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+            let shape = TableShape {
+                rows,
+                dim,
+                threads: 1,
+            };
+            rep.record(rows_line(isa.name(), &op, shape, secs))?;
         }
         let ops = GreedyOps::active();
         let secs = time_median(min_time, 3, || {
             search_rows(ops, &src, dim, bits, &mut out).expect("valid shapes");
         });
-        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
-        rep.record(
-            ops.isa.name(),
-            &op,
-            shape,
-            secs,
-            rows as f64 / secs,
-            "rows/s",
-        )?;
+        let shape = TableShape { rows, dim, threads };
+        rep.record(rows_line(ops.isa.name(), &op, shape, secs))?;
     }
 
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
@@ -82,13 +81,17 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         };
         for isa in Isa::available() {
             let secs = one_thread.install(|| time_median(min_time, 3, || quantize(isa)));
-            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
-            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+            let shape = TableShape {
+                rows,
+                dim,
+                threads: 1,
+            };
+            rep.record(rows_line(isa.name(), &op, shape, secs))?;
         }
         let isa = Isa::active();
         let secs = time_median(min_time, 3, || quantize(isa));
-        let shape = json!({"rows": rows, "dim": dim, "threads": threads});
-        rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+        let shape = TableShape { rows, dim, threads };
+        rep.record(rows_line(isa.name(), &op, shape, secs))?;
     }
     for format in [
         TableFormat::Fused8,
@@ -109,11 +112,21 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                     dequantize_table_with(isa, &table, &mut out).expect("valid");
                 })
             });
-            let shape = json!({"rows": rows, "dim": dim, "threads": 1});
-            rep.record(isa.name(), &op, shape, secs, rows as f64 / secs, "rows/s")?;
+            let shape = TableShape {
+                rows,
+                dim,
+                threads: 1,
+            };
+            rep.record(rows_line(isa.name(), &op, shape, secs))?;
         }
     }
     Ok(())
+}
+
+/// A `quantize_*` / `dequantize_*` line: `shape.rows` per median call, in rows/s.
+fn rows_line(isa: &str, op: &str, shape: TableShape, secs: f64) -> BenchRecord {
+    let rate = shape.rows as f64 / secs;
+    BenchRecord::Table(Line::new(isa, op, shape, secs, rate, "rows/s", NoExtra {}))
 }
 
 fn quantize_table_with_default(

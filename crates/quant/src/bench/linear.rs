@@ -7,17 +7,17 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use super::line::{GemmShape, Line, LinearExtra};
+use super::{BenchRecord, KernelBenchOptions, Sink, linear_shapes, peak};
+use crate::Result;
+use crate::timing::time_median;
 use quantrec_kernels::Isa;
 use quantrec_kernels::gemm::{LinearScratch, PackedLinear, Precision};
 use quantrec_kernels::peak::PeakKind;
 use quantrec_kernels::rng::Rng;
-use serde_json::json;
-
-use super::{KernelBenchArgs, Reporter, linear_shapes, peak, time_median};
 
 /// Benchmarks `linear_f32`, `linear_fp16` and `linear_bf16` on a 1-thread pool.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     let ops = [
         ("linear_f32", Precision::F32),
         ("linear_fp16", Precision::F16),
@@ -26,18 +26,15 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     if !ops.iter().any(|(name, _)| rep.wants(name)) {
         return Ok(());
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .context("building the 1-thread pool")?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let isa = Isa::active();
     let f32_peak = peak::measure(PeakKind::F32Fma);
     // The bf16 kernel runs on AMX where the process may use it, else on vdpbf16ps, else on f32 FMA.
     let bf16_peak = peak::measure(PeakKind::Bf16Amx)
         .or_else(|| peak::measure(PeakKind::Bf16Dot))
         .or(f32_peak);
-    let shapes = linear_shapes(args)?;
-    let min_time = Duration::from_millis(if args.quick { 60 } else { 250 });
+    let shapes = linear_shapes(options);
+    let min_time = Duration::from_millis(if options.quick { 60 } else { 250 });
     let mut rng = Rng::new(42);
     let mut scratch = LinearScratch::default();
     let mut read_bw: Option<f64> = None;
@@ -66,9 +63,9 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                     })
                 });
                 let rate = 2.0 * (m * k * n) as f64 / secs / 1e9;
-                let mut extra = match peak {
-                    Some(p) => json!({"peak_fraction": rate / p}),
-                    None => json!({}),
+                let mut extra = LinearExtra {
+                    peak_fraction: peak.map(|p| rate / p),
+                    bandwidth_fraction: None,
                 };
                 if m == 1 {
                     // One row streams the whole weight matrix: read it against the measured
@@ -76,17 +73,17 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
                     let weight_bytes =
                         (k * n * if precision == Precision::F32 { 4 } else { 2 }) as f64;
                     let bw = *read_bw.get_or_insert_with(|| peak::read_bandwidth(4 << 20));
-                    extra["bandwidth_fraction"] = json!(weight_bytes / secs / 1e9 / bw);
+                    extra.bandwidth_fraction = Some(weight_bytes / secs / 1e9 / bw);
                 }
-                rep.record_with(
+                rep.record(BenchRecord::Linear(Line::new(
                     isa.name(),
                     name,
-                    json!({"m": m, "k": k, "n": n}),
+                    GemmShape { m, k, n },
                     secs,
                     rate,
                     "GOP/s",
                     extra,
-                )?;
+                )))?;
             }
         }
     }

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::line::{GemmShape, Int8Extra, Line};
+use super::{BenchRecord, KernelBenchOptions, Sink, linear_shapes, peak};
+use crate::Result;
+use crate::timing::time_median;
 use quantrec_kernels::Isa;
 use quantrec_kernels::gemm::int8::Int8Kernel;
 use quantrec_kernels::gemm::{
@@ -13,12 +16,9 @@ use quantrec_kernels::gemm::{
 };
 use quantrec_kernels::peak::PeakKind;
 use quantrec_kernels::rng::Rng;
-use serde_json::json;
-
-use super::{KernelBenchArgs, Reporter, linear_shapes, peak, time_median};
 
 /// Runs both int8 Linear benchmarks on one thread.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     let ops = ["linear_int8", "linear_int8_static"];
     if !ops.iter().any(|o| rep.wants(o)) {
         return Ok(());
@@ -28,7 +28,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     // Timed inside a one-thread pool (the driver sizes its split by the pool it runs in); rows are
     // recorded afterwards because the reporter stays on this thread.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let rows = pool.install(|| bench(args, want_dynamic, want_static))?;
+    let rows = pool.install(|| bench(options, want_dynamic, want_static))?;
     let isa = Isa::active();
     let peak = peak::measure(PeakKind::Int8Vnni);
     for (op, shape, secs, ops) in rows {
@@ -37,12 +37,12 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
     Ok(())
 }
 
-type Row = (&'static str, serde_json::Value, f64, f64);
+type Row = (&'static str, GemmShape, f64, f64);
 
-fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
+fn bench(options: &KernelBenchOptions, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let shapes = linear_shapes(args)?;
-    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+    let shapes = linear_shapes(options);
+    let min_time = Duration::from_millis(if options.quick { 100 } else { 300 });
     let mut rng = Rng::new(0);
     let mut scratch = LinearScratch::default();
     for (k, n, ms) in shapes {
@@ -68,13 +68,13 @@ fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Resul
             let x = rng.normal_vec(m * k, 1.0);
             let x_u8: Vec<u8> = (0..m * k).map(|_| rng.below(256) as u8).collect();
             let ops = 2.0 * (m * k * n) as f64;
-            let shape = json!({"m": m, "k": k, "n": n});
+            let shape = GemmShape { m, k, n };
             if want_dynamic {
                 let mut out = vec![0f32; m * n];
                 let secs = time_median(min_time, 5, || {
                     dynamic
                         .forward(&x, m, &mut out, false, &mut scratch)
-                        .unwrap();
+                        .expect("shapes were built to match");
                 });
                 rows.push(("linear_int8", shape.clone(), secs, ops));
             }
@@ -83,7 +83,7 @@ fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Resul
                 let secs = time_median(min_time, 5, || {
                     fixed
                         .forward_u8_to_u8(&x_u8, xq, m, &mut out, out_q, true, &mut scratch)
-                        .unwrap();
+                        .expect("shapes were built to match");
                 });
                 rows.push(("linear_int8_static", shape, secs, ops));
             }
@@ -93,19 +93,28 @@ fn bench(args: &KernelBenchArgs, want_dynamic: bool, want_static: bool) -> Resul
 }
 
 fn record(
-    rep: &mut Reporter,
+    rep: &mut Sink<'_>,
     isa: Isa,
     op: &str,
-    shape: serde_json::Value,
+    shape: GemmShape,
     secs: f64,
     ops: f64,
     peak: Option<f64>,
 ) -> Result<()> {
     let rate = ops / secs / 1e9;
     let kernel = Int8Kernel::active().name();
-    let extra = match peak {
-        Some(p) => json!({"threads": 1, "kernel": kernel, "peak_fraction": rate / p}),
-        None => json!({"threads": 1, "kernel": kernel}),
+    let extra = Int8Extra {
+        threads: 1,
+        kernel: kernel.to_string(),
+        peak_fraction: peak.map(|p| rate / p),
     };
-    rep.record_with(isa.name(), op, shape, secs, rate, "GOP/s", extra)
+    rep.record(BenchRecord::LinearInt8(Line::new(
+        isa.name(),
+        op,
+        shape,
+        secs,
+        rate,
+        "GOP/s",
+        extra,
+    )))
 }

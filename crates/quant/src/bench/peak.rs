@@ -4,18 +4,20 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::BenchRecord;
+use super::line::{Line, NoExtra, PeakShape};
+use crate::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::peak::{self, PeakKind};
-use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, time_median};
+use super::{KernelBenchOptions, Sink};
+use crate::timing::time_median;
 
 /// Measures every peak the active ISA level has and records it in GOP/s.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     let isa = Isa::active();
     let iters = 200_000;
-    let min_time = Duration::from_millis(if args.quick { 50 } else { 300 });
+    let min_time = Duration::from_millis(if options.quick { 50 } else { 300 });
     for kind in [
         PeakKind::F32Fma,
         PeakKind::Int8Vnni,
@@ -31,26 +33,34 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
         let secs = time_median(min_time, 5, || {
             std::hint::black_box(peak::run(kind, isa, iters));
         });
-        rep.record(
+        rep.record(BenchRecord::Peak(Line::new(
             isa.name(),
             kind.op_name(),
-            json!({"threads": 1}),
+            PeakShape {
+                threads: 1,
+                bytes: None,
+            },
             secs,
             ops / secs / 1e9,
             "GOP/s",
-        )?;
+            NoExtra {},
+        )))?;
     }
     if rep.wants(READ_OP) {
         for bytes in READ_BYTES {
             let secs = read_seconds(bytes, min_time);
-            rep.record(
+            rep.record(BenchRecord::Peak(Line::new(
                 isa.name(),
                 READ_OP,
-                json!({"threads": 1, "bytes": bytes}),
+                PeakShape {
+                    threads: 1,
+                    bytes: Some(bytes),
+                },
                 secs,
                 bytes as f64 / secs / 1e9,
                 "GB/s",
-            )?;
+                NoExtra {},
+            )))?;
         }
     }
     Ok(())

@@ -3,17 +3,19 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use super::BenchRecord;
+use super::line::{CrossExtra, CrossShape, InteractionExtra, InteractionShape, Line};
+use crate::Result;
 use quantrec_kernels::Isa;
 use quantrec_kernels::interaction::{PairOrder, cross_combine, dot_interaction, pairs};
 use quantrec_kernels::rng::Rng;
-use serde_json::json;
 
-use super::{KernelBenchArgs, Reporter, time_median};
+use super::{KernelBenchOptions, Sink};
+use crate::timing::time_median;
 
 /// Runs the interaction benchmarks (samples/s): dot interaction and the DCN cross step.
-pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
-    let min_time = Duration::from_millis(if args.quick { 100 } else { 300 });
+pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
+    let min_time = Duration::from_millis(if options.quick { 100 } else { 300 });
     cross(min_time, rep)?;
     if !rep.wants("interaction_dot") {
         return Ok(());
@@ -25,19 +27,25 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
             let feats = rng.normal_vec(batch * f * d, 1.0);
             let mut out = vec![0f32; batch * (d + pr.len())];
             let secs = time_median(min_time, 5, || {
-                dot_interaction(&feats, batch, f, d, &pr, &mut out).unwrap();
+                dot_interaction(&feats, batch, f, d, &pr, &mut out)
+                    .expect("shapes were built to match");
             });
-            let shape = json!({"config": config, "f": f, "d": d, "batch": batch});
+            let shape = InteractionShape {
+                config,
+                f,
+                d,
+                batch,
+            };
             let gflops = (batch * pr.len() * d * 2) as f64 / secs / 1e9;
-            rep.record_with(
+            rep.record(BenchRecord::Interaction(Line::new(
                 Isa::active().name(),
                 "interaction_dot",
                 shape,
                 secs,
                 batch as f64 / secs / 1e6,
                 "Msamples/s",
-                json!({"threads": 1, "gflops": gflops}),
-            )?;
+                InteractionExtra { threads: 1, gflops },
+            )))?;
         }
     }
     Ok(())
@@ -45,7 +53,7 @@ pub fn run(args: &KernelBenchArgs, rep: &mut Reporter) -> Result<()> {
 
 /// `interaction_cross`: the DCN-v2 cross step `x0 ⊙ u + x` on `[batch, d]` rows (GB/s of the four
 /// streams it reads and writes), single thread.
-fn cross(min_time: Duration, rep: &mut Reporter) -> Result<()> {
+fn cross(min_time: Duration, rep: &mut Sink<'_>) -> Result<()> {
     if !rep.wants("interaction_cross") {
         return Ok(());
     }
@@ -59,17 +67,17 @@ fn cross(min_time: Duration, rep: &mut Reporter) -> Result<()> {
         );
         let mut out = vec![0f32; n];
         let secs = time_median(min_time, 5, || {
-            cross_combine(&x0, &u, &x, &mut out).unwrap();
+            cross_combine(&x0, &u, &x, &mut out).expect("shapes were built to match");
         });
-        rep.record_with(
+        rep.record(BenchRecord::Cross(Line::new(
             Isa::active().name(),
             "interaction_cross",
-            json!({"d": d, "batch": batch}),
+            CrossShape { d, batch },
             secs,
             (16 * n) as f64 / secs / 1e9,
             "GB/s",
-            json!({"threads": 1}),
-        )?;
+            CrossExtra { threads: 1 },
+        )))?;
     }
     Ok(())
 }

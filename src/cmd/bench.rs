@@ -1,0 +1,185 @@
+//! `quantrec bench`: median timings ([`quantrec_quant::bench`]) as a table on stdout and, with
+//! `--json`, one JSON object per line. Field names follow `../shared/peers/torch_bench.py` so ours
+//! and the peers' lines can be joined on `op` and `shape`:
+//! `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use quantrec_quant::bench::model::{BenchModel, ModelBenchOptions, ModelSource};
+use quantrec_quant::bench::{BenchRecord, KernelBenchOptions, Sink, parse_shape, run_kernels};
+
+/// Arguments of `quantrec bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// What to benchmark.
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Kernel micro-benchmarks: peaks, embedding bags, dense layers, interaction.
+    Kernels(KernelBenchArgs),
+    /// Whole-model predict throughput (samples/s) of an artifact at several batch sizes.
+    Model(ModelBenchArgs),
+}
+
+/// Options shared by kernel benchmarks.
+#[derive(Args, Debug, Clone)]
+pub struct KernelBenchArgs {
+    /// Fewer shapes and shorter timings (seconds instead of minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write one JSON object per line to this file (`-` for stdout only).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Only run benchmarks whose op name contains this substring.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Dense-layer shapes to time instead of the defaults, as `MxKxN` (comma-separated), e.g.
+    /// `1024x1024x1024,16x479x1024`.
+    #[arg(long, value_delimiter = ',')]
+    pub shapes: Vec<String>,
+}
+
+/// Arguments of `quantrec bench model`.
+#[derive(Args, Debug)]
+pub struct ModelBenchArgs {
+    /// The artifact to run (or use `--synthetic`).
+    #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
+    pub model: Option<PathBuf>,
+    /// With an artifact: copy its tables into memory (huge pages from 2 MiB) instead of running
+    /// them from the file mapping. Synthetic models are built in memory anyway.
+    #[arg(long, requires = "model")]
+    pub tables_in_memory: bool,
+    /// A random model with the shapes of `../shared/peers/dlrm_bench.py`: `kaggle` (d=16, bottom
+    /// 13-512-256-64-16, top 367-512-256-1, Criteo cardinalities capped at 1M rows) or `mlperf`
+    /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows).
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// Plan of a synthetic model: `f32`, or `quantized` (dynamic per-tensor int8 MLPs and 4-bit
+    /// tables: the dlrm repo's inference recipe that the peer runs).
+    #[arg(long, default_value = "f32")]
+    pub plan: String,
+    /// Batch sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
+    pub batch: Vec<usize>,
+    /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Samples per chunk (the model's default when absent; see `Model::set_chunk_size`).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+    /// Shorter timings.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write one JSON object per line to this file (`-` for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Prints each line as a table row (with the header first) and writes its JSON line.
+struct Printer {
+    json: Option<Box<dyn Write>>,
+    rows: usize,
+}
+
+impl Printer {
+    /// `json`: a file path, `-` for stdout, or none.
+    fn new(json: Option<&Path>) -> Result<Self> {
+        let json: Option<Box<dyn Write>> = match json {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+            Some(p) => Some(Box::new(BufWriter::new(
+                File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            ))),
+        };
+        Ok(Printer { json, rows: 0 })
+    }
+
+    fn print(&mut self, r: &BenchRecord) -> std::io::Result<()> {
+        if self.rows == 0 {
+            println!("{}", BenchRecord::table_header());
+        }
+        self.rows += 1;
+        println!("{r}");
+        if let Some(w) = self.json.as_mut() {
+            writeln!(w, "{}", r.json_line()?)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(w) = self.json.as_mut() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `quantrec bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    match args.what {
+        BenchWhat::Kernels(k) => kernels(&k),
+        BenchWhat::Model(m) => model(m),
+    }
+}
+
+fn kernels(args: &KernelBenchArgs) -> Result<()> {
+    let shapes = args
+        .shapes
+        .iter()
+        .map(|s| parse_shape(s).with_context(|| format!("--shapes: `{s}`")))
+        .collect::<Result<_>>()?;
+    let options = KernelBenchOptions {
+        quick: args.quick,
+        filter: args.filter.clone(),
+        shapes,
+    };
+    let mut printer = Printer::new(args.json.as_deref())?;
+    println!(
+        "quantrec bench kernels — {}",
+        quantrec_kernels::isa::describe()
+    );
+    let mut on_record = |r: &BenchRecord| printer.print(r);
+    run_kernels(
+        &options,
+        &mut Sink::new(options.filter.clone(), &mut on_record),
+    )?;
+    printer.finish()
+}
+
+fn model(args: ModelBenchArgs) -> Result<()> {
+    let source = match (args.model, args.synthetic) {
+        (Some(path), _) => ModelSource::Artifact {
+            path,
+            tables_in_memory: args.tables_in_memory,
+        },
+        (None, Some(which)) => ModelSource::Synthetic {
+            which,
+            plan: args.plan,
+        },
+        (None, None) => anyhow::bail!("give an artifact or --synthetic"),
+    };
+    let options = ModelBenchOptions {
+        source,
+        batch: args.batch,
+        threads: args.threads,
+        chunk: args.chunk,
+        quick: args.quick,
+    };
+    let bench = BenchModel::open(&options)?;
+    let mut printer = Printer::new(args.json.as_deref())?;
+    println!(
+        "quantrec bench model {} — {}",
+        bench.name,
+        quantrec_kernels::isa::describe()
+    );
+    let mut on_record = |r: &BenchRecord| printer.print(r);
+    bench.run(&options, &mut Sink::new(None, &mut on_record))?;
+    printer.finish()
+}
