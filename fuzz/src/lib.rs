@@ -1,8 +1,8 @@
 //! Helpers shared by the fuzz targets: checking that what a reader accepted is usable downstream.
 
+use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::KernelError;
 use quantrec_model::{Model, ModelConfig, ModelError, Scratch};
-use quantrec_data::{Batch, SparseFeature};
 
 /// A batch of `size` samples valid for `config`: zero dense features, one id (0) per bag.
 pub fn batch_for(config: &ModelConfig, size: usize) -> Batch {
