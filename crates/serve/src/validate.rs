@@ -156,21 +156,6 @@ pub fn synthetic_batch(model: &Model, size: usize) -> Batch {
     }
 }
 
-/// Rows `lo..hi` of a one-hot batch.
-fn rows_of(b: &Batch, lo: usize, hi: usize) -> Batch {
-    Batch {
-        size: hi - lo,
-        n_dense: b.n_dense,
-        dense: b.dense[lo * b.n_dense..hi * b.n_dense].to_vec(),
-        sparse: b
-            .sparse
-            .iter()
-            .map(|f| SparseFeature::one_hot(f.ids[lo..hi].to_vec()))
-            .collect(),
-        labels: None,
-    }
-}
-
 /// What the warm-up found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WarmUp {
@@ -208,7 +193,7 @@ pub fn warm_up(model: &Model) -> Result<WarmUp, String> {
     let sizes = [1, 2, 3, 4, 5, 13, 14, 25, chunk - 1, chunk + 1, chunk + 2];
     for &n in sizes.iter().filter(|&&n| n >= 1 && n + 7 <= size) {
         for lo in [0, 7] {
-            let mut part = rows_of(&big, lo, lo + n);
+            let mut part = quantrec_data::batch_ops::slice(&big, lo, lo + n);
             pad_batch(&mut part, canonical_rows(n, chunk));
             let got = model
                 .predict_logits(&part, &mut s)

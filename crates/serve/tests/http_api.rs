@@ -160,7 +160,7 @@ fn json_and_binary_round_trips_equal_predict_bit_for_bit() {
     }
 
     // A single row scores as it does inside any batch of three rows or more.
-    let one = slice_rows(&batch, 4, 5);
+    let one = quantrec_data::batch_ops::slice(&batch, 4, 5);
     let r = post_json(a, "/v2/models/dlrm/infer", &infer_json(&one, "one"));
     let (l, _) = outputs_of(&r.json());
     assert_eq!(l[0].to_bits(), want_l[4].to_bits());

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{artifact_bytes, plans, random_batch, slice_rows, small_config};
+use common::{artifact_bytes, plans, random_batch, small_config};
 use quantrec_data::Batch;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::plan::ActivationPlan;
@@ -30,7 +30,7 @@ fn padded_calls_give_every_row_its_merged_score_for_every_mergeable_plan() {
         let merged = logits_of(&model, &big);
         for s in (1..=30).chain([255, 256, 257, 258, 259, 300, 513, 514]) {
             for lo in [0, 7, 100] {
-                let mut part = slice_rows(&big, lo, lo + s);
+                let mut part = quantrec_data::batch_ops::slice(&big, lo, lo + s);
                 pad_batch(&mut part, canonical_rows(s, model.chunk_size()));
                 let got = logits_of(&model, &part);
                 for i in 0..s {
@@ -65,7 +65,7 @@ fn dynamic_int8_is_batch_dependent_and_never_merged() {
     let big = random_batch(&config, 64, 12);
     let merged = logits_of(&model, &big);
     let differs = (0..61).any(|r| {
-        let mut p = slice_rows(&big, r, r + 3);
+        let mut p = quantrec_data::batch_ops::slice(&big, r, r + 3);
         pad_batch(&mut p, 3);
         logits_of(&model, &p)[0].to_bits() != merged[r].to_bits()
     });

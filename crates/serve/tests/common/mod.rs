@@ -119,28 +119,6 @@ pub fn random_batch(config: &ModelConfig, size: usize, seed: u64) -> Batch {
     }
 }
 
-/// Rows `lo..hi` of a one-hot batch.
-pub fn slice_rows(b: &Batch, lo: usize, hi: usize) -> Batch {
-    Batch {
-        size: hi - lo,
-        n_dense: b.n_dense,
-        dense: b.dense[lo * b.n_dense..hi * b.n_dense].to_vec(),
-        sparse: b
-            .sparse
-            .iter()
-            .map(|f| {
-                let (s, e) = (f.offsets[lo] as usize, f.offsets[hi] as usize);
-                let lengths: Vec<usize> = f.offsets[lo..=hi]
-                    .windows(2)
-                    .map(|w| (w[1] - w[0]) as usize)
-                    .collect();
-                SparseFeature::from_lengths(&lengths, f.ids[s..e].to_vec())
-            })
-            .collect(),
-        labels: None,
-    }
-}
-
 /// A KServe v2 JSON inference body for a one-hot batch (`sparse` INT64 `[B, n_tables]`).
 pub fn infer_json(b: &Batch, id: &str) -> serde_json::Value {
     let nt = b.sparse.len();
