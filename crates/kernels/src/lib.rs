@@ -28,6 +28,7 @@ pub mod peak;
 pub mod registry;
 pub mod rng;
 pub mod selfcheck;
+pub(crate) mod simd;
 pub mod testing;
 
 pub use error::{BagProblem, KernelError, QuantProblem};

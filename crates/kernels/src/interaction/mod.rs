@@ -9,9 +9,7 @@
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
+mod simd;
 
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
 use crate::{Isa, KernelError, Result};
@@ -91,9 +89,9 @@ impl KernelFamily for InteractionFamily {
     fn build(index: usize) -> Result<InteractionOps> {
         let (dot, cross): (DotFn, CrossFn) = match index {
             #[cfg(target_arch = "x86_64")]
-            1 => (avx2::dot_interaction, avx2::cross_combine),
+            1 => (simd::dot_avx2, simd::cross_avx2),
             #[cfg(target_arch = "x86_64")]
-            2 => (avx512::dot_interaction, avx512::cross_combine),
+            2 => (simd::dot_avx512, simd::cross_avx512),
             _ => (scalar::dot_interaction, scalar::cross_combine),
         };
         Ok(InteractionOps { dot, cross })

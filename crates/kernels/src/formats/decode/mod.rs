@@ -3,9 +3,7 @@
 //! one rounding, as the oracle's `mul_add`).
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
+mod simd;
 
 use super::{TableFormat, dequantize_row, row_code, row_scale_bias};
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
@@ -39,9 +37,9 @@ impl KernelFamily for Decode {
     fn build(index: usize) -> Result<DecodeOps> {
         let decode: DecodeFn = match index {
             #[cfg(target_arch = "x86_64")]
-            1 => avx2::decode,
+            1 => simd::decode_avx2,
             #[cfg(target_arch = "x86_64")]
-            2 => avx512::decode,
+            2 => simd::decode_avx512,
             _ => dequantize_row,
         };
         Ok(DecodeOps {

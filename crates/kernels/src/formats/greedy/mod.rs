@@ -12,15 +12,15 @@
 //! [`scalar::search_row`] by construction (and tested at every level). Rows are parallelised with
 //! rayon by [`search_rows`].
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use rayon::prelude::*;
 
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::lanes;
 use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// Number of bins the range is divided into (PyTorch's default `nbins`).
@@ -63,9 +63,9 @@ impl KernelFamily for Greedy {
     fn build(index: usize) -> Result<GreedyOps> {
         let (lanes, search): (usize, SearchFn) = match index {
             #[cfg(target_arch = "x86_64")]
-            1 => (avx2::LANES, avx2::search),
+            1 => (lanes::<std::arch::x86_64::__m256>(), simd::search_avx2),
             #[cfg(target_arch = "x86_64")]
-            2 => (avx512::LANES, avx512::search),
+            2 => (lanes::<std::arch::x86_64::__m512>(), simd::search_avx512),
             _ => (1, scalar::search),
         };
         Ok(GreedyOps {
@@ -146,14 +146,15 @@ pub fn search_rows(
 /// Per-lane starting state of a block of rows (shared by the SIMD levels): the row's `(min, max,
 /// step, thr)` for each lane; lanes past the last row repeat it (their results are discarded).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn block_start<const L: usize>(
+pub(crate) fn block_start(
     src: &[f32],
     dim: usize,
     rows: usize,
+    lanes: usize,
     transposed: &mut [f32],
-) -> [[f32; L]; 4] {
-    let mut st = [[0.0f32; L]; 4];
-    for l in 0..L {
+) -> [[f32; crate::simd::MAX_LANES]; 4] {
+    let mut st = [[0.0f32; crate::simd::MAX_LANES]; 4];
+    for l in 0..lanes {
         let r = l.min(rows - 1);
         let row = &src[r * dim..(r + 1) * dim];
         let (mn, mx, step, thr) = scalar::start(row);
@@ -162,7 +163,7 @@ pub(crate) fn block_start<const L: usize>(
         st[2][l] = step;
         st[3][l] = thr;
         for (i, &v) in row.iter().enumerate() {
-            transposed[i * L + l] = v;
+            transposed[i * lanes + l] = v;
         }
     }
     st
