@@ -81,13 +81,188 @@ pub enum QuantError {
         /// The size that was given.
         found: usize,
     },
-    /// An argument outside the values the operation accepts (bin count, percentile, bit width, ...).
-    #[error("invalid {what}: {reason}")]
-    InvalidArgument {
-        /// Which argument.
+    /// A ΔNE budget that is NaN, or not finite where it must be (a search walk, a plot axis).
+    #[error("invalid ΔNE budget {value}: must be a finite number")]
+    InvalidBudget {
+        /// The budget given (percent).
+        value: f64,
+    },
+    /// A plan point whose latency is negative or not finite, or whose ΔNE is not finite.
+    #[error("invalid {metric} of plan {plan}: {value} must be finite{}", if *metric == PlanMetric::Latency { " and >= 0" } else { "" })]
+    InvalidPlanPoint {
+        /// The plan's name.
+        plan: String,
+        /// Which of its measurements.
+        metric: PlanMetric,
+        /// The value found.
+        value: f64,
+    },
+    /// A search candidate whose saved cost or ΔNE alone is not finite.
+    #[error(
+        "invalid search candidate {candidate}: cost saved {cost_saved} and ΔNE alone {delta_ne_alone} must be finite"
+    )]
+    InvalidCandidate {
+        /// The candidate's unit and option, as `unit = option`.
+        candidate: String,
+        /// Its saved cost.
+        cost_saved: f64,
+        /// Its ΔNE alone (percent).
+        delta_ne_alone: f64,
+    },
+    /// The search's evaluation of a combined plan returned NaN.
+    #[error("the evaluation of {assignment} returned a NaN ΔNE")]
+    NanEvaluation {
+        /// The assignment that was evaluated (its debug form).
+        assignment: String,
+    },
+    /// A chosen plan index beyond the plans given.
+    #[error("chosen plan index {index} is out of range: there are {plans} plans")]
+    ChosenOutOfRange {
+        /// The index given.
+        index: usize,
+        /// How many plans there are.
+        plans: usize,
+    },
+    /// A table format set on a layer unit, or a layer precision on a table.
+    #[error("choice {choice} does not apply to {unit}")]
+    ChoiceMismatch {
+        /// The unit's name (`table.3`, `bottom.0`, ...).
+        unit: String,
+        /// The choice (its debug form).
+        choice: String,
+    },
+    /// A percentile outside `(0, 100]`.
+    #[error("invalid percentile {value}: must be in (0, 100]")]
+    PercentileOutOfRange {
+        /// The percentile given.
+        value: f64,
+    },
+    /// A bit width outside the range the calibration method supports.
+    #[error("invalid {what} bit width {bits}: must be in {min}..={max}")]
+    BitWidthOutOfRange {
+        /// Which calibration method (`KL`, `MSE`, ...).
+        what: &'static str,
+        /// The width given.
+        bits: u32,
+        /// Smallest accepted width.
+        min: u32,
+        /// Largest accepted width.
+        max: u32,
+    },
+    /// A KL calibration histogram with fewer bins than quantization levels.
+    #[error("KL calibration histogram: {bins} bins cannot be searched with {levels} levels")]
+    TooFewBins {
+        /// Bins of the histogram.
+        bins: usize,
+        /// Quantization levels of the target width.
+        levels: usize,
+    },
+    /// A histogram or observer asked for with zero bins.
+    #[error("invalid {what} bin count 0: must be at least 1")]
+    ZeroBins {
+        /// What was asked for (`histogram`, `observer`).
+        what: &'static str,
+    },
+    /// A histogram range that is not finite or has `lo > hi`.
+    #[error("invalid histogram range [{lo}, {hi}]: must be finite with lo <= hi")]
+    HistogramRange {
+        /// Lower end.
+        lo: f32,
+        /// Upper end.
+        hi: f32,
+    },
+    /// A histogram count that is negative or not finite.
+    #[error("invalid histogram count {count} at bin {bin}: must be finite and >= 0")]
+    HistogramCount {
+        /// The bin.
+        bin: usize,
+        /// Its count.
+        count: f64,
+    },
+    /// Counts outside bin 0 of a histogram over a single point.
+    #[error(
+        "invalid histogram counts: a histogram over the single point {lo} keeps its mass in bin 0"
+    )]
+    PointMassOutsideBin0 {
+        /// The point (`lo == hi`).
+        lo: f32,
+    },
+    /// Observers (or observer sets) with different bin counts that were asked to merge.
+    #[error("merge of observers of {what}: bin counts differ: {ours} vs {theirs}")]
+    BinsMismatch {
+        /// The tensor of the observers, or `a set` for observer sets.
         what: String,
-        /// What was wrong with it.
-        reason: String,
+        /// Bins of the receiving side.
+        ours: usize,
+        /// Bins of the merged side.
+        theirs: usize,
+    },
+    /// An observer asked to merge with an observer of another tensor.
+    #[error("merge of observers of tensor {ours}: the other observer watches tensor {theirs}")]
+    TensorMismatch {
+        /// The receiving observer's tensor.
+        ours: String,
+        /// The other observer's tensor.
+        theirs: String,
+    },
+    /// A saved observer whose count and histogram do not fit its bin count.
+    #[error(
+        "saved observer of tensor {tensor}: count {count} and a histogram of {hist_bins:?} bins do not fit an observer of {bins} bins"
+    )]
+    SavedObserver {
+        /// The observer's tensor.
+        tensor: String,
+        /// Its saved count.
+        count: u64,
+        /// Bins of its saved histogram (`None`: no histogram).
+        hist_bins: Option<usize>,
+        /// Its saved bin count.
+        bins: usize,
+    },
+    /// A saved observer set whose entry holds another tensor's observer or another bin count.
+    #[error(
+        "saved observer set entry {entry}: holds an observer of tensor {tensor} with {bins} bins; the set has {set_bins} bins"
+    )]
+    SavedSetEntry {
+        /// The entry's key.
+        entry: String,
+        /// The tensor its observer watches.
+        tensor: String,
+        /// Bins of its observer.
+        bins: usize,
+        /// Bins of the set.
+        set_bins: usize,
+    },
+    /// A weight whose `n x k` shape overflows, or whose rows have length 0.
+    #[error("shape of weight {tensor}: {n} x {k} {}", if k.checked_mul(*n).is_none() { "overflows" } else { "has rows of length 0, which have no range" })]
+    WeightShape {
+        /// The weight tensor.
+        tensor: String,
+        /// Rows (output channels).
+        n: usize,
+        /// Row length.
+        k: usize,
+    },
+    /// A baseline model whose inputs (dense features or table sizes) differ from the model's.
+    #[error(
+        "invalid baseline: its inputs differ from the model's (dense features or table sizes), so they cannot be evaluated on the same rows"
+    )]
+    BaselineInputs,
+    /// A name that is not one of the accepted choices (synthetic model, benchmark plan, ...).
+    #[error("unknown {what} {name:?}: expected {expected}")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The accepted names, in words.
+        expected: &'static str,
+    },
+    /// A dense-layer shape argument that is not `MxKxN` with positive sizes.
+    #[error("invalid shape `{spec}`: not MxKxN with positive sizes")]
+    ShapeSpec {
+        /// The argument given.
+        spec: String,
     },
     /// A statistic was asked of an observer or accumulator that has seen no data.
     #[error("{what} has observed no data")]
@@ -220,6 +395,24 @@ pub enum QuantError {
         /// What the thread was doing.
         what: String,
     },
+}
+
+/// Which measurement of a plan point ([`QuantError::InvalidPlanPoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanMetric {
+    /// Its latency in seconds.
+    Latency,
+    /// Its ΔNE in percent.
+    DeltaNe,
+}
+
+impl std::fmt::Display for PlanMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PlanMetric::Latency => "latency",
+            PlanMetric::DeltaNe => "ΔNE",
+        })
+    }
 }
 
 impl QuantError {

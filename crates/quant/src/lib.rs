@@ -45,7 +45,7 @@ pub mod table_curvature;
 pub mod timing;
 pub mod workflow;
 
-pub use error::QuantError;
+pub use error::{PlanMetric, QuantError};
 
 /// Result type of the quant crate.
 pub type Result<T> = std::result::Result<T, QuantError>;

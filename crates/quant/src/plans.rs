@@ -165,9 +165,9 @@ pub fn choice_of(plan: &Plan, unit: Unit) -> Choice {
 
 /// Sets `unit` to `choice` in `plan`. Refuses a table format for a layer and the reverse.
 pub fn set_choice(plan: &mut Plan, unit: Unit, choice: Choice) -> Result<()> {
-    let bad = || QuantError::InvalidArgument {
-        what: format!("choice {choice:?}"),
-        reason: format!("does not apply to {}", unit.name()),
+    let bad = || QuantError::ChoiceMismatch {
+        unit: unit.name(),
+        choice: format!("{choice:?}"),
     };
     match (unit, choice) {
         (Unit::Table(t), Choice::Table(f)) => plan.tables[t] = f,

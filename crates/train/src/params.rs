@@ -19,6 +19,24 @@ pub(crate) struct LinearSlot {
     pub out: usize,
 }
 
+/// Lays out a chain of `Linear` layers from `inp` features through `outs`, appending each weight
+/// and bias at `*len` and advancing it.
+fn linear_chain(len: &mut usize, mut inp: usize, outs: &[usize]) -> Vec<LinearSlot> {
+    outs.iter()
+        .map(|&out| {
+            let s = LinearSlot {
+                w: *len,
+                b: *len + out * inp,
+                inp,
+                out,
+            };
+            *len += out * inp + out;
+            inp = out;
+            s
+        })
+        .collect()
+}
+
 /// A low-rank cross layer: `V [rank × width]` at `v`, `W [width × rank]` at `w`, bias `[width]` at `b`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CrossSlot {
@@ -90,26 +108,7 @@ impl Arch {
             });
         }
         let mut len = 0usize;
-        let mut linear = |inp: usize, out: usize| {
-            let s = LinearSlot {
-                w: len,
-                b: len + out * inp,
-                inp,
-                out,
-            };
-            len += out * inp + out;
-            s
-        };
-        let mut inp = config.dense_features;
-        let bottom: Vec<LinearSlot> = config
-            .bottom_mlp
-            .iter()
-            .map(|&out| {
-                let s = linear(inp, out);
-                inp = out;
-                s
-            })
-            .collect();
+        let bottom = linear_chain(&mut len, config.dense_features, &config.bottom_mlp);
         let bottom_out = config.bottom_out();
         let mut col = bottom_out;
         let mut tables = Vec::with_capacity(config.tables.len());
@@ -178,19 +177,7 @@ impl Arch {
                 .collect(),
             _ => Vec::new(),
         };
-        let mut inp = top_in;
-        let mut top = Vec::with_capacity(config.top_mlp.len());
-        for &out in &config.top_mlp {
-            let s = LinearSlot {
-                w: len,
-                b: len + out * inp,
-                inp,
-                out,
-            };
-            len += out * inp + out;
-            top.push(s);
-            inp = out;
-        }
+        let top = linear_chain(&mut len, top_in, &config.top_mlp);
         Ok(Arch {
             n_dense: config.dense_features,
             bottom,

@@ -70,9 +70,8 @@ pub fn parse_shape(s: &str) -> Result<(usize, usize, usize)> {
     let dims: Option<Vec<usize>> = s.split('x').map(|d| d.trim().parse().ok()).collect();
     match dims.as_deref() {
         Some(&[m, k, n]) if m > 0 && k > 0 && n > 0 => Ok((m, k, n)),
-        _ => Err(QuantError::InvalidArgument {
-            what: format!("shape `{s}`"),
-            reason: "not MxKxN with positive sizes".into(),
+        _ => Err(QuantError::ShapeSpec {
+            spec: s.to_string(),
         }),
     }
 }

@@ -137,9 +137,10 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
         "kaggle" => (16, &[512, 256, 64, 16], &[512, 256, 1], 1_000_000),
         "mlperf" => (128, &[512, 256, 128], &[1024, 1024, 512, 256, 1], 100_000),
         other => {
-            return Err(QuantError::InvalidArgument {
-                what: format!("synthetic model {other:?}"),
-                reason: "expected kaggle or mlperf".into(),
+            return Err(QuantError::UnknownName {
+                what: "synthetic model",
+                name: other.to_string(),
+                expected: "kaggle or mlperf",
             });
         }
     };
@@ -171,9 +172,10 @@ fn synthetic_model(which: &str, plan: &str) -> Result<Model> {
             TableFormat::Fused4,
         ),
         other => {
-            return Err(QuantError::InvalidArgument {
-                what: format!("plan {other:?}"),
-                reason: "expected f32 or quantized".into(),
+            return Err(QuantError::UnknownName {
+                what: "benchmark plan",
+                name: other.to_string(),
+                expected: "f32 or quantized",
             });
         }
     };

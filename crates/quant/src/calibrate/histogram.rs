@@ -40,16 +40,10 @@ impl Histogram {
     /// not finite or has `lo > hi`.
     pub fn new(bins: usize, lo: f32, hi: f32) -> Result<Histogram> {
         if bins == 0 {
-            return Err(QuantError::InvalidArgument {
-                what: "histogram bin count".into(),
-                reason: "must be at least 1".into(),
-            });
+            return Err(QuantError::ZeroBins { what: "histogram" });
         }
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-            return Err(QuantError::InvalidArgument {
-                what: "histogram range".into(),
-                reason: format!("[{lo}, {hi}] must be finite with lo <= hi"),
-            });
+            return Err(QuantError::HistogramRange { lo, hi });
         }
         Ok(Histogram {
             lo,
@@ -64,16 +58,13 @@ impl Histogram {
     pub fn from_counts(lo: f32, hi: f32, counts: Vec<f64>) -> Result<Histogram> {
         let mut h = Histogram::new(counts.len(), lo, hi)?;
         if let Some(i) = counts.iter().position(|c| !(c.is_finite() && *c >= 0.0)) {
-            return Err(QuantError::InvalidArgument {
-                what: "histogram counts".into(),
-                reason: format!("count {} at bin {i} must be finite and >= 0", counts[i]),
+            return Err(QuantError::HistogramCount {
+                bin: i,
+                count: counts[i],
             });
         }
         if lo == hi && counts.iter().skip(1).any(|&c| c > 0.0) {
-            return Err(QuantError::InvalidArgument {
-                what: "histogram counts".into(),
-                reason: "a histogram over a single point keeps its mass in bin 0".into(),
-            });
+            return Err(QuantError::PointMassOutsideBin0 { lo });
         }
         h.counts = counts;
         Ok(h)

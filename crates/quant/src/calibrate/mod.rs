@@ -5,10 +5,12 @@ pub mod histogram;
 pub mod model;
 pub mod observer;
 pub mod range;
+pub mod report;
 pub mod set;
 
 pub use histogram::Histogram;
 pub use model::{Calibration, calibrate};
 pub use observer::{DEFAULT_BINS, TensorObserver, per_channel_min_max};
 pub use range::{Range, RangeMethod, select_range};
+pub use report::CalibrationReport;
 pub use set::ObserverSet;

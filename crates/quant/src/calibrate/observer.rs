@@ -69,14 +69,11 @@ impl TryFrom<ObserverRepr> for TensorObserver {
             (None, 0) => {}
             (Some(h), c) if h.bins() == r.bins && c > 0 => {}
             _ => {
-                return Err(QuantError::InvalidArgument {
-                    what: format!("saved observer of tensor {}", obs.name),
-                    reason: format!(
-                        "count {} and a histogram of {:?} bins do not fit an observer of {} bins",
-                        r.count,
-                        r.hist.as_ref().map(Histogram::bins),
-                        r.bins
-                    ),
+                return Err(QuantError::SavedObserver {
+                    tensor: obs.name,
+                    count: r.count,
+                    hist_bins: r.hist.as_ref().map(Histogram::bins),
+                    bins: r.bins,
                 });
             }
         }
@@ -100,10 +97,7 @@ impl TensorObserver {
     /// An observer with `bins` bins (at least 1).
     pub fn with_bins(name: impl Into<String>, bins: usize) -> Result<TensorObserver> {
         if bins == 0 {
-            return Err(QuantError::InvalidArgument {
-                what: "observer bin count".into(),
-                reason: "must be at least 1".into(),
-            });
+            return Err(QuantError::ZeroBins { what: "observer" });
         }
         Ok(TensorObserver {
             bins,
@@ -189,15 +183,16 @@ impl TensorObserver {
     /// observer of another tensor or with a different bin count.
     pub fn merge(&mut self, other: &TensorObserver) -> Result<()> {
         if other.name != self.name {
-            return Err(QuantError::InvalidArgument {
-                what: format!("merge of observers of tensor {}", self.name),
-                reason: format!("the other observer watches tensor {}", other.name),
+            return Err(QuantError::TensorMismatch {
+                ours: self.name.clone(),
+                theirs: other.name.clone(),
             });
         }
         if other.bins != self.bins {
-            return Err(QuantError::InvalidArgument {
-                what: format!("merge of observers of tensor {}", self.name),
-                reason: format!("bin counts differ: {} vs {}", self.bins, other.bins),
+            return Err(QuantError::BinsMismatch {
+                what: format!("tensor {}", self.name),
+                ours: self.bins,
+                theirs: other.bins,
             });
         }
         let Some(theirs) = &other.hist else {
@@ -250,12 +245,11 @@ pub fn finite_min_max(tensor: &str, values: &[f32]) -> Result<(f32, f32)> {
 /// Refuses a slice of the wrong length, `k == 0` with `n > 0`, and non-finite values (the error
 /// names `tensor` and the flat index).
 pub fn per_channel_min_max(tensor: &str, w: &[f32], n: usize, k: usize) -> Result<Vec<Range>> {
-    let expected = n
-        .checked_mul(k)
-        .ok_or_else(|| QuantError::InvalidArgument {
-            what: format!("shape of weight {tensor}"),
-            reason: format!("{n} x {k} overflows"),
-        })?;
+    let expected = n.checked_mul(k).ok_or_else(|| QuantError::WeightShape {
+        tensor: tensor.to_string(),
+        n,
+        k,
+    })?;
     if w.len() != expected {
         return Err(QuantError::Shape {
             what: format!("weight {tensor} ({n} x {k})"),
@@ -264,9 +258,10 @@ pub fn per_channel_min_max(tensor: &str, w: &[f32], n: usize, k: usize) -> Resul
         });
     }
     if n > 0 && k == 0 {
-        return Err(QuantError::InvalidArgument {
-            what: format!("shape of weight {tensor}"),
-            reason: "rows of length 0 have no range".into(),
+        return Err(QuantError::WeightShape {
+            tensor: tensor.to_string(),
+            n,
+            k,
         });
     }
     let mut out = Vec::with_capacity(n);
@@ -409,13 +404,17 @@ mod tests {
         b.observe(&[1.0]).unwrap();
         assert!(matches!(
             a.merge(&b),
-            Err(QuantError::InvalidArgument { .. })
+            Err(QuantError::BinsMismatch {
+                ours: 8,
+                theirs: 16,
+                ..
+            })
         ));
         let mut c = TensorObserver::with_bins("y", 8).unwrap();
         c.observe(&[1.0]).unwrap();
         assert!(matches!(
             a.merge(&c),
-            Err(QuantError::InvalidArgument { .. })
+            Err(QuantError::TensorMismatch { .. })
         ));
         assert!(TensorObserver::with_bins("x", 0).is_err());
     }

@@ -100,10 +100,7 @@ pub fn minmax(h: &Histogram) -> Range {
 /// bottom. Percentiles interpolate linearly inside a bin ([`Histogram::quantile`]).
 pub fn percentile(h: &Histogram, p: f64) -> Result<Range> {
     if !(p > 0.0 && p <= 100.0) {
-        return Err(QuantError::InvalidArgument {
-            what: "percentile".into(),
-            reason: format!("{p} must be in (0, 100]"),
-        });
+        return Err(QuantError::PercentileOutOfRange { value: p });
     }
     if h.total() <= 0.0 || h.lo() == h.hi() {
         return Ok(minmax(h));
@@ -128,11 +125,13 @@ fn clamped(h: &Histogram, lo: f32, hi: f32) -> Range {
     Range { lo, hi }
 }
 
-fn check_bits(what: &str, bits: u32, min: u32) -> Result<()> {
+fn check_bits(what: &'static str, bits: u32, min: u32) -> Result<()> {
     if !(min..=16).contains(&bits) {
-        return Err(QuantError::InvalidArgument {
-            what: format!("{what} bit width"),
-            reason: format!("{bits} must be in {min}..=16"),
+        return Err(QuantError::BitWidthOutOfRange {
+            what,
+            bits,
+            min,
+            max: 16,
         });
     }
     Ok(())
@@ -344,10 +343,7 @@ pub fn kl(h: &Histogram, bits: u32) -> Result<Range> {
         1usize << bits
     };
     if n < levels {
-        return Err(QuantError::InvalidArgument {
-            what: "KL calibration histogram".into(),
-            reason: format!("{n} bins cannot be searched with {levels} levels"),
-        });
+        return Err(QuantError::TooFewBins { bins: n, levels });
     }
     let mags = if signed {
         h.folded_abs(n)?

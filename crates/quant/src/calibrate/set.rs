@@ -31,14 +31,11 @@ impl TryFrom<SetRepr> for ObserverSet {
         let mut set = ObserverSet::with_bins(r.bins)?;
         for (name, obs) in r.observers {
             if obs.name() != name || obs.bins() != r.bins {
-                return Err(QuantError::InvalidArgument {
-                    what: format!("saved observer set entry {name}"),
-                    reason: format!(
-                        "holds an observer of tensor {} with {} bins; the set has {} bins",
-                        obs.name(),
-                        obs.bins(),
-                        r.bins
-                    ),
+                return Err(QuantError::SavedSetEntry {
+                    tensor: obs.name().to_string(),
+                    bins: obs.bins(),
+                    entry: name,
+                    set_bins: r.bins,
                 });
             }
             set.observers.insert(name, obs);
@@ -86,9 +83,10 @@ impl ObserverSet {
     /// [`TensorObserver::merge`]). Refuses a different bin count before changing anything.
     pub fn merge(&mut self, other: &ObserverSet) -> Result<()> {
         if other.bins != self.bins {
-            return Err(QuantError::InvalidArgument {
-                what: "merge of observer sets".into(),
-                reason: format!("bin counts differ: {} vs {}", self.bins, other.bins),
+            return Err(QuantError::BinsMismatch {
+                what: "a set".into(),
+                ours: self.bins,
+                theirs: other.bins,
             });
         }
         for (name, theirs) in &other.observers {

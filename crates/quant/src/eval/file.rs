@@ -93,12 +93,7 @@ pub fn evaluate_file(options: &FileEvalOptions) -> Result<FileEvaluation> {
         .as_ref()
         .is_some_and(|b| input_rows(b) != input_rows(&model))
     {
-        return Err(QuantError::InvalidArgument {
-            what: "baseline".into(),
-            reason: "its inputs differ from the model's (dense features or table sizes), so they \
-                     cannot be evaluated on the same rows"
-                .into(),
-        });
+        return Err(QuantError::BaselineInputs);
     }
     let data = &options.data;
     let mut source = open_data(

@@ -61,15 +61,12 @@ pub fn render_png(
 ) -> Result<()> {
     validate(points)?;
     if !budget_pct.is_finite() {
-        return Err(QuantError::InvalidArgument {
-            what: "ΔNE budget".into(),
-            reason: format!("{budget_pct} must be finite"),
-        });
+        return Err(QuantError::InvalidBudget { value: budget_pct });
     }
     if let Some(c) = chosen.filter(|&c| c >= points.len()) {
-        return Err(QuantError::InvalidArgument {
-            what: "chosen plan".into(),
-            reason: format!("index {c} but there are {} plans", points.len()),
+        return Err(QuantError::ChosenOutOfRange {
+            index: c,
+            plans: points.len(),
         });
     }
     let plot_err = |e: &dyn std::fmt::Display| QuantError::Plot {

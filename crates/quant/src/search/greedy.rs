@@ -103,14 +103,10 @@ where
 /// Walks the precision search makes (see the module docs, step 4).
 pub const SEARCH_WALKS: usize = 3;
 
-fn invalid(what: String, reason: String) -> QuantError {
-    QuantError::InvalidArgument { what, reason }
-}
-
 /// Runs the greedy search (see the module docs) with a single walk, reading and filling `cache`,
 /// with `budget` as the largest acceptable ΔNE (percent). `evaluate` measures the ΔNE of a combined
 /// plan; its errors are passed through, and a NaN result is refused with
-/// [`QuantError::InvalidArgument`] (converted into `E`).
+/// [`QuantError::NanEvaluation`] (converted into `E`).
 pub fn greedy_cached<U, O, E, F>(
     candidates: &[Candidate<U, O>],
     budget: f64,
@@ -142,17 +138,15 @@ where
     F: FnMut(&Assignment<U, O>) -> Result<f64, E>,
 {
     if !budget.is_finite() {
-        return Err(invalid("ΔNE budget".into(), format!("{budget} must be finite")).into());
+        return Err(QuantError::InvalidBudget { value: budget }.into());
     }
     for c in candidates {
         if !(c.cost_saved.is_finite() && c.delta_ne_alone.is_finite()) {
-            return Err(invalid(
-                format!("candidate {:?} = {:?}", c.unit, c.option),
-                format!(
-                    "cost saved {} and ΔNE alone {} must be finite",
-                    c.cost_saved, c.delta_ne_alone
-                ),
-            )
+            return Err(QuantError::InvalidCandidate {
+                candidate: format!("{:?} = {:?}", c.unit, c.option),
+                cost_saved: c.cost_saved,
+                delta_ne_alone: c.delta_ne_alone,
+            }
             .into());
         }
     }
@@ -198,10 +192,9 @@ where
                 None => {
                     let d = evaluate(&trial)?;
                     if d.is_nan() {
-                        return Err(invalid(
-                            format!("evaluation of {trial:?}"),
-                            "ΔNE is NaN".into(),
-                        )
+                        return Err(QuantError::NanEvaluation {
+                            assignment: format!("{trial:?}"),
+                        }
                         .into());
                     }
                     cache.insert(trial.clone(), d);

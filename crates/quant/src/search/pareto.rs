@@ -13,7 +13,7 @@
 //! [`pick`] returns the plan of least scalar cost among those with `ΔNE <= budget`, breaking ties
 //! by lower ΔNE and then by position; the plan it picks is always on the frontier.
 
-use crate::{QuantError, Result};
+use crate::{PlanMetric, QuantError, Result};
 
 /// One evaluated plan.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,15 +55,17 @@ impl Objective {
 pub fn validate(points: &[PlanPoint]) -> Result<()> {
     for p in points {
         if !(p.latency_s.is_finite() && p.latency_s >= 0.0) {
-            return Err(QuantError::InvalidArgument {
-                what: format!("latency of plan {}", p.name),
-                reason: format!("{} must be finite and >= 0", p.latency_s),
+            return Err(QuantError::InvalidPlanPoint {
+                plan: p.name.clone(),
+                metric: PlanMetric::Latency,
+                value: p.latency_s,
             });
         }
         if !p.delta_ne_pct.is_finite() {
-            return Err(QuantError::InvalidArgument {
-                what: format!("ΔNE of plan {}", p.name),
-                reason: format!("{} must be finite", p.delta_ne_pct),
+            return Err(QuantError::InvalidPlanPoint {
+                plan: p.name.clone(),
+                metric: PlanMetric::DeltaNe,
+                value: p.delta_ne_pct,
             });
         }
     }
@@ -139,10 +141,7 @@ pub fn front_2d(costs: &[f64], delta_ne: &[f64]) -> Vec<usize> {
 pub fn pick(points: &[PlanPoint], objective: Objective, budget_pct: f64) -> Result<Option<usize>> {
     validate(points)?;
     if budget_pct.is_nan() {
-        return Err(QuantError::InvalidArgument {
-            what: "ΔNE budget".into(),
-            reason: "must not be NaN".into(),
-        });
+        return Err(QuantError::InvalidBudget { value: budget_pct });
     }
     let cost = scalar_costs(points, objective);
     Ok((0..points.len())

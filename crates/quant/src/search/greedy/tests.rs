@@ -189,7 +189,7 @@ fn errors_are_reported() {
     .unwrap_err();
     assert!(matches!(err, QuantError::Empty { .. }));
     let err = greedy::<_, _, QuantError, _>(&cands, 0.1, |_| Ok(f64::NAN)).unwrap_err();
-    assert!(matches!(err, QuantError::InvalidArgument { .. }));
+    assert!(matches!(err, QuantError::NanEvaluation { .. }));
     let bad = vec![cand("a", Opt::Int8, f64::INFINITY, 0.01)];
     assert!(greedy::<_, _, QuantError, _>(&bad, 0.1, |_| Ok(0.0)).is_err());
     assert!(greedy::<_, _, QuantError, _>(&cands, f64::NAN, |_| Ok(0.0)).is_err());
