@@ -77,11 +77,7 @@ impl LossAccumulator {
 
     /// Adds a slice of predictions and their labels (same length).
     pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), DataError> {
-        check_lengths(probs, labels)?;
-        for (&p, &y) in probs.iter().zip(labels) {
-            self.push(p, y)?;
-        }
-        Ok(())
+        each_pair(probs, labels, |p, y| self.push(p, y))
     }
 
     /// Adds one sample with an f64 probability (used by the synthetic teacher).
@@ -251,11 +247,7 @@ impl MetricsAccumulator {
 
     /// Adds a batch of predictions and their labels (same length).
     pub fn extend(&mut self, probs: &[f32], labels: &[f32]) -> Result<(), DataError> {
-        check_lengths(probs, labels)?;
-        for (&p, &y) in probs.iter().zip(labels) {
-            self.push(p, y)?;
-        }
-        Ok(())
+        each_pair(probs, labels, |p, y| self.push(p, y))
     }
 
     /// Adds one sample with an f64 probability (the log loss uses it in f64, the AUC as f32).
@@ -313,6 +305,16 @@ fn check(prob: f32, label: f32, index: u64) -> Result<(), DataError> {
         });
     }
     Ok(())
+}
+
+/// Calls `push` on every (prediction, label) pair after checking the lengths agree.
+fn each_pair(
+    probs: &[f32],
+    labels: &[f32],
+    mut push: impl FnMut(f32, f32) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    check_lengths(probs, labels)?;
+    probs.iter().zip(labels).try_for_each(|(&p, &y)| push(p, y))
 }
 
 fn check_lengths(probs: &[f32], labels: &[f32]) -> Result<(), DataError> {

@@ -7,6 +7,7 @@ use std::path::Path;
 use quantrec_data::batchfile::read_batch_bytes;
 use quantrec_data::text::{MAX_LINE_BYTES, TextSource};
 use quantrec_data::{BatchSource, DataError, Schema};
+use quantrec_testkit::safetensors_bytes as safetensors;
 
 fn source(text: Vec<u8>, schema: &Schema, rows: &[usize], skip: bool) -> TextSource {
     TextSource::new(Box::new(Cursor::new(text)), "mem", schema, rows, 4, skip).unwrap()
@@ -94,14 +95,6 @@ fn untransformed_dense_values_beyond_f32_are_refused() {
     );
     let b = s.next_batch().unwrap().unwrap();
     assert!((b.dense[0] - 690.7755).abs() < 1e-3, "{}", b.dense[0]);
-}
-
-/// A safetensors buffer with the given header JSON and `data` bytes.
-fn safetensors(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 #[test]

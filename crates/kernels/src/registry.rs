@@ -59,6 +59,14 @@ impl std::fmt::Display for Implementation {
     }
 }
 
+/// The implementations of a family with a scalar oracle and one width-generic SIMD body (see
+/// `simd.rs`) at AVX2 and AVX-512: index 0, 1 and 2.
+pub const SCALAR_AVX2_AVX512: &[Implementation] = &[
+    Implementation::at("scalar", Isa::Scalar),
+    Implementation::at("avx2", Isa::Avx2),
+    Implementation::at("avx512", Isa::Avx512),
+];
+
 /// The probe of implementations that need nothing beyond their level.
 pub fn always() -> bool {
     true

@@ -4,7 +4,8 @@
 //! both are row-wise (one output row per sample), so they also get the row-independence property.
 
 use quantrec_kernels::interaction::{
-    InteractionFamily, PairOrder, cross_combine, dot_interaction, num_pairs, pairs, scalar,
+    DotInput, InteractionFamily, PairOrder, cross_combine, dot_interaction, num_pairs, pairs,
+    scalar,
 };
 use quantrec_kernels::registry::KernelFamily;
 use quantrec_kernels::rng::Rng;
@@ -93,7 +94,14 @@ impl OracleSuite for DotSuite {
 
     fn reference(c: &Dot) -> Vec<f32> {
         let mut out = vec![0f32; c.batch * (c.d + c.pairs.len())];
-        scalar::dot_interaction(&c.feats, c.batch, c.f, c.d, &c.pairs, &mut out);
+        let input = DotInput {
+            features: &c.feats,
+            batch: c.batch,
+            f: c.f,
+            d: c.d,
+            pairs: &c.pairs,
+        };
+        scalar::dot_interaction(&input, &mut out);
         out
     }
 

@@ -181,6 +181,31 @@ impl ModelConfig {
             _ => 0,
         }
     }
+
+    /// The architecture in one line: naming, dense features, bottom MLP, table count, interaction,
+    /// top MLP.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?} names: {} dense → bottom {:?}, {} tables, {:?}, top {:?}",
+            self.naming,
+            self.dense_features,
+            self.bottom_mlp,
+            self.tables.len(),
+            self.interaction,
+            self.top_mlp
+        )
+    }
+
+    /// How many bottom-MLP layers, top-MLP layers, tables and cross layers the config has, named
+    /// for error messages (weights and plans hold one entry per part, in this order).
+    pub fn part_counts(&self) -> [(&'static str, usize); 4] {
+        [
+            ("bottom-MLP layers", self.bottom_mlp.len()),
+            ("top-MLP layers", self.top_mlp.len()),
+            ("tables", self.tables.len()),
+            ("cross layers", self.cross_layers()),
+        ]
+    }
 }
 
 fn mlp_shapes(input: usize, widths: &[usize]) -> Vec<(usize, usize)> {
@@ -199,7 +224,13 @@ impl Weights {
     /// Checks every parameter against `config`: counts, shapes and finiteness.
     pub fn check(&self, config: &ModelConfig) -> Result<()> {
         config.validate()?;
-        let count = |what: &'static str, expected: usize, found: usize| -> Result<()> {
+        let found = [
+            self.bottom.len(),
+            self.top.len(),
+            self.tables.len(),
+            self.cross.len(),
+        ];
+        for ((what, expected), found) in config.part_counts().into_iter().zip(found) {
             if expected != found {
                 return Err(ModelError::WeightCount {
                     what,
@@ -207,18 +238,13 @@ impl Weights {
                     found,
                 });
             }
-            Ok(())
-        };
-        count(
-            "bottom-MLP layers",
-            config.bottom_mlp.len(),
-            self.bottom.len(),
-        )?;
-        count("top-MLP layers", config.top_mlp.len(), self.top.len())?;
-        count("tables", config.tables.len(), self.tables.len())?;
-        count("cross layers", config.cross_layers(), self.cross.len())?;
-        if !self.table_names.is_empty() {
-            count("table names", config.tables.len(), self.table_names.len())?;
+        }
+        if !self.table_names.is_empty() && self.table_names.len() != config.tables.len() {
+            return Err(ModelError::WeightCount {
+                what: "table names",
+                expected: config.tables.len(),
+                found: self.table_names.len(),
+            });
         }
         for (i, (l, (n, k))) in self.bottom.iter().zip(config.bottom_shapes()).enumerate() {
             l.check(&format!("bottom.{i}"), n, k)?;

@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use quantrec_kernels::rng::Rng;
 
 use super::features::{FeatureModel, N_DENSE, SynthRow};
-use super::teacher::{Teacher, sigmoid, splitmix};
+use super::teacher::{Teacher, fit_offset, sigmoid, splitmix};
 use super::{FIT_ROWS, SynthConfig};
 use crate::{DataError, Result};
 
@@ -195,22 +195,6 @@ impl Drift {
     pub(super) fn moved(&self) -> Vec<usize> {
         self.remap.iter().map(HashMap::len).collect()
     }
-}
-
-/// The offset `c` with mean `sigmoid(z + c)` over `logits` equal to `ctr` (bisection).
-fn fit_offset(logits: &[f64], ctr: f64) -> f64 {
-    let mean_p =
-        |c: f64| logits.iter().map(|&z| sigmoid(z + c)).sum::<f64>() / logits.len().max(1) as f64;
-    let (mut lo, mut hi) = (-30.0, 30.0);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if mean_p(mid) < ctr {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
 }
 
 #[cfg(test)]

@@ -124,19 +124,7 @@ impl Teacher {
     /// Sets the intercept so that the mean probability over `logits` (computed with intercept 0)
     /// is `ctr`.
     pub fn fit_intercept(&mut self, logits: &[f64], ctr: f64) {
-        let mean_p = |b: f64| {
-            logits.iter().map(|&z| sigmoid(z + b)).sum::<f64>() / logits.len().max(1) as f64
-        };
-        let (mut lo, mut hi) = (-30.0, 30.0);
-        for _ in 0..60 {
-            let mid = 0.5 * (lo + hi);
-            if mean_p(mid) < ctr {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        self.intercept = 0.5 * (lo + hi);
+        self.intercept = fit_offset(logits, ctr);
     }
 
     fn key(&self, table: usize, id: i64) -> u64 {
@@ -217,4 +205,21 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// The offset `c` with mean `sigmoid(z + c)` over `logits` equal to `ctr` (bisection over
+/// `[-30, 30]`, 60 steps).
+pub(super) fn fit_offset(logits: &[f64], ctr: f64) -> f64 {
+    let mean_p =
+        |c: f64| logits.iter().map(|&z| sigmoid(z + c)).sum::<f64>() / logits.len().max(1) as f64;
+    let (mut lo, mut hi) = (-30.0, 30.0);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if mean_p(mid) < ctr {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
 }

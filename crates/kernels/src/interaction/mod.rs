@@ -11,7 +11,7 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 
-use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::registry::{FamilyCache, Implementation, KernelFamily, SCALAR_AVX2_AVX512};
 use crate::{Isa, KernelError, Result};
 
 /// Which pairs of feature vectors a dot interaction emits, and in what order.
@@ -58,7 +58,23 @@ pub fn pairs(f: usize, order: PairOrder, self_interaction: bool) -> Vec<(usize, 
 }
 
 /// Dot interaction kernel: `(features, batch, f, d, pairs, out)`.
-type DotFn = fn(&[f32], usize, usize, usize, &[(usize, usize)], &mut [f32]);
+type DotFn = fn(&DotInput<'_>, &mut [f32]);
+
+/// The inputs of a dot interaction, as the kernels receive them after validation: `features` is
+/// `[batch, f, d]`, every pair indexes features below `f`.
+#[derive(Clone, Copy, Debug)]
+pub struct DotInput<'a> {
+    /// `[batch, f, d]` feature vectors (feature 0 is the dense vector).
+    pub features: &'a [f32],
+    /// Samples.
+    pub batch: usize,
+    /// Feature vectors per sample.
+    pub f: usize,
+    /// Dimension of each vector.
+    pub d: usize,
+    /// The pairs to emit, in output order.
+    pub pairs: &'a [(usize, usize)],
+}
 /// Cross-combine kernel: `(x0, u, x, x_next)`.
 type CrossFn = fn(&[f32], &[f32], &[f32], &mut [f32]);
 
@@ -80,11 +96,7 @@ static CACHE: FamilyCache<InteractionOps> = FamilyCache::new();
 impl KernelFamily for InteractionFamily {
     const NAME: &'static str = "interaction";
     type Ops = InteractionOps;
-    const IMPLEMENTATIONS: &'static [Implementation] = &[
-        Implementation::at("scalar", Isa::Scalar),
-        Implementation::at("avx2", Isa::Avx2),
-        Implementation::at("avx512", Isa::Avx512),
-    ];
+    const IMPLEMENTATIONS: &'static [Implementation] = SCALAR_AVX2_AVX512;
 
     fn build(index: usize) -> Result<InteractionOps> {
         let (dot, cross): (DotFn, CrossFn) = match index {
@@ -119,7 +131,14 @@ impl InteractionOps {
         out: &mut [f32],
     ) -> Result<()> {
         check_dot(features, batch, f, d, pairs, out)?;
-        (self.dot)(features, batch, f, d, pairs, out);
+        let input = DotInput {
+            features,
+            batch,
+            f,
+            d,
+            pairs,
+        };
+        (self.dot)(&input, out);
         Ok(())
     }
 

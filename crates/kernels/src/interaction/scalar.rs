@@ -1,15 +1,17 @@
 //! Scalar oracles of the interaction kernels (arguments already validated by `mod.rs`).
 
+use super::DotInput;
+
 /// Dot interaction: dense copy, then each pair's dot product accumulated in `d` order with
 /// fused multiply-adds.
-pub fn dot_interaction(
-    features: &[f32],
-    batch: usize,
-    f: usize,
-    d: usize,
-    pairs: &[(usize, usize)],
-    out: &mut [f32],
-) {
+pub fn dot_interaction(input: &DotInput<'_>, out: &mut [f32]) {
+    let DotInput {
+        features,
+        batch,
+        f,
+        d,
+        pairs,
+    } = *input;
     let width = d + pairs.len();
     for b in 0..batch {
         let feats = &features[b * f * d..(b + 1) * f * d];

@@ -1,10 +1,11 @@
 //! SIMD interaction kernels (8 lanes with AVX2, 16 with AVX-512): `LANES` pair dot products per
 //! step, folded by a transpose-and-add tree, and the fused cross step.
 
+use super::DotInput;
 use crate::simd::{SimdF32, simd_entries};
 
 simd_entries! {
-    dot(features: &[f32], batch: usize, f: usize, d: usize, pairs: &[(usize, usize)], out: &mut [f32]);
+    dot(input: &DotInput<'_>, out: &mut [f32]);
     avx2 => dot_avx2,
     avx512 => dot_avx512,
 }
@@ -20,14 +21,14 @@ simd_entries! {
 /// # Safety
 /// The CPU has `V`'s level. Memory safety does not depend on the caller: the lengths are asserted.
 #[inline(always)]
-unsafe fn dot<V: SimdF32>(
-    features: &[f32],
-    batch: usize,
-    f: usize,
-    d: usize,
-    pairs: &[(usize, usize)],
-    out: &mut [f32],
-) {
+unsafe fn dot<V: SimdF32>(input: &DotInput<'_>, out: &mut [f32]) {
+    let DotInput {
+        features,
+        batch,
+        f,
+        d,
+        pairs,
+    } = *input;
     let width = d + pairs.len();
     assert!(features.len() >= batch * f * d && out.len() >= batch * width);
     assert!(pairs.iter().all(|&(i, j)| i < f && j < f));

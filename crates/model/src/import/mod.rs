@@ -12,6 +12,7 @@
 //!
 //! The interaction (dot with or without self-interaction, or cat) follows from the top-MLP input
 //! width; when two kinds give the same width, an override must choose.
+pub mod file;
 mod infer;
 mod parse;
 
@@ -24,6 +25,8 @@ use crate::{ModelError, Result};
 
 use infer::infer_interaction;
 use parse::{Taker, parse_dlrm, parse_torchrec};
+
+pub use file::{ImportFileOptions, ImportSummary, import_to_artifact};
 
 /// What an import cannot infer from the weights, or a decision to force (`--config OVERRIDE.json`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

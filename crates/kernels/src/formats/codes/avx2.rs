@@ -79,17 +79,3 @@ unsafe fn codes_avx2(x: &[f32], bias: f32, inverse: f32, qmax: i32, out: &mut [u
     }
     super::scalar::codes(&x[body..], bias, inverse, qmax, &mut out[body..]);
 }
-
-/// Ops-table entry: [`codes`] into `scratch`, then the scalar packing (which vectorizes).
-pub(crate) fn packed_codes(
-    x: &[f32],
-    bias: f32,
-    inverse: f32,
-    bits: u32,
-    scratch: &mut Vec<u8>,
-    out: &mut [u8],
-) {
-    scratch.resize(x.len(), 0);
-    codes(x, bias, inverse, (1 << bits) - 1, scratch);
-    super::scalar::pack(scratch, bits, out);
-}

@@ -13,7 +13,7 @@ mod avx2;
 mod avx512;
 pub(crate) mod scalar;
 
-use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::registry::{FamilyCache, Implementation, KernelFamily, SCALAR_AVX2_AVX512};
 use crate::{Isa, KernelError, QuantProblem, Result};
 
 /// `(row) -> (min, max)`.
@@ -30,7 +30,9 @@ pub struct CodeOps {
     pub isa: Isa,
     min_max: MinMaxFn,
     codes: CodesFn,
-    packed: PackedFn,
+    /// Packed codes in registers; `None`: [`CodeOps::codes`] into scratch, then the scalar packing
+    /// (which vectorizes).
+    packed: Option<PackedFn>,
 }
 
 /// The row-code family in the [registry](crate::registry) (min/max and codes).
@@ -41,11 +43,7 @@ static CACHE: FamilyCache<CodeOps> = FamilyCache::new();
 impl KernelFamily for Codes {
     const NAME: &'static str = "formats_codes";
     type Ops = CodeOps;
-    const IMPLEMENTATIONS: &'static [Implementation] = &[
-        Implementation::at("scalar", Isa::Scalar),
-        Implementation::at("avx2", Isa::Avx2),
-        Implementation::at("avx512", Isa::Avx512),
-    ];
+    const IMPLEMENTATIONS: &'static [Implementation] = SCALAR_AVX2_AVX512;
 
     fn build(index: usize) -> Result<CodeOps> {
         let isa = Self::IMPLEMENTATIONS[index].isa;
@@ -54,7 +52,7 @@ impl KernelFamily for Codes {
             isa,
             min_max: scalar::min_max,
             codes: scalar::codes,
-            packed: scalar::packed_codes,
+            packed: None,
         };
         // Each level keeps the entries of the levels below that it does not replace (AVX-512 keeps
         // the AVX2 min/max).
@@ -63,11 +61,10 @@ impl KernelFamily for Codes {
             if isa >= Isa::Avx2 {
                 ops.min_max = avx2::min_max;
                 ops.codes = avx2::codes;
-                ops.packed = avx2::packed_codes;
             }
             if isa >= Isa::Avx512 {
                 ops.codes = avx512::codes;
-                ops.packed = avx512::packed_codes;
+                ops.packed = Some(avx512::packed_codes);
             }
         }
         Ok(ops)
@@ -157,7 +154,7 @@ impl CodeOps {
                 found: out.len(),
             });
         }
-        (self.packed)(x, bias, inverse, bits, scratch, out);
+        self.packed_codes_into(x, bias, inverse, bits, scratch, out);
         Ok(())
     }
 
@@ -179,7 +176,14 @@ impl CodeOps {
             "packed length"
         );
         debug_assert!([1, 2, 4, 8].contains(&bits));
-        (self.packed)(x, bias, inverse, bits, scratch, out);
+        match self.packed {
+            Some(packed) => packed(x, bias, inverse, bits, scratch, out),
+            None => {
+                scratch.resize(x.len(), 0);
+                (self.codes)(x, bias, inverse, (1 << bits) - 1, scratch);
+                scalar::pack(scratch, bits, out);
+            }
+        }
     }
 
     /// [`CodeOps::codes`] for the crate's quantizers, which size `codes` themselves; the length is

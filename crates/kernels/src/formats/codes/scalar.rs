@@ -14,20 +14,6 @@ pub(crate) fn codes(x: &[f32], bias: f32, inverse: f32, qmax: i32, out: &mut [u8
     }
 }
 
-/// Ops-table entry: codes into `scratch`, then [`pack`].
-pub(crate) fn packed_codes(
-    x: &[f32],
-    bias: f32,
-    inverse: f32,
-    bits: u32,
-    scratch: &mut Vec<u8>,
-    out: &mut [u8],
-) {
-    scratch.resize(x.len(), 0);
-    codes(x, bias, inverse, (1 << bits) - 1, scratch);
-    pack(scratch, bits, out);
-}
-
 /// Packs one code per byte into `bits`-bit fields, element 0 in the lowest bits (a short last byte
 /// when the count is not a multiple of `8 / bits`).
 pub(crate) fn pack(codes: &[u8], bits: u32, out: &mut [u8]) {

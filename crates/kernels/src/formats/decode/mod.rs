@@ -6,7 +6,7 @@
 mod simd;
 
 use super::{TableFormat, dequantize_row, row_code, row_scale_bias};
-use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::registry::{FamilyCache, Implementation, KernelFamily, SCALAR_AVX2_AVX512};
 use crate::{Isa, KernelError, Result};
 
 /// `(format, stored row, out)`; `out.len()` is the row dimension.
@@ -28,11 +28,7 @@ static CACHE: FamilyCache<DecodeOps> = FamilyCache::new();
 impl KernelFamily for Decode {
     const NAME: &'static str = "formats_decode";
     type Ops = DecodeOps;
-    const IMPLEMENTATIONS: &'static [Implementation] = &[
-        Implementation::at("scalar", Isa::Scalar),
-        Implementation::at("avx2", Isa::Avx2),
-        Implementation::at("avx512", Isa::Avx512),
-    ];
+    const IMPLEMENTATIONS: &'static [Implementation] = SCALAR_AVX2_AVX512;
 
     fn build(index: usize) -> Result<DecodeOps> {
         let decode: DecodeFn = match index {

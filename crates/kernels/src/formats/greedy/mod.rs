@@ -18,7 +18,7 @@ mod simd;
 
 use rayon::prelude::*;
 
-use crate::registry::{FamilyCache, Implementation, KernelFamily};
+use crate::registry::{FamilyCache, Implementation, KernelFamily, SCALAR_AVX2_AVX512};
 #[cfg(target_arch = "x86_64")]
 use crate::simd::lanes;
 use crate::{Isa, KernelError, QuantProblem, Result};
@@ -54,11 +54,7 @@ static CACHE: FamilyCache<GreedyOps> = FamilyCache::new();
 impl KernelFamily for Greedy {
     const NAME: &'static str = "formats_greedy";
     type Ops = GreedyOps;
-    const IMPLEMENTATIONS: &'static [Implementation] = &[
-        Implementation::at("scalar", Isa::Scalar),
-        Implementation::at("avx2", Isa::Avx2),
-        Implementation::at("avx512", Isa::Avx512),
-    ];
+    const IMPLEMENTATIONS: &'static [Implementation] = SCALAR_AVX2_AVX512;
 
     fn build(index: usize) -> Result<GreedyOps> {
         let (lanes, search): (usize, SearchFn) = match index {
