@@ -194,6 +194,26 @@ pub enum ServeError {
         /// The load error.
         reason: String,
     },
+    /// A canary launch was refused (what was serving keeps serving, alone).
+    #[error("model {model:?}: canary version {version} refused: {reason}")]
+    CanaryRefused {
+        /// The model.
+        model: String,
+        /// The canary's version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The fp32 shadow reference could not be loaded (the model serves without a shadow).
+    #[error("model {model:?}: fp32 shadow reference {path} refused: {reason}; serving without a shadow")]
+    ShadowRefused {
+        /// The model.
+        model: String,
+        /// The reference artifact.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The repository or a model's config.json is unusable.
     #[error("repository {path}: {reason}")]
     Repository {
@@ -249,7 +269,10 @@ impl ServeError {
             ServeError::TooLarge { .. } => 413,
             ServeError::QueueFull { .. } | ServeError::Unavailable { .. } => 503,
             ServeError::Timeout { .. } => 504,
-            ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => 400,
+            ServeError::LoadFailed { .. }
+            | ServeError::VersionRefused { .. }
+            | ServeError::CanaryRefused { .. }
+            | ServeError::ShadowRefused { .. } => 400,
             ServeError::Repository { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
@@ -270,9 +293,10 @@ impl ServeError {
             }
             ServeError::Unavailable { .. } => tonic::Code::Unavailable,
             ServeError::Timeout { .. } => tonic::Code::DeadlineExceeded,
-            ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => {
-                tonic::Code::FailedPrecondition
-            }
+            ServeError::LoadFailed { .. }
+            | ServeError::VersionRefused { .. }
+            | ServeError::CanaryRefused { .. }
+            | ServeError::ShadowRefused { .. } => tonic::Code::FailedPrecondition,
             ServeError::Repository { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
