@@ -343,7 +343,8 @@ mod tests {
     }
 
     fn read_text(tag: &str, text: &str) -> Result<ModelRepoConfig> {
-        let dir = std::env::temp_dir().join(format!("quantrec-config-{}-{tag}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("quantrec-config-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config.json"), text).unwrap();
         let r = ModelRepoConfig::read(&dir);

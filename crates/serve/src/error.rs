@@ -205,7 +205,9 @@ pub enum ServeError {
         reason: String,
     },
     /// The fp32 shadow reference could not be loaded (the model serves without a shadow).
-    #[error("model {model:?}: fp32 shadow reference {path} refused: {reason}; serving without a shadow")]
+    #[error(
+        "model {model:?}: fp32 shadow reference {path} refused: {reason}; serving without a shadow"
+    )]
     ShadowRefused {
         /// The model.
         model: String,

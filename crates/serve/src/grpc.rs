@@ -16,8 +16,8 @@ use tonic::{Request, Response, Status};
 
 use crate::describe;
 use crate::http::{load_outcome, record, stats_versions};
-use crate::monitor::live::{self, ParamValue};
 use crate::kserve_json::resolve_outputs;
+use crate::monitor::live::{self, ParamValue};
 use crate::proto::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };

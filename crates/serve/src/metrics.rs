@@ -260,25 +260,33 @@ impl Metrics {
     }
 
     /// Replaces the monitor's gauges by the figures of `reports` (one per model).
-    pub fn monitor_figures<'a>(&self, reports: impl IntoIterator<Item = (&'a str, &'a AccuracyReport)>) {
+    pub fn monitor_figures<'a>(
+        &self,
+        reports: impl IntoIterator<Item = (&'a str, &'a AccuracyReport)>,
+    ) {
         let m = &self.monitor;
-        for g in m.figures.iter().chain([
-            &m.labeled_rows,
-            &m.shadow_delta,
-            &m.divergence,
-            &m.alerting,
-        ]) {
+        for g in
+            m.figures
+                .iter()
+                .chain([&m.labeled_rows, &m.shadow_delta, &m.divergence, &m.alerting])
+        {
             g.reset();
         }
         for (model, r) in reports {
             for v in &r.versions {
                 let role = v.role.as_str();
                 let since = [v.ne, v.log_loss, v.auc, v.calibration];
-                let window = [v.window.ne, v.window.log_loss, v.window.auc, v.window.calibration];
+                let window = [
+                    v.window.ne,
+                    v.window.log_loss,
+                    v.window.auc,
+                    v.window.calibration,
+                ];
                 for (scope, values) in [("since_load", since), ("window", window)] {
                     for (g, x) in m.figures.iter().zip(values) {
                         if let Some(x) = x {
-                            g.with_label_values(&[model, &v.version, role, scope]).set(x);
+                            g.with_label_values(&[model, &v.version, role, scope])
+                                .set(x);
                         }
                     }
                 }
@@ -287,7 +295,9 @@ impl Metrics {
                     .set(v.labeled_rows as f64);
                 if let Some(s) = &v.shadow {
                     if let Some(d) = s.delta_ne_percent {
-                        m.shadow_delta.with_label_values(&[model, &v.version]).set(d);
+                        m.shadow_delta
+                            .with_label_values(&[model, &v.version])
+                            .set(d);
                     }
                     if let Some(mean) = s.mean_abs_divergence {
                         m.divergence

@@ -275,7 +275,11 @@ impl Repository {
         if valid_name(name) && self.root.join(name).is_dir() {
             let entry = self.entry(name);
             if let Some(c) = &canary {
-                entry.launches.lock().expect("repository lock").remove(&c.version);
+                entry
+                    .launches
+                    .lock()
+                    .expect("repository lock")
+                    .remove(&c.version);
             }
             *entry.canary_request.lock().expect("repository lock") = canary;
         }
@@ -295,7 +299,11 @@ impl Repository {
             .filter(|lv| lv.version_text() == version)
             .cloned()
         else {
-            tracing::info!(model = name, version, "verdict about a version that is no longer the canary: ignored");
+            tracing::info!(
+                model = name,
+                version,
+                "verdict about a version that is no longer the canary: ignored"
+            );
             return Ok(());
         };
         let promoted = matches!(verdict, Verdict::Promote { .. });
@@ -356,7 +364,11 @@ impl Repository {
             .copied()
             .filter(|&v| decided(v).is_none_or(|l| l.promoted))
             .collect();
-        let requested = entry.canary_request.lock().expect("repository lock").clone();
+        let requested = entry
+            .canary_request
+            .lock()
+            .expect("repository lock")
+            .clone();
         let canary_cfg = requested
             .or_else(|| config.monitor.canary.clone())
             // A decided launch is over: a promoted version serves as any other, a rolled-back
@@ -496,7 +508,11 @@ impl Repository {
         let cfg = cfg?;
         let v = cfg.version;
         versions.get(&v)?;
-        let serving = versions.iter().rev().find(|(k, _)| **k != v).map(|(_, lv)| lv);
+        let serving = versions
+            .iter()
+            .rev()
+            .find(|(k, _)| **k != v)
+            .map(|(_, lv)| lv);
         let budget = budget_override.or_else(|| serving.and_then(|lv| lv.budget_ne_percent));
         let policy = match serving {
             None => Err("no other version serves to compare it with".to_string()),
@@ -584,11 +600,11 @@ impl Repository {
             monitor = Arc::new(Monitor::new(wanted));
             entry.monitor.store(monitor.clone());
         }
-        monitor.set_budget(
-            wanted
-                .budget_ne_percent
-                .or_else(|| serving.default_version().and_then(|lv| lv.budget_ne_percent)),
-        );
+        monitor.set_budget(wanted.budget_ne_percent.or_else(|| {
+            serving
+                .default_version()
+                .and_then(|lv| lv.budget_ne_percent)
+        }));
         let live: BTreeSet<String> = serving
             .versions
             .values()

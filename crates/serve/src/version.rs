@@ -82,7 +82,10 @@ pub struct LoadedVersion {
 /// too. An AUC budget, or none, gives `None`.
 pub fn provenance_budget(p: &quantrec_model::artifact::Provenance) -> Option<f64> {
     let notes: serde_json::Value = serde_json::from_str(p.notes.as_deref()?).ok()?;
-    if let Some(x) = notes.get("budget_ne_pct").and_then(serde_json::Value::as_f64) {
+    if let Some(x) = notes
+        .get("budget_ne_pct")
+        .and_then(serde_json::Value::as_f64)
+    {
         return Some(x);
     }
     let text = notes.get("budget")?.as_str()?;

@@ -32,8 +32,12 @@ impl Traffic {
         let failures = Arc::new(AtomicUsize::new(0));
         let threads = (0..2u64)
             .map(|c| {
-                let (stop, failures, truth, config) =
-                    (stop.clone(), failures.clone(), truth.clone(), config.clone());
+                let (stop, failures, truth, config) = (
+                    stop.clone(),
+                    failures.clone(),
+                    truth.clone(),
+                    config.clone(),
+                );
                 std::thread::spawn(move || {
                     let mut versions = std::collections::BTreeSet::new();
                     let mut i = 0u64;
@@ -123,7 +127,10 @@ fn a_canary_worse_than_budget_is_rolled_back_and_the_old_version_serves_on() {
     let launch = &acc["launches"][0];
     assert_eq!(launch["version"], "2");
     assert_eq!(launch["decision"], "rollback", "{launch}");
-    assert!(launch["delta_ne_percent"].as_f64().unwrap() > 1.0, "{launch}");
+    assert!(
+        launch["delta_ne_percent"].as_f64().unwrap() > 1.0,
+        "{launch}"
+    );
     assert!(
         launch["reason"]
             .as_str()
@@ -199,6 +206,9 @@ fn a_canary_within_budget_is_promoted_through_the_load_api() {
     let v2 = version_report(&after, "2").unwrap();
     assert_eq!(v2["role"], "serving");
     assert!(v2["labeled_rows"].as_u64().unwrap() >= 1500);
-    assert!(version_report(&after, "1").is_none(), "the old version is retired");
+    assert!(
+        version_report(&after, "1").is_none(),
+        "the old version is retired"
+    );
     drop(server);
 }

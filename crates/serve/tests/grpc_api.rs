@@ -87,7 +87,11 @@ fn grpc_round_trips_and_control_rpcs() {
             .unwrap()
             .to_vec();
         for raw in [true, false] {
-            let r = c.model_infer(grpc_request(&b, raw)).await.unwrap().into_inner();
+            let r = c
+                .model_infer(grpc_request(&b, raw))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(r.id, "g-1");
             assert_eq!(r.outputs.len(), 1);
             assert_eq!(r.outputs[0].name, "logit");

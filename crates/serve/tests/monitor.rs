@@ -92,7 +92,10 @@ fn live_ne_equals_offline_eval_ne_and_bad_feedback_is_rejected() {
     // A request without an id is answered but not remembered.
     let mut anonymous = infer_json(&random_batch(&config, 5, 9), "x");
     anonymous.as_object_mut().unwrap().remove("id");
-    assert_eq!(post_json(a, "/v2/models/dlrm/infer", &anonymous).status, 200);
+    assert_eq!(
+        post_json(a, "/v2/models/dlrm/infer", &anonymous).status,
+        200
+    );
     assert_eq!(accuracy(a, "dlrm")["pending"]["waiting_requests"], 32);
 
     // Labels drawn from the model's own probabilities, fed back in two calls; the second carries
@@ -140,8 +143,14 @@ fn live_ne_equals_offline_eval_ne_and_bad_feedback_is_rejected() {
     assert_eq!(acc["model_name"], "dlrm");
 
     // Malformed bodies say what and where; unknown models are 404.
-    let r = request(a, "POST", "/v2/models/dlrm/feedback", &[], br#"{"feedback": [{"id": 3}]}"#)
-        .unwrap();
+    let r = request(
+        a,
+        "POST",
+        "/v2/models/dlrm/feedback",
+        &[],
+        br#"{"feedback": [{"id": 3}]}"#,
+    )
+    .unwrap();
     assert_eq!(r.status, 400);
     let e = r.json()["error"].as_str().unwrap().to_string();
     assert!(e.contains("feedback JSON") && e.contains("column"), "{e}");
@@ -185,9 +194,13 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
     };
     let q = quantrec_model::artifact::to_bytes(&config, &weights, &plan, &provenance).unwrap();
     write_version(&dir, "dlrm", 1, &q);
-    let f32_bytes =
-        quantrec_model::artifact::to_bytes(&config, &weights, &Plan::f32(&config), &Default::default())
-            .unwrap();
+    let f32_bytes = quantrec_model::artifact::to_bytes(
+        &config,
+        &weights,
+        &Plan::f32(&config),
+        &Default::default(),
+    )
+    .unwrap();
     std::fs::write(dir.join("dlrm").join("fp32.safetensors"), &f32_bytes).unwrap();
     std::fs::write(
         dir.join("dlrm").join("config.json"),
@@ -205,7 +218,10 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
         let id = format!("s{i}");
         let r = post_json(a, "/v2/models/dlrm/infer", &infer_json(&b, &id));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let truth = reference.predict(&b, &mut Default::default()).unwrap().to_vec();
+        let truth = reference
+            .predict(&b, &mut Default::default())
+            .unwrap()
+            .to_vec();
         entries.push((id, labels_for(&truth, i)));
     }
     assert_eq!(feedback(a, "dlrm", &entries).json()["accepted"], 40);
@@ -229,10 +245,20 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
     assert!((r["ne"].as_f64().unwrap() - shadow["reference_ne"].as_f64().unwrap()).abs() < 1e-12);
     assert_eq!(acc["alerts_raised"], 1);
     let text = String::from_utf8(get(a, "/metrics").body).unwrap();
-    assert_eq!(metric_sum(&text, "quantrec_monitor_alerts_total", &["version=\"1\""]), 1.0);
-    assert_eq!(metric_sum(&text, "quantrec_monitor_alerting", &["version=\"1\""]), 1.0);
+    assert_eq!(
+        metric_sum(&text, "quantrec_monitor_alerts_total", &["version=\"1\""]),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&text, "quantrec_monitor_alerting", &["version=\"1\""]),
+        1.0
+    );
     assert!(
-        (metric_sum(&text, "quantrec_monitor_shadow_delta_ne_percent", &["version=\"1\""]) - delta)
+        (metric_sum(
+            &text,
+            "quantrec_monitor_shadow_delta_ne_percent",
+            &["version=\"1\""]
+        ) - delta)
             .abs()
             < 1e-9
     );
@@ -243,7 +269,12 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
 fn a_bad_monitor_config_is_refused_with_a_clear_error() {
     let dir = temp_dir("monitor-config");
     let config = small_config();
-    write_version(&dir, "dlrm", 1, &artifact_bytes(&config, &Plan::f32(&config), 7));
+    write_version(
+        &dir,
+        "dlrm",
+        1,
+        &artifact_bytes(&config, &Plan::f32(&config), 7),
+    );
     let server = start(options(&dir));
     let a = server.http_addr;
     std::fs::write(
@@ -264,8 +295,14 @@ fn a_bad_monitor_config_is_refused_with_a_clear_error() {
     let r = post_json(a, "/v2/repository/models/dlrm/load", &json!({}));
     assert_eq!(r.status, 400);
     let e = r.json()["error"].as_str().unwrap().to_string();
-    assert!(e.contains("shadow reference") && e.contains("missing.safetensors"), "{e}");
+    assert!(
+        e.contains("shadow reference") && e.contains("missing.safetensors"),
+        "{e}"
+    );
     let b = random_batch(&config, 3, 1);
-    assert_eq!(post_json(a, "/v2/models/dlrm/infer", &infer_json(&b, "z")).status, 200);
+    assert_eq!(
+        post_json(a, "/v2/models/dlrm/infer", &infer_json(&b, "z")).status,
+        200
+    );
     drop(server);
 }

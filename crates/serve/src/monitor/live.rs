@@ -250,10 +250,11 @@ impl ParamValue {
             ParamValue::Text(s) => s.trim().parse().ok(),
             ParamValue::Bool(_) => None,
         };
-        x.filter(|x| x.is_finite()).ok_or_else(|| ServeError::Parameter {
-            name: name.into(),
-            reason: format!("must be a number, found {self:?}"),
-        })
+        x.filter(|x| x.is_finite())
+            .ok_or_else(|| ServeError::Parameter {
+                name: name.into(),
+                reason: format!("must be a number, found {self:?}"),
+            })
     }
 
     fn whole(&self, name: &str) -> Result<u64> {
@@ -287,7 +288,8 @@ pub fn canary_parameters(
             _ => crate::http::check_load_parameters(std::iter::once(k.as_str()))?,
         }
     }
-    let any = fraction.is_some() || min_labels.is_some() || max_delta.is_some() || min_auc.is_some();
+    let any =
+        fraction.is_some() || min_labels.is_some() || max_delta.is_some() || min_auc.is_some();
     let Some(version) = version else {
         return match any {
             true => Err(ServeError::Parameter {

@@ -154,7 +154,12 @@ fn shadow_alert_fires_past_the_budget_only() {
     let first = m.feedback(&entries[..8]);
     assert!(first.events.new_alerts.is_empty());
     let rest = m.feedback(&entries[8..]);
-    assert_eq!(rest.events.new_alerts.len(), 1, "{:?}", rest.events.new_alerts);
+    assert_eq!(
+        rest.events.new_alerts.len(),
+        1,
+        "{:?}",
+        rest.events.new_alerts
+    );
     assert_eq!(rest.events.new_alerts[0].0, "bad");
     let r = m.report();
     let bad_report = r.versions.iter().find(|v| v.version == "bad").unwrap();
