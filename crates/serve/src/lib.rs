@@ -9,10 +9,12 @@
 //! - [`batcher`] + [`validate`]: merging requests without changing any row's score.
 //! - [`tensors`], [`kserve_json`], [`rank`], [`describe`]: the protocol's tensors and documents.
 //! - [`http`], [`grpc`]: the two front ends. [`metrics`], [`stats`]: what they report.
+//! - [`client`]: an async client of both protocols.
 //! - [`monitor`]: the continuous accuracy monitor (labels fed back, live NE per version, fp32
 //!   shadow, canary promote/rollback).
 
 pub mod batcher;
+pub mod client;
 pub mod config;
 pub mod describe;
 pub mod error;
