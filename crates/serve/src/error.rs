@@ -295,6 +295,22 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Load generator: an option with an unusable value.
+    #[error("load generator option {option}: {reason}")]
+    LoadgenOption {
+        /// The option.
+        option: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Load generator: the inputs file cannot be used.
+    #[error("load generator inputs {path}: {reason}")]
+    LoadgenInputs {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ServeError {
