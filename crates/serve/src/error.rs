@@ -261,6 +261,78 @@ pub enum ServeError {
         /// The original error's message.
         reason: String,
     },
+    /// Client: the server URL is unusable.
+    #[error("URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Client: no connection could be made.
+    #[error("connecting to {url}: {reason}")]
+    Connect {
+        /// The URL or address.
+        url: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// Client: the connection failed during a request (reset, closed, bad framing).
+    #[error("{url}: {reason}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// Client: the server answered an HTTP error status.
+    #[error("{url}: HTTP {status}: {message}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's error message (or body).
+        message: String,
+    },
+    /// Client: the server answered a gRPC error status.
+    #[error("gRPC {code:?}: {message}")]
+    GrpcStatus {
+        /// The status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+    /// Client: no answer within the client's timeout.
+    #[error("{url}: no answer within {after:?}")]
+    ClientTimeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: std::time::Duration,
+    },
+    /// Client: the server's answer does not follow the protocol.
+    #[error("unexpected response: {reason}")]
+    BadResponse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Load generator: an option with an unusable value.
+    #[error("load generator option {option}: {reason}")]
+    LoadgenOption {
+        /// The option.
+        option: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Load generator: the inputs file cannot be used.
+    #[error("load generator inputs {path}: {reason}")]
+    LoadgenInputs {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ServeError {
