@@ -216,6 +216,14 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// A step of the demo's online day failed.
+    #[error("demo online day: {step}: {reason}")]
+    Demo {
+        /// The step (e.g. `writing the model repository`).
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// The repository or a model's config.json is unusable.
     #[error("repository {path}: {reason}")]
     Repository {
@@ -348,6 +356,7 @@ impl ServeError {
             | ServeError::CanaryRefused { .. }
             | ServeError::ShadowRefused { .. } => 400,
             ServeError::Repository { .. }
+            | ServeError::Demo { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
             | ServeError::ComputePanicked { .. }
@@ -372,6 +381,7 @@ impl ServeError {
             | ServeError::CanaryRefused { .. }
             | ServeError::ShadowRefused { .. } => tonic::Code::FailedPrecondition,
             ServeError::Repository { .. }
+            | ServeError::Demo { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
             | ServeError::ComputePanicked { .. }
