@@ -98,7 +98,10 @@ async fn replay(client: &HttpClient, requests: &[Batch], prefix: &str) -> Replay
                 };
                 *r.by_version.entry(answer.model_version).or_insert(0) += 1;
                 let labels = b.labels.clone().unwrap_or_default();
-                match client.feedback(MODEL, &[FeedbackEntry { id, labels }]).await {
+                match client
+                    .feedback(MODEL, &[FeedbackEntry { id, labels }])
+                    .await
+                {
                     Ok(f) if f.accepted == 1 => {}
                     other => {
                         tracing::warn!(answer = ?other, "demo feedback not accepted");
@@ -138,7 +141,10 @@ async fn wait_report(
             return Ok(acc);
         }
         if t0.elapsed() > WAIT {
-            return Err(demo_err(what, format!("not reached within {WAIT:?}: {acc}")));
+            return Err(demo_err(
+                what,
+                format!("not reached within {WAIT:?}: {acc}"),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -342,4 +348,32 @@ fn canary_day(
         &acc,
         serving_after,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_out_rows_are_cut_into_requests_with_their_labels() {
+        let config = quantrec_data::synth::SynthConfig::default();
+        let g = quantrec_data::synth::Generator::new(config).unwrap();
+        use quantrec_data::source::BatchSource;
+        let mut stream = g.stream(quantrec_data::synth::Split::Evaluation, 700, 300);
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next_batch().unwrap() {
+            batches.push(b);
+        }
+        let reqs = requests_of(&batches, 650);
+        let sizes: Vec<usize> = reqs.iter().map(|b| b.size).collect();
+        assert_eq!(sizes, [256, 44, 256, 44, 50]);
+        assert!(
+            reqs.iter()
+                .all(|b| b.labels.as_ref().unwrap().len() == b.size)
+        );
+        assert_eq!(
+            reqs[1].labels.as_deref(),
+            Some(&batches[0].labels.as_ref().unwrap()[256..300])
+        );
+    }
 }

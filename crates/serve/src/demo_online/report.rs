@@ -209,7 +209,7 @@ impl OnlineDay {
         );
         let _ = writeln!(
             s,
-            "|live NE − offline NE| = {:.1e}. Alert: {}.\n",
+            "Live NE − offline NE: |Δ| = {:.1e}. Alert: {}.\n",
             self.ne_difference.unwrap_or(f64::NAN),
             self.alert.as_deref().unwrap_or("none")
         );
@@ -270,10 +270,7 @@ impl CanaryDay {
         vec![
             format!(
                 "canary: the refreshed day-2 model as version {} on {} of the traffic, decision after {} labelled rows within ΔNE ≤ {}%",
-                self.version,
-                self.fraction,
-                self.min_labels,
-                self.max_delta_ne_pct
+                self.version, self.fraction, self.min_labels, self.max_delta_ne_pct
             ),
             format!(
                 "replayed {} drifted day-2 rows as {} requests (answered: {}), {} failed",
@@ -304,5 +301,79 @@ impl CanaryDay {
         }
         s.push('\n');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn acc() -> Value {
+        json!({
+            "budget_ne_percent": 0.02,
+            "versions": [
+                {"version": "1", "role": "serving", "labeled_rows": 1000, "ne": 0.8, "auc": 0.75,
+                 "calibration": 1.01, "alert": null,
+                 "shadow": {"rows": 1000, "delta_ne_percent": 0.01, "mean_abs_divergence": 0.002}},
+                {"version": "2", "role": "serving", "labeled_rows": 600,
+                 "versus_serving": {"ne": 0.78, "reference_ne": 0.8}}
+            ],
+            "launches": [{"version": "2", "decision": "promote", "delta_ne_percent": -2.5, "rows": 600}]
+        })
+    }
+
+    fn metrics(ne: f64) -> Metrics {
+        Metrics {
+            count: 1000,
+            ctr: Some(0.2),
+            log_loss: Some(0.4),
+            ne: Some(ne),
+            auc: Some(0.75),
+            calibration: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn day1_figures_compare_live_and_offline() {
+        let offline = metrics(0.8 + 1e-12);
+        let d = OnlineDay::from_day1("http://x", 4, 1000, 0, &acc(), &offline, 0.015);
+        assert_eq!(d.labeled_rows, 1000);
+        assert!(d.ne_difference.unwrap() < 1e-9);
+        assert_eq!(d.shadow_rows, 1000);
+        assert_eq!(d.budget_ne_pct, Some(0.02));
+        assert!(d.day1_lines()[1].contains("equal to 1e-9"));
+        let off = metrics(0.81);
+        let bad = OnlineDay::from_day1("http://x", 4, 1000, 0, &acc(), &off, 0.015);
+        assert!(bad.day1_lines()[1].contains("MISMATCH"));
+        let md = d.section().markdown;
+        assert!(md.starts_with("## Online day") && md.contains("| NE | 0.80000 | 0.80000 |"));
+    }
+
+    #[test]
+    fn canary_figures_come_from_its_launch_record() {
+        let launch = CanaryConfig {
+            version: 2,
+            fraction: 0.5,
+            min_labels: 500,
+            max_delta_ne_percent: None,
+            min_auc_ratio: None,
+        };
+        let policy = launch.policy(Some(0.02)).unwrap();
+        let c = CanaryDay::from_report(
+            &launch,
+            &policy,
+            10,
+            2560,
+            0,
+            BTreeMap::from([("1".to_string(), 6), ("2".to_string(), 4)]),
+            &acc(),
+            vec!["2".into()],
+        );
+        assert_eq!(c.decision, "promote");
+        assert_eq!(c.delta_ne_pct, Some(-2.5));
+        assert_eq!((c.canary_ne, c.serving_ne), (Some(0.78), Some(0.8)));
+        assert_eq!(c.max_delta_ne_pct, 0.02);
+        assert!(c.lines()[2].contains("promote on 600 rows"));
     }
 }
