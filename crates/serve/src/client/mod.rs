@@ -255,7 +255,7 @@ fn assemble(
 
 /// Little-endian f32 values of a raw output (its length must be a multiple of 4).
 fn f32_values(name: &str, raw: &[u8]) -> Result<Vec<f32>> {
-    if raw.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(4) {
         return Err(ServeError::BadResponse {
             reason: format!("output {name:?} has {} bytes, not FP32 values", raw.len()),
         });
