@@ -135,7 +135,7 @@ pub fn wire_tensors(b: &Batch) -> Result<Vec<WireTensor>> {
     let one_hot = b
         .sparse
         .iter()
-        .all(|f| f.ids.len() == b.size && f.weights.is_none());
+        .all(|f| f.weights.is_none() && f.offsets.windows(2).all(|w| w[1] - w[0] == 1));
     if one_hot {
         out.push(WireTensor::new(
             SPARSE,
