@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use quantrec_serve::loadgen::{self, Inputs, LoadgenOptions, Protocol};
 
@@ -59,6 +59,10 @@ pub struct LoadgenArgs {
     /// The p99 target of --find-max-rate, milliseconds.
     #[arg(long, default_value_t = 10.0, requires = "find_max_rate")]
     pub p99_ms: f64,
+    /// Write the first request as it goes on the wire (HTTP body, or length-prefixed gRPC
+    /// message) to this file and exit, to drive the same load with another tool.
+    #[arg(long)]
+    pub dump_request: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +91,15 @@ pub fn run(a: LoadgenArgs) -> Result<()> {
     o.timeout = Duration::from_millis(a.timeout_ms);
     o.distinct_requests = a.distinct_requests;
     o.client_threads = a.client_threads;
+    if let Some(path) = a.dump_request {
+        let w = loadgen::Session::connect(o)?.wire_request();
+        std::fs::write(&path, &w.body).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "{}",
+            serde_json::json!({"file": path.display().to_string(), "bytes": w.body.len(), "header_len": w.header_len})
+        );
+        return Ok(());
+    }
     if a.find_max_rate {
         let r = loadgen::find_max_rate(o, a.p99_ms)?;
         if a.json {

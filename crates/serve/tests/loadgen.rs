@@ -58,7 +58,7 @@ fn open_loop_runs_answer_every_request() {
     );
     let server = start(options(&dir));
     let http = format!("http://{}", server.http_addr);
-    let grpc = format!("http://{}", server.grpc_addr.unwrap());
+    let grpc_url = format!("http://{}", server.grpc_addr.unwrap());
 
     let mut o = LoadgenOptions::new(http.clone(), "dlrm");
     o.rate = 200.0;
@@ -71,7 +71,7 @@ fn open_loop_runs_answer_every_request() {
 
     for (protocol, url) in [
         (Protocol::Http { binary: true }, http.clone()),
-        (Protocol::Grpc, grpc),
+        (Protocol::Grpc, grpc_url.clone()),
     ] {
         let mut o = o.clone();
         o.protocol = protocol;
@@ -81,6 +81,25 @@ fn open_loop_runs_answer_every_request() {
         assert_eq!(r.protocol, protocol.name());
         check(&r, 200.0, 0.5, 9);
     }
+
+    // The wire requests other tools replay: a binary HTTP body the server's decoder reads, and a
+    // framed gRPC message.
+    let mut b = o.clone();
+    b.protocol = Protocol::Http { binary: true };
+    let w = loadgen::Session::connect(b).unwrap().wire_request();
+    let req = quantrec_serve::kserve_json::decode("dlrm", w.body.clone(), w.header_len).unwrap();
+    assert_eq!(req.inputs.len(), 2);
+    assert_eq!(req.inputs[0].shape, vec![256, config.dense_features as i64]);
+    let mut g = o.clone();
+    g.protocol = Protocol::Grpc;
+    g.url = grpc_url.clone();
+    let w = loadgen::Session::connect(g).unwrap().wire_request();
+    assert_eq!(w.body[0], 0);
+    let len = u32::from_be_bytes(w.body[1..5].try_into().unwrap()) as usize;
+    assert_eq!(len + 5, w.body.len());
+    let m: quantrec_serve::proto::ModelInferRequest = prost::Message::decode(&w.body[5..]).unwrap();
+    assert_eq!(m.model_name, "dlrm");
+    assert_eq!(m.raw_input_contents.len(), 2);
 
     // Rows of a data file, cut into requests of 16 candidates.
     let file = dir.join("rows.safetensors");

@@ -278,9 +278,10 @@ impl HttpClient {
     async fn get_ok(&self, path: &str) -> Result<bool> {
         match self.send(Method::GET, path, Bytes::new(), None).await {
             Ok(_) => Ok(true),
-            Err(ServeError::HttpStatus { status, .. }) if matches!(status, 400 | 404 | 503) => {
-                Ok(false)
-            }
+            Err(ServeError::HttpStatus {
+                status: 400 | 404 | 503,
+                ..
+            }) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -135,7 +135,7 @@ pub fn wire_tensors(b: &Batch) -> Result<Vec<WireTensor>> {
     let one_hot = b
         .sparse
         .iter()
-        .all(|f| f.ids.len() == b.size && f.weights.is_none());
+        .all(|f| f.weights.is_none() && f.offsets.windows(2).all(|w| w[1] - w[0] == 1));
     if one_hot {
         out.push(WireTensor::new(
             SPARSE,
@@ -255,7 +255,7 @@ fn assemble(
 
 /// Little-endian f32 values of a raw output (its length must be a multiple of 4).
 fn f32_values(name: &str, raw: &[u8]) -> Result<Vec<f32>> {
-    if raw.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(4) {
         return Err(ServeError::BadResponse {
             reason: format!("output {name:?} has {} bytes, not FP32 values", raw.len()),
         });

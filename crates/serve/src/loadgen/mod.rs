@@ -252,6 +252,27 @@ impl Session {
         &self.opts
     }
 
+    /// The first request exactly as it goes on the wire, for driving the same load with another
+    /// tool: the HTTP body (and its `Inference-Header-Content-Length` when binary), or the gRPC
+    /// message framed as on an HTTP/2 stream (a zero compression byte, the big-endian length,
+    /// the protobuf `ModelInferRequest`).
+    pub fn wire_request(&self) -> HttpBody {
+        match self.prepared.as_ref() {
+            Prepared::Http(_, bodies) => bodies[0].clone(),
+            Prepared::Grpc(_, reqs) => {
+                let msg = prost::Message::encode_to_vec(&reqs[0]);
+                let mut framed = Vec::with_capacity(msg.len() + 5);
+                framed.push(0u8);
+                framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                framed.extend_from_slice(&msg);
+                HttpBody {
+                    body: framed.into(),
+                    header_len: None,
+                }
+            }
+        }
+    }
+
     /// One open-loop trial at `rate` requests per second (timeline seed `seed`).
     pub fn run_at(&self, rate: f64, seed: u64) -> Result<LoadReport> {
         let o = &self.opts;
