@@ -68,6 +68,24 @@ struct MonitorMetrics {
 /// Names of [`MonitorMetrics::figures`], in order.
 const FIGURES: [&str; 4] = ["ne", "log_loss", "auc", "calibration"];
 
+/// The sum of `counters` whose `model` label is `model` and whose label `key` is `value`.
+fn count_where(counters: &IntCounterVec, model: &str, (key, value): (&str, &str)) -> u64 {
+    counters
+        .collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .filter(|m| {
+            let has = |k: &str, v: &str| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == k && l.value() == v)
+            };
+            has("model", model) && has(key, value)
+        })
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 /// Latency buckets from 50 µs to 5 s.
 fn latency_buckets() -> Vec<f64> {
     prometheus::exponential_buckets(50e-6, 2.0, 17).expect("valid buckets")
@@ -242,21 +260,7 @@ impl Metrics {
 
     /// How many times `decision` was taken about `model`'s canaries.
     pub fn canary_count(&self, model: &str, decision: &str) -> u64 {
-        self.monitor
-            .canary
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-            .filter(|m| {
-                let has = |k: &str, v: &str| {
-                    m.get_label()
-                        .iter()
-                        .any(|l| l.name() == k && l.value() == v)
-                };
-                has("model", model) && has("decision", decision)
-            })
-            .map(|m| m.get_counter().get_value() as u64)
-            .sum()
+        count_where(&self.monitor.canary, model, ("decision", decision))
     }
 
     /// Replaces the monitor's gauges by the figures of `reports` (one per model).
@@ -371,20 +375,7 @@ impl Metrics {
 
     /// How many times `event` happened to `model` (any version).
     pub fn event_count(&self, model: &str, event: &str) -> u64 {
-        self.events
-            .collect()
-            .iter()
-            .flat_map(|f| f.get_metric())
-            .filter(|m| {
-                let has = |k: &str, v: &str| {
-                    m.get_label()
-                        .iter()
-                        .any(|l| l.name() == k && l.value() == v)
-                };
-                has("model", model) && has("event", event)
-            })
-            .map(|m| m.get_counter().get_value() as u64)
-            .sum()
+        count_where(&self.events, model, ("event", event))
     }
 
     /// The Prometheus text exposition of every metric.
