@@ -46,6 +46,8 @@ enum Command {
     Refresh(cmd::refresh::RefreshArgs),
     /// Serve a model repository over KServe v2 / Triton-compatible HTTP and gRPC.
     Serve(cmd::serve::ServeArgs),
+    /// Open-loop load (Poisson arrivals) against a server: achieved rate, latency quantiles, errors.
+    Loadgen(cmd::loadgen::LoadgenArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,5 +70,6 @@ fn main() -> Result<()> {
         Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Loadgen(args) => cmd::loadgen::run(args),
     }
 }

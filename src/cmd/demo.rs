@@ -1,5 +1,6 @@
-//! `quantrec demo`: the whole story on this machine, offline, in a few minutes
-//! ([`quantrec_quant::demo`]); this command prints it and writes the reports.
+//! `quantrec demo`: the whole story on this machine in a few minutes: the offline stages
+//! ([`quantrec_quant::demo`]), then the online day ([`quantrec_serve::demo_online`]); this
+//! command prints it and writes the reports.
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ pub struct DemoArgs {
     /// Skip the kernel self-check and benchmarks.
     #[arg(long)]
     pub skip_kernels: bool,
+    /// Skip the online day (serving, live NE from fed-back labels, canary launch).
+    #[arg(long)]
+    pub skip_online: bool,
 }
 
 /// Runs the demo, then writes `report.json`, `frontier.png` and `report.md`.
@@ -43,7 +47,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         skip_kernels: args.skip_kernels,
     };
     let mut printer = DemoPrinter::default();
-    let outcome = run_offline(&options, &mut |e| printer.on_event(e))?;
+    let mut outcome = run_offline(&options, &mut |e| printer.on_event(e))?;
+    if !args.skip_online {
+        quantrec_serve::demo_online::run_online(&mut outcome, &mut |e| printer.on_event(e))?;
+    }
     let out = &options.out;
     let (json, png, md) = (
         out.join("report.json"),

@@ -131,6 +131,15 @@ fn parameters(v: &LoadedVersion) -> Vec<(&'static str, String)> {
             format!("{PROBABILITY} and {LOGIT}, FP32 [batch]"),
         ),
         ("merges_requests", v.warm.mergeable.to_string()),
+        (
+            "table_rows",
+            v.signature
+                .table_rows
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ]
 }
 

@@ -194,6 +194,36 @@ pub enum ServeError {
         /// The load error.
         reason: String,
     },
+    /// A canary launch was refused (what was serving keeps serving, alone).
+    #[error("model {model:?}: canary version {version} refused: {reason}")]
+    CanaryRefused {
+        /// The model.
+        model: String,
+        /// The canary's version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The fp32 shadow reference could not be loaded (the model serves without a shadow).
+    #[error(
+        "model {model:?}: fp32 shadow reference {path} refused: {reason}; serving without a shadow"
+    )]
+    ShadowRefused {
+        /// The model.
+        model: String,
+        /// The reference artifact.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A step of the demo's online day failed.
+    #[error("demo online day: {step}: {reason}")]
+    Demo {
+        /// The step (e.g. `writing the model repository`).
+        step: String,
+        /// Why.
+        reason: String,
+    },
     /// The repository or a model's config.json is unusable.
     #[error("repository {path}: {reason}")]
     Repository {
@@ -239,6 +269,78 @@ pub enum ServeError {
         /// The original error's message.
         reason: String,
     },
+    /// Client: the server URL is unusable.
+    #[error("URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Client: no connection could be made.
+    #[error("connecting to {url}: {reason}")]
+    Connect {
+        /// The URL or address.
+        url: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// Client: the connection failed during a request (reset, closed, bad framing).
+    #[error("{url}: {reason}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// Client: the server answered an HTTP error status.
+    #[error("{url}: HTTP {status}: {message}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's error message (or body).
+        message: String,
+    },
+    /// Client: the server answered a gRPC error status.
+    #[error("gRPC {code:?}: {message}")]
+    GrpcStatus {
+        /// The status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+    /// Client: no answer within the client's timeout.
+    #[error("{url}: no answer within {after:?}")]
+    ClientTimeout {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: std::time::Duration,
+    },
+    /// Client: the server's answer does not follow the protocol.
+    #[error("unexpected response: {reason}")]
+    BadResponse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Load generator: an option with an unusable value.
+    #[error("load generator option {option}: {reason}")]
+    LoadgenOption {
+        /// The option.
+        option: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Load generator: the inputs file cannot be used.
+    #[error("load generator inputs {path}: {reason}")]
+    LoadgenInputs {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ServeError {
@@ -249,8 +351,12 @@ impl ServeError {
             ServeError::TooLarge { .. } => 413,
             ServeError::QueueFull { .. } | ServeError::Unavailable { .. } => 503,
             ServeError::Timeout { .. } => 504,
-            ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => 400,
+            ServeError::LoadFailed { .. }
+            | ServeError::VersionRefused { .. }
+            | ServeError::CanaryRefused { .. }
+            | ServeError::ShadowRefused { .. } => 400,
             ServeError::Repository { .. }
+            | ServeError::Demo { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
             | ServeError::ComputePanicked { .. }
@@ -270,10 +376,12 @@ impl ServeError {
             }
             ServeError::Unavailable { .. } => tonic::Code::Unavailable,
             ServeError::Timeout { .. } => tonic::Code::DeadlineExceeded,
-            ServeError::LoadFailed { .. } | ServeError::VersionRefused { .. } => {
-                tonic::Code::FailedPrecondition
-            }
+            ServeError::LoadFailed { .. }
+            | ServeError::VersionRefused { .. }
+            | ServeError::CanaryRefused { .. }
+            | ServeError::ShadowRefused { .. } => tonic::Code::FailedPrecondition,
             ServeError::Repository { .. }
+            | ServeError::Demo { .. }
             | ServeError::Io { .. }
             | ServeError::Model { .. }
             | ServeError::ComputePanicked { .. }

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 use crate::describe;
-use crate::http::{check_load_parameters, load_outcome, record, stats_versions};
+use crate::http::{load_outcome, record, stats_versions};
 use crate::kserve_json::resolve_outputs;
+use crate::monitor::live::{self, ParamValue};
 use crate::proto::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
@@ -113,7 +114,15 @@ impl Service {
         req: ModelInferRequest,
         lv_out: &mut Option<Arc<LoadedVersion>>,
     ) -> Result<ModelInferResponse> {
-        let lv = self.version(&req.model_name, &req.model_version)?;
+        *lv_out = Some(self.version(&req.model_name, &req.model_version)?);
+        let has_id = !req.id.is_empty();
+        let route = live::route(
+            &self.state.repo,
+            &req.model_name,
+            Some(&req.model_version),
+            has_id,
+        )?;
+        let lv = route.lv.clone();
         *lv_out = Some(lv.clone());
         let m = req.model_name.as_str();
         let raw = req.raw_input_contents;
@@ -144,7 +153,8 @@ impl Service {
             self.state.repo.context().allow_nonfinite,
         )?;
         let rows = batch.size as i64;
-        let scores = lv.infer(batch, timeout).await?;
+        let id = has_id.then_some(req.id.as_str());
+        let scores = route.infer(batch, timeout, id).await?;
         let mut out = ModelInferResponse {
             model_name: m.into(),
             model_version: lv.version().to_string(),
@@ -327,10 +337,20 @@ impl GrpcInferenceService for Service {
         r: Request<RepositoryModelLoadRequest>,
     ) -> R<RepositoryModelLoadResponse> {
         let r = r.into_inner();
-        check_load_parameters(r.parameters.keys().map(String::as_str))?;
+        let canary = live::canary_parameters(r.parameters.iter().map(|(k, p)| {
+            use model_repository_parameter::ParameterChoice as P;
+            let v = match &p.parameter_choice {
+                Some(P::BoolParam(b)) => ParamValue::Bool(*b),
+                Some(P::Int64Param(n)) => ParamValue::Number(*n as f64),
+                Some(P::StringParam(s)) => ParamValue::Text(s.clone()),
+                Some(P::BytesParam(b)) => ParamValue::Text(String::from_utf8_lossy(b).into()),
+                None => ParamValue::Text(String::new()),
+            };
+            (k.clone(), v)
+        }))?;
         let repo = self.state.repo.clone();
         let name = r.model_name.clone();
-        let report = tokio::task::spawn_blocking(move || repo.load(&name))
+        let report = tokio::task::spawn_blocking(move || repo.load_with_canary(&name, canary))
             .await
             .map_err(|e| Status::internal(e.to_string()))??;
         load_outcome(&r.model_name, &report)?;

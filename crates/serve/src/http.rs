@@ -13,6 +13,8 @@
 //! | POST | `/v2/repository/index` | every model version with its state |
 //! | POST | `/v2/repository/models/<m>/load`, `.../unload` | hot (re)load or unload |
 //! | POST | `/v1/models/<m>/rank` | native ranking ([`crate::rank`]) |
+//! | POST | `/v2/models/<m>/feedback` | click labels of served requests ([`crate::monitor::live`]) |
+//! | GET | `/v2/models/<m>/accuracy` | the accuracy monitor's report |
 //! | GET | `/metrics` | Prometheus text |
 //!
 //! Errors are `{"error": "..."}` with 400 (what and where), 404 (unknown model or version), 413
@@ -31,6 +33,7 @@ use serde_json::{Value, json};
 
 use crate::describe;
 use crate::kserve_json;
+use crate::monitor::live::{self, ParamValue};
 use crate::server::ServerState;
 use crate::tensors::to_batch;
 use crate::version::LoadedVersion;
@@ -62,6 +65,8 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v2/repository/models/{m}/load", post(load))
         .route("/v2/repository/models/{m}/unload", post(unload))
         .route("/v1/models/{m}/rank", post(rank))
+        .route("/v2/models/{m}/feedback", post(feedback))
+        .route("/v2/models/{m}/accuracy", get(accuracy))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -243,8 +248,7 @@ async fn run_infer(
     body: Body,
     lv_out: &mut Option<Arc<LoadedVersion>>,
 ) -> Result<Response> {
-    let lv = st.repo.version(m, v)?;
-    *lv_out = Some(lv.clone());
+    *lv_out = Some(st.repo.version(m, v)?);
     let bytes = read_body(headers, body, st.max_body_bytes).await?;
     let header_len = match headers.get(HEADER_LENGTH) {
         None => None,
@@ -258,13 +262,16 @@ async fn run_infer(
         ),
     };
     let req = kserve_json::decode(m, bytes, header_len)?;
+    let route = live::route(&st.repo, m, v, req.id.is_some())?;
+    let lv = route.lv.clone();
+    *lv_out = Some(lv.clone());
     let batch = to_batch(
         m,
         &lv.signature,
         req.inputs,
         st.repo.context().allow_nonfinite,
     )?;
-    let scores = lv.infer(batch, req.timeout).await?;
+    let scores = route.infer(batch, req.timeout, req.id.as_deref()).await?;
     let enc = kserve_json::encode(m, lv.version(), req.id.as_deref(), &req.outputs, &scores);
     let mut resp = Response::new(Body::from(enc.body));
     let h = resp.headers_mut();
@@ -332,10 +339,9 @@ async fn rank(State(st): St, Path(m): Path<String>, headers: HeaderMap, body: Bo
     let t0 = Instant::now();
     let mut lv = None;
     let r = async {
-        let v = st.repo.version(&m, None)?;
-        lv = Some(v.clone());
+        lv = Some(st.repo.version(&m, None)?);
         let bytes = read_body(&headers, body, st.max_body_bytes).await?;
-        crate::rank::rank(&st, &v, &bytes).await
+        crate::rank::rank(&st, &m, &bytes, &mut lv).await
     }
     .await;
     let ok = r.is_ok();
@@ -414,12 +420,20 @@ async fn load(State(st): St, Path(m): Path<String>, headers: HeaderMap, body: Bo
         async {
             let b = read_body(&headers, body, st.max_body_bytes).await?;
             let j = optional_json(&b)?;
-            if let Some(p) = j.get("parameters").and_then(Value::as_object) {
-                check_load_parameters(p.keys().map(String::as_str))?;
-            }
+            let canary = match j.get("parameters") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(p)) => live::canary_parameters(
+                    p.iter().map(|(k, v)| (k.clone(), ParamValue::from_json(v))),
+                )?,
+                Some(other) => {
+                    return Err(ServeError::malformed(format!(
+                        "load request: parameters must be an object, found {other}"
+                    )));
+                }
+            };
             let repo = st.repo.clone();
             let name = m.clone();
-            let report = blocking(move || repo.load(&name)).await?;
+            let report = blocking(move || repo.load_with_canary(&name, canary)).await?;
             load_outcome(&m, &report)?;
             Ok(json!({}))
         }
@@ -427,16 +441,52 @@ async fn load(State(st): St, Path(m): Path<String>, headers: HeaderMap, body: Bo
     )
 }
 
-/// A load that refused a version is an error (what is serving keeps serving).
+/// A load that refused a version, a canary or the fp32 shadow is an error (what is serving keeps
+/// serving).
 pub fn load_outcome(model: &str, r: &crate::repository::LoadReport) -> Result<()> {
-    match r.refused.first() {
-        None => Ok(()),
-        Some((v, why)) => Err(ServeError::VersionRefused {
+    if let Some((v, why)) = r.refused.first() {
+        return Err(ServeError::VersionRefused {
             model: model.into(),
             version: *v,
             reason: why.clone(),
-        }),
+        });
     }
+    if let Some((v, why)) = &r.canary_refused {
+        return Err(ServeError::CanaryRefused {
+            model: model.into(),
+            version: *v,
+            reason: why.clone(),
+        });
+    }
+    if let Some((path, why)) = &r.shadow_refused {
+        return Err(ServeError::ShadowRefused {
+            model: model.into(),
+            path: path.clone(),
+            reason: why.clone(),
+        });
+    }
+    Ok(())
+}
+
+async fn feedback(
+    State(st): St,
+    Path(m): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            st.repo.model(&m)?;
+            let b = read_body(&headers, body, st.max_body_bytes).await?;
+            live::feedback(&st.repo, &m, &b)
+        }
+        .await,
+    )
+}
+
+async fn accuracy(State(st): St, Path(m): Path<String>) -> Response {
+    let repo = st.repo.clone();
+    respond(blocking(move || live::accuracy(&repo, &m)).await)
 }
 
 async fn unload(State(st): St, Path(m): Path<String>, headers: HeaderMap, body: Body) -> Response {
@@ -453,6 +503,8 @@ async fn unload(State(st): St, Path(m): Path<String>, headers: HeaderMap, body: 
 }
 
 async fn metrics(State(st): St) -> Response {
+    let repo = st.repo.clone();
+    let _ = tokio::task::spawn_blocking(move || live::refresh_metrics(&repo)).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -9,16 +9,22 @@
 //! - [`batcher`] + [`validate`]: merging requests without changing any row's score.
 //! - [`tensors`], [`kserve_json`], [`rank`], [`describe`]: the protocol's tensors and documents.
 //! - [`http`], [`grpc`]: the two front ends. [`metrics`], [`stats`]: what they report.
+//! - [`client`]: an async client of both protocols; [`loadgen`]: the open-loop load generator of
+//!   `quantrec loadgen`.
 //! - [`monitor`]: the continuous accuracy monitor (labels fed back, live NE per version, fp32
-//!   shadow, canary promote/rollback).
+//!   shadow, canary promote/rollback; [`monitor::live`] wires it into the server).
+//! - [`demo_online`]: the demo's online day (`quantrec demo`).
 
 pub mod batcher;
+pub mod client;
 pub mod config;
+pub mod demo_online;
 pub mod describe;
 pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod kserve_json;
+pub mod loadgen;
 pub mod metrics;
 pub mod monitor;
 pub mod rank;

@@ -20,6 +20,7 @@
 //! everything.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -156,16 +157,25 @@ fn inputs(v: &LoadedVersion, req: &RankRequest) -> Result<Vec<InputTensor>> {
     ])
 }
 
-/// Scores a ranking request.
-pub async fn rank(st: &ServerState, v: &LoadedVersion, body: &[u8]) -> Result<Value> {
+/// Scores a ranking request of `model` (on the version the monitor's routing picks, which it
+/// stores in `lv_out`); a `request_id` makes the answer available for feedback.
+pub async fn rank(
+    st: &ServerState,
+    model: &str,
+    body: &[u8],
+    lv_out: &mut Option<Arc<LoadedVersion>>,
+) -> Result<Value> {
     let req: RankRequest = serde_json::from_slice(body)
         .map_err(|e| ServeError::malformed(format!("ranking request JSON: {e}")))?;
+    let route = crate::monitor::live::route(&st.repo, model, None, req.request_id.is_some())?;
+    let v = route.lv.clone();
+    *lv_out = Some(v.clone());
     if v.signature.needs_weights() {
         return Err(ServeError::malformed(
             "this model pools tables with per-id weights, which the ranking endpoint does not carry: use /v2/models/<name>/infer",
         ));
     }
-    let tensors = inputs(v, &req)?;
+    let tensors = inputs(&v, &req)?;
     let batch = to_batch(
         v.name(),
         &v.signature,
@@ -173,7 +183,9 @@ pub async fn rank(st: &ServerState, v: &LoadedVersion, body: &[u8]) -> Result<Va
         st.repo.context().allow_nonfinite,
     )?;
     let timeout = req.timeout_us.filter(|&t| t > 0).map(Duration::from_micros);
-    let scores = v.infer(batch, timeout).await?;
+    let scores = route
+        .infer(batch, timeout, req.request_id.as_deref())
+        .await?;
     Ok(json!({
         "request_id": req.request_id,
         "model_name": v.name(),

@@ -72,7 +72,30 @@ pub struct LoadedVersion {
     pub stats: Arc<VersionStats>,
     /// How long loading and validation took.
     pub load_time: Duration,
+    /// The ΔNE budget (percent) recorded in the artifact's provenance, when there is one.
+    pub budget_ne_percent: Option<f64>,
     batcher: Batcher,
+}
+
+/// The ΔNE budget (percent) an artifact's provenance records: `quantize` writes its search's gate
+/// into the provenance notes as `"budget": "ΔNE <= 0.02%"`; a numeric `"budget_ne_pct"` is read
+/// too. An AUC budget, or none, gives `None`.
+pub fn provenance_budget(p: &quantrec_model::artifact::Provenance) -> Option<f64> {
+    let notes: serde_json::Value = serde_json::from_str(p.notes.as_deref()?).ok()?;
+    if let Some(x) = notes
+        .get("budget_ne_pct")
+        .and_then(serde_json::Value::as_f64)
+    {
+        return Some(x);
+    }
+    let text = notes.get("budget")?.as_str()?;
+    let x: f64 = text
+        .strip_prefix("ΔNE <= ")?
+        .strip_suffix('%')?
+        .trim()
+        .parse()
+        .ok()?;
+    x.is_finite().then_some(x)
 }
 
 impl LoadedVersion {
@@ -87,6 +110,19 @@ impl LoadedVersion {
         path: &Path,
         limits: Limits,
     ) -> Result<LoadedVersion> {
+        Self::load_as(ctx, model, version, &version.to_string(), path, limits)
+    }
+
+    /// [`LoadedVersion::load`] under a version label of its own (`version_text` in metrics and
+    /// reports, e.g. `reference` for a shadow model).
+    pub fn load_as(
+        ctx: &Context,
+        model: &str,
+        version: u64,
+        version_text: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<LoadedVersion> {
         let t0 = Instant::now();
         let refuse = |reason: String| ServeError::LoadFailed {
             model: model.into(),
@@ -97,6 +133,7 @@ impl LoadedVersion {
         let file = FileId::of(path).map_err(|e| refuse(e.to_string()))?;
         let artifact = Artifact::load(path).map_err(|e| refuse(e.to_string()))?;
         artifact.verify().map_err(|e| refuse(e.to_string()))?;
+        let budget_ne_percent = provenance_budget(&artifact.meta.provenance);
         let m = artifact.model;
         if let Some((t, r)) = first_nonfinite_table_value(&m) {
             return Err(refuse(format!(
@@ -110,7 +147,7 @@ impl LoadedVersion {
         let labels = Labels {
             model: model.into(),
             version,
-            version_text: version.to_string(),
+            version_text: version_text.to_string(),
         };
         let model_arc = Arc::new(m);
         let stats = Arc::new(VersionStats::default());
@@ -134,6 +171,7 @@ impl LoadedVersion {
             limits,
             stats,
             load_time: t0.elapsed(),
+            budget_ne_percent,
             batcher,
         })
     }
@@ -174,8 +212,44 @@ impl LoadedVersion {
         })
     }
 
+    /// The version's label (its number, or e.g. `reference`).
+    pub fn version_text(&self) -> &str {
+        &self.labels.version_text
+    }
+
     /// Requests waiting in this version's queue.
     pub fn queue_depth(&self) -> usize {
         self.batcher.depth()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantrec_model::artifact::Provenance;
+
+    fn with_notes(notes: &str) -> Provenance {
+        Provenance {
+            notes: Some(notes.into()),
+            ..Provenance::default()
+        }
+    }
+
+    #[test]
+    fn budget_is_read_from_the_provenance_notes() {
+        assert_eq!(
+            provenance_budget(&with_notes(r#"{"budget": "ΔNE <= 0.02%"}"#)),
+            Some(0.02)
+        );
+        assert_eq!(
+            provenance_budget(&with_notes(r#"{"budget_ne_pct": 0.5, "budget": null}"#)),
+            Some(0.5)
+        );
+        assert_eq!(
+            provenance_budget(&with_notes(r#"{"budget": "AUC drop <= 0.0005"}"#)),
+            None
+        );
+        assert_eq!(provenance_budget(&with_notes("not json")), None);
+        assert_eq!(provenance_budget(&Provenance::default()), None);
     }
 }

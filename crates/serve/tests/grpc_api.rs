@@ -11,54 +11,7 @@ use common::*;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::{Plan, Scratch};
 use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use quantrec_serve::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use quantrec_serve::proto::*;
-
-fn request(b: &quantrec_data::Batch, raw: bool) -> ModelInferRequest {
-    let nt = b.sparse.len();
-    let ids: Vec<i64> = (0..b.size)
-        .flat_map(|r| b.sparse.iter().map(move |f| f.ids[r]))
-        .collect();
-    let mut req = ModelInferRequest {
-        model_name: "dlrm".into(),
-        id: "g-1".into(),
-        inputs: vec![
-            InferInputTensor {
-                name: "dense".into(),
-                datatype: "FP32".into(),
-                shape: vec![b.size as i64, b.n_dense as i64],
-                ..Default::default()
-            },
-            InferInputTensor {
-                name: "sparse".into(),
-                datatype: "INT64".into(),
-                shape: vec![b.size as i64, nt as i64],
-                ..Default::default()
-            },
-        ],
-        outputs: vec![InferRequestedOutputTensor {
-            name: "logit".into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    if raw {
-        req.raw_input_contents = vec![
-            b.dense.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ids.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ];
-    } else {
-        req.inputs[0].contents = Some(InferTensorContents {
-            fp32_contents: b.dense.clone(),
-            ..Default::default()
-        });
-        req.inputs[1].contents = Some(InferTensorContents {
-            int64_contents: ids,
-            ..Default::default()
-        });
-    }
-    req
-}
 
 #[test]
 fn grpc_round_trips_and_control_rpcs() {
@@ -134,7 +87,11 @@ fn grpc_round_trips_and_control_rpcs() {
             .unwrap()
             .to_vec();
         for raw in [true, false] {
-            let r = c.model_infer(request(&b, raw)).await.unwrap().into_inner();
+            let r = c
+                .model_infer(grpc_request(&b, raw))
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(r.id, "g-1");
             assert_eq!(r.outputs.len(), 1);
             assert_eq!(r.outputs[0].name, "logit");
@@ -147,18 +104,18 @@ fn grpc_round_trips_and_control_rpcs() {
         }
 
         // Errors are status codes.
-        let mut bad = request(&b, true);
+        let mut bad = grpc_request(&b, true);
         bad.model_name = "nope".into();
         assert_eq!(
             c.model_infer(bad).await.unwrap_err().code(),
             tonic::Code::NotFound
         );
-        let mut bad = request(&b, true);
+        let mut bad = grpc_request(&b, true);
         bad.inputs[0].datatype = "FP16".into();
         let e = c.model_infer(bad).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(e.message().contains("datatype FP16"), "{}", e.message());
-        let mut bad = request(&b, true);
+        let mut bad = grpc_request(&b, true);
         bad.raw_input_contents[1].pop();
         assert_eq!(
             c.model_infer(bad).await.unwrap_err().code(),
@@ -174,7 +131,7 @@ fn grpc_round_trips_and_control_rpcs() {
             .stats
             .snapshot()
             .execution_count;
-        let mut req = tonic::Request::new(request(&b, true));
+        let mut req = tonic::Request::new(grpc_request(&b, true));
         req.set_timeout(Duration::from_millis(50));
         let e = c.model_infer(req).await.unwrap_err();
         assert!(
@@ -228,7 +185,7 @@ fn grpc_round_trips_and_control_rpcs() {
         })
         .await
         .unwrap();
-        assert!(c.model_infer(request(&b, true)).await.is_ok());
+        assert!(c.model_infer(grpc_request(&b, true)).await.is_ok());
         let e = c
             .repository_model_load(RepositoryModelLoadRequest {
                 model_name: "absent".into(),

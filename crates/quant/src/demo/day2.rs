@@ -71,14 +71,14 @@ fn train_further(
 }
 
 /// Runs day 2, saves the refreshed artifact in `out_dir` when the gate passes, and returns the
-/// report's section.
+/// report's section and the day-2 evaluation rows (held out, for an online stage to replay).
 pub fn run(
     day1: &Day1<'_>,
     budget: Budget,
     quick: bool,
     out_dir: &Path,
     story: &mut Story<'_>,
-) -> Result<RefreshSection> {
+) -> Result<(RefreshSection, EvalSet)> {
     let t0 = Instant::now();
     let drift = DriftConfig::new(DRIFT_SEED, DRIFT);
     let day2 = Generator::new(SynthConfig {
@@ -140,7 +140,7 @@ pub fn run(
     } else {
         None
     };
-    Ok(RefreshSection {
+    let section = RefreshSection {
         drift: drift.drift,
         trending: drift.trending,
         drift_seed: drift.seed,
@@ -169,7 +169,8 @@ pub fn run(
         refresh_seconds,
         model: saved,
         diff_text: text,
-    })
+    };
+    Ok((section, req.eval))
 }
 
 /// `x` with 5 decimals, or `undefined`.

@@ -159,6 +159,8 @@ pub struct DemoOutcome {
     pub quantized_path: PathBuf,
     /// The day-2 refreshed artifact, when day 2 ran and passed.
     pub day2_path: Option<PathBuf>,
+    /// The day-2 evaluation rows (drifted, held out), when day 2 ran.
+    pub day2_eval: Option<EvalSet>,
     /// When the demo started.
     pub started: Instant,
 }
@@ -256,6 +258,10 @@ pub fn run_offline(
     );
     report.seconds = started.elapsed().as_secs_f64();
     report.search_markdown = search_markdown;
+    let (refreshed, day2_eval) = match refreshed {
+        Some((section, eval)) => (Some(section), Some(eval)),
+        None => (None, None),
+    };
     let day2_path = refreshed
         .as_ref()
         .and_then(|r| r.model.clone().map(PathBuf::from));
@@ -270,6 +276,7 @@ pub fn run_offline(
         f32_path,
         quantized_path,
         day2_path,
+        day2_eval,
         started,
     })
 }

@@ -10,6 +10,7 @@
 //! [`quantrec_data::metrics`], so live NE equals `quantrec eval`'s NE on the same rows.
 
 mod canary;
+pub mod live;
 mod pending;
 mod stats;
 
@@ -18,7 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use canary::{CanaryPolicy, FractionRouter, Verdict};
-pub use pending::{PendingCounts, PendingLimits, Rejection, ServedPrediction};
+pub use pending::{PendingCounts, PendingLimits, Rejection, Secondary, ServedPrediction};
 pub use stats::{Figures, PairedFigures};
 
 use pending::PendingStore;
@@ -123,11 +124,17 @@ pub struct FeedbackOutcome {
     /// Each refused entry's id and why (the HTTP answer carries only the counts; the server logs these).
     #[serde(skip)]
     pub rejections: Vec<(String, Rejection)>,
-    /// A canary decision reached by this call (at most once per canary).
+    /// What this call caused (a canary decision, alerts), for the server to act on.
     #[serde(skip)]
+    pub events: Events,
+}
+
+/// What a monitor call caused, for the server to act on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Events {
+    /// A canary decision reached by this call (at most once per canary): (version, verdict).
     pub verdict: Option<(String, Verdict)>,
     /// Alerts that started with this call: (version, why).
-    #[serde(skip)]
     pub new_alerts: Vec<(String, String)>,
 }
 
@@ -158,6 +165,16 @@ pub struct VersionReport {
     pub alert: Option<String>,
 }
 
+/// One canary decision.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LaunchRecord {
+    /// The canary's version.
+    pub version: String,
+    /// What was decided, and on what.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
 /// The whole report of one model.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AccuracyReport {
@@ -171,8 +188,12 @@ pub struct AccuracyReport {
     pub feedback_rejected: BTreeMap<&'static str, u64>,
     /// Alerts raised since start.
     pub alerts_raised: u64,
-    /// The canary decision, once reached.
+    /// The decision about the current (or latest) canary, once reached.
     pub canary_verdict: Option<Verdict>,
+    /// Every canary decision since start, oldest first.
+    pub launches: Vec<LaunchRecord>,
+    /// The ΔNE budget (percent) the shadow alert checks against, when known.
+    pub budget_ne_percent: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -188,6 +209,10 @@ struct State {
     versions: BTreeMap<String, Tracked>,
     canary: Option<(String, CanaryPolicy)>,
     verdict: Option<Verdict>,
+    launches: Vec<LaunchRecord>,
+    /// The version name the fp32 reference is tracked under.
+    shadow: Option<String>,
+    budget: Option<f64>,
     accepted: u64,
     rejected: BTreeMap<&'static str, u64>,
     alerts: u64,
@@ -215,6 +240,9 @@ impl Monitor {
                 versions: BTreeMap::new(),
                 canary: None,
                 verdict: None,
+                launches: Vec::new(),
+                shadow: None,
+                budget: config.budget_ne_percent,
                 accepted: 0,
                 rejected: BTreeMap::new(),
                 alerts: 0,
@@ -252,6 +280,40 @@ impl Monitor {
         }
     }
 
+    /// Tracks the fp32 reference as `name` in the shadow role: the reference scores of shadowed
+    /// requests count as its figures.
+    pub fn track_shadow(&self, name: &str) {
+        self.track(name, Role::Shadow);
+        self.lock().shadow = Some(name.to_string());
+    }
+
+    /// Stops tracking the fp32 reference.
+    pub fn forget_shadow(&self) {
+        let name = self.lock().shadow.take();
+        if let Some(n) = name {
+            self.forget(&n);
+        }
+    }
+
+    /// Sets the ΔNE budget (percent) of the shadow alert; `None` disables the alert.
+    pub fn set_budget(&self, budget_ne_percent: Option<f64>) {
+        self.lock().budget = budget_ne_percent;
+    }
+
+    /// The ΔNE budget (percent) in force.
+    pub fn budget(&self) -> Option<f64> {
+        self.lock().budget
+    }
+
+    /// Versions tracked now, with their roles.
+    pub fn tracked(&self) -> Vec<(String, Role)> {
+        self.lock()
+            .versions
+            .iter()
+            .map(|(v, t)| (v.clone(), t.role))
+            .collect()
+    }
+
     /// Stops tracking `version` (unloaded or rolled back). Its waiting predictions stay until
     /// labelled or expired, and their labels are then counted as accepted but attributed nowhere.
     pub fn forget(&self, version: &str) {
@@ -271,18 +333,20 @@ impl Monitor {
         st.verdict = None;
     }
 
-    /// Ends the canary phase (after the server acted on a verdict): `promoted` makes the canary the
-    /// serving version and demotes nothing else (the server forgets the old version itself).
+    /// Ends the canary phase (after the server acted on a verdict): `promoted` makes the canary a
+    /// serving version (its figures since load stay) and demotes nothing else (the server forgets
+    /// retired versions itself); otherwise the canary is forgotten (its verdict stays in the
+    /// report).
     pub fn end_canary(&self, promoted: bool) {
         let mut st = self.lock();
-        if let Some((version, _)) = st.canary.take()
-            && let Some(t) = st.versions.get_mut(&version)
-        {
-            t.role = if promoted {
-                Role::Serving
+        if let Some((version, _)) = st.canary.take() {
+            if promoted {
+                if let Some(t) = st.versions.get_mut(&version) {
+                    t.role = Role::Serving;
+                }
             } else {
-                Role::Shadow
-            };
+                st.versions.remove(&version);
+            }
         }
     }
 
@@ -293,8 +357,22 @@ impl Monitor {
 
     /// Remembers a served request until its labels arrive.
     pub fn record(&self, request_id: &str, served: ServedPrediction) -> Result<(), Rejection> {
+        self.record_with(request_id, served, 0)
+    }
+
+    /// Remembers a served request whose `secondaries` secondary scores (fp32 reference, the
+    /// serving version's for a canary request) will follow through [`Monitor::complete`]; its
+    /// labels are counted once those are in.
+    pub fn record_with(
+        &self,
+        request_id: &str,
+        served: ServedPrediction,
+        secondaries: usize,
+    ) -> Result<(), Rejection> {
         let mut st = self.lock();
-        let out = st.pending.insert(request_id, served, Instant::now());
+        let out = st
+            .pending
+            .insert(request_id, served, secondaries, Instant::now());
         if let Err(r) = out {
             *st.rejected.entry(r.as_str()).or_insert(0) += 1;
         }
@@ -311,10 +389,12 @@ impl Monitor {
         let mut out = FeedbackOutcome::default();
         for e in entries {
             match st.pending.take(&e.id, &e.labels, now) {
-                Ok(served) => {
+                Ok(ready) => {
                     out.accepted += 1;
                     st.accepted += 1;
-                    apply(&mut st, &served, &e.labels);
+                    if let Some((served, labels)) = ready {
+                        apply(&mut st, &served, &labels);
+                    }
                 }
                 Err(r) => {
                     out.rejected += 1;
@@ -323,22 +403,51 @@ impl Monitor {
                 }
             }
         }
-        out.new_alerts = self.refresh_alerts(&mut st);
-        st.alerts += out.new_alerts.len() as u64;
+        out.events = self.conclude(&mut st);
+        out
+    }
+
+    /// Adds a secondary score of the served request `request_id` (counted with its labels once
+    /// everything is in).
+    pub fn complete(&self, request_id: &str, secondary: Secondary) -> Events {
+        let mut st = self.lock();
+        match st.pending.complete(request_id, secondary) {
+            Some((served, labels)) => {
+                apply(&mut st, &served, &labels);
+                self.conclude(&mut st)
+            }
+            None => Events::default(),
+        }
+    }
+
+    /// After new labelled rows: alerts that started, and the canary decision once reached.
+    fn conclude(&self, st: &mut State) -> Events {
+        let mut events = Events {
+            new_alerts: self.refresh_alerts(st),
+            verdict: None,
+        };
+        st.alerts += events.new_alerts.len() as u64;
         if st.verdict.is_none()
             && let Some((version, policy)) = st.canary.clone()
             && let Some(t) = st.versions.get(&version)
             && let Some(v) = policy.decide(&t.stats.incumbent.figures())
         {
             st.verdict = Some(v.clone());
-            out.verdict = Some((version, v));
+            st.launches.push(LaunchRecord {
+                version: version.clone(),
+                verdict: v.clone(),
+            });
+            events.verdict = Some((version, v));
         }
-        out
+        events
     }
 
     /// Sets each version's alert from its shadow comparison; returns the ones that just started.
     fn refresh_alerts(&self, st: &mut State) -> Vec<(String, String)> {
-        let Some(budget) = self.config.budget_ne_percent else {
+        let Some(budget) = st.budget else {
+            for t in st.versions.values_mut() {
+                t.alert = None;
+            }
             return Vec::new();
         };
         let mut started = Vec::new();
@@ -391,12 +500,20 @@ impl Monitor {
             feedback_rejected: st.rejected.clone(),
             alerts_raised: st.alerts,
             canary_verdict: st.verdict.clone(),
+            launches: st.launches.clone(),
+            budget_ne_percent: st.budget,
         }
     }
 }
 
-/// Adds a labelled request to the figures of the version that served it.
+/// Adds a labelled request to the figures of the version that served it (and of the fp32
+/// reference, when it was shadowed).
 fn apply(st: &mut State, served: &ServedPrediction, labels: &[f32]) {
+    if let (Some(reference), Some(name)) = (&served.reference, &st.shadow)
+        && let Some(t) = st.versions.get_mut(name)
+    {
+        t.stats.push(reference, labels);
+    }
     let Some(t) = st.versions.get_mut(&served.version) else {
         return;
     };

@@ -99,11 +99,36 @@ pub struct PendingCounts {
     pub evicted: u64,
 }
 
+/// A secondary score of a served request that arrives after the answer (scored off the answer's
+/// critical path).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Secondary {
+    /// The fp32 reference model's probabilities (`None`: the shadow call failed).
+    Reference(Option<Vec<f32>>),
+    /// The serving version's probabilities for a canary's request, with that version's name
+    /// (`None`: the call failed).
+    Incumbent(String, Option<Vec<f32>>),
+}
+
+/// A remembered request: its prediction, when it was served, how many secondary scores are still
+/// to come, and its labels once they arrived (kept until the secondaries are in).
+#[derive(Debug)]
+struct Waiting {
+    served: ServedPrediction,
+    at: Instant,
+    secondaries: usize,
+    labels: Option<Vec<f32>>,
+}
+
+/// A request ready to be counted: its prediction (with every secondary score that arrived) and
+/// its labels.
+pub(crate) type Ready = (ServedPrediction, Vec<f32>);
+
 /// The store itself (not synchronized: the monitor holds it under its lock).
 #[derive(Debug)]
 pub(crate) struct PendingStore {
     limits: PendingLimits,
-    waiting: HashMap<String, (ServedPrediction, Instant)>,
+    waiting: HashMap<String, Waiting>,
     /// Insertion order of `waiting` (ids may be stale after labelling; skipped when popped).
     order: VecDeque<(String, Instant)>,
     rows: usize,
@@ -125,11 +150,13 @@ impl PendingStore {
         }
     }
 
-    /// Remembers a served request; refuses an id that is already waiting.
+    /// Remembers a served request whose `secondaries` secondary scores will follow
+    /// ([`PendingStore::complete`]); refuses an id that is already waiting.
     pub(crate) fn insert(
         &mut self,
         id: &str,
         served: ServedPrediction,
+        secondaries: usize,
         now: Instant,
     ) -> Result<(), Rejection> {
         self.expire(now);
@@ -145,20 +172,29 @@ impl PendingStore {
             self.pop_oldest(Fate::Evicted);
         }
         self.rows += rows;
-        self.waiting.insert(id.to_string(), (served, now));
+        self.waiting.insert(
+            id.to_string(),
+            Waiting {
+                served,
+                at: now,
+                secondaries,
+                labels: None,
+            },
+        );
         self.order.push_back((id.to_string(), now));
         Ok(())
     }
 
-    /// Takes the prediction of `id` if it may be labelled with `labels`.
+    /// Labels the request `id`: `Ok(Some)` when it is ready to be counted, `Ok(None)` when the
+    /// labels were taken but its secondary scores are still to come.
     pub(crate) fn take(
         &mut self,
         id: &str,
         labels: &[f32],
         now: Instant,
-    ) -> Result<ServedPrediction, Rejection> {
+    ) -> Result<Option<Ready>, Rejection> {
         self.expire(now);
-        let Some((served, _)) = self.waiting.get(id) else {
+        let Some(w) = self.waiting.get_mut(id) else {
             return Err(match self.tombstones.get(id) {
                 Some(Fate::Labelled) => Rejection::AlreadyLabelled,
                 Some(Fate::Expired) => Rejection::Expired,
@@ -166,17 +202,49 @@ impl PendingStore {
                 None => Rejection::Unknown,
             });
         };
-        if served.rows() != labels.len() {
+        if w.labels.is_some() {
+            return Err(Rejection::AlreadyLabelled);
+        }
+        if w.served.rows() != labels.len() {
             return Err(Rejection::WrongLength);
         }
         if labels.iter().any(|&y| y != 0.0 && y != 1.0) {
             return Err(Rejection::InvalidLabel);
         }
-        let (served, _) = self.waiting.remove(id).expect("checked above");
-        self.rows -= served.rows();
+        w.labels = Some(labels.to_vec());
+        Ok(self.finish_if_ready(id))
+    }
+
+    /// Adds a secondary score to the request `id`; returns it when it is now ready to be counted.
+    /// A score for a request no longer waiting (expired, evicted) is dropped.
+    pub(crate) fn complete(&mut self, id: &str, secondary: Secondary) -> Option<Ready> {
+        let w = self.waiting.get_mut(id)?;
+        if w.secondaries == 0 {
+            return None;
+        }
+        w.secondaries -= 1;
+        let rows = w.served.rows();
+        match secondary {
+            Secondary::Reference(Some(p)) if p.len() == rows => w.served.reference = Some(p),
+            Secondary::Incumbent(v, Some(p)) if p.len() == rows => {
+                w.served.incumbent = Some((v, p))
+            }
+            _ => {}
+        }
+        self.finish_if_ready(id)
+    }
+
+    /// Removes `id` when it has its labels and every secondary score.
+    fn finish_if_ready(&mut self, id: &str) -> Option<Ready> {
+        let w = self.waiting.get(id)?;
+        if w.secondaries > 0 || w.labels.is_none() {
+            return None;
+        }
+        let w = self.waiting.remove(id).expect("checked above");
+        self.rows -= w.served.rows();
         self.counts.labelled += 1;
         self.bury(id.to_string(), Fate::Labelled);
-        Ok(served)
+        Some((w.served, w.labels.expect("checked above")))
     }
 
     pub(crate) fn counts(&self) -> PendingCounts {
@@ -200,12 +268,12 @@ impl PendingStore {
     fn pop_oldest(&mut self, fate: Fate) {
         while let Some((id, at)) = self.order.pop_front() {
             // Skip order entries whose id was labelled, or re-inserted later.
-            let current = matches!(self.waiting.get(&id), Some((_, t)) if *t == at);
+            let current = matches!(self.waiting.get(&id), Some(w) if w.at == at);
             if !current {
                 continue;
             }
-            let (served, _) = self.waiting.remove(&id).expect("present");
-            self.rows -= served.rows();
+            let w = self.waiting.remove(&id).expect("present");
+            self.rows -= w.served.rows();
             match fate {
                 Fate::Expired => self.counts.expired += 1,
                 Fate::Evicted => self.counts.evicted += 1,
@@ -255,10 +323,10 @@ mod tests {
     fn labels_once_then_rejects_as_already_labelled() {
         let mut s = store(4, 100, 10_000);
         let t = Instant::now();
-        s.insert("a", served(2), t).unwrap();
+        s.insert("a", served(2), 0, t).unwrap();
         assert_eq!(s.take("a", &[1.0], t), Err(Rejection::WrongLength));
         assert_eq!(s.take("a", &[1.0, 0.5], t), Err(Rejection::InvalidLabel));
-        assert_eq!(s.take("a", &[1.0, 0.0], t).unwrap().rows(), 2);
+        assert_eq!(s.take("a", &[1.0, 0.0], t).unwrap().unwrap().0.rows(), 2);
         assert_eq!(s.take("a", &[1.0, 0.0], t), Err(Rejection::AlreadyLabelled));
         assert_eq!(s.take("b", &[1.0], t), Err(Rejection::Unknown));
         assert_eq!(s.counts().labelled, 1);
@@ -269,11 +337,11 @@ mod tests {
     fn duplicate_ids_are_refused_while_waiting() {
         let mut s = store(4, 100, 10_000);
         let t = Instant::now();
-        s.insert("a", served(1), t).unwrap();
-        assert_eq!(s.insert("a", served(1), t), Err(Rejection::DuplicateId));
+        s.insert("a", served(1), 0, t).unwrap();
+        assert_eq!(s.insert("a", served(1), 0, t), Err(Rejection::DuplicateId));
         s.take("a", &[0.0], t).unwrap();
         // Once labelled, the id may be served again.
-        s.insert("a", served(1), t).unwrap();
+        s.insert("a", served(1), 0, t).unwrap();
         assert_eq!(s.counts().waiting_requests, 1);
     }
 
@@ -281,8 +349,8 @@ mod tests {
     fn expires_after_ttl() {
         let mut s = store(4, 100, 50);
         let t = Instant::now();
-        s.insert("a", served(1), t).unwrap();
-        s.insert("b", served(1), t + Duration::from_millis(40))
+        s.insert("a", served(1), 0, t).unwrap();
+        s.insert("b", served(1), 0, t + Duration::from_millis(40))
             .unwrap();
         let later = t + Duration::from_millis(60);
         assert_eq!(s.take("a", &[1.0], later), Err(Rejection::Expired));
@@ -294,15 +362,50 @@ mod tests {
     fn evicts_oldest_to_respect_request_and_row_bounds() {
         let mut s = store(2, 5, 10_000);
         let t = Instant::now();
-        s.insert("a", served(2), t).unwrap();
-        s.insert("b", served(2), t).unwrap();
-        s.insert("c", served(2), t).unwrap(); // evicts a (2 requests max)
+        s.insert("a", served(2), 0, t).unwrap();
+        s.insert("b", served(2), 0, t).unwrap();
+        s.insert("c", served(2), 0, t).unwrap(); // evicts a (2 requests max)
         assert_eq!(s.take("a", &[1.0, 1.0], t), Err(Rejection::Evicted));
-        s.insert("d", served(4), t).unwrap(); // rows: b(2)+c(2)+4 > 5 → evicts b and c
+        s.insert("d", served(4), 0, t).unwrap(); // rows: b(2)+c(2)+4 > 5 → evicts b and c
         assert_eq!(s.take("b", &[1.0, 1.0], t), Err(Rejection::Evicted));
         assert_eq!(s.take("c", &[1.0, 1.0], t), Err(Rejection::Evicted));
         assert_eq!(s.counts().waiting_rows, 4);
         assert_eq!(s.counts().evicted, 3);
+    }
+
+    #[test]
+    fn labels_wait_for_secondary_scores() {
+        let mut s = store(4, 100, 10_000);
+        let t = Instant::now();
+        s.insert("a", served(2), 2, t).unwrap();
+        // Labels first: taken, but not ready until both secondaries are in.
+        assert_eq!(s.take("a", &[1.0, 0.0], t), Ok(None));
+        assert_eq!(s.take("a", &[1.0, 0.0], t), Err(Rejection::AlreadyLabelled));
+        assert_eq!(
+            s.complete("a", Secondary::Reference(Some(vec![0.4, 0.6]))),
+            None
+        );
+        // A failed secondary still completes the request, unpaired.
+        let (p, y) = s
+            .complete("a", Secondary::Incumbent("1".into(), None))
+            .unwrap();
+        assert_eq!(p.reference, Some(vec![0.4, 0.6]));
+        assert_eq!(p.incumbent, None);
+        assert_eq!(y, vec![1.0, 0.0]);
+        assert_eq!(s.counts().labelled, 1);
+        // Secondaries first: ready when the labels come.
+        s.insert("b", served(1), 1, t).unwrap();
+        assert_eq!(
+            s.complete("b", Secondary::Incumbent("1".into(), Some(vec![0.3]))),
+            None
+        );
+        let (p, _) = s.take("b", &[1.0], t).unwrap().unwrap();
+        assert_eq!(p.incumbent, Some(("1".into(), vec![0.3])));
+        // A score of the wrong length is dropped; one for an unknown id too.
+        s.insert("c", served(1), 1, t).unwrap();
+        s.complete("c", Secondary::Reference(Some(vec![0.1, 0.2])));
+        assert_eq!(s.take("c", &[0.0], t).unwrap().unwrap().0.reference, None);
+        assert_eq!(s.complete("zz", Secondary::Reference(None)), None);
     }
 
     #[test]
@@ -311,7 +414,7 @@ mod tests {
         let t = Instant::now();
         for i in 0..10 {
             let id = format!("r{i}");
-            s.insert(&id, served(1), t).unwrap();
+            s.insert(&id, served(1), 0, t).unwrap();
             s.take(&id, &[1.0], t).unwrap();
         }
         assert!(s.tombstones.len() <= 2);

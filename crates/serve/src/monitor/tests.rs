@@ -152,10 +152,15 @@ fn shadow_alert_fires_past_the_budget_only() {
     }
     // Below min_alert_rows nothing fires.
     let first = m.feedback(&entries[..8]);
-    assert!(first.new_alerts.is_empty());
+    assert!(first.events.new_alerts.is_empty());
     let rest = m.feedback(&entries[8..]);
-    assert_eq!(rest.new_alerts.len(), 1, "{:?}", rest.new_alerts);
-    assert_eq!(rest.new_alerts[0].0, "bad");
+    assert_eq!(
+        rest.events.new_alerts.len(),
+        1,
+        "{:?}",
+        rest.events.new_alerts
+    );
+    assert_eq!(rest.events.new_alerts[0].0, "bad");
     let r = m.report();
     let bad_report = r.versions.iter().find(|v| v.version == "bad").unwrap();
     let shadow = bad_report.shadow.as_ref().unwrap();
@@ -198,7 +203,7 @@ fn play_canary(canary_probs: impl Fn(f32) -> f32) -> (Monitor, Vec<Option<(Strin
             id,
             labels: y.to_vec(),
         }]);
-        verdicts.push(out.verdict);
+        verdicts.push(out.events.verdict);
     }
     (m, verdicts)
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod monitor;
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,8 @@ use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableConfig};
 use quantrec_model::plan::ActivationPlan;
 use quantrec_model::{LayerPrecision, ModelConfig, Plan, Weights};
+use quantrec_serve::proto::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
+use quantrec_serve::proto::{InferTensorContents, ModelInferRequest};
 
 /// A small dot-interaction DLRM: 13 dense features, four tables of 16-wide rows.
 pub fn small_config() -> ModelConfig {
@@ -173,4 +176,52 @@ pub fn expected(model: &quantrec_model::Model, b: &Batch) -> (Vec<f32>, Vec<f32>
         .map(|&x| quantrec_model::forward::sigmoid(x))
         .collect();
     (l, probs)
+}
+
+/// A ModelInfer request of model `dlrm` (id `g-1`) for a one-hot batch: raw input contents or
+/// typed contents; asks for the `logit` output.
+pub fn grpc_request(b: &Batch, raw: bool) -> ModelInferRequest {
+    let nt = b.sparse.len();
+    let ids: Vec<i64> = (0..b.size)
+        .flat_map(|r| b.sparse.iter().map(move |f| f.ids[r]))
+        .collect();
+    let mut req = ModelInferRequest {
+        model_name: "dlrm".into(),
+        id: "g-1".into(),
+        inputs: vec![
+            InferInputTensor {
+                name: "dense".into(),
+                datatype: "FP32".into(),
+                shape: vec![b.size as i64, b.n_dense as i64],
+                ..Default::default()
+            },
+            InferInputTensor {
+                name: "sparse".into(),
+                datatype: "INT64".into(),
+                shape: vec![b.size as i64, nt as i64],
+                ..Default::default()
+            },
+        ],
+        outputs: vec![InferRequestedOutputTensor {
+            name: "logit".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    if raw {
+        req.raw_input_contents = vec![
+            b.dense.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ids.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ];
+    } else {
+        req.inputs[0].contents = Some(InferTensorContents {
+            fp32_contents: b.dense.clone(),
+            ..Default::default()
+        });
+        req.inputs[1].contents = Some(InferTensorContents {
+            int64_contents: ids,
+            ..Default::default()
+        });
+    }
+    req
 }

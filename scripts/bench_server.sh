@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Reproduces the "Serving benchmarks" figures of README.md on this machine:
+#   (a) the largest Poisson rate with p99 <= 10 ms (quantrec loadgen --find-max-rate), HTTP binary and gRPC;
+#   (b) server throughput at saturation vs in-process `quantrec bench model` at the same batch and threads;
+#   (c) the saturation run repeated by independent tools: oha (HTTP) and h2load (gRPC, pre-encoded body);
+#   plus `bench kernels --filter peak` for the machine's peak.
+# Models: the synthetic default model of `quantrec demo --quick` (f32 and quantized), 256-candidate requests.
+# Usage: scripts/bench_server.sh [OUT_DIR]   (env: BIN, THREADS=2, DURATION=10, CONC=8, P99_MS=10,
+#        MAXRATE_DURATION=5 (per trial), DEMO_DIR)
+# Needs: python3; oha (`cargo install oha --no-default-features --features native-tls`) and h2load
+# (Debian nghttp2-client) for (c), skipped with a note when absent. Servers listen on 127.0.0.1 only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$ROOT/bench-server-out}
+BIN=${BIN:-$ROOT/target/release/quantrec}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10}
+CONC=${CONC:-8}
+P99_MS=${P99_MS:-10}
+MAXRATE_DURATION=${MAXRATE_DURATION:-5}
+CAND=256
+HTTP_PORT=${HTTP_PORT:-18000}
+GRPC_PORT=${GRPC_PORT:-18001}
+mkdir -p "$OUT"
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -p quantrec)
+
+DEMO_DIR=${DEMO_DIR:-$OUT/demo}
+if [ ! -f "$DEMO_DIR/model-quantized.safetensors" ]; then
+  "$BIN" demo --quick --skip-kernels --out "$DEMO_DIR" > "$OUT/demo.log"
+fi
+
+echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/summary.txt"
+"$BIN" bench kernels --quick --filter peak --json "$OUT/peak.jsonl" | tee -a "$OUT/summary.txt"
+
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
+
+SERVER=""
+stop_server() { if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=""; fi; }
+trap stop_server EXIT
+
+for variant in quantized f32; do
+  model="$DEMO_DIR/model-$variant.safetensors"
+  repo="$OUT/repo-$variant"
+  mkdir -p "$repo/dlrm/1"
+  cp "$model" "$repo/dlrm/1/model.safetensors"
+  # One request is one model call of 256 rows (--max-batch 256), on $THREADS compute threads.
+  "$BIN" serve --models "$repo" --http "$HTTP_PORT" --grpc "$GRPC_PORT" --threads "$THREADS" \
+    --max-batch "$CAND" > "$OUT/serve-$variant.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do
+    python3 - "$HTTP_PORT" <<'PY' && break || sleep 0.2
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/health/ready", timeout=1)
+PY
+  done
+  H="http://127.0.0.1:$HTTP_PORT"; G="http://127.0.0.1:$GRPC_PORT"
+  common=(--model dlrm --candidates "$CAND" --duration "$DURATION" --json)
+
+  echo "== $variant" | tee -a "$OUT/summary.txt"
+  # (b) in-process reference: the same model, batch and threads.
+  "$BIN" bench model "$model" --batch "$CAND" --threads "$THREADS" --json "$OUT/bench-model-$variant.jsonl" > /dev/null
+  inproc=$(python3 -c "import json,sys; print(max(json.loads(l)['rate'] for l in open(sys.argv[1])))" "$OUT/bench-model-$variant.jsonl")
+  echo "in-process bench model, batch $CAND, $THREADS threads: $inproc rows/s" | tee -a "$OUT/summary.txt"
+
+  # (b)+(c) saturation: $CONC requests in flight, offered far above capacity.
+  "$BIN" loadgen --url "$H" "${common[@]}" --binary --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-http-$variant.json"
+  "$BIN" loadgen --url "$G" "${common[@]}" --grpc --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-grpc-$variant.json"
+  for p in http grpc; do
+    r=$(json "$OUT/sat-$p-$variant.json" "round(d['rows_per_s'])")
+    q=$(json "$OUT/sat-$p-$variant.json" "round(d['achieved_qps'],1)")
+    e=$(json "$OUT/sat-$p-$variant.json" "sum(d['errors'].values())")
+    echo "loadgen $p saturation (in flight $CONC): $q req/s = $r rows/s = $(python3 -c "print(f'{$r/$inproc:.1%}')") of in-process; errors $e" | tee -a "$OUT/summary.txt"
+  done
+
+  # (c) independent tools on the same requests.
+  "$BIN" loadgen --url "$H" --model dlrm --candidates "$CAND" --binary --dump-request "$OUT/body-http.bin" > "$OUT/body-http.json"
+  "$BIN" loadgen --url "$G" --model dlrm --candidates "$CAND" --grpc --dump-request "$OUT/body-grpc.bin" > /dev/null
+  hl=$(json "$OUT/body-http.json" "d['header_len']")
+  if command -v oha > /dev/null; then
+    oha -z "${DURATION}s" -c "$CONC" --no-tui --output-format json -m POST \
+      -H "content-type: application/octet-stream" -H "inference-header-content-length: $hl" \
+      -D "$OUT/body-http.bin" "$H/v2/models/dlrm/infer" > "$OUT/oha-$variant.json"
+    o=$(json "$OUT/oha-$variant.json" "round(d['summary']['requestsPerSec'],1)")
+    ok=$(json "$OUT/oha-$variant.json" "d['statusCodeDistribution']")
+    l=$(json "$OUT/sat-http-$variant.json" "d['achieved_qps']")
+    echo "oha HTTP (-c $CONC): $o req/s (status codes $ok); loadgen/oha = $(python3 -c "print(f'{$l/$o:.3f}')")" | tee -a "$OUT/summary.txt"
+  else
+    echo "oha not installed: (c) over HTTP skipped" | tee -a "$OUT/summary.txt"
+  fi
+  if command -v h2load > /dev/null; then
+    n=$(python3 -c "print(max(100, int($(json "$OUT/sat-grpc-$variant.json" "d['achieved_qps']") * $DURATION)))")
+    h2load -n "$n" -c 1 -m "$CONC" -d "$OUT/body-grpc.bin" -H "content-type: application/grpc" -H "te: trailers" \
+      "$G/inference.GRPCInferenceService/ModelInfer" > "$OUT/h2load-$variant.txt"
+    hq=$(grep -oP 'finished in [0-9.]+m?s, \K[0-9.]+(?= req/s)' "$OUT/h2load-$variant.txt")
+    st=$(grep -E '^requests:|^status codes:' "$OUT/h2load-$variant.txt" | tr '\n' ' ')
+    l=$(json "$OUT/sat-grpc-$variant.json" "d['achieved_qps']")
+    echo "h2load gRPC (1 connection, $CONC streams): $hq req/s ($st); loadgen/h2load = $(python3 -c "print(f'{$l/$hq:.3f}')")" | tee -a "$OUT/summary.txt"
+  else
+    echo "h2load not installed: (c) over gRPC skipped" | tee -a "$OUT/summary.txt"
+  fi
+
+  # (a) the largest Poisson rate with p99 <= $P99_MS ms.
+  mr=(--model dlrm --candidates "$CAND" --duration "$MAXRATE_DURATION" --json)
+  "$BIN" loadgen --url "$H" "${mr[@]}" --binary --find-max-rate --p99-ms "$P99_MS" --rate 20 > "$OUT/maxrate-http-$variant.json"
+  "$BIN" loadgen --url "$G" "${mr[@]}" --grpc --find-max-rate --p99-ms "$P99_MS" --rate 20 > "$OUT/maxrate-grpc-$variant.json"
+  for p in http grpc; do
+    echo "loadgen $p largest rate with p99 <= $P99_MS ms: $(json "$OUT/maxrate-$p-$variant.json" "(d['max_rate'], d['best'] and d['best']['latency'])")" | tee -a "$OUT/summary.txt"
+  done
+  stop_server
+done
+echo "== load average at the end $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/summary.txt"
