@@ -35,6 +35,9 @@ echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@"; }
 
+# User + system CPU seconds a process has used so far.
+cpu_s() { python3 -c "import os,sys; f=open(f'/proc/{sys.argv[1]}/stat').read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))" "$1"; }
+
 SERVER=""
 stop_server() { if [ -n "$SERVER" ]; then kill -TERM "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; SERVER=""; fi; }
 trap stop_server EXIT
@@ -64,8 +67,19 @@ PY
   echo "in-process bench model, batch $CAND, $THREADS threads: $inproc rows/s" | tee -a "$OUT/summary.txt"
 
   # (b)+(c) saturation: $CONC requests in flight, offered far above capacity.
+  # The server's CPU time over each run too: on a loaded machine, CPU per row is the fairer
+  # comparison with bench model's cpu_rate (rows per CPU second).
+  c0=$(cpu_s "$SERVER")
   "$BIN" loadgen --url "$H" "${common[@]}" --binary --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-http-$variant.json"
+  c1=$(cpu_s "$SERVER")
   "$BIN" loadgen --url "$G" "${common[@]}" --grpc --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-grpc-$variant.json"
+  c2=$(cpu_s "$SERVER")
+  inproc_cpu=$(python3 -c "import json,sys; print(max(json.loads(l)['cpu_rate'] for l in open(sys.argv[1])))" "$OUT/bench-model-$variant.jsonl")
+  for p in http grpc; do
+    if [ $p = http ]; then used=$(python3 -c "print($c1 - $c0)"); else used=$(python3 -c "print($c2 - $c1)"); fi
+    rows=$(json "$OUT/sat-$p-$variant.json" "d['ok'] * d['candidates']")
+    echo "server CPU over the $p run: $used s for $rows rows = $(python3 -c "print(f'{$rows/max($used,1e-9):.0f}')") rows per CPU second vs in-process $(python3 -c "print(f'{$inproc_cpu:.0f}')") ($(python3 -c "print(f'{$rows/max($used,1e-9)/$inproc_cpu:.1%}')"))" | tee -a "$OUT/summary.txt"
+  done
   for p in http grpc; do
     r=$(json "$OUT/sat-$p-$variant.json" "round(d['rows_per_s'])")
     q=$(json "$OUT/sat-$p-$variant.json" "round(d['achieved_qps'],1)")

@@ -188,15 +188,27 @@ async fn serve(
     }
     let app = crate::http::router(state.clone());
     let http_task = tokio::spawn(
-        axum::serve(http, app)
-            .with_graceful_shutdown(wait_stop(stop.clone()))
-            .into_future(),
+        axum::serve(
+            axum::serve::ListenerExt::tap_io(http, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set on an HTTP connection");
+                }
+            }),
+            app,
+        )
+        .with_graceful_shutdown(wait_stop(stop.clone()))
+        .into_future(),
     );
     let grpc_task = grpc.map(|l| {
         let svc = crate::grpc::service(state.clone());
         let incoming = tokio_stream_incoming(l);
         tokio::spawn(
+            // A 256-candidate request is ~66 KB: with HTTP/2's default 64 KiB windows every
+            // request would wait for a WINDOW_UPDATE round trip (several, with streams sharing
+            // the connection window), which costs milliseconds on a busy machine.
             tonic::transport::Server::builder()
+                .initial_stream_window_size(GRPC_STREAM_WINDOW)
+                .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, wait_stop(stop.clone())),
         )
@@ -225,11 +237,23 @@ async fn serve(
     Ok(())
 }
 
-/// The accepted connections of a listener as the stream tonic serves.
+/// HTTP/2 receive window of one gRPC stream (bytes).
+const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 receive window of one gRPC connection (bytes).
+const GRPC_CONNECTION_WINDOW: u32 = 16 << 20;
+
+/// The accepted connections of a listener as the stream tonic serves, with Nagle's algorithm
+/// off (tonic's own `tcp_nodelay` applies only to listeners it binds itself): otherwise a
+/// response's last frames can wait for the client's delayed ACK.
 fn tokio_stream_incoming(
     l: TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::wrappers::TcpListenerStream::new(l)
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(l).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
