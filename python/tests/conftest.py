@@ -84,16 +84,26 @@ def artifacts(cli, tmp_path_factory) -> dict:
     return out
 
 
-def one_hot(inputs: dict) -> np.ndarray:
-    """`[B, n_tables]` ids of an inputs file with one id per sample and table."""
-    b = inputs["dense"].shape[0]
-    cols = []
-    t = 0
-    while f"indices_{t}" in inputs:
-        assert np.array_equal(inputs[f"offsets_{t}"], np.arange(b)), "fixture is not one-hot"
-        cols.append(inputs[f"indices_{t}"])
-        t += 1
-    return np.stack(cols, axis=1)
+@pytest.fixture(scope="session")
+def one_hot_cases(cli, artifacts, tmp_path_factory) -> dict:
+    """One-hot batches (the fixture's dense features, seeded random ids, one per table) with
+    `quantrec predict`'s outputs on them: name → {"dense", "sparse", "output", "logits"}."""
+    d = tmp_path_factory.mktemp("one_hot")
+    rng = np.random.default_rng(5)
+    out = {}
+    for name in MODELS:
+        dense = read_safetensors(FIXTURES / f"{name}.inputs.safetensors")["dense"]
+        rows = json.loads((FIXTURES / f"{name}.json").read_text())["table_rows"]
+        b = dense.shape[0]
+        sparse = np.stack([rng.integers(0, r, size=b) for r in rows], axis=1).astype(np.int64)
+        tensors = {"dense": dense}
+        for t in range(len(rows)):
+            tensors[f"offsets_{t}"] = np.arange(b, dtype=np.int64)
+            tensors[f"indices_{t}"] = np.ascontiguousarray(sparse[:, t])
+        write_safetensors(d / f"{name}.in.safetensors", tensors)
+        cli("predict", artifacts[name], "--inputs", d / f"{name}.in.safetensors", "-o", d / f"{name}.out.safetensors")
+        out[name] = {"dense": dense, "sparse": sparse, **read_safetensors(d / f"{name}.out.safetensors")}
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import quantrec
-from conftest import FIXTURES, MODELS, bits, one_hot, read_safetensors, write_safetensors
+from conftest import FIXTURES, MODELS, bits, read_safetensors, write_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +25,14 @@ def cli_outputs(cli, artifacts, tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_one_hot_equals_cli_bit_for_bit(name, artifacts, cli_outputs):
-    inputs = read_safetensors(FIXTURES / f"{name}.inputs.safetensors")
+def test_one_hot_equals_cli_bit_for_bit(name, artifacts, one_hot_cases):
+    case = one_hot_cases[name]
     model = quantrec.Model.load(artifacts[name])
-    p = model.predict(inputs["dense"], one_hot(inputs))
-    z = model.predict(inputs["dense"], one_hot(inputs), logits=True)
-    assert p.dtype == np.float32 and p.shape == (inputs["dense"].shape[0],)
-    assert np.array_equal(bits(p), bits(cli_outputs[name]["output"]))
-    assert np.array_equal(bits(z), bits(cli_outputs[name]["logits"]))
-    # And PyTorch's reference, to a float tolerance (probabilities for dlrm, logits for TorchRec).
-    ours = p if name == "dlrm_dot" else z
-    np.testing.assert_allclose(ours, inputs["expected"], rtol=1e-4, atol=1e-6)
+    p = model.predict(case["dense"], case["sparse"])
+    z = model.predict(case["dense"], case["sparse"], logits=True)
+    assert p.dtype == np.float32 and p.shape == (case["dense"].shape[0],)
+    assert np.array_equal(bits(p), bits(case["output"]))
+    assert np.array_equal(bits(z), bits(case["logits"]))
 
 
 def _jagged(inputs: dict):
@@ -76,6 +73,11 @@ def test_jagged_forms_equal_cli(name, artifacts, cli_outputs):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     want = bits(cli_outputs[name]["output"])
     b = inputs["dense"].shape[0]
+    z = model.predict(inputs["dense"], values=values, lengths=lengths, logits=True)
+    assert np.array_equal(bits(z), bits(cli_outputs[name]["logits"]))
+    # And PyTorch's reference, to a float tolerance (probabilities for dlrm, logits for TorchRec).
+    ours = cli_outputs[name]["output"] if name == "dlrm_dot" else z
+    np.testing.assert_allclose(ours, inputs["expected"], rtol=1e-4, atol=1e-6)
     for got in (
         model.predict(inputs["dense"], values=values, lengths=lengths),
         model.predict(inputs["dense"], values=values, lengths=lengths.reshape(-1, b)),
@@ -106,9 +108,8 @@ def test_multi_hot_bags_equal_cli(cli, artifacts, tmp_path):
     assert np.array_equal(bits(got), bits(want))
 
 
-def test_zero_copy_and_conversions(artifacts):
-    inputs = read_safetensors(FIXTURES / "dlrm_dot.inputs.safetensors")
-    dense, sparse = inputs["dense"], one_hot(inputs)
+def test_zero_copy_and_conversions(artifacts, one_hot_cases):
+    dense, sparse = one_hot_cases["dlrm_dot"]["dense"], one_hot_cases["dlrm_dot"]["sparse"]
     x = quantrec.prepare_inputs(dense, sparse)
     assert np.shares_memory(x.dense, dense) and np.shares_memory(x.sparse, sparse)
     # Other dtypes and layouts are converted (a copy), with the same result.
@@ -130,16 +131,15 @@ class TensorLike:
         return self._a if dtype is None else self._a.astype(dtype)
 
 
-def test_tensor_like_and_buffer_protocol(artifacts):
-    inputs = read_safetensors(FIXTURES / "dlrm_dot.inputs.safetensors")
-    dense, sparse = inputs["dense"], one_hot(inputs)
+def test_tensor_like_and_buffer_protocol(artifacts, one_hot_cases):
+    dense, sparse = one_hot_cases["dlrm_dot"]["dense"], one_hot_cases["dlrm_dot"]["sparse"]
     model = quantrec.Model.load(artifacts["dlrm_dot"])
     want = bits(model.predict(dense, sparse))
     x = quantrec.prepare_inputs(TensorLike(dense), TensorLike(sparse))
     assert np.shares_memory(x.dense, dense)
     assert np.array_equal(bits(model.predict(TensorLike(dense), TensorLike(sparse))), want)
     # Buffer protocol: a memoryview of the dense matrix, array.array of the jagged ids.
-    values, lengths = _jagged(inputs)
+    values, lengths = sparse.T.reshape(-1), np.ones(sparse.size, np.int64)
     got = model.predict(memoryview(dense), values=array.array("q", values.tolist()), lengths=memoryview(lengths))
     assert np.array_equal(bits(got), want)
 
@@ -159,9 +159,9 @@ def test_properties_and_repr(artifacts):
     assert model.threads is None and not model.tables_in_memory
 
 
-def test_tables_in_memory_and_own_pool_agree(artifacts):
-    inputs = read_safetensors(FIXTURES / "dlrm_dot.inputs.safetensors")
-    dense, sparse = np.tile(inputs["dense"], (40, 1)), np.tile(one_hot(inputs), (40, 1))
+def test_tables_in_memory_and_own_pool_agree(artifacts, one_hot_cases):
+    case = one_hot_cases["dlrm_dot"]
+    dense, sparse = np.tile(case["dense"], (40, 1)), np.tile(case["sparse"], (40, 1))
     want = bits(quantrec.Model.load(artifacts["dlrm_dot"]).predict(dense, sparse))
     for m in (
         quantrec.Model.load(artifacts["dlrm_dot"], tables_in_memory=True),
