@@ -6,7 +6,7 @@ once (memory-mapped, so actors on one node share its pages) and maps a numpy bat
 ``I1..``, ``C1..``) to the same batch plus ``"probability"``::
 
     ds = ds.map_batches(Predictor, fn_constructor_args=(path,), batch_format="numpy",
-                        batch_size=4096, concurrency=2, num_cpus=1)
+                        batch_size=4096, compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1)
 
 :func:`score_parquet` reads Criteo-style Parquet or TSV files with Ray Data, scores them and
 writes Parquet. Ray is imported only by :func:`score_parquet`; the rest needs only numpy.
@@ -135,7 +135,7 @@ def score_parquet(
     tsv_columns: Optional[int] = 40,
     keep_columns: Sequence[str] = ("label",),
     batch_size: int = 4096,
-    concurrency: int = 2,
+    concurrency: Optional[int] = None,
     threads_per_actor: int = 1,
     preserve_order: bool = True,
 ) -> int:
@@ -147,11 +147,16 @@ def score_parquet(
     column order (``label``, ``I1..I13``, ``C1..C26``: ``tsv_columns`` in all) and no header;
     the model uses ``dense_columns`` / ``sparse_columns`` (default the first ``n_dense`` I and
     ``n_tables`` C columns). Runs ``concurrency`` actors of ``threads_per_actor`` threads on the
-    current Ray cluster (``ray.init()`` first to choose it); with ``preserve_order`` the output
-    rows keep the input order.
+    current Ray cluster (``ray.init()`` first to choose it; default ``concurrency``: as many
+    actors as fit in its CPUs with one CPU left for reading and writing); with
+    ``preserve_order`` the output rows keep the input order.
     """
+    import ray
     import ray.data
 
+    if concurrency is None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        concurrency = max(1, cpus // threads_per_actor - 1)
     if batch_size <= 0 or concurrency <= 0 or threads_per_actor <= 0:
         raise ValueError("batch_size, concurrency and threads_per_actor must be positive")
     probe = Model.load(model)
@@ -184,7 +189,7 @@ def score_parquet(
         },
         batch_format="numpy",
         batch_size=batch_size,
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=threads_per_actor,
     )
     out = os.fspath(output_dir)
