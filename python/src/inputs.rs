@@ -53,7 +53,12 @@ fn invalid<T>(message: String) -> PyResult<T> {
 }
 
 /// Builds the batch of `rows` samples (the dense array's first dimension).
-pub fn build_batch(shape: Shape, rows: usize, dense: &[f32], sparse: Sparse<'_>) -> PyResult<Batch> {
+pub fn build_batch(
+    shape: Shape,
+    rows: usize,
+    dense: &[f32],
+    sparse: Sparse<'_>,
+) -> PyResult<Batch> {
     let Shape { n_dense, n_tables } = shape;
     if dense.len() != rows * n_dense {
         return invalid(format!(

@@ -101,7 +101,10 @@ impl PyModel {
         py.detach(|| {
             let mut artifact = Artifact::load(&path).map_err(model_err)?;
             if tables_in_memory {
-                artifact.model.load_tables_into_memory().map_err(model_err)?;
+                artifact
+                    .model
+                    .load_tables_into_memory()
+                    .map_err(model_err)?;
             }
             let pool = threads
                 .map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build())
@@ -136,11 +139,26 @@ impl PyModel {
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let rows = dense.shape()[0];
         let dense_v = contiguous("dense", &dense)?;
-        let sparse_ids = sparse.as_ref().map(|s| contiguous("sparse", s)).transpose()?;
-        let lengths_v = lengths.as_ref().map(|a| contiguous("lengths", a)).transpose()?;
-        let values_v = values.as_ref().map(|a| contiguous("values", a)).transpose()?;
-        let offsets_v = offsets.as_ref().map(|a| contiguous("offsets", a)).transpose()?;
-        let weights_v = weights.as_ref().map(|a| contiguous("weights", a)).transpose()?;
+        let sparse_ids = sparse
+            .as_ref()
+            .map(|s| contiguous("sparse", s))
+            .transpose()?;
+        let lengths_v = lengths
+            .as_ref()
+            .map(|a| contiguous("lengths", a))
+            .transpose()?;
+        let values_v = values
+            .as_ref()
+            .map(|a| contiguous("values", a))
+            .transpose()?;
+        let offsets_v = offsets
+            .as_ref()
+            .map(|a| contiguous("offsets", a))
+            .transpose()?;
+        let weights_v = weights
+            .as_ref()
+            .map(|a| contiguous("weights", a))
+            .transpose()?;
         if let Some(s) = &sparse
             && s.shape()[0] != rows
         {
@@ -260,7 +278,9 @@ impl PyModel {
     /// Compute threads of the model's own pool, or `None` for the process-wide pool.
     #[getter]
     fn threads(&self) -> Option<usize> {
-        self.pool.as_ref().map(rayon::ThreadPool::current_num_threads)
+        self.pool
+            .as_ref()
+            .map(rayon::ThreadPool::current_num_threads)
     }
 
     fn __repr__(&self) -> String {

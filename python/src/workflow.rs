@@ -54,7 +54,13 @@ pub fn import_state_dict(
                 notes: Some("quantrec.import_state_dict (Python)".into()),
                 ..Provenance::default()
             };
-            artifact::save(&output, &imported.config, &imported.weights, &plan, &provenance)?;
+            artifact::save(
+                &output,
+                &imported.config,
+                &imported.weights,
+                &plan,
+                &provenance,
+            )?;
             let c = &imported.config;
             Ok(format!(
                 "{name} ({:?} names): {} dense, bottom {:?}, {} tables, {:?}, top {:?}",
@@ -190,7 +196,13 @@ pub fn quantize(
                 "evaluation": data_record(&eval, req.eval.rows)?,
             });
             let source = Some((model.display().to_string(), loaded.sha256.clone()));
-            artifact::save(&output, &req.config, &out.weights, &out.plan, &out.provenance(source, data))?;
+            artifact::save(
+                &output,
+                &req.config,
+                &out.weights,
+                &out.plan,
+                &out.provenance(source, data),
+            )?;
             let c = &out.comparison;
             Ok(serde_json::json!({
                 "output": output.display().to_string(),

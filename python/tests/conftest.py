@@ -17,6 +17,27 @@ FIXTURES = SHARED / "fixtures"
 CRITEO = SHARED / "data" / "criteo-dac-sample" / "train.txt"
 MODELS = ["dlrm_dot", "torchrec_dlrm"]
 
+def pytest_addoption(parser):
+    parser.addoption("--ray", action="store_true", help="also run the tests marked ray (needs ray[data])")
+
+
+def pytest_configure(config):
+    if config.getoption("--ray"):
+        try:
+            import ray  # noqa: F401
+        except ImportError as e:
+            raise pytest.UsageError(f"--ray given but ray cannot be imported: {e}") from e
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--ray"):
+        return
+    skip = pytest.mark.skip(reason="Ray test: run with --ray (.ci/run does)")
+    for item in items:
+        if "ray" in item.keywords:
+            item.add_marker(skip)
+
+
 _DTYPES = {"F32": np.float32, "I64": np.int64, "I32": np.int32, "F64": np.float64}
 
 

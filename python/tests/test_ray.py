@@ -130,9 +130,14 @@ def test_score_parquet_tsv_and_parquet_equal_cli(cluster, cli, artifacts, criteo
         parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
         convert_options=pacsv.ConvertOptions(column_types=types),
     )
+    table = table.append_column("row", pa.array(np.arange(table.num_rows)))
     os.makedirs(tmp_path / "in_parquet")
     pq.write_table(table, tmp_path / "in_parquet" / "part-0.parquet", row_group_size=2500)
-    n = quantrec.ray.score_parquet(path, str(tmp_path / "in_parquet"), tmp_path / "out_pq", batch_size=1000)
+    n = quantrec.ray.score_parquet(
+        path, str(tmp_path / "in_parquet"), tmp_path / "out_pq", batch_size=1000, keep_columns=("row",)
+    )
     t = read_back(tmp_path / "out_pq")
-    assert n == t.num_rows == len(want["output"])
-    assert np.array_equal(bits(t["probability"].to_numpy()), bits(want["output"]))
+    assert n == t.num_rows == len(want["output"]) and t.column_names == ["row", "probability"]
+    rows = t["row"].to_numpy()
+    assert np.array_equal(np.sort(rows), np.arange(n))
+    assert np.array_equal(bits(t["probability"].to_numpy()[np.argsort(rows)]), bits(want["output"]))
