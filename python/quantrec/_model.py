@@ -109,6 +109,11 @@ def prepare_inputs(
     )
 
 
+def _native_property(name: str, doc: str) -> property:
+    """A read-only property forwarding to the native model's attribute ``name``."""
+    return property(lambda self: getattr(self._native, name), doc=doc)
+
+
 class Model:
     """A quantrec artifact loaded for scoring.
 
@@ -192,10 +197,19 @@ class Model:
             self._plan = json.loads(self._native.plan_json)
         return self._plan
 
-    @property
-    def plan_summary(self) -> str:
-        """The plan in one short line."""
-        return self._native.plan_summary
+    plan_summary = _native_property("plan_summary", "The plan in one short line.")
+    bytes = _native_property("bytes", "Bytes of the parameters as stored (dense layers plus tables).")
+    dense_bytes = _native_property("dense_bytes", "Bytes of the dense layers.")
+    table_bytes = _native_property("table_bytes", "Bytes of the tables.")
+    file_bytes = _native_property("file_bytes", "Size of the artifact file.")
+    n_dense = _native_property("n_dense", "Dense features per sample.")
+    n_tables = _native_property("n_tables", "Tables (sparse features).")
+    table_rows = _native_property("table_rows", "Rows of each table.")
+    table_names = _native_property("table_names", "Names of the tables, in input order.")
+    threads = _native_property("threads", "Threads of the model's own pool, or None for the process-wide pool.")
+    tables_in_memory = _native_property(
+        "tables_in_memory", "Whether the tables were copied into RAM (else paged in from the file mapping)."
+    )
 
     @property
     def meta(self) -> dict:
@@ -205,59 +219,9 @@ class Model:
         return self._meta
 
     @property
-    def bytes(self) -> int:
-        """Bytes of the parameters as stored (dense layers plus tables)."""
-        return self._native.bytes
-
-    @property
-    def dense_bytes(self) -> int:
-        """Bytes of the dense layers."""
-        return self._native.dense_bytes
-
-    @property
-    def table_bytes(self) -> int:
-        """Bytes of the tables."""
-        return self._native.table_bytes
-
-    @property
-    def file_bytes(self) -> int:
-        """Size of the artifact file."""
-        return self._native.file_bytes
-
-    @property
-    def n_dense(self) -> int:
-        """Dense features per sample."""
-        return self._native.n_dense
-
-    @property
-    def n_tables(self) -> int:
-        """Tables (sparse features)."""
-        return self._native.n_tables
-
-    @property
-    def table_rows(self) -> list:
-        """Rows of each table."""
-        return self._native.table_rows
-
-    @property
-    def table_names(self) -> list:
-        """Names of the tables, in input order."""
-        return self._native.table_names
-
-    @property
     def path(self) -> str:
         """The artifact's path."""
         return os.fspath(self._native.path)
-
-    @property
-    def threads(self) -> Optional[int]:
-        """Threads of the model's own pool, or ``None`` for the process-wide pool."""
-        return self._native.threads
-
-    @property
-    def tables_in_memory(self) -> bool:
-        """Whether the tables were copied into RAM (else paged in from the file mapping)."""
-        return self._native.tables_in_memory
 
     def __repr__(self) -> str:
         return (

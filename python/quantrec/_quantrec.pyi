@@ -56,7 +56,7 @@ class Model:
 
 def import_state_dict(
     state_dict: str, output: str, overrides: Optional[str] = None, plan: Optional[str] = None
-) -> str: ...
+) -> None: ...
 def quantize(
     model: str,
     calib: str,

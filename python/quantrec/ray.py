@@ -168,7 +168,20 @@ def score_parquet(
         ext = os.path.splitext(input_glob.rstrip("/*"))[1].lower()
         format = "tsv" if ext in (".tsv", ".txt") else "parquet"
     ctx = ray.data.DataContext.get_current()
+    saved_order = ctx.execution_options.preserve_order
     ctx.execution_options.preserve_order = preserve_order
+    try:
+        return _score(ctx, model, input_glob, output_dir, format, label_column, dense_columns, sparse_columns,
+                      tsv_columns, keep_columns, batch_size, concurrency, threads_per_actor)
+    finally:
+        ctx.execution_options.preserve_order = saved_order
+
+
+def _score(ctx, model, input_glob, output_dir, format, label_column, dense_columns, sparse_columns,
+           tsv_columns, keep_columns, batch_size, concurrency, threads_per_actor) -> int:
+    """The body of :func:`score_parquet` (its arguments checked, the context set)."""
+    import ray.data
+
     if format == "tsv":
         criteo_names = [label_column or "label", *criteo.default_columns(13, 26)[0], *criteo.default_columns(13, 26)[1]]
         input_names = criteo_names[: tsv_columns or len(criteo_names)]

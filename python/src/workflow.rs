@@ -22,7 +22,7 @@ use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize as quantiz
 use crate::errors::{json_err, model_err, quant_err};
 
 /// Imports a PyTorch / TorchRec state dict (`.safetensors`) and writes the artifact `output`.
-/// `overrides` and `plan` are JSON texts. Returns a one-line description of the architecture.
+/// `overrides` and `plan` are JSON texts.
 #[pyfunction]
 #[pyo3(signature = (state_dict, output, overrides=None, plan=None))]
 pub fn import_state_dict(
@@ -31,9 +31,9 @@ pub fn import_state_dict(
     output: PathBuf,
     overrides: Option<String>,
     plan: Option<String>,
-) -> PyResult<String> {
+) -> PyResult<()> {
     py.detach(|| {
-        let run = || -> Result<String, ModelError> {
+        let run = || -> Result<(), ModelError> {
             let bytes = std::fs::read(&state_dict).map_err(|e| ModelError::io(&state_dict, e))?;
             let overrides = overrides
                 .as_deref()
@@ -61,16 +61,7 @@ pub fn import_state_dict(
                 &plan,
                 &provenance,
             )?;
-            let c = &imported.config;
-            Ok(format!(
-                "{name} ({:?} names): {} dense, bottom {:?}, {} tables, {:?}, top {:?}",
-                c.naming,
-                c.dense_features,
-                c.bottom_mlp,
-                c.tables.len(),
-                c.interaction,
-                c.top_mlp
-            ))
+            Ok(())
         };
         run().map_err(model_err)
     })
