@@ -51,6 +51,7 @@ def cluster():
     # Ray workers cannot import this test module: ship its functions by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report to the network
     ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
