@@ -55,7 +55,7 @@ struct Sketch {
 
 impl Sketch {
     fn new(expected_entries: usize) -> Sketch {
-        let width = expected_entries.clamp(64, 1 << 22).next_power_of_two();
+        let width = expected_entries.clamp(1024, 1 << 22).next_power_of_two();
         Sketch {
             rows: std::array::from_fn(|_| vec![0u8; width]),
             mask: width - 1,
