@@ -6,14 +6,16 @@
 #   scripts/redis-cluster.sh stop DIR
 #   scripts/redis-cluster.sh urls DIR            # redis://127.0.0.1:P,... of the running nodes
 #   scripts/redis-cluster.sh kill DIR PORT       # stop one node (fault tests)
-#   scripts/redis-cluster.sh revive DIR PORT     # start it again with its cluster state
+#   scripts/redis-cluster.sh revive DIR PORT     # start it again (its data from a SAVE before)
+#   scripts/redis-cluster.sh pause DIR PORT      # SIGSTOP one node (a node that does not answer)
+#   scripts/redis-cluster.sh resume DIR PORT     # SIGCONT it
 #
 # Nodes run with cluster-require-full-coverage no, so a dead master fails only its own slots,
 # and without persistence beyond their nodes.conf. `start` prints the URLs on its last line.
 set -euo pipefail
 
 cmd="${1:-}"; dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,13p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,15p' "$0"; exit 2; }
 
 node_conf() { # port
   local port="$1" d="$dir/$1"
@@ -80,6 +82,7 @@ case "$cmd" in
     for p in $(cat "$dir/ports"); do
       if [ -f "$dir/$p/redis.pid" ]; then
         pid="$(cat "$dir/$p/redis.pid")"
+        kill -CONT "$pid" 2>/dev/null || true
         kill "$pid" 2>/dev/null || true
       fi
     done
@@ -95,5 +98,7 @@ case "$cmd" in
     p="${3:?port}"
     start_node "$p"
     ;;
+  pause) kill -STOP "$(cat "$dir/${3:?port}/redis.pid")" ;;
+  resume) kill -CONT "$(cat "$dir/${3:?port}/redis.pid")" ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

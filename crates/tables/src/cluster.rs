@@ -1,9 +1,9 @@
 //! The connection to the Redis Cluster, its own small tokio runtime, and blocking calls with a
 //! deadline for the synchronous callers (the model's forward pass, the command line).
 //!
-//! The `redis` crate's async cluster client keeps one multiplexed connection per node (commands
-//! sent concurrently are pipelined on it), follows `MOVED` (refreshing its slot map) and `ASK`
-//! redirections, and reconnects to nodes that come back.
+//! Administrative calls use the `redis` crate's async cluster client (one multiplexed
+//! connection per node, `MOVED`/`ASK` followed, reconnects). Row fetches go through
+//! [`Router`], which isolates a failed node (see [`crate::router`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use tokio::runtime::{Handle, Runtime};
 
+use crate::router::Router;
 use crate::{Result, TablesError};
 
 /// How to reach the cluster and how long to wait.
@@ -69,6 +69,7 @@ pub struct Cluster {
     handle: Handle,
     client: ClusterClient,
     conn: Arc<tokio::sync::Mutex<Option<ClusterConnection>>>,
+    router: Arc<Router>,
     options: ClusterOptions,
 }
 
@@ -113,6 +114,11 @@ impl Cluster {
             runtime: Some(runtime),
             client,
             conn: Arc::new(tokio::sync::Mutex::new(None)),
+            router: Arc::new(Router::new(
+                &options.nodes,
+                options.connect_timeout,
+                options.deadline.max(Duration::from_millis(50)),
+            )),
             options,
         })
     }
@@ -130,14 +136,32 @@ impl Cluster {
         F: FnOnce(ClusterConnection) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let slot = self.conn.clone();
         let client = self.client.clone();
-        let op_name = op.to_string();
-        let task = async move {
+        self.block_on(op, deadline, async move {
             let conn = connection(&slot, &client).await?;
             f(conn).await
-        };
+        })
+    }
+
+    /// Runs `f` with the fetch path's [`Router`] on the store's runtime, waiting at most
+    /// `deadline`.
+    pub fn run_routed<T, F, Fut>(&self, op: &str, deadline: Duration, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Router>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.block_on(op, Some(deadline), f(self.router.clone()))
+    }
+
+    fn block_on<T, Fut>(&self, op: &str, deadline: Option<Duration>, task: Fut) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let op_name = op.to_string();
         self.handle.spawn(async move {
             let result = match deadline {
                 Some(d) => match tokio::time::timeout(d, task).await {
@@ -167,15 +191,8 @@ impl Cluster {
 
     /// `PING` to every primary within the fetch deadline: whether the whole store answers.
     pub fn ping(&self) -> Result<()> {
-        self.run("PING all primaries", Some(self.options.deadline), |mut c| async move {
-            let routing = RoutingInfo::MultiNode((
-                MultipleNodeRoutingInfo::AllMasters,
-                Some(ResponsePolicy::AllSucceeded),
-            ));
-            c.route_command(redis::cmd("PING"), routing)
-                .await
-                .map_err(|e| TablesError::redis("PING all primaries", e))?;
-            Ok(())
+        self.run_routed("PING all primaries", self.options.deadline, |r| async move {
+            r.ping_all().await
         })
     }
 }

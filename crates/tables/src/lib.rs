@@ -6,6 +6,7 @@
 //! - [`store`]: `push` (idempotent, resumable), `verify`, `gc`.
 //! - [`remote`]: [`RemoteTables`], the model's [`quantrec_model::remote::RowSource`]: the
 //!   batch's missing rows in one pipeline per slot group, all in flight at once, under a deadline.
+//! - [`router`]: slot routing of the fetch path (per-node connections, `MOVED`/`ASK`).
 //! - [`cache`]: the byte-bounded W-TinyLFU hot-row cache (and a plain LRU to compare with).
 //! - [`metrics`]: Prometheus families for the server's `/metrics`.
 //! - [`bench`]: rows/s, p99 and bytes on the wire with remote tables against in-memory ones.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod layout;
 pub mod metrics;
 pub mod remote;
+pub mod router;
 pub mod store;
 pub mod zipf;
 

@@ -3,17 +3,15 @@
 //! One model call = one [`RowSource::fetch_rows`]: unique rows are looked up in the cache; the
 //! misses are grouped by slot group (one hash tag, one slot, one node) and each group is one
 //! pipeline — `GETRANGE` of each row, or `GET` of a whole block when the batch needs enough of
-//! its rows that the block is cheaper — all groups in flight at once on the cluster client's
-//! per-node multiplexed connections, under one deadline. A group whose pipeline fails (a
-//! redirection during resharding, a node that went away) is retried command by command, which
-//! follows `MOVED`/`ASK` individually, within the same deadline. Fetched rows are offered to the
-//! cache.
+//! its rows that the block is cheaper — sent by the [`crate::router`] straight to the slot's
+//! owner, all groups in flight at once on per-node multiplexed connections, under one deadline;
+//! `MOVED`/`ASK` during resharding are followed there. Fetched rows are offered to the cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
 use quantrec_data::Batch;
 use quantrec_model::ModelError;
 use quantrec_model::remote::{RowRequest, RowSource, TableShape};
@@ -226,22 +224,26 @@ impl RemoteTables {
             scatters.push(scatter);
         }
         let deadline = self.store.cluster().options().deadline;
-        let job_reads = jobs.clone();
-        let replies: Vec<Vec<Vec<u8>>> =
+        let job_cmds: Vec<(u16, Vec<redis::Cmd>)> = jobs
+            .iter()
+            .map(|reads| {
+                let slot = crate::router::key_slot(reads[0].key.as_bytes());
+                (slot, reads.iter().map(Read::cmd).collect())
+            })
+            .collect();
+        let replies: Vec<Vec<Option<Vec<u8>>>> =
             self.store
                 .cluster()
-                .run("fetching rows", Some(deadline), move |c| async move {
-                    try_join_all(job_reads.into_iter().map(|reads| {
-                        let c = c.clone();
-                        async move { read_group(c, reads).await }
-                    }))
-                    .await
+                .run_routed("fetching rows", deadline, move |router| async move {
+                    try_join_all(job_cmds.iter().map(|(slot, cmds)| router.pipeline(*slot, cmds)))
+                        .await
                 })?;
         for ((reads, scatter), group) in jobs.iter().zip(scatters).zip(replies) {
             for ((read, (expected, sc)), data) in reads.iter().zip(scatter).zip(group) {
+                // GETRANGE of a missing key answers "", GET answers nil.
+                let data = data.unwrap_or_default();
                 let t = wants[sc[0].0].0;
                 if data.len() != expected {
-                    // GETRANGE of a missing key answers "", GET answers nil (read as empty).
                     return Err(if data.is_empty() {
                         TablesError::MissingKey {
                             key: read.key.clone(),
@@ -379,38 +381,6 @@ impl RemoteTables {
         self.metrics.cache_rows.set(self.cache.entries() as i64);
         Ok(report)
     }
-}
-
-/// One group's pipeline; on failure (a redirection mid-pipeline, a reconnecting node), its
-/// commands one by one, each following redirections itself.
-async fn read_group(
-    mut c: redis::cluster_async::ClusterConnection,
-    reads: Vec<Read>,
-) -> Result<Vec<Vec<u8>>> {
-    let mut p = redis::pipe();
-    for r in &reads {
-        p.add_command(r.cmd());
-    }
-    let first: redis::RedisResult<Vec<Option<Vec<u8>>>> = p.query_async(&mut c).await;
-    let vals = match first {
-        Ok(v) => v,
-        Err(_) => {
-            // Brief pause so a slot map refresh can land, then single commands.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let singles = join_all(reads.iter().map(|r| {
-                let mut c = c.clone();
-                let cmd = r.cmd();
-                async move { cmd.query_async::<Option<Vec<u8>>>(&mut c).await }
-            }))
-            .await;
-            singles
-                .into_iter()
-                .zip(&reads)
-                .map(|(v, r)| v.map_err(|e| TablesError::redis(format!("reading {}", r.key), e)))
-                .collect::<Result<Vec<_>>>()?
-        }
-    };
-    Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 impl RowSource for RemoteTables {
