@@ -46,6 +46,8 @@ enum Command {
     Refresh(cmd::refresh::RefreshArgs),
     /// Serve a model repository over KServe v2 / Triton-compatible HTTP and gRPC.
     Serve(cmd::serve::ServeArgs),
+    /// Embedding tables in a Redis Cluster: push, verify, gc.
+    Tables(cmd::tables::TablesArgs),
 }
 
 fn main() -> Result<()> {
@@ -68,5 +70,6 @@ fn main() -> Result<()> {
         Command::Calibrate(args) => cmd::calibrate::run(args),
         Command::Search(args) => cmd::search::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Tables(args) => cmd::tables::run(args),
     }
 }
