@@ -160,7 +160,11 @@ fn kernels(args: &KernelBenchArgs) -> Result<()> {
 fn model(args: ModelBenchArgs) -> Result<()> {
     if let (Some(path), Some(_)) = (&args.model, &args.remote.tables_redis) {
         let mut json = Printer::new(args.json.as_deref())?.json;
-        println!("quantrec bench model {} with remote tables — {}", path.display(), quantrec_kernels::isa::describe());
+        println!(
+            "quantrec bench model {} with remote tables — {}",
+            path.display(),
+            quantrec_kernels::isa::describe()
+        );
         super::tables::bench(path, &args.remote, &args.batch, args.quick, |line| {
             println!("{line}");
             if let Some(w) = json.as_mut() {

@@ -123,7 +123,8 @@ fn open_store(urls: &str, namespace: &str, deadline_ms: Option<u64>) -> Result<S
 pub fn run(args: TablesArgs) -> Result<()> {
     match args.what {
         TablesWhat::Push(a) => {
-            let model = Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
+            let model =
+                Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
             let store = open_store(&a.store.redis, &a.store.namespace, None)?;
             let name = name_of(&a.model, a.name.as_deref());
             let options = PushOptions {
@@ -168,7 +169,11 @@ pub fn run(args: TablesArgs) -> Result<()> {
 }
 
 /// With `--tables-redis`: attaches the store's tables (and cache) to `model` as its row source.
-pub fn attach(model: &mut Model, path: &Path, args: &RemoteTablesArgs) -> Result<Option<Arc<RemoteTables>>> {
+pub fn attach(
+    model: &mut Model,
+    path: &Path,
+    args: &RemoteTablesArgs,
+) -> Result<Option<Arc<RemoteTables>>> {
     let Some(urls) = &args.tables_redis else {
         return Ok(None);
     };
@@ -187,7 +192,8 @@ pub fn attach(model: &mut Model, path: &Path, args: &RemoteTablesArgs) -> Result
 /// One line on the remote tables' traffic (after `predict`).
 pub fn summary(tables: &RemoteTables) -> String {
     let m = tables.metrics();
-    let wire = m.wire_bytes.with_label_values(&["sent"]).get() + m.wire_bytes.with_label_values(&["received"]).get();
+    let wire = m.wire_bytes.with_label_values(&["sent"]).get()
+        + m.wire_bytes.with_label_values(&["received"]).get();
     format!(
         "remote tables version {}: cache hit ratio {:.1}%, {} rows fetched, {} bytes on the wire",
         tables.version(),
@@ -219,7 +225,11 @@ pub fn bench(
             batches: if quick { 50 } else { 300 },
             warmup: if quick { 20 } else { 100 },
             cache_fractions: vec![0.0, 0.01, 0.1],
-            cache_bytes: if args.cache_bytes > 0 { vec![args.cache_bytes] } else { Vec::new() },
+            cache_bytes: if args.cache_bytes > 0 {
+                vec![args.cache_bytes]
+            } else {
+                Vec::new()
+            },
             zipf: 1.05,
             seed: 7,
         };

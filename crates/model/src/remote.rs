@@ -78,7 +78,10 @@ fn unique_ids(table: usize, f: &SparseFeature, rows: usize) -> Result<Vec<u64>> 
     for (i, &id) in f.ids.iter().enumerate() {
         if id < 0 || id as u64 >= rows as u64 {
             // Bag of id i: the last bag whose start is at most i (offsets are checked non-decreasing).
-            let bag = f.offsets.partition_point(|&o| o <= i as i64).saturating_sub(1);
+            let bag = f
+                .offsets
+                .partition_point(|&o| o <= i as i64)
+                .saturating_sub(1);
             return Err(KernelError::IdOutOfRange {
                 table,
                 bag,
@@ -256,7 +259,11 @@ mod tests {
         let neg = SparseFeature::one_hot(vec![0, -1]);
         assert!(matches!(
             unique_ids(0, &neg, 4),
-            Err(ModelError::Kernel(KernelError::IdOutOfRange { bag: 1, id: -1, .. }))
+            Err(ModelError::Kernel(KernelError::IdOutOfRange {
+                bag: 1,
+                id: -1,
+                ..
+            }))
         ));
     }
 

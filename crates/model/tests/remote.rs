@@ -68,7 +68,10 @@ impl RowSource for CopySource {
         }
         let mut asked = self.rows_asked.lock().unwrap();
         for (r, o) in requests.iter().zip(out) {
-            assert!(r.rows.windows(2).all(|w| w[0] < w[1]), "rows sorted, unique");
+            assert!(
+                r.rows.windows(2).all(|w| w[0] < w[1]),
+                "rows sorted, unique"
+            );
             let rb = self.shapes[r.table].row_bytes();
             asked[r.table] += r.rows.len();
             for &id in r.rows {
@@ -161,7 +164,11 @@ fn one_hot_fixture_inputs_are_bit_identical_for_every_table_format() {
             let mut ids = f.ids.clone();
             ids.sort_unstable();
             ids.dedup();
-            assert_eq!(asked[t], ids.len(), "table {t}: only the unique rows are fetched");
+            assert_eq!(
+                asked[t],
+                ids.len(),
+                "table {t}: only the unique rows are fetched"
+            );
         }
     }
 }

@@ -52,7 +52,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
         bias: (0..n).map(|_| rng.uniform_f32(-0.1, 0.1)).collect(),
     };
-    let bottom = config.bottom_shapes().into_iter().map(&mut linear).collect();
+    let bottom = config
+        .bottom_shapes()
+        .into_iter()
+        .map(&mut linear)
+        .collect();
     let top = config.top_shapes().into_iter().map(&mut linear).collect();
     let mut rng = Rng::new(8);
     let tables = config

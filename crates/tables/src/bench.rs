@@ -194,7 +194,9 @@ pub fn run_remote_bench(
         if got != reference {
             return Err(TablesError::InvalidArgument {
                 what: "remote tables".into(),
-                reason: "predictions differ from the in-memory model's (the store holds other tables)".into(),
+                reason:
+                    "predictions differ from the in-memory model's (the store holds other tables)"
+                        .into(),
             });
         }
         for b in &warm {

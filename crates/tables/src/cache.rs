@@ -71,7 +71,10 @@ impl Sketch {
     }
 
     fn frequency(&self, h: u64) -> u8 {
-        (0..4).map(|i| self.rows[i][self.index(h, i)]).min().unwrap_or(0)
+        (0..4)
+            .map(|i| self.rows[i][self.index(h, i)])
+            .min()
+            .unwrap_or(0)
     }
 
     fn add(&mut self, h: u64, times: u8) {
@@ -431,8 +434,7 @@ impl RowCache {
         }
         let key = key_of(table, row);
         let h = mix(key);
-        self.shard(h)
-            .preload(key, h, data, times.min(15) as u8)
+        self.shard(h).preload(key, h, data, times.min(15) as u8)
     }
 
     /// Capacity in bytes.
@@ -442,12 +444,18 @@ impl RowCache {
 
     /// Bytes held (rows plus per-entry overhead).
     pub fn bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.bytes())).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.bytes()))
+            .sum()
     }
 
     /// Rows held.
     pub fn entries(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.map.len())).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.map.len()))
+            .sum()
     }
 
     /// Hits and misses so far.

@@ -191,9 +191,11 @@ impl Cluster {
 
     /// `PING` to every primary within the fetch deadline: whether the whole store answers.
     pub fn ping(&self) -> Result<()> {
-        self.run_routed("PING all primaries", self.options.deadline, |r| async move {
-            r.ping_all().await
-        })
+        self.run_routed(
+            "PING all primaries",
+            self.options.deadline,
+            |r| async move { r.ping_all().await },
+        )
     }
 }
 

@@ -23,7 +23,9 @@ pub enum TablesError {
         deadline: Duration,
     },
     /// No complete version of the model is in the store (never pushed, or pushed halfway).
-    #[error("no manifest for model {model:?} in namespace {namespace:?} (not pushed, or not finished)")]
+    #[error(
+        "no manifest for model {model:?} in namespace {namespace:?} (not pushed, or not finished)"
+    )]
     NoManifest {
         /// The model name.
         model: String,
@@ -117,6 +119,9 @@ impl TablesError {
     /// Whether this is a transient store failure (node down, timeout, cluster reconfiguring)
     /// rather than a problem with the data or the request.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, TablesError::Redis { .. } | TablesError::Timeout { .. })
+        matches!(
+            self,
+            TablesError::Redis { .. } | TablesError::Timeout { .. }
+        )
     }
 }

@@ -194,7 +194,9 @@ impl Layout {
             }
         }
         let mut version = Sha256::new();
-        version.update(format!("quantrec-tables/{MANIFEST_SCHEMA}/{rows_per_block}/{blocks_per_group}"));
+        version.update(format!(
+            "quantrec-tables/{MANIFEST_SCHEMA}/{rows_per_block}/{blocks_per_group}"
+        ));
         let mut layouts = Vec::with_capacity(tables.len());
         let mut all_sums = Vec::with_capacity(tables.len());
         for (shape, bytes) in tables {
@@ -258,7 +260,10 @@ impl Layout {
         if self.schema != MANIFEST_SCHEMA {
             return Err(TablesError::BadManifest {
                 key: key.into(),
-                reason: format!("schema {} (this build reads {MANIFEST_SCHEMA})", self.schema),
+                reason: format!(
+                    "schema {} (this build reads {MANIFEST_SCHEMA})",
+                    self.schema
+                ),
             });
         }
         if self.rows_per_block == 0 || self.blocks_per_group == 0 {
@@ -319,7 +324,12 @@ mod tests {
         let a = vec![1u8; 100 * 12];
         let mut b = a.clone();
         b[50] = 2;
-        let v = |bytes: &[u8], rpb| Layout::compute(&[(shape(100), bytes)], rpb, 4).unwrap().0.version;
+        let v = |bytes: &[u8], rpb| {
+            Layout::compute(&[(shape(100), bytes)], rpb, 4)
+                .unwrap()
+                .0
+                .version
+        };
         assert_eq!(v(&a, 64), v(&a, 64));
         assert_ne!(v(&a, 64), v(&b, 64));
         assert_ne!(v(&a, 64), v(&a, 32));

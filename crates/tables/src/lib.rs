@@ -67,7 +67,12 @@ pub fn attach_remote_tables(
 ) -> Result<Arc<RemoteTables>> {
     let cluster = Arc::new(Cluster::new(ClusterOptions::from_urls(urls)?)?);
     let store = Store::new(cluster, namespace)?;
-    let tables = Arc::new(RemoteTables::open(store, model, cache_bytes, Policy::WTinyLfu)?);
+    let tables = Arc::new(RemoteTables::open(
+        store,
+        model,
+        cache_bytes,
+        Policy::WTinyLfu,
+    )?);
     target.set_row_source(tables.clone())?;
     Ok(tables)
 }

@@ -25,7 +25,12 @@ use crate::{Result, TablesError};
 /// RESP bytes of a command with these arguments (`*N\r\n` then `$len\r\n arg \r\n` each).
 fn resp_command_bytes(args: &[usize]) -> usize {
     let digits = |n: usize| n.to_string().len();
-    1 + digits(args.len()) + 2 + args.iter().map(|&a| 1 + digits(a) + 2 + a + 2).sum::<usize>()
+    1 + digits(args.len())
+        + 2
+        + args
+            .iter()
+            .map(|&a| 1 + digits(a) + 2 + a + 2)
+            .sum::<usize>()
 }
 
 /// RESP bytes of a bulk-string reply of `n` bytes.
@@ -59,12 +64,9 @@ impl Read {
 
     fn sent_bytes(&self) -> usize {
         match self.range {
-            Some((a, b)) => resp_command_bytes(&[
-                8,
-                self.key.len(),
-                a.to_string().len(),
-                b.to_string().len(),
-            ]),
+            Some((a, b)) => {
+                resp_command_bytes(&[8, self.key.len(), a.to_string().len(), b.to_string().len()])
+            }
             None => resp_command_bytes(&[3, self.key.len()]),
         }
     }
@@ -104,7 +106,12 @@ pub struct RemoteTables {
 
 impl RemoteTables {
     /// Opens the version `model`'s manifest points at, with a cache of `cache_bytes`.
-    pub fn open(store: Store, model: &str, cache_bytes: usize, policy: Policy) -> Result<RemoteTables> {
+    pub fn open(
+        store: Store,
+        model: &str,
+        cache_bytes: usize,
+        policy: Policy,
+    ) -> Result<RemoteTables> {
         let manifest = store.manifest(model)?;
         let shapes = manifest.layout.validate(&store.keys().manifest(model))?;
         let cache = RowCache::new(cache_bytes, policy);
@@ -231,13 +238,18 @@ impl RemoteTables {
                 (slot, reads.iter().map(Read::cmd).collect())
             })
             .collect();
-        let replies: Vec<Vec<Option<Vec<u8>>>> =
-            self.store
-                .cluster()
-                .run_routed("fetching rows", deadline, move |router| async move {
-                    try_join_all(job_cmds.iter().map(|(slot, cmds)| router.pipeline(*slot, cmds)))
-                        .await
-                })?;
+        let replies: Vec<Vec<Option<Vec<u8>>>> = self.store.cluster().run_routed(
+            "fetching rows",
+            deadline,
+            move |router| async move {
+                try_join_all(
+                    job_cmds
+                        .iter()
+                        .map(|(slot, cmds)| router.pipeline(*slot, cmds)),
+                )
+                .await
+            },
+        )?;
         for ((reads, scatter), group) in jobs.iter().zip(scatters).zip(replies) {
             for ((read, (expected, sc)), data) in reads.iter().zip(scatter).zip(group) {
                 // GETRANGE of a missing key answers "", GET answers nil.
@@ -291,7 +303,10 @@ impl RemoteTables {
                 }
             }
         }
-        self.metrics.lookups.with_label_values(&["hit"]).inc_by(hits);
+        self.metrics
+            .lookups
+            .with_label_values(&["hit"])
+            .inc_by(hits);
         self.metrics
             .lookups
             .with_label_values(&["miss"])
@@ -311,9 +326,14 @@ impl RemoteTables {
                     return Err(e);
                 }
             };
-            self.metrics.fetch_seconds.observe(t0.elapsed().as_secs_f64());
+            self.metrics
+                .fetch_seconds
+                .observe(t0.elapsed().as_secs_f64());
             self.metrics.fetched_rows.inc_by(misses.len() as u64);
-            self.metrics.wire_bytes.with_label_values(&["sent"]).inc_by(wire.sent as u64);
+            self.metrics
+                .wire_bytes
+                .with_label_values(&["sent"])
+                .inc_by(wire.sent as u64);
             self.metrics
                 .wire_bytes
                 .with_label_values(&["received"])
@@ -334,7 +354,10 @@ impl RemoteTables {
 
     /// Counts how often each row occurs in `batches` (calibration data) and loads the most
     /// frequent rows into the cache until it is full.
-    pub fn preload_hottest<'b>(&self, batches: impl IntoIterator<Item = &'b Batch>) -> Result<PreloadReport> {
+    pub fn preload_hottest<'b>(
+        &self,
+        batches: impl IntoIterator<Item = &'b Batch>,
+    ) -> Result<PreloadReport> {
         let mut counts: HashMap<(usize, u64), usize> = HashMap::new();
         for b in batches {
             for (t, f) in b.sparse.iter().enumerate() {
@@ -388,7 +411,11 @@ impl RowSource for RemoteTables {
         self.shapes.clone()
     }
 
-    fn fetch_rows(&self, requests: &[RowRequest<'_>], out: &mut [Vec<u8>]) -> quantrec_model::Result<()> {
+    fn fetch_rows(
+        &self,
+        requests: &[RowRequest<'_>],
+        out: &mut [Vec<u8>],
+    ) -> quantrec_model::Result<()> {
         self.fetch(requests, out).map_err(|e| {
             let table = match &e {
                 TablesError::MissingKey { table, .. }

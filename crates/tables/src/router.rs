@@ -88,7 +88,11 @@ impl Router {
         Router {
             seeds: seeds
                 .iter()
-                .map(|s| s.trim_start_matches("redis://").trim_end_matches('/').to_string())
+                .map(|s| {
+                    s.trim_start_matches("redis://")
+                        .trim_end_matches('/')
+                        .to_string()
+                })
                 .collect(),
             slots: RwLock::new(Arc::new(SlotMap::default())),
             last_refresh: Mutex::new(None),
@@ -149,7 +153,8 @@ impl Router {
             }
             *last = Some(Instant::now());
         }
-        let mut candidates: Vec<String> = self.slot_map().ranges.iter().map(|r| r.2.clone()).collect();
+        let mut candidates: Vec<String> =
+            self.slot_map().ranges.iter().map(|r| r.2.clone()).collect();
         candidates.extend(self.seeds.iter().cloned());
         candidates.dedup();
         let mut last_err = None;
@@ -297,14 +302,21 @@ impl Router {
 /// Parses a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id], replicas...], ...]`); an
 /// empty host means the node that answered.
 fn parse_slots(v: &Value, answered: &str) -> Result<SlotMap> {
-    let bad = || io_error("CLUSTER SLOTS", format!("{answered}: unexpected reply {v:?}"));
+    let bad = || {
+        io_error(
+            "CLUSTER SLOTS",
+            format!("{answered}: unexpected reply {v:?}"),
+        )
+    };
     let Value::Array(items) = v else {
         return Err(bad());
     };
     let answered_host = answered.rsplit_once(':').map_or(answered, |(h, _)| h);
     let mut ranges = Vec::with_capacity(items.len());
     for it in items {
-        let Value::Array(f) = it else { return Err(bad()) };
+        let Value::Array(f) = it else {
+            return Err(bad());
+        };
         let (Some(Value::Int(a)), Some(Value::Int(b)), Some(Value::Array(node))) =
             (f.first(), f.get(1), f.get(2))
         else {
@@ -338,9 +350,18 @@ mod tests {
 
     #[test]
     fn slot_replies_parse() {
-        let node = |h: &str, p| Value::Array(vec![Value::BulkString(h.as_bytes().to_vec()), Value::Int(p)]);
+        let node = |h: &str, p| {
+            Value::Array(vec![
+                Value::BulkString(h.as_bytes().to_vec()),
+                Value::Int(p),
+            ])
+        };
         let v = Value::Array(vec![
-            Value::Array(vec![Value::Int(0), Value::Int(5460), node("127.0.0.1", 7101)]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("127.0.0.1", 7101),
+            ]),
             Value::Array(vec![Value::Int(5461), Value::Int(16383), node("", 7102)]),
         ]);
         let m = parse_slots(&v, "10.0.0.1:7102").unwrap();

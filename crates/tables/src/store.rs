@@ -145,11 +145,17 @@ impl Store {
             if b.len() != s.rows * s.row_bytes() {
                 return Err(TablesError::InvalidArgument {
                     what: format!("table {t}"),
-                    reason: format!("{} bytes for {} rows of {} bytes", b.len(), s.rows, s.row_bytes()),
+                    reason: format!(
+                        "{} bytes for {} rows of {} bytes",
+                        b.len(),
+                        s.rows,
+                        s.row_bytes()
+                    ),
                 });
             }
         }
-        let (layout, sums) = Layout::compute(tables, options.rows_per_block, options.blocks_per_group)?;
+        let (layout, sums) =
+            Layout::compute(tables, options.rows_per_block, options.blocks_per_group)?;
         let v = layout.version.clone();
         let layout_json = serde_json::to_vec(&layout).map_err(|e| TablesError::BadManifest {
             key: self.keys.layout(&v),
@@ -261,7 +267,11 @@ impl Store {
             key: self.keys.manifest(model),
             reason: e.to_string(),
         })?;
-        let (mk, msk, name) = (self.keys.manifest(model), self.keys.models(), model.to_string());
+        let (mk, msk, name) = (
+            self.keys.manifest(model),
+            self.keys.models(),
+            model.to_string(),
+        );
         self.admin("SET manifest", move |mut c| async move {
             let mut p = redis::pipe();
             p.cmd("SET").arg(&mk).arg(json).ignore();
@@ -280,7 +290,12 @@ impl Store {
         let k = key.clone();
         let bytes: Option<Vec<u8>> = self.cluster.run(
             "GET manifest",
-            Some(self.cluster.options().deadline.max(std::time::Duration::from_secs(2))),
+            Some(
+                self.cluster
+                    .options()
+                    .deadline
+                    .max(std::time::Duration::from_secs(2)),
+            ),
             move |mut c| async move {
                 let mut p = redis::pipe();
                 p.cmd("GET").arg(&k);
@@ -315,41 +330,49 @@ impl Store {
                 let jobs: Vec<(usize, Vec<String>, String)> = call
                     .iter()
                     .map(|&g| {
-                        let keys = layout.group_blocks(t, g).map(|b| self.keys.block(&v, t, g, b)).collect();
+                        let keys = layout
+                            .group_blocks(t, g)
+                            .map(|b| self.keys.block(&v, t, g, b))
+                            .collect();
                         (g, keys, self.keys.sums(&v, t, g))
                     })
                     .collect();
                 let l = layout.clone();
-                let results: Vec<(Vec<u8>, usize, usize)> = self.admin("verify blocks", move |c| async move {
-                    try_join_all(jobs.into_iter().map(|(g, keys, sums_key)| {
-                        let mut c = c.clone();
-                        let l = l.clone();
-                        async move {
-                            let mut p = redis::pipe();
-                            p.cmd("GET").arg(&sums_key);
-                            for k in &keys {
-                                p.cmd("GET").arg(k);
+                let results: Vec<(Vec<u8>, usize, usize)> =
+                    self.admin("verify blocks", move |c| async move {
+                        try_join_all(jobs.into_iter().map(|(g, keys, sums_key)| {
+                            let mut c = c.clone();
+                            let l = l.clone();
+                            async move {
+                                let mut p = redis::pipe();
+                                p.cmd("GET").arg(&sums_key);
+                                for k in &keys {
+                                    p.cmd("GET").arg(k);
+                                }
+                                let vals: Vec<Option<Vec<u8>>> =
+                                    query("verify blocks", &p, &mut c).await?;
+                                check_group(&l, t, g, &keys, &sums_key, vals)
                             }
-                            let vals: Vec<Option<Vec<u8>>> = query("verify blocks", &p, &mut c).await?;
-                            check_group(&l, t, g, &keys, &sums_key, vals)
-                        }
-                    }))
-                    .await
-                })?;
+                        }))
+                        .await
+                    })?;
                 for (sums, blocks, bytes) in results {
                     all_sums.extend_from_slice(&sums);
                     report.blocks += blocks;
                     report.bytes += bytes;
                 }
             }
-            let digest: String = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&all_sums))
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest: String =
+                sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&all_sums))
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
             if digest != layout.tables[t].sums_digest {
                 return Err(TablesError::BadManifest {
                     key: self.keys.manifest(model),
-                    reason: format!("the checksums of table {t} do not match the manifest's digest"),
+                    reason: format!(
+                        "the checksums of table {t} do not match the manifest's digest"
+                    ),
                 });
             }
         }
@@ -374,12 +397,13 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        let versions: Vec<(String, f64)> = self.admin("ZRANGE versions", move |mut c| async move {
-            let mut p = redis::pipe();
-            p.cmd("ZRANGE").arg(&vk).arg(0).arg(-1).arg("WITHSCORES");
-            let (v,): (Vec<(String, f64)>,) = query("ZRANGE versions", &p, &mut c).await?;
-            Ok(v)
-        })?;
+        let versions: Vec<(String, f64)> =
+            self.admin("ZRANGE versions", move |mut c| async move {
+                let mut p = redis::pipe();
+                p.cmd("ZRANGE").arg(&vk).arg(0).arg(-1).arg("WITHSCORES");
+                let (v,): (Vec<(String, f64)>,) = query("ZRANGE versions", &p, &mut c).await?;
+                Ok(v)
+            })?;
         let mut report = GcReport {
             kept: kept.clone(),
             young: Vec::new(),
@@ -472,10 +496,13 @@ fn check_group(
 ) -> Result<(Vec<u8>, usize, usize)> {
     let mut vals = vals.into_iter();
     let blocks = l.group_blocks(t, g);
-    let sums = vals.next().flatten().ok_or_else(|| TablesError::MissingKey {
-        key: sums_key.to_string(),
-        table: t,
-    })?;
+    let sums = vals
+        .next()
+        .flatten()
+        .ok_or_else(|| TablesError::MissingKey {
+            key: sums_key.to_string(),
+            table: t,
+        })?;
     if sums.len() != blocks.len() * CHECKSUM_BYTES {
         return Err(TablesError::WrongLength {
             key: sums_key.to_string(),

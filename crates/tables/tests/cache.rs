@@ -8,7 +8,9 @@ use quantrec_tables::zipf::Zipf;
 const ROW: usize = 36;
 
 fn row(table: usize, id: u64) -> Vec<u8> {
-    (0..ROW).map(|i| (id as usize * 7 + table * 13 + i) as u8).collect()
+    (0..ROW)
+        .map(|i| (id as usize * 7 + table * 13 + i) as u8)
+        .collect()
 }
 
 /// Hit ratio on the Zipf requests of a trace in which every `scan_every`-th request is followed
@@ -24,7 +26,11 @@ fn zipf_hit_ratio(policy: Policy, capacity_rows: usize, scan_every: usize, scan_
         let id = z.sample(&mut rng) as u64;
         let measured = i >= 20_000;
         if cache.get(0, id, &mut out) {
-            assert_eq!(out.as_slice(), row(0, id).as_slice(), "a hit returns the row");
+            assert_eq!(
+                out.as_slice(),
+                row(0, id).as_slice(),
+                "a hit returns the row"
+            );
             hits += usize::from(measured);
         } else {
             cache.insert(0, id, &row(0, id));

@@ -54,20 +54,31 @@ fn push_then_predict_is_bit_identical_one_hot_and_multi_hot() {
     for format in [TableFormat::F32, TableFormat::Fused4, TableFormat::Fused8] {
         let local = model(format);
         let st = store(&urls, "bits");
-        let report = st.push("dlrm", &model_tables(&local), &small_blocks()).unwrap();
+        let report = st
+            .push("dlrm", &model_tables(&local), &small_blocks())
+            .unwrap();
         assert!(report.complete);
         assert_eq!(report.written, report.blocks);
         // Idempotent: the same tables again write nothing and give the same version.
-        let again = st.push("dlrm", &model_tables(&local), &small_blocks()).unwrap();
-        assert_eq!((again.version.as_str(), again.written), (report.version.as_str(), 0));
+        let again = st
+            .push("dlrm", &model_tables(&local), &small_blocks())
+            .unwrap();
+        assert_eq!(
+            (again.version.as_str(), again.written),
+            (report.version.as_str(), 0)
+        );
         assert_eq!(st.verify("dlrm").unwrap().blocks, report.blocks);
 
         for cache in [0, 1 << 20] {
-            let tables = Arc::new(RemoteTables::open(st.clone(), "dlrm", cache, Policy::WTinyLfu).unwrap());
+            let tables =
+                Arc::new(RemoteTables::open(st.clone(), "dlrm", cache, Policy::WTinyLfu).unwrap());
             let mut remote = local.clone();
             remote.set_row_source(tables.clone()).unwrap();
             let one_hot = inputs();
-            assert_eq!(logit_bits(&remote, &one_hot).unwrap(), logit_bits(&local, &one_hot).unwrap());
+            assert_eq!(
+                logit_bits(&remote, &one_hot).unwrap(),
+                logit_bits(&local, &one_hot).unwrap()
+            );
             for seed in 0..3 {
                 let b = multi_hot(&local, 64, seed);
                 assert_eq!(
@@ -102,12 +113,17 @@ fn a_half_pushed_version_is_invisible_and_the_push_resumes() {
     let r = st.push("dlrm", &model_tables(&v1), &half).unwrap();
     assert!(!r.complete);
     assert_eq!(r.written, 10);
-    assert!(matches!(st.manifest("dlrm"), Err(TablesError::NoManifest { .. })));
+    assert!(matches!(
+        st.manifest("dlrm"),
+        Err(TablesError::NoManifest { .. })
+    ));
     assert!(matches!(
         RemoteTables::open(st.clone(), "dlrm", 0, Policy::WTinyLfu),
         Err(TablesError::NoManifest { .. })
     ));
-    let done = st.push("dlrm", &model_tables(&v1), &small_blocks()).unwrap();
+    let done = st
+        .push("dlrm", &model_tables(&v1), &small_blocks())
+        .unwrap();
     assert!(done.complete);
     assert_eq!((done.skipped, done.written), (10, r.blocks - 10));
     st.verify("dlrm").unwrap();
@@ -120,24 +136,42 @@ fn a_half_pushed_version_is_invisible_and_the_push_resumes() {
     let tables = Arc::new(RemoteTables::open(st.clone(), "dlrm", 0, Policy::WTinyLfu).unwrap());
     let mut remote = v1.clone();
     remote.set_row_source(tables).unwrap();
-    assert_eq!(logit_bits(&remote, &inputs()).unwrap(), logit_bits(&v1, &inputs()).unwrap());
+    assert_eq!(
+        logit_bits(&remote, &inputs()).unwrap(),
+        logit_bits(&v1, &inputs()).unwrap()
+    );
     // The fused4 model cannot take the fused8 store.
     let mut wrong = v2.clone();
     let t = Arc::new(RemoteTables::open(st.clone(), "dlrm", 0, Policy::WTinyLfu).unwrap());
-    assert!(matches!(wrong.set_row_source(t), Err(ModelError::RemoteTableMismatch { .. })));
+    assert!(matches!(
+        wrong.set_row_source(t),
+        Err(ModelError::RemoteTableMismatch { .. })
+    ));
 
     // gc: the unfinished version is young (a push may be running) until the grace period is 0.
     let g = st.gc(3600.0).unwrap();
-    assert_eq!((g.kept.clone(), g.young.clone()), (vec![done.version.clone()], vec![r2.version.clone()]));
+    assert_eq!(
+        (g.kept.clone(), g.young.clone()),
+        (vec![done.version.clone()], vec![r2.version.clone()])
+    );
     let g = st.gc(0.0).unwrap();
     assert_eq!(g.dropped, vec![r2.version.clone()]);
-    assert!(g.keys_deleted >= 11, "10 blocks and the layout: {}", g.keys_deleted);
+    assert!(
+        g.keys_deleted >= 11,
+        "10 blocks and the layout: {}",
+        g.keys_deleted
+    );
     st.verify("dlrm").unwrap();
     // Pushing v2 in full moves the manifest; then v1 is unreferenced and gc drops it.
-    let full = st.push("dlrm", &model_tables(&v2), &small_blocks()).unwrap();
+    let full = st
+        .push("dlrm", &model_tables(&v2), &small_blocks())
+        .unwrap();
     assert!(full.complete && full.skipped == 0);
     let g = st.gc(0.0).unwrap();
-    assert_eq!((g.kept, g.dropped), (vec![full.version.clone()], vec![done.version]));
+    assert_eq!(
+        (g.kept, g.dropped),
+        (vec![full.version.clone()], vec![done.version])
+    );
     st.verify("dlrm").unwrap();
 }
 
@@ -164,7 +198,11 @@ fn verify_reports_a_corrupted_block_and_fetch_a_missing_one() {
         })
         .unwrap();
     match st.verify("dlrm") {
-        Err(TablesError::Checksum { table: 1, block: 2, key: k }) => assert_eq!(k, key),
+        Err(TablesError::Checksum {
+            table: 1,
+            block: 2,
+            key: k,
+        }) => assert_eq!(k, key),
         other => panic!("expected a checksum error, got {other:?}"),
     }
     let k = key.clone();
@@ -198,7 +236,8 @@ fn preloading_the_hottest_rows_makes_the_first_batch_hit() {
     };
     let m = model(TableFormat::Fused4);
     let st = store(&urls, "preload");
-    st.push("dlrm", &model_tables(&m), &PushOptions::default()).unwrap();
+    st.push("dlrm", &model_tables(&m), &PushOptions::default())
+        .unwrap();
     let tables = RemoteTables::open(st, "dlrm", 1 << 20, Policy::WTinyLfu).unwrap();
     let calib = inputs();
     let report = tables.preload_hottest([&calib]).unwrap();
@@ -207,7 +246,10 @@ fn preloading_the_hottest_rows_makes_the_first_batch_hit() {
     let tables = Arc::new(tables);
     let mut remote = m.clone();
     remote.set_row_source(tables.clone()).unwrap();
-    assert_eq!(logit_bits(&remote, &calib).unwrap(), logit_bits(&m, &calib).unwrap());
+    assert_eq!(
+        logit_bits(&remote, &calib).unwrap(),
+        logit_bits(&m, &calib).unwrap()
+    );
     assert_eq!(tables.metrics().hit_ratio(), Some(1.0));
     assert_eq!(tables.metrics().fetched_rows.get(), 0);
 }

@@ -17,18 +17,26 @@ use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::rng::Rng;
 use quantrec_model::{Model, ModelError};
 use quantrec_tables::store::PushOptions;
-use quantrec_tables::{Cluster, ClusterOptions, Policy, RemoteTables, Store, TablesError, model_tables};
+use quantrec_tables::{
+    Cluster, ClusterOptions, Policy, RemoteTables, Store, TablesError, model_tables,
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const ROWS_PER_BLOCK: usize = 4;
 
 fn script() -> String {
-    format!("{}/../../scripts/redis-cluster.sh", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../scripts/redis-cluster.sh",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?}: {}\n{}",
@@ -71,7 +79,14 @@ fn remote(st: &Store, m: &Model, cache: usize) -> Model {
 
 /// `(table, block)` of every block key held by the node on `port`.
 fn blocks_on(port: &str, ns: &str) -> Vec<(usize, usize)> {
-    let keys = sh(&["redis-cli", "-p", port, "--scan", "--pattern", &format!("{ns}:rows:*")]);
+    let keys = sh(&[
+        "redis-cli",
+        "-p",
+        port,
+        "--scan",
+        "--pattern",
+        &format!("{ns}:rows:*"),
+    ]);
     keys.lines()
         .filter_map(|k| {
             // ns:rows:{version.table.group}:block
@@ -98,14 +113,20 @@ fn batch_avoiding(m: &Model, avoid: &[(usize, usize)], size: usize, seed: u64) -
             if ok.is_empty() {
                 SparseFeature::from_lengths(&vec![0; size], Vec::new())
             } else {
-                SparseFeature::one_hot((0..size).map(|_| ok[rng.below(ok.len() as u64) as usize]).collect())
+                SparseFeature::one_hot(
+                    (0..size)
+                        .map(|_| ok[rng.below(ok.len() as u64) as usize])
+                        .collect(),
+                )
             }
         })
         .collect();
     Batch {
         size,
         n_dense: c.dense_features,
-        dense: (0..size * c.dense_features).map(|_| rng.uniform_f32(0.0, 3.0)).collect(),
+        dense: (0..size * c.dense_features)
+            .map(|_| rng.uniform_f32(0.0, 3.0))
+            .collect(),
         sparse,
         labels: None,
     }
@@ -122,7 +143,9 @@ fn is_unavailable(e: &ModelError) -> bool {
 
 /// Runs `fault` on the last node, checks requests while it lasts, runs `heal`, checks recovery.
 fn node_fault(tag: &str, fault: &str, heal: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (Some(urls), Some(dir)) = (cluster_urls(tag), cluster_dir(tag)) else {
         return;
     };
@@ -131,12 +154,18 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
     let r = remote(&st, &local, 0);
     let port = ports(&dir).last().cloned().unwrap();
     let affected = blocks_on(&port, &st.keys().namespace);
-    assert!(!affected.is_empty(), "node {port} holds none of the model's blocks");
+    assert!(
+        !affected.is_empty(),
+        "node {port} holds none of the model's blocks"
+    );
     let safe = batch_avoiding(&local, &affected, 32, 1);
     let mut needs = inputs();
     let (t, b) = affected[0];
     needs.sparse[t].ids[0] = (b * ROWS_PER_BLOCK) as i64;
-    assert_eq!(logit_bits(&r, &needs).unwrap(), logit_bits(&local, &needs).unwrap());
+    assert_eq!(
+        logit_bits(&r, &needs).unwrap(),
+        logit_bits(&local, &needs).unwrap()
+    );
     let want_safe = logit_bits(&local, &safe).unwrap();
 
     // Persist the node's keys so that a restarted node has them again.
@@ -154,13 +183,22 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
             }
             Ok(_) => panic!("a request that needs node {port} succeeded while it is {fault}ed"),
         }
-        assert!(t0.elapsed() < deadline + Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < deadline + Duration::from_secs(1),
+            "{:?}",
+            t0.elapsed()
+        );
         let t0 = Instant::now();
         assert_eq!(
-            logit_bits(&r, &safe).unwrap_or_else(|e| panic!("a request not needing node {port}: {e}")),
+            logit_bits(&r, &safe)
+                .unwrap_or_else(|e| panic!("a request not needing node {port}: {e}")),
             want_safe
         );
-        assert!(t0.elapsed() < deadline + Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < deadline + Duration::from_secs(1),
+            "{:?}",
+            t0.elapsed()
+        );
     }
     assert!(failures > 0);
 
@@ -174,17 +212,26 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
             }
             Err(e) => {
                 assert!(is_unavailable(&e), "{e}");
-                assert!(t_heal.elapsed() < Duration::from_secs(30), "no recovery after {heal}: {e}");
+                assert!(
+                    t_heal.elapsed() < Duration::from_secs(30),
+                    "no recovery after {heal}: {e}"
+                );
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
     }
-    eprintln!("{tag}: {failures} clean failures during {fault}, recovered {:?} after {heal}", t_heal.elapsed());
+    eprintln!(
+        "{tag}: {failures} clean failures during {fault}, recovered {:?} after {heal}",
+        t_heal.elapsed()
+    );
     // Let the cluster settle (the node is marked back up) before the next test.
     let t0 = Instant::now();
     for p in ports(&dir) {
         while !sh(&["redis-cli", "-p", &p, "cluster", "info"]).contains("cluster_state:ok") {
-            assert!(t0.elapsed() < Duration::from_secs(30), "node {p}: cluster not ok again");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "node {p}: cluster not ok again"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -202,7 +249,9 @@ fn an_unresponsive_node_times_out_only_its_requests_and_recovery_follows() {
 
 #[test]
 fn resharding_during_a_run_loses_no_request() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tag = "resharding";
     let (Some(urls), Some(dir)) = (cluster_urls(tag), cluster_dir(tag)) else {
         return;
@@ -225,7 +274,8 @@ fn resharding_during_a_run_loses_no_request() {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let (b, want) = &batches[i % batches.len()];
-                let got = logit_bits(&r, b).unwrap_or_else(|e| panic!("request {i} lost during resharding: {e}"));
+                let got = logit_bits(&r, b)
+                    .unwrap_or_else(|e| panic!("request {i} lost during resharding: {e}"));
                 assert_eq!(&got, want, "request {i}");
                 done.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -233,14 +283,27 @@ fn resharding_during_a_run_loses_no_request() {
         })
     };
     let p = ports(&dir);
-    let id = |port: &str| sh(&["redis-cli", "-p", port, "cluster", "myid"]).trim().to_string();
+    let id = |port: &str| {
+        sh(&["redis-cli", "-p", port, "cluster", "myid"])
+            .trim()
+            .to_string()
+    };
     let (a, b) = (id(&p[0]), id(&p[1]));
     let node = format!("127.0.0.1:{}", p[0]);
     let before = done.load(Ordering::Relaxed);
     for (from, to) in [(&a, &b), (&b, &a)] {
         sh(&[
-            "redis-cli", "--cluster", "reshard", &node, "--cluster-from", from, "--cluster-to", to,
-            "--cluster-slots", "1200", "--cluster-yes",
+            "redis-cli",
+            "--cluster",
+            "reshard",
+            &node,
+            "--cluster-from",
+            from,
+            "--cluster-to",
+            to,
+            "--cluster-slots",
+            "1200",
+            "--cluster-yes",
         ]);
     }
     let during = done.load(Ordering::Relaxed) - before;

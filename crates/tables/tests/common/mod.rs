@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use quantrec_data::Batch;
 use quantrec_kernels::formats::TableFormat;
 use quantrec_model::import::{ImportOverrides, import_file};
 use quantrec_model::inputs::load_inputs;
-use quantrec_model::{Model, Plan, LayerPrecision};
-use quantrec_data::Batch;
+use quantrec_model::{LayerPrecision, Model, Plan};
 use quantrec_tables::{Cluster, ClusterOptions, Store};
 
 /// The cluster's seed URLs from `QUANTREC_REDIS_CLUSTER`. Without it: a panic under CI
@@ -67,18 +67,27 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
 
 /// The `dlrm_dot` fixture model with every table in `format`.
 pub fn model(format: TableFormat) -> Model {
-    let imp = import_file(&fixture("dlrm_dot.safetensors"), &ImportOverrides::default()).unwrap();
+    let imp = import_file(
+        &fixture("dlrm_dot.safetensors"),
+        &ImportOverrides::default(),
+    )
+    .unwrap();
     let plan = Plan::uniform(&imp.config, LayerPrecision::F32, format);
     Model::from_parts(&imp.config, &imp.weights, &plan).unwrap()
 }
 
 /// The fixture's one-hot inputs.
 pub fn inputs() -> Batch {
-    load_inputs(&fixture("dlrm_dot.inputs.safetensors")).unwrap().batch
+    load_inputs(&fixture("dlrm_dot.inputs.safetensors"))
+        .unwrap()
+        .batch
 }
 
 /// Logits as bits.
 pub fn logit_bits(m: &Model, b: &Batch) -> quantrec_model::Result<Vec<u32>> {
     let mut s = quantrec_model::Scratch::new();
-    Ok(m.predict_logits(b, &mut s)?.iter().map(|x| x.to_bits()).collect())
+    Ok(m.predict_logits(b, &mut s)?
+        .iter()
+        .map(|x| x.to_bits())
+        .collect())
 }
