@@ -48,6 +48,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Open-loop load (Poisson arrivals) against a server: achieved rate, latency quantiles, errors.
     Loadgen(cmd::loadgen::LoadgenArgs),
+    /// Embedding tables in a Redis Cluster: push, verify, gc.
+    Tables(cmd::tables::TablesArgs),
 }
 
 fn main() -> Result<()> {
@@ -71,5 +73,6 @@ fn main() -> Result<()> {
         Command::Search(args) => cmd::search::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Loadgen(args) => cmd::loadgen::run(args),
+        Command::Tables(args) => cmd::tables::run(args),
     }
 }

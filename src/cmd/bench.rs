@@ -80,6 +80,10 @@ pub struct ModelBenchArgs {
     /// Also write one JSON object per line to this file (`-` for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// With `--tables-redis`: the artifact's tables from the Redis Cluster at cache sizes 0%,
+    /// 1%, 10% of the table bytes (and `--cache-bytes`) against in-memory tables, Zipf ids.
+    #[command(flatten)]
+    pub remote: super::tables::RemoteTablesArgs,
 }
 
 /// Prints each line as a table row (with the header first) and writes its JSON line.
@@ -154,6 +158,25 @@ fn kernels(args: &KernelBenchArgs) -> Result<()> {
 }
 
 fn model(args: ModelBenchArgs) -> Result<()> {
+    if let (Some(path), Some(_)) = (&args.model, &args.remote.tables_redis) {
+        let mut json = Printer::new(args.json.as_deref())?.json;
+        println!(
+            "quantrec bench model {} with remote tables — {}",
+            path.display(),
+            quantrec_kernels::isa::describe()
+        );
+        super::tables::bench(path, &args.remote, &args.batch, args.quick, |line| {
+            println!("{line}");
+            if let Some(w) = json.as_mut() {
+                writeln!(w, "{}", serde_json::to_string(line)?)?;
+            }
+            Ok(())
+        })?;
+        if let Some(w) = json.as_mut() {
+            w.flush()?;
+        }
+        return Ok(());
+    }
     let source = match (args.model, args.synthetic) {
         (Some(path), _) => ModelSource::Artifact {
             path,

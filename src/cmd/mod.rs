@@ -16,4 +16,5 @@ pub mod quantize;
 pub mod refresh;
 pub mod search;
 pub mod serve;
+pub mod tables;
 pub mod train;

@@ -43,6 +43,8 @@ pub struct PredictArgs {
     /// refusing the batch.
     #[arg(long)]
     pub allow_nonfinite: bool,
+    #[command(flatten)]
+    pub remote: super::tables::RemoteTablesArgs,
 }
 
 /// Runs `quantrec predict`.
@@ -52,6 +54,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if args.tables_in_memory {
         artifact.model.load_tables_into_memory()?;
     }
+    let remote = super::tables::attach(&mut artifact.model, &args.model, &args.remote)?;
     let model = &artifact.model;
     let mut scratch = Scratch::new();
     let mut preds = Predictions::default();
@@ -75,6 +78,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
     preds.write(&args.output)?;
     println!("{samples} samples → {}", args.output.display());
+    if let Some(t) = &remote {
+        println!("{}", super::tables::summary(t));
+    }
     if let Some(expected) = &expected {
         // The inputs carry a reference; say how far we are from it (as probabilities and as logits,
         // since references may be either).

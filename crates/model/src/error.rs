@@ -543,6 +543,34 @@ pub enum ModelError {
         /// Whether a name filter was given.
         filtered: bool,
     },
+    /// A remote table backend ([`crate::remote::RowSource`]) could not supply rows.
+    #[error("remote rows of table {table}: {source}")]
+    RemoteRows {
+        /// The first table of the request that failed.
+        table: usize,
+        /// The backend's error (the tables crate's `TablesError`; downcast to match on it).
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A remote table store whose tables do not match the model's.
+    #[error("remote table {table} does not match the model: local {local}, remote {remote}")]
+    RemoteTableMismatch {
+        /// The first table that differs.
+        table: usize,
+        /// The model's table, in words.
+        local: String,
+        /// The store's table, in words.
+        remote: String,
+    },
+    /// A remote table backend returned a byte count that does not match the rows asked for.
+    #[error("remote rows of table {table}: got {found} bytes, expected {expected}")]
+    RemoteRowBytes {
+        /// The table.
+        table: usize,
+        /// `rows asked × row bytes`.
+        expected: usize,
+        /// Bytes returned.
+        found: usize,
+    },
 }
 
 impl ModelError {

@@ -12,6 +12,7 @@ use quantrec_kernels::interaction::{cross_combine, dot_interaction};
 
 use crate::config::Interaction;
 use crate::model::Model;
+use crate::tables::StoredTable;
 use crate::{ModelError, Result};
 use quantrec_data::batch::Batch;
 
@@ -245,8 +246,23 @@ impl Model {
         Ok(probabilities(scratch))
     }
 
-    fn run(&self, batch: &Batch, scratch: &mut Scratch, mut obs: Obs<'_>) -> Result<()> {
+    fn run(&self, batch: &Batch, scratch: &mut Scratch, obs: Obs<'_>) -> Result<()> {
         self.check_batch(batch)?;
+        // Remote tables (crate::remote): the batch's rows are fetched into compact local tables.
+        if let Some(source) = &self.row_source {
+            let local = crate::remote::gather(self, source.as_ref(), batch)?;
+            return self.run_tables(&local.tables, &local.batch, scratch, obs);
+        }
+        self.run_tables(&self.tables, batch, scratch, obs)
+    }
+
+    fn run_tables(
+        &self,
+        tables: &[StoredTable],
+        batch: &Batch,
+        scratch: &mut Scratch,
+        mut obs: Obs<'_>,
+    ) -> Result<()> {
         let size = batch.size;
         let chunk = self.chunk;
         let n_chunks = size.div_ceil(chunk).max(1);
@@ -259,7 +275,8 @@ impl Model {
         }
         let logits = &mut scratch.logits[..size];
         if n_chunks == 1 {
-            return self.forward_chunk(batch, 0, size, &mut scratch.chunks[0], logits, &mut obs);
+            let cs = &mut scratch.chunks[0];
+            return self.forward_chunk(tables, batch, 0, size, cs, logits, &mut obs);
         }
         if obs.is_some() || rayon::current_num_threads() == 1 {
             for (c, (cs, out)) in scratch
@@ -269,7 +286,7 @@ impl Model {
                 .enumerate()
             {
                 let lo = c * chunk;
-                self.forward_chunk(batch, lo, lo + out.len(), cs, out, &mut obs)?;
+                self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut obs)?;
             }
             return Ok(());
         }
@@ -279,7 +296,7 @@ impl Model {
             .enumerate()
             .try_for_each(|(c, (cs, out))| {
                 let lo = c * chunk;
-                self.forward_chunk(batch, lo, lo + out.len(), cs, out, &mut None)
+                self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut None)
             })
     }
 
@@ -356,8 +373,10 @@ impl Model {
     }
 
     /// Forward pass of samples `lo..hi`, logits into `out` (`hi - lo` values).
+    #[allow(clippy::too_many_arguments)]
     fn forward_chunk(
         &self,
+        tables: &[StoredTable],
         batch: &Batch,
         lo: usize,
         hi: usize,
@@ -394,7 +413,7 @@ impl Model {
         }
 
         // Pooled tables into their columns.
-        for (t, table) in self.tables.iter().enumerate() {
+        for (t, table) in tables.iter().enumerate() {
             let f = &batch.sparse[t];
             let (s, e) = (f.offsets[lo] as usize, f.offsets[hi] as usize);
             offsets.clear();

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod model;
 pub mod parts;
 pub mod plan;
+pub mod remote;
 pub mod score;
 pub mod state_dict;
 pub mod tables;

@@ -40,6 +40,8 @@ pub struct Model {
     pub(crate) chunk: usize,
     /// Whether consecutive int8 MLP layers pass u8 activations (see [`Model::set_int8_chaining`]).
     pub(crate) chain_int8: bool,
+    /// Remote tables: when set, every batch's rows come from here (see [`crate::remote`]).
+    pub(crate) row_source: Option<std::sync::Arc<dyn crate::remote::RowSource>>,
 }
 
 /// Stores table `t` in the plan's format: f32 rows are encoded, pre-encoded rows must already be in it.
@@ -221,6 +223,7 @@ impl Model {
             pairs,
             chunk: DEFAULT_CHUNK,
             chain_int8: true,
+            row_source: None,
         })
     }
 

@@ -1,0 +1,78 @@
+//! Embedding tables of quantrec models in a Redis Cluster, with a local hot-row cache.
+//!
+//! - [`layout`]: row blocks, slot groups (hash tags), checksums, the manifest written last.
+//! - [`cluster`]: the `redis` crate's async cluster client on a small runtime of its own, and
+//!   blocking calls with a deadline.
+//! - [`store`]: `push` (idempotent, resumable), `verify`, `gc`.
+//! - [`remote`]: [`RemoteTables`], the model's [`quantrec_model::remote::RowSource`]: the
+//!   batch's missing rows in one pipeline per slot group, all in flight at once, under a deadline.
+//! - [`router`]: slot routing of the fetch path (per-node connections, `MOVED`/`ASK`).
+//! - [`cache`]: the byte-bounded W-TinyLFU hot-row cache (and a plain LRU to compare with).
+//! - [`metrics`]: Prometheus families for the server's `/metrics`.
+//! - [`bench`]: rows/s, p99 and bytes on the wire with remote tables against in-memory ones.
+//! - [`zipf`]: Zipf-distributed ids for the benchmark and the tests.
+
+pub mod bench;
+pub mod cache;
+pub mod cluster;
+pub mod error;
+pub mod layout;
+pub mod metrics;
+pub mod remote;
+pub mod router;
+pub mod store;
+pub mod zipf;
+
+pub use cache::{Policy, RowCache};
+pub use cluster::{Cluster, ClusterOptions};
+pub use error::TablesError;
+pub use remote::RemoteTables;
+pub use store::{PushOptions, Store};
+
+/// Result type of the tables crate.
+pub type Result<T> = std::result::Result<T, TablesError>;
+
+use std::sync::Arc;
+
+use quantrec_model::Model;
+use quantrec_model::remote::TableShape;
+
+/// Shapes and stored bytes of every table of `model`, in model order (what [`Store::push`] takes).
+pub fn model_tables(model: &Model) -> Vec<(TableShape, &[u8])> {
+    model
+        .tables()
+        .iter()
+        .map(|t| {
+            (
+                TableShape {
+                    format: t.format,
+                    rows: t.rows,
+                    dim: t.dim,
+                },
+                t.bytes.as_slice(),
+            )
+        })
+        .collect()
+}
+
+/// Connects to `urls` (comma-separated seed nodes), opens `model`'s tables in `namespace` with a
+/// cache of `cache_bytes`, and attaches them to `target` as its row source. Returns the tables
+/// (for metrics, preloading and readiness).
+pub fn attach_remote_tables(
+    target: &mut Model,
+    urls: &str,
+    namespace: &str,
+    model: &str,
+    cache_bytes: usize,
+) -> Result<Arc<RemoteTables>> {
+    let cluster = Arc::new(Cluster::new(ClusterOptions::from_urls(urls)?)?);
+    let store = Store::new(cluster, namespace)?;
+    let tables = Arc::new(RemoteTables::open(
+        store,
+        model,
+        cache_bytes,
+        Policy::WTinyLfu,
+    )?);
+    target.set_row_source(tables.clone())?;
+    Ok(tables)
+}
