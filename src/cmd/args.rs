@@ -111,6 +111,10 @@ pub struct DataArgs {
     /// Gate on the AUC drop (AUC units) instead of ΔNE.
     #[arg(long)]
     pub budget_auc: Option<f64>,
+    /// MLPerf's accuracy criterion beside the ΔNE budget: quantized AUC at least this ratio of
+    /// the f32 AUC (MLPerf's DLRM rule: 0.999).
+    #[arg(long, conflicts_with = "budget_auc")]
+    pub min_auc_ratio: Option<f64>,
     /// Range rule of static activations.
     #[arg(long, value_enum, default_value = "l2")]
     pub calib_method: CalibMethod,
@@ -118,11 +122,12 @@ pub struct DataArgs {
 
 impl DataArgs {
     /// The gate.
-    pub fn budget(&self) -> Budget {
-        match self.budget_auc {
+    pub fn budget(&self) -> Result<Budget> {
+        let base = match self.budget_auc {
             Some(a) => Budget::Auc(a),
             None => Budget::Ne(self.budget_ne),
-        }
+        };
+        Ok(base.with_min_auc_ratio(self.min_auc_ratio)?)
     }
 
     /// Hashes and row counts of the data files, for provenance.

@@ -69,7 +69,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         weights: loaded.weights.clone(),
         plan: PlanRequest::parse(&args.plan)?,
         search: SearchOptions {
-            budget: d.budget(),
+            budget: d.budget()?,
             objective: args.objective.objective(),
             latency_batch: args.latency_batch,
             presets: true,

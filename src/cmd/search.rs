@@ -61,7 +61,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
         &cal,
         &eval,
         &SearchOptions {
-            budget: d.budget(),
+            budget: d.budget()?,
             objective: args.objective.objective(),
             latency_batch: args.latency_batch,
             presets: true,

@@ -1,6 +1,7 @@
 //! Export of f32 weights as a PyTorch state dict with dlrm (`DLRM_Net`) or TorchRec module names, so
 //! `load_state_dict` accepts it. The interaction must be one the target convention can express.
 
+use quantrec_kernels::formats::TableFormat;
 use crate::config::{DotOrder, Interaction, ModelConfig, Naming};
 use crate::state_dict::{StateDict, Tensor};
 use crate::weights::{Linear, TableData, Weights};
@@ -59,6 +60,13 @@ pub fn export_state_dict(
                     naming,
                     table: t,
                     format: *format,
+                });
+            }
+            TableData::Tiered(d) => {
+                return Err(ModelError::ExportEncodedTable {
+                    naming,
+                    table: t,
+                    format: d.tiers.first().map_or(TableFormat::F32, |k| k.format),
                 });
             }
         };

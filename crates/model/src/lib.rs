@@ -23,6 +23,7 @@ pub mod plan;
 pub mod score;
 pub mod state_dict;
 pub mod tables;
+pub mod tiers;
 pub mod weights;
 
 pub use artifact::Artifact;

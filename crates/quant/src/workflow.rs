@@ -103,6 +103,7 @@ impl QuantizeOutcome {
             "delta_auc": c.delta_auc,
             "auc": c.auc,
             "auc_reference": c.auc_reference,
+            "auc_ratio": crate::search::plan_search::auc_ratio(c),
             "calibration": c.calibration,
             "bytes_f32": self.bytes_f32,
             "bytes_quantized": self.bytes_quantized,

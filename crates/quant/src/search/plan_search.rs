@@ -25,14 +25,27 @@ pub enum Budget {
     Ne(f64),
     /// Largest AUC drop, in AUC units (0.0005 = 0.05 points).
     Auc(f64),
+    /// A ΔNE budget and MLPerf's accuracy criterion together: ΔNE at most `ne` percent **and**
+    /// the quantized AUC at least `min_auc_ratio` × the f32 AUC (MLPerf's DLRM rule is 0.999).
+    NeAucRatio {
+        /// Largest relative NE increase, in percent.
+        ne: f64,
+        /// Smallest quantized / f32 AUC ratio.
+        min_auc_ratio: f64,
+    },
 }
 
 impl Budget {
-    /// The gated quantity of a comparison (ΔNE % or AUC drop; larger is worse).
+    /// The gated quantity of a comparison (larger is worse): ΔNE %, the AUC drop, or for
+    /// [`Budget::NeAucRatio`] `max(ΔNE %, ne + 100 · (min_auc_ratio − AUC / f32 AUC))` — the ΔNE
+    /// while the AUC ratio holds, past the limit by the ratio's shortfall in percent when not.
     pub fn value(self, c: &Comparison) -> f64 {
         match self {
             Budget::Ne(_) => c.delta_ne_pct,
             Budget::Auc(_) => -c.delta_auc,
+            Budget::NeAucRatio { ne, min_auc_ratio } => {
+                c.delta_ne_pct.max(ne + 100.0 * (min_auc_ratio - auc_ratio(c)))
+            }
         }
     }
 
@@ -40,20 +53,62 @@ impl Budget {
     pub fn limit(self) -> f64 {
         match self {
             Budget::Ne(x) | Budget::Auc(x) => x,
+            Budget::NeAucRatio { ne, .. } => ne,
         }
     }
 
     /// Whether `c` passes.
     pub fn passes(self, c: &Comparison) -> bool {
-        self.value(c) <= self.limit()
+        match self {
+            Budget::NeAucRatio { ne, min_auc_ratio } => {
+                c.delta_ne_pct <= ne && auc_ratio(c) >= min_auc_ratio
+            }
+            _ => self.value(c) <= self.limit(),
+        }
     }
 
-    /// E.g. `ΔNE <= 0.02%`.
+    /// This budget with MLPerf's AUC-ratio criterion added (`None` leaves it unchanged). Only a
+    /// ΔNE budget combines with it.
+    pub fn with_min_auc_ratio(self, ratio: Option<f64>) -> Result<Budget> {
+        let Some(r) = ratio else {
+            return Ok(self);
+        };
+        if !(r.is_finite() && r > 0.0 && r <= 1.0) {
+            return Err(QuantError::InvalidArgument {
+                what: "--min-auc-ratio".into(),
+                reason: format!("{r} must be in (0, 1]"),
+            });
+        }
+        match self {
+            Budget::Ne(ne) | Budget::NeAucRatio { ne, .. } => Ok(Budget::NeAucRatio {
+                ne,
+                min_auc_ratio: r,
+            }),
+            Budget::Auc(_) => Err(QuantError::InvalidArgument {
+                what: "--min-auc-ratio".into(),
+                reason: "combines with a ΔNE budget, not with an AUC-drop budget".into(),
+            }),
+        }
+    }
+
+    /// E.g. `ΔNE <= 0.02%`, `ΔNE <= 0.02% and AUC >= 0.999 × f32 AUC`.
     pub fn describe(self) -> String {
         match self {
             Budget::Ne(x) => format!("ΔNE <= {x}%"),
             Budget::Auc(x) => format!("AUC drop <= {x}"),
+            Budget::NeAucRatio { ne, min_auc_ratio } => {
+                format!("ΔNE <= {ne}% and AUC >= {min_auc_ratio} × f32 AUC")
+            }
         }
+    }
+}
+
+/// Quantized AUC / f32 AUC (1 when the reference AUC is 0).
+pub fn auc_ratio(c: &Comparison) -> f64 {
+    if c.auc_reference > 0.0 {
+        c.auc / c.auc_reference
+    } else {
+        1.0
     }
 }
 
