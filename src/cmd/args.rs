@@ -115,6 +115,10 @@ pub struct DataArgs {
     /// the f32 AUC (MLPerf's DLRM rule: 0.999).
     #[arg(long, conflicts_with = "budget_auc")]
     pub min_auc_ratio: Option<f64>,
+    /// Do not try frequency-aware row tiers (hot rows 8-bit, warm 4-bit, cold 2-bit, never-seen
+    /// rows pruned) on the searched plan's tables.
+    #[arg(long)]
+    pub no_row_tiers: bool,
     /// Range rule of static activations.
     #[arg(long, value_enum, default_value = "l2")]
     pub calib_method: CalibMethod,

@@ -76,6 +76,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             sensitivity_rows: args.sensitivity_rows,
             table_refit: args.table_rounding.refit(),
             table_curvature: args.table_rounding.curvature(),
+            tiers: !d.no_row_tiers,
         },
         calib_method: d.calib_method.method(),
         calib,

@@ -81,7 +81,7 @@ impl Tiered {
         rng: &mut Rng,
     ) -> Tiered {
         // Split the stored rows among the tiers; about a quarter of the ids are pruned.
-        let stored = rows - rows / 4;
+        let stored = if formats.is_empty() { 0 } else { rows - rows / 4 };
         let mut tiers = Vec::new();
         let mut left = stored;
         for (k, &f) in formats.iter().enumerate() {

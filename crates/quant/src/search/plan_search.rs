@@ -170,6 +170,9 @@ pub struct SearchOptions {
     /// (`Plan::table_curvature`, [`crate::table_curvature`]; applied by
     /// [`crate::workflow::quantize`]'s model builder).
     pub table_curvature: bool,
+    /// After the greedy walks (bytes objective), try frequency-aware row tiers on the chosen
+    /// plan's tables ([`super::tiers`]; needs the builder's row ranking).
+    pub tiers: bool,
 }
 
 impl Default for SearchOptions {
@@ -182,6 +185,7 @@ impl Default for SearchOptions {
             sensitivity_rows: 16_384,
             table_refit: false,
             table_curvature: true,
+            tiers: true,
         }
     }
 }
@@ -220,15 +224,7 @@ impl SearchOutcome {
     /// Every evaluated plan as a point for the Pareto tools (the gate value as ΔNE for an AUC
     /// budget).
     pub fn points(&self) -> Vec<PlanPoint> {
-        self.evaluated
-            .iter()
-            .map(|e| PlanPoint {
-                name: e.name.clone(),
-                bytes: e.bytes,
-                latency_s: e.latency_s,
-                delta_ne_pct: self.budget.value(&e.comparison),
-            })
-            .collect()
+        points_of(&self.evaluated, self.budget)
     }
 }
 
@@ -288,6 +284,34 @@ impl<'a> Evaluator<'a> {
         let (p, _, c) = self.evaluate_model(&plan)?;
         Ok((p, c))
     }
+}
+
+fn points_of(evaluated: &[Evaluated], budget: Budget) -> Vec<PlanPoint> {
+    evaluated
+        .iter()
+        .map(|e| PlanPoint {
+            name: e.name.clone(),
+            bytes: e.bytes,
+            latency_s: e.latency_s,
+            delta_ne_pct: budget.value(&e.comparison),
+        })
+        .collect()
+}
+
+/// The cheapest whole-set plan within the budget (ties: smaller gate value, then earlier); the
+/// f32 baseline (index 0) when none is.
+fn choose(evaluated: &[Evaluated], budget: Budget, objective: Objective) -> usize {
+    let points = points_of(evaluated, budget);
+    let costs = scalar_costs(&points, objective);
+    (0..evaluated.len())
+        .filter(|&i| evaluated[i].within_budget && evaluated[i].full_set)
+        .min_by(|&a, &b| {
+            costs[a]
+                .total_cmp(&costs[b])
+                .then(points[a].delta_ne_pct.total_cmp(&points[b].delta_ne_pct))
+                .then(a.cmp(&b))
+        })
+        .unwrap_or(0)
 }
 
 /// Runs the whole search (see the module docs).
@@ -433,25 +457,21 @@ pub fn search(
             record(&mut evaluated, format!("preset:{}", preset.name()), p, c);
         }
     }
-    let points: Vec<PlanPoint> = evaluated
-        .iter()
-        .map(|e| PlanPoint {
-            name: e.name.clone(),
-            bytes: e.bytes,
-            latency_s: e.latency_s,
-            delta_ne_pct: budget.value(&e.comparison),
-        })
-        .collect();
-    let costs = scalar_costs(&points, options.objective);
-    let chosen = (0..evaluated.len())
-        .filter(|&i| evaluated[i].within_budget && evaluated[i].full_set)
-        .min_by(|&a, &b| {
-            costs[a]
-                .total_cmp(&costs[b])
-                .then(points[a].delta_ne_pct.total_cmp(&points[b].delta_ne_pct))
-                .then(a.cmp(&b))
-        })
-        .unwrap_or(0);
+    let mut cache_hits = outcome.cache_hits;
+    if let (true, Objective::Bytes, Some(ranking)) =
+        (options.tiers, options.objective, builder.row_ranking())
+    {
+        let best = choose(&evaluated, budget, options.objective);
+        let base_plan = evaluated[best].plan.clone();
+        let (trials, hits) =
+            super::tiers::tier_phase(&mut ev, &mut sens_ev, config, ranking, &base_plan, budget)?;
+        cache_hits += hits;
+        for t in trials {
+            record(&mut evaluated, t.name, t.plan, t.comparison);
+        }
+    }
+    let points: Vec<PlanPoint> = points_of(&evaluated, budget);
+    let chosen = choose(&evaluated, budget, options.objective);
     let front = pareto_front(&points, options.objective)?;
     Ok(SearchOutcome {
         evaluated,
@@ -461,7 +481,7 @@ pub fn search(
         budget,
         objective: options.objective,
         model_evaluations: ev.runs + sens_ev.runs,
-        cache_hits: outcome.cache_hits,
+        cache_hits,
         seconds: start.elapsed().as_secs_f64(),
         cost_model: cost,
     })
