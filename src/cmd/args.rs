@@ -143,3 +143,39 @@ impl DataArgs {
         }))
     }
 }
+
+/// Interaction of a trained model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArchKind {
+    /// facebookresearch/dlrm's dot interaction (dlrm module names).
+    Dot,
+    /// TorchRec `DLRM_DCN`'s low-rank DCN-v2 cross net (TorchRec module names).
+    Dcn,
+}
+
+/// The architecture `train` and `demo` train.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ArchArgs {
+    /// Interaction: `dot` (DLRM) or `dcn` (DLRM-v2's low-rank DCN-v2 cross net).
+    #[arg(long, value_enum, default_value = "dot")]
+    pub arch: ArchKind,
+    /// Cross layers of `--arch dcn` (MLPerf DLRM-v2: 3).
+    #[arg(long, default_value_t = 3)]
+    pub cross_layers: usize,
+    /// Rank of each cross layer of `--arch dcn`.
+    #[arg(long, default_value_t = 64)]
+    pub cross_rank: usize,
+}
+
+impl ArchArgs {
+    /// The trainer's architecture choice.
+    pub fn arch(&self) -> quantrec_train::ModelArch {
+        match self.arch {
+            ArchKind::Dot => quantrec_train::ModelArch::Dot,
+            ArchKind::Dcn => quantrec_train::ModelArch::Dcn {
+                layers: self.cross_layers,
+                rank: self.cross_rank,
+            },
+        }
+    }
+}

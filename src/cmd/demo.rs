@@ -30,6 +30,9 @@ pub struct DemoArgs {
     /// Skip the kernel self-check and benchmarks.
     #[arg(long)]
     pub skip_kernels: bool,
+    /// The architecture trained (dot DLRM, or `--arch dcn`: DLRM-v2's DCN-v2 cross net).
+    #[command(flatten)]
+    pub arch: crate::cmd::args::ArchArgs,
 }
 
 /// Runs the demo, then writes `report.json`, `frontier.png` and `report.md`.
@@ -41,6 +44,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         budget_ne: args.budget_ne,
         train_rows: args.train_rows,
         skip_kernels: args.skip_kernels,
+        arch: args.arch.arch(),
     };
     let mut printer = DemoPrinter::default();
     let outcome = run_offline(&options, &mut |e| printer.on_event(e))?;
