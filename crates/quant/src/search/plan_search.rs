@@ -221,6 +221,15 @@ impl SearchOutcome {
         &self.evaluated[self.chosen]
     }
 
+    /// The cheapest whole-set plan within the budget that stores every table in one format (no
+    /// row tiers): what the tiers are measured against.
+    pub fn best_untiered(&self) -> Option<&Evaluated> {
+        self.evaluated
+            .iter()
+            .filter(|e| e.within_budget && e.full_set && e.plan.tiers.is_empty())
+            .min_by_key(|e| e.bytes)
+    }
+
     /// Every evaluated plan as a point for the Pareto tools (the gate value as ΔNE for an AUC
     /// budget).
     pub fn points(&self) -> Vec<PlanPoint> {
