@@ -6,8 +6,8 @@
 
 use half::{bf16, f16};
 use quantrec_kernels::embedding_bag::{
-    Bags, EmbeddingBag, Indices, Lookup, Pooling, TierRemap, TieredTable, pool_scalar,
-    pool_tiered, pool_tiered_scalar, pool_tiered_with_ops,
+    Bags, EmbeddingBag, Indices, Lookup, Pooling, TierRemap, TieredTable, pool_scalar, pool_tiered,
+    pool_tiered_scalar, pool_tiered_with_ops,
 };
 use quantrec_kernels::formats::decode::Decode;
 use quantrec_kernels::formats::{TableFormat, TableRef};
@@ -81,7 +81,11 @@ impl Tiered {
         rng: &mut Rng,
     ) -> Tiered {
         // Split the stored rows among the tiers; about a quarter of the ids are pruned.
-        let stored = if formats.is_empty() { 0 } else { rows - rows / 4 };
+        let stored = if formats.is_empty() {
+            0
+        } else {
+            rows - rows / 4
+        };
         let mut tiers = Vec::new();
         let mut left = stored;
         for (k, &f) in formats.iter().enumerate() {
@@ -178,10 +182,18 @@ impl Tiered {
 struct TieredSuite;
 
 const COMBOS: [&[TableFormat]; 6] = [
-    &[TableFormat::Fused8, TableFormat::Fused4, TableFormat::Fused2],
+    &[
+        TableFormat::Fused8,
+        TableFormat::Fused4,
+        TableFormat::Fused2,
+    ],
     &[TableFormat::Fused4, TableFormat::Fused2],
     &[TableFormat::Fused8],
-    &[TableFormat::F32, TableFormat::Fused8Half, TableFormat::Fused2],
+    &[
+        TableFormat::F32,
+        TableFormat::Fused8Half,
+        TableFormat::Fused2,
+    ],
     &[TableFormat::F16, TableFormat::Bf16, TableFormat::Fused4],
     &[],
 ];
@@ -257,7 +269,10 @@ kernel_suite!(tiered: TieredSuite, rows);
 /// A two-row f32 table split in two tiers with id 2 pruned.
 fn small() -> (Vec<u8>, Vec<u8>, Vec<i32>) {
     let a: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let b: Vec<u8> = [10.0f32, 20.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let b: Vec<u8> = [10.0f32, 20.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     (a, b, vec![1, 0, -1])
 }
 
@@ -371,10 +386,7 @@ fn tiers_of_the_wrong_dimension_or_size_are_refused() {
     };
     assert!(matches!(
         table.check(5),
-        Err(KernelError::Shape {
-            index: Some(5),
-            ..
-        })
+        Err(KernelError::Shape { index: Some(5), .. })
     ));
     let short = TableRef {
         format: TableFormat::Fused8,

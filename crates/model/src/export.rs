@@ -1,11 +1,11 @@
 //! Export of f32 weights as a PyTorch state dict with dlrm (`DLRM_Net`) or TorchRec module names, so
 //! `load_state_dict` accepts it. The interaction must be one the target convention can express.
 
-use quantrec_kernels::formats::TableFormat;
 use crate::config::{DotOrder, Interaction, ModelConfig, Naming};
 use crate::state_dict::{StateDict, Tensor};
 use crate::weights::{Linear, TableData, Weights};
 use crate::{ModelError, Result};
+use quantrec_kernels::formats::TableFormat;
 
 fn put_linear(sd: &mut StateDict, prefix: &str, l: &Linear) {
     sd.tensors.insert(

@@ -391,12 +391,19 @@ mod tests {
             .collect();
         let f8 = vec![7u8; rows * TableFormat::Fused8.row_bytes(dim)];
         let data = TieredData::split(0, rows, dim, &plan(), &[3, 0, 4], |f| {
-            Ok(if f == TableFormat::F32 { &f32_rows } else { &f8 })
+            Ok(if f == TableFormat::F32 {
+                &f32_rows
+            } else {
+                &f8
+            })
         })
         .unwrap();
         assert_eq!(data.remap, Remap::I16(vec![1, -1, -1, 0, 2]));
         assert_eq!(data.tiers[0].bytes, vec![7u8; 12]);
-        assert_eq!(data.tiers[1].bytes, [&f32_rows[0..16], &f32_rows[64..80]].concat());
+        assert_eq!(
+            data.tiers[1].bytes,
+            [&f32_rows[0..16], &f32_rows[64..80]].concat()
+        );
         data.check(0, rows, dim, &plan()).unwrap();
         let mut wrong = data.clone();
         wrong.remap = Remap::I16(vec![1, -1, -1, 3, 2]);

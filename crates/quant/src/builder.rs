@@ -146,30 +146,21 @@ impl ModelBuilder {
         let format = plan.tables[t];
         let data = &self.weights.tables[t];
         if let Some(tiers) = plan.tiers_of(t) {
-            let ranking = self
-                .ranking
-                .as_ref()
-                .ok_or(QuantError::Model(
-                    quantrec_model::ModelError::TiersNeedCalibration { table: t },
-                ))?;
+            let ranking = self.ranking.as_ref().ok_or(QuantError::Model(
+                quantrec_model::ModelError::TiersNeedCalibration { table: t },
+            ))?;
             let tc = &self.config.tables[t];
             let mut held = Vec::new();
             for l in &tiers.levels {
                 held.push((l.format, self.encoded(t, l.format, refit, curved)?));
             }
-            let split = TieredData::split(
-                t,
-                tc.rows,
-                tc.dim,
-                tiers,
-                &ranking.tables[t].order,
-                |f| {
+            let split =
+                TieredData::split(t, tc.rows, tc.dim, tiers, &ranking.tables[t].order, |f| {
                     held.iter()
                         .find(|(hf, _)| *hf == f)
                         .map(|(_, b)| b.as_slice())
                         .ok_or(quantrec_model::ModelError::TiersNeedCalibration { table: t })
-                },
-            )?;
+                })?;
             return Ok(TableData::Tiered(split));
         }
         match data {

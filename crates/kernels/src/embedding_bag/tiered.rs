@@ -151,7 +151,7 @@ pub fn pool_tiered_scalar(
     out_stride: usize,
 ) -> Result<()> {
     run(
-        |f, row, o| dequantize_row(f, row, o),
+        dequantize_row,
         table,
         pooling,
         lookup,

@@ -285,7 +285,8 @@ impl Artifact {
                 }
                 let width = tiers.remap_entry_bytes();
                 let dtype = if width == 2 { Dtype::I16 } else { Dtype::I32 };
-                let remap = Remap::from_le_bytes(r.get(&remap_tensor_name(t), dtype, &[tc.rows])?, width);
+                let remap =
+                    Remap::from_le_bytes(r.get(&remap_tensor_name(t), dtype, &[tc.rows])?, width);
                 let stored = Tiers::new(t, tc.rows, tc.dim, tiers, subs, remap)?;
                 tables.push(crate::tiers::stored(format, tc.rows, tc.dim, stored));
                 continue;

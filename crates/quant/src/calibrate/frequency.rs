@@ -121,7 +121,7 @@ mod tests {
             }],
             labels: Some(vec![0.0, 1.0, 0.0]),
         };
-        let set = EvalSet::from_batches(&[batch.clone()]).unwrap();
+        let set = EvalSet::from_batches(std::slice::from_ref(&batch)).unwrap();
         let r = RowRanking::measure(&config, &set).unwrap();
         let t = &r.tables[0];
         assert_eq!(t.order, vec![4, 1, 0, 2, 3, 5]);

@@ -43,9 +43,9 @@ impl Budget {
         match self {
             Budget::Ne(_) => c.delta_ne_pct,
             Budget::Auc(_) => -c.delta_auc,
-            Budget::NeAucRatio { ne, min_auc_ratio } => {
-                c.delta_ne_pct.max(ne + 100.0 * (min_auc_ratio - auc_ratio(c)))
-            }
+            Budget::NeAucRatio { ne, min_auc_ratio } => c
+                .delta_ne_pct
+                .max(ne + 100.0 * (min_auc_ratio - auc_ratio(c))),
         }
     }
 
@@ -494,4 +494,52 @@ pub fn search(
         seconds: start.elapsed().as_secs_f64(),
         cost_model: cost,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comparison(delta_ne_pct: f64, auc: f64) -> Comparison {
+        Comparison {
+            ne_reference: 0.8,
+            ne: 0.8 * (1.0 + delta_ne_pct / 100.0),
+            delta_ne_pct,
+            auc_reference: 0.8,
+            auc,
+            delta_auc: auc - 0.8,
+            calibration: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_auc_ratio_gate_needs_both_criteria() {
+        let b = Budget::Ne(0.02).with_min_auc_ratio(Some(0.999)).unwrap();
+        assert_eq!(
+            b,
+            Budget::NeAucRatio {
+                ne: 0.02,
+                min_auc_ratio: 0.999
+            }
+        );
+        // Within ΔNE, AUC ratio 0.9995: passes, and the gate value is the ΔNE.
+        let ok = comparison(0.01, 0.8 * 0.9995);
+        assert!(b.passes(&ok));
+        assert!((b.value(&ok) - 0.01).abs() < 1e-9);
+        // Within ΔNE but AUC ratio 0.998: fails by the shortfall (0.1 percent past the limit).
+        let low_auc = comparison(0.0, 0.8 * 0.998);
+        assert!(!b.passes(&low_auc));
+        assert!((b.value(&low_auc) - (0.02 + 0.1)).abs() < 1e-6);
+        // Past ΔNE with a perfect AUC: fails.
+        assert!(!b.passes(&comparison(0.03, 0.8)));
+        assert!(b.describe().contains("AUC >= 0.999"));
+        assert_eq!(
+            Budget::Ne(0.02).with_min_auc_ratio(None).unwrap(),
+            Budget::Ne(0.02)
+        );
+        for bad in [0.0, 1.5, f64::NAN] {
+            assert!(Budget::Ne(0.02).with_min_auc_ratio(Some(bad)).is_err());
+        }
+        assert!(Budget::Auc(0.001).with_min_auc_ratio(Some(0.999)).is_err());
+    }
 }
