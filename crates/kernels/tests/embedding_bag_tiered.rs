@@ -4,13 +4,12 @@
 //! [`kernel_suite!`] with the row-independence property over bags; plus ids and remaps that must
 //! be refused, and the one-tier f32 table equal to the plain table.
 
-use half::{bf16, f16};
 use quantrec_kernels::embedding_bag::{
-    Bags, EmbeddingBag, Indices, Lookup, Pooling, TierRemap, TieredTable, pool_scalar, pool_tiered,
-    pool_tiered_scalar, pool_tiered_with_ops,
+    Bags, EmbeddingBag, Indices, Lookup, Pooling, RowDecoder, TierRemap, TieredTable, pool_scalar,
+    pool_tiered, pool_tiered_scalar, pool_tiered_with,
 };
 use quantrec_kernels::formats::decode::Decode;
-use quantrec_kernels::formats::{TableFormat, TableRef};
+use quantrec_kernels::formats::{QuantizeOptions, TableFormat, TableRef, quantize_table};
 use quantrec_kernels::registry::KernelFamily;
 use quantrec_kernels::rng::Rng;
 use quantrec_kernels::testing::{OracleSuite, RowWise};
@@ -18,43 +17,17 @@ use quantrec_kernels::{KernelError, kernel_suite};
 
 const SENTINEL: f32 = -12345.678;
 
-/// Random stored rows: finite floats, random codes and scale/bias for fused formats.
+/// Stored rows of random values, quantized by the formats module (greedy clipping for 4 and 2 bits).
 fn random_rows(format: TableFormat, rows: usize, dim: usize, rng: &mut Rng) -> Vec<u8> {
-    let mut data = Vec::with_capacity(rows * format.row_bytes(dim));
-    for _ in 0..rows {
-        match format {
-            TableFormat::F32 => {
-                for _ in 0..dim {
-                    data.extend_from_slice(&rng.uniform_f32(-2.0, 2.0).to_le_bytes());
-                }
-            }
-            TableFormat::F16 | TableFormat::Bf16 => {
-                for _ in 0..dim {
-                    let x = rng.uniform_f32(-2.0, 2.0);
-                    let v = if format == TableFormat::Bf16 {
-                        bf16::from_f32(x).to_bits()
-                    } else {
-                        f16::from_f32(x).to_bits()
-                    };
-                    data.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            _ => {
-                for _ in 0..format.code_bytes(dim) {
-                    data.push(rng.next_u64() as u8);
-                }
-                let (scale, bias) = (rng.uniform_f32(1e-3, 0.2), rng.uniform_f32(-1.0, 1.0));
-                if format == TableFormat::Fused8 {
-                    data.extend_from_slice(&scale.to_le_bytes());
-                    data.extend_from_slice(&bias.to_le_bytes());
-                } else {
-                    data.extend_from_slice(&f16::from_f32(scale).to_le_bytes());
-                    data.extend_from_slice(&f16::from_f32(bias).to_le_bytes());
-                }
-            }
-        }
-    }
-    data
+    let values: Vec<f32> = (0..rows * dim)
+        .map(|_| rng.uniform_f32(-2.0, 2.0))
+        .collect();
+    let opts = QuantizeOptions {
+        greedy: matches!(format, TableFormat::Fused4 | TableFormat::Fused2),
+        refine: false,
+        name: "tier",
+    };
+    quantize_table(&values, rows, dim, format, &opts).unwrap()
 }
 
 /// One tiered pooling call in owned form.
@@ -221,12 +194,14 @@ impl OracleSuite for TieredSuite {
     }
 
     fn reference(case: &Tiered) -> Vec<f32> {
-        case.output(|t, l, o, s| pool_tiered_scalar(t, case.pooling, l, 4, o, s))
+        case.output(|t, l, o, s| pool_tiered_with(RowDecoder::Oracle, t, case.pooling, l, 4, o, s))
     }
 
     fn run(index: usize, case: &Tiered) -> Vec<f32> {
         let ops = Decode::get(index).unwrap();
-        case.output(|t, l, o, s| pool_tiered_with_ops(ops, t, case.pooling, l, 4, o, s))
+        case.output(|t, l, o, s| {
+            pool_tiered_with(RowDecoder::Ops(ops), t, case.pooling, l, 4, o, s)
+        })
     }
 }
 
@@ -362,6 +337,12 @@ fn a_one_tier_f32_table_pools_like_the_plain_table() {
         };
         let mut got = vec![0f32; 5 * dim];
         pool_tiered(&tiered, pooling, &lookup, 0, &mut got, dim).unwrap();
+        let mut oracle = vec![0f32; 5 * dim];
+        pool_tiered_scalar(&tiered, pooling, &lookup, 0, &mut oracle).unwrap();
+        assert_eq!(
+            oracle.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         assert_eq!(
             plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

@@ -340,9 +340,27 @@ impl Tiers {
         out: &mut [f32],
         out_stride: usize,
     ) -> quantrec_kernels::Result<()> {
-        let refs: Vec<TableRef<'_>> = self.tables.iter().map(StoredTable::table_ref).collect();
+        // Up to STACK_TIERS tiers are viewed from the stack: no allocation per call.
+        const STACK_TIERS: usize = 4;
+        let empty = TableRef {
+            format: TableFormat::F32,
+            rows: 0,
+            dim,
+            data: &[],
+        };
+        let mut stack = [empty; STACK_TIERS];
+        let heap: Vec<TableRef<'_>>;
+        let refs: &[TableRef<'_>] = if self.tables.len() <= STACK_TIERS {
+            for (slot, s) in stack.iter_mut().zip(&self.tables) {
+                *slot = s.table_ref();
+            }
+            &stack[..self.tables.len()]
+        } else {
+            heap = self.tables.iter().map(StoredTable::table_ref).collect();
+            &heap
+        };
         let table = TieredTable {
-            tiers: &refs,
+            tiers: refs,
             remap: self.remap.as_kernel(),
             dim,
         };

@@ -36,7 +36,9 @@ use plan::{Job, RangeFn};
 
 pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
 pub use scalar::pool_scalar;
-pub use tiered::{TierRemap, TieredTable, pool_tiered, pool_tiered_scalar, pool_tiered_with_ops};
+pub use tiered::{
+    RowDecoder, TierRemap, TieredTable, pool_tiered, pool_tiered_scalar, pool_tiered_with,
+};
 
 /// A slice of ids or offsets in either index type.
 #[derive(Clone, Copy, Debug)]

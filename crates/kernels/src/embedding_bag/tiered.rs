@@ -7,7 +7,7 @@
 //! formats module's row decoder (`fma(code, scale, bias)` for fused rows), then accumulated in
 //! index order — `acc += v` for sum and mean, `acc = fma(w, v, acc)` for weighted sum — and a mean
 //! multiplies by `1 / len` at the end, `len` counting every id of the bag, pruned ones included.
-//! The fast path ([`pool_tiered_with_ops`]) decodes with one implementation of the
+//! The fast path ([`pool_tiered`], [`pool_tiered_with`]) decodes with one implementation of the
 //! [`Decode`](crate::formats::decode::Decode) family, which returns the oracle's bits at every ISA
 //! level, so its results equal the oracle's bit for bit. (This is not FBGEMM's fused-row order,
 //! `fma(scale, code, acc + bias)`: a one-tier table pools within a rounding of the plain table.)
@@ -140,6 +140,15 @@ impl<'a> TieredTable<'a> {
     }
 }
 
+/// Which row decoder a tiered pooling call uses.
+#[derive(Clone, Copy, Debug)]
+pub enum RowDecoder<'a> {
+    /// The scalar oracle, [`dequantize_row`] (this makes the call [`pool_tiered_scalar`]).
+    Oracle,
+    /// One implementation of the [`Decode`] family (every one returns the oracle's bits).
+    Ops(&'a DecodeOps),
+}
+
 /// The plain oracle: decodes each id's row with [`dequantize_row`] and pools in index order (see
 /// the module docs). Bag `b` goes to `out[b·out_stride ..][..dim]`.
 pub fn pool_tiered_scalar(
@@ -148,21 +157,21 @@ pub fn pool_tiered_scalar(
     lookup: &Lookup<'_>,
     table_index: usize,
     out: &mut [f32],
-    out_stride: usize,
 ) -> Result<()> {
-    run(
-        dequantize_row,
+    let stride = table.dim;
+    pool_tiered_with(
+        RowDecoder::Oracle,
         table,
         pooling,
         lookup,
         table_index,
         out,
-        out_stride,
+        stride,
     )
 }
 
 /// Pools a tiered table at [`crate::Isa::active`] (the [`Decode`] family's active
-/// implementation); equals [`pool_tiered_scalar`] bit for bit.
+/// implementation); equals the oracle bit for bit. Bag `b` goes to `out[b·out_stride ..][..dim]`.
 pub fn pool_tiered(
     table: &TieredTable<'_>,
     pooling: Pooling,
@@ -171,8 +180,9 @@ pub fn pool_tiered(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<()> {
-    pool_tiered_with_ops(
-        Decode::active(),
+    let decoder = RowDecoder::Ops(Decode::active());
+    pool_tiered_with(
+        decoder,
         table,
         pooling,
         lookup,
@@ -182,9 +192,10 @@ pub fn pool_tiered(
     )
 }
 
-/// [`pool_tiered`] with one implementation's row decoders (for tests and benchmarks).
-pub fn pool_tiered_with_ops(
-    ops: &DecodeOps,
+/// [`pool_tiered`] with a chosen row decoder (the oracle, or one implementation for tests and
+/// benchmarks).
+pub fn pool_tiered_with(
+    decoder: RowDecoder<'_>,
     table: &TieredTable<'_>,
     pooling: Pooling,
     lookup: &Lookup<'_>,
@@ -192,15 +203,26 @@ pub fn pool_tiered_with_ops(
     out: &mut [f32],
     out_stride: usize,
 ) -> Result<()> {
-    run(
-        |f, row, o| ops.decode_checked(f, row, o),
-        table,
-        pooling,
-        lookup,
-        table_index,
-        out,
-        out_stride,
-    )
+    match decoder {
+        RowDecoder::Oracle => run(
+            dequantize_row,
+            table,
+            pooling,
+            lookup,
+            table_index,
+            out,
+            out_stride,
+        ),
+        RowDecoder::Ops(ops) => run(
+            |f, row, o| ops.decode_checked(f, row, o),
+            table,
+            pooling,
+            lookup,
+            table_index,
+            out,
+            out_stride,
+        ),
+    }
 }
 
 fn run(
