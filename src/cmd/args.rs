@@ -111,6 +111,14 @@ pub struct DataArgs {
     /// Gate on the AUC drop (AUC units) instead of ΔNE.
     #[arg(long)]
     pub budget_auc: Option<f64>,
+    /// MLPerf's accuracy criterion beside the ΔNE budget: quantized AUC at least this ratio of
+    /// the f32 AUC (MLPerf's DLRM rule: 0.999).
+    #[arg(long, conflicts_with = "budget_auc")]
+    pub min_auc_ratio: Option<f64>,
+    /// Do not try frequency-aware row tiers (hot rows 8-bit, warm 4-bit, cold 2-bit, never-seen
+    /// rows pruned) on the searched plan's tables.
+    #[arg(long)]
+    pub no_row_tiers: bool,
     /// Range rule of static activations.
     #[arg(long, value_enum, default_value = "l2")]
     pub calib_method: CalibMethod,
@@ -118,11 +126,12 @@ pub struct DataArgs {
 
 impl DataArgs {
     /// The gate.
-    pub fn budget(&self) -> Budget {
-        match self.budget_auc {
+    pub fn budget(&self) -> Result<Budget> {
+        let base = match self.budget_auc {
             Some(a) => Budget::Auc(a),
             None => Budget::Ne(self.budget_ne),
-        }
+        };
+        Ok(base.with_min_auc_ratio(self.min_auc_ratio)?)
     }
 
     /// Hashes and row counts of the data files, for provenance.
@@ -132,5 +141,41 @@ impl DataArgs {
             "calibration": {"file": self.calib.display().to_string(), "sha256": h(&self.calib)?, "rows": calib_rows},
             "evaluation": {"file": self.eval.display().to_string(), "sha256": h(&self.eval)?, "rows": eval_rows},
         }))
+    }
+}
+
+/// Interaction of a trained model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArchKind {
+    /// facebookresearch/dlrm's dot interaction (dlrm module names).
+    Dot,
+    /// TorchRec `DLRM_DCN`'s low-rank DCN-v2 cross net (TorchRec module names).
+    Dcn,
+}
+
+/// The architecture `train` and `demo` train.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ArchArgs {
+    /// Interaction: `dot` (DLRM) or `dcn` (DLRM-v2's low-rank DCN-v2 cross net).
+    #[arg(long, value_enum, default_value = "dot")]
+    pub arch: ArchKind,
+    /// Cross layers of `--arch dcn` (MLPerf DLRM-v2: 3).
+    #[arg(long, default_value_t = 3)]
+    pub cross_layers: usize,
+    /// Rank of each cross layer of `--arch dcn`.
+    #[arg(long, default_value_t = 64)]
+    pub cross_rank: usize,
+}
+
+impl ArchArgs {
+    /// The trainer's architecture choice.
+    pub fn arch(&self) -> quantrec_train::ModelArch {
+        match self.arch {
+            ArchKind::Dot => quantrec_train::ModelArch::Dot,
+            ArchKind::Dcn => quantrec_train::ModelArch::Dcn {
+                layers: self.cross_layers,
+                rank: self.cross_rank,
+            },
+        }
     }
 }

@@ -34,6 +34,10 @@ pub struct DemoArgs {
     /// Skip the online day (serving, live NE from fed-back labels, canary launch).
     #[arg(long)]
     pub skip_online: bool,
+
+    /// The architecture trained (dot DLRM, or `--arch dcn`: DLRM-v2's DCN-v2 cross net).
+    #[command(flatten)]
+    pub arch: crate::cmd::args::ArchArgs,
 }
 
 /// Runs the demo, then writes `report.json`, `frontier.png` and `report.md`.
@@ -45,6 +49,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         budget_ne: args.budget_ne,
         train_rows: args.train_rows,
         skip_kernels: args.skip_kernels,
+        arch: args.arch.arch(),
     };
     let mut printer = DemoPrinter::default();
     let mut outcome = run_offline(&options, &mut |e| printer.on_event(e))?;

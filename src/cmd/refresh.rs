@@ -59,7 +59,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
         weights: snap.weights.clone(),
         calib: load_data(&d.calib, &snap.config, schema, Some(d.calib_rows))?,
         eval: load_data(&d.eval, &snap.config, schema, Some(d.eval_rows))?,
-        budget: d.budget(),
+        budget: d.budget()?,
         calib_method: d.calib_method.method(),
         keep_static: args.keep_static,
     };

@@ -53,7 +53,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
     let eval = load_data(&d.eval, &m.config, schema, Some(d.eval_rows))?;
     let builder = ModelBuilder::new(m.config.clone(), m.weights)?
         .with_table_refit(args.table_rounding.refit())
-        .with_curvature_measured_on(args.table_rounding.curvature(), &calib)?;
+        .with_curvature_measured_on(args.table_rounding.curvature(), &calib)?
+        .with_row_ranking_measured_on(&calib)?;
     let reference = builder.build(&Plan::f32(&m.config))?;
     let cal = calibrate(&reference, &calib, d.calib_method.method())?;
     let s = search(
@@ -61,13 +62,14 @@ pub fn run(args: SearchArgs) -> Result<()> {
         &cal,
         &eval,
         &SearchOptions {
-            budget: d.budget(),
+            budget: d.budget()?,
             objective: args.objective.objective(),
             latency_batch: args.latency_batch,
             presets: true,
             sensitivity_rows: args.sensitivity_rows,
             table_refit: args.table_rounding.refit(),
             table_curvature: args.table_rounding.curvature(),
+            tiers: !d.no_row_tiers,
         },
     )?;
     if let Some(dir) = &args.report {

@@ -77,11 +77,15 @@ pub struct TrainArgs {
     /// Embedding dimension (also the bottom MLP's output).
     #[arg(long, default_value_t = 16)]
     pub dim: usize,
+    /// Interaction (dot or DCN-v2 cross net).
+    #[command(flatten)]
+    pub arch: crate::cmd::args::ArchArgs,
     /// Continue training from this state dict (as `train` writes it; same architecture) instead
     /// of fresh parameters: e.g. yesterday's snapshot trained further on today's data.
     #[arg(long, requires = "data")]
     pub init: Option<PathBuf>,
-    /// Output: the trained state dict (.safetensors, facebookresearch/dlrm module names).
+    /// Output: the trained state dict (.safetensors; facebookresearch/dlrm module names, TorchRec
+    /// `DLRM_DCN` names with `--arch dcn`).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Passes over the data (file data only; synthetic rows are never repeated).
@@ -203,6 +207,7 @@ fn synthetic_recipe(args: &TrainArgs, options: TrainOptions) -> Result<SynthReci
     let mut recipe = SynthRecipe {
         options,
         dim: args.dim,
+        arch: args.arch.arch(),
         ..SynthRecipe::default()
     };
     recipe.synth.seed = args.data_seed;
@@ -253,6 +258,7 @@ fn file_training(args: &TrainArgs, options: TrainOptions) -> Result<FileTraining
         table_rows,
         holdout,
         dim: args.dim,
+        arch: args.arch.arch(),
         init: args.init.clone(),
         options,
         output: args.output.clone(),

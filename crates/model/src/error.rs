@@ -253,6 +253,31 @@ pub enum ModelError {
         #[source]
         source: Box<quantrec_kernels::KernelError>,
     },
+    /// Row tiers of a table that do not fit it (row counts, formats, remap width).
+    #[error("invalid precision plan: tiers of table {table}: {reason}")]
+    TierPlan {
+        /// Table index.
+        table: usize,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A tiered table whose stored tiers or remap disagree with its plan.
+    #[error("table {table}: tiered storage does not match its plan: {reason}")]
+    TierData {
+        /// Table index.
+        table: usize,
+        /// What disagrees.
+        reason: String,
+    },
+    /// A plan with row tiers for a table supplied as plain f32 rows: tiers need the calibration
+    /// data's row frequencies, so such tables come pre-tiered (from the quant crate's builder).
+    #[error(
+        "table {table}: the plan stores it in frequency tiers, which need calibration data; build it with the quant crate (quantize / search)"
+    )]
+    TiersNeedCalibration {
+        /// Table index.
+        table: usize,
+    },
     /// A table supplied already encoded in another format than the plan stores it in.
     #[error(
         "invalid precision plan: table {table} is supplied encoded as {supplied} but the plan stores it as {planned}"

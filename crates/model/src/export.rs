@@ -5,6 +5,7 @@ use crate::config::{DotOrder, Interaction, ModelConfig, Naming};
 use crate::state_dict::{StateDict, Tensor};
 use crate::weights::{Linear, TableData, Weights};
 use crate::{ModelError, Result};
+use quantrec_kernels::formats::TableFormat;
 
 fn put_linear(sd: &mut StateDict, prefix: &str, l: &Linear) {
     sd.tensors.insert(
@@ -59,6 +60,13 @@ pub fn export_state_dict(
                     naming,
                     table: t,
                     format: *format,
+                });
+            }
+            TableData::Tiered(d) => {
+                return Err(ModelError::ExportEncodedTable {
+                    naming,
+                    table: t,
+                    format: d.tiers.first().map_or(TableFormat::F32, |k| k.format),
                 });
             }
         };

@@ -424,13 +424,26 @@ impl Model {
                 num_bags: m,
                 per_sample_weights: f.weights.as_deref().map(|w| &w[s..e]),
             };
-            let bag = EmbeddingBag {
-                table: table.table_ref(),
-                pooling: self.poolings[t],
-                remap: None,
-            };
             let off = self.table_offsets[t];
-            pool(&bag, &lookup, t, &mut feat[off..], width).map_err(|e| match e {
+            let pooled = match &table.tiers {
+                Some(tiers) => tiers.pool(
+                    table.dim,
+                    self.poolings[t],
+                    &lookup,
+                    t,
+                    &mut feat[off..],
+                    width,
+                ),
+                None => {
+                    let bag = EmbeddingBag {
+                        table: table.table_ref(),
+                        pooling: self.poolings[t],
+                        remap: None,
+                    };
+                    pool(&bag, &lookup, t, &mut feat[off..], width)
+                }
+            };
+            pooled.map_err(|e| match e {
                 KernelError::IdOutOfRange {
                     table,
                     bag,

@@ -65,7 +65,7 @@ pub struct Inspection {
     pub verified: Option<String>,
 }
 
-fn row(p: &Part, f32_part: &Part, table_names: &[String]) -> PartRow {
+fn row(p: &Part, f32_part: &Part, table_names: &[String], plan: &Plan) -> PartRow {
     let (name, precision) = match p.kind {
         PartKind::Dense(prec) => (p.name.clone(), prec.short_name()),
         PartKind::Table(f, pooling) => {
@@ -73,10 +73,11 @@ fn row(p: &Part, f32_part: &Part, table_names: &[String]) -> PartRow {
             let label = table_names
                 .get(t)
                 .map_or(String::new(), |n| format!(" ({n})"));
-            (
-                format!("{}{label}", p.name),
-                format!("{f}, {pooling:?} pooling").to_lowercase(),
-            )
+            let precision = match plan.tiers_of(t) {
+                Some(tiers) => format!("tiers {}, {pooling:?} pooling", tiers.describe()),
+                None => format!("{f}, {pooling:?} pooling"),
+            };
+            (format!("{}{label}", p.name), precision.to_lowercase())
         }
     };
     PartRow {
@@ -97,7 +98,7 @@ impl Inspection {
         let rows: Vec<PartRow> = parts(&m.config, &m.plan)
             .iter()
             .zip(&f32_parts)
-            .map(|(p, f)| row(p, f, &m.table_names))
+            .map(|(p, f)| row(p, f, &m.table_names, &m.plan))
             .collect();
         let total: u64 = rows.iter().map(|p| p.bytes).sum();
         let total_f32: u64 = rows.iter().map(|p| p.f32_bytes).sum();

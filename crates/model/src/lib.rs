@@ -24,6 +24,7 @@ pub mod remote;
 pub mod score;
 pub mod state_dict;
 pub mod tables;
+pub mod tiers;
 pub mod weights;
 
 pub use artifact::Artifact;

@@ -10,6 +10,7 @@ use quantrec_kernels::interaction::{PairOrder, pairs};
 use crate::config::{Interaction, ModelConfig};
 use crate::plan::{LayerPrecision, Plan};
 use crate::tables::{StoredTable, TableBytes, encode_planned_table};
+use crate::tiers::Tiers;
 use crate::weights::{CrossLayer, Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
@@ -53,6 +54,23 @@ fn store_table(
 ) -> Result<StoredTable> {
     let tc = &config.tables[t];
     let format = plan.tables[t];
+    if let Some(tiers) = plan.tiers_of(t) {
+        let data = match data {
+            Cow::Owned(TableData::Tiered(d)) => d,
+            Cow::Borrowed(TableData::Tiered(d)) => d.clone(),
+            Cow::Owned(TableData::F32(_)) | Cow::Borrowed(TableData::F32(_)) => {
+                return Err(ModelError::TiersNeedCalibration { table: t });
+            }
+            _ => {
+                return Err(ModelError::TierData {
+                    table: t,
+                    reason: "supplied as one encoded table".into(),
+                });
+            }
+        };
+        let stored = Tiers::from_data(t, tc.rows, tc.dim, tiers, data)?;
+        return Ok(crate::tiers::stored(format, tc.rows, tc.dim, stored));
+    }
     let bytes = match data {
         Cow::Borrowed(TableData::F32(v)) => encode_planned_table(plan, t, tc.rows, tc.dim, v)?,
         Cow::Owned(TableData::F32(v)) => encode_planned_table(plan, t, tc.rows, tc.dim, &v)?,
@@ -60,6 +78,12 @@ fn store_table(
         Cow::Owned(TableData::Encoded { format: f, bytes }) if f == format => bytes,
         Cow::Borrowed(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, *f, format)),
         Cow::Owned(TableData::Encoded { format: f, .. }) => return Err(mismatch(t, f, format)),
+        Cow::Owned(TableData::Tiered(_)) | Cow::Borrowed(TableData::Tiered(_)) => {
+            return Err(ModelError::TierData {
+                table: t,
+                reason: "supplied in tiers the plan does not have".into(),
+            });
+        }
     };
     StoredTable::new(format, tc.rows, tc.dim, TableBytes::in_memory(bytes)?)
 }
@@ -253,7 +277,7 @@ impl Model {
     pub fn load_tables_into_memory(&mut self) -> Result<()> {
         for t in &mut self.tables {
             // Cloning a mapping clones an `Arc`; a failure leaves the table as it was.
-            t.bytes = t.bytes.clone().into_memory()?;
+            *t = t.clone().into_memory()?;
         }
         Ok(())
     }
@@ -317,6 +341,6 @@ impl Model {
 
     /// Bytes of the stored tables.
     pub fn table_bytes(&self) -> usize {
-        self.tables.iter().map(|t| t.bytes.as_slice().len()).sum()
+        self.tables.iter().map(StoredTable::stored_bytes).sum()
     }
 }

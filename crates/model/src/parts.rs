@@ -1,7 +1,8 @@
 //! Bytes per part of a model under a plan: the one count of stored bytes, shared by `inspect`,
 //! the precision search's byte objective and every report. A part's bytes are exactly what the
 //! artifact stores for it: weights in their precision, f32 biases (DCN `v` layers have none),
-//! int8 scales (one per output channel, or one per tensor), and table rows in their format.
+//! int8 scales (one per output channel, or one per tensor), and table rows in their format (for a
+//! tiered table: every tier's rows plus the remap, [`crate::plan::TierPlan::bytes`]).
 
 use quantrec_kernels::formats::TableFormat;
 
@@ -108,7 +109,7 @@ pub fn table_part(config: &ModelConfig, plan: &Plan, t: usize) -> Part {
         kind: PartKind::Table(plan.tables[t], tc.pooling),
         shape: (tc.rows, tc.dim),
         bias: false,
-        bytes: table_bytes(tc.rows, tc.dim, plan.tables[t]),
+        bytes: plan.table_bytes(t, tc.rows, tc.dim) as u64,
     }
 }
 

@@ -148,6 +148,90 @@ pub struct Plan {
     /// exact bytes). Recorded so that a refresh re-applies it; absent (false) in older plans.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub table_curvature: bool,
+    /// Frequency-aware row tiers: table index → its tiers ([`TierPlan`], see [`crate::tiers`]).
+    /// A tiered table is stored as one row-wise sub-table per tier plus a remap; its entry in
+    /// `tables` is the format of its hottest tier. Absent (empty) in older plans.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tiers: std::collections::BTreeMap<usize, TierPlan>,
+}
+
+/// One tier of a tiered table: a format and how many rows it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierLevel {
+    /// Storage format of the tier's rows.
+    #[serde(with = "format_name")]
+    pub format: TableFormat,
+    /// Rows in the tier.
+    pub rows: usize,
+}
+
+/// The tiers of one table, hottest first: rows ranked by their lookups on calibration data go to
+/// the first tier until it holds `levels[0].rows`, then to the next; the `pruned` rows that are
+/// left (never seen) become the shared zero row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierPlan {
+    /// The recipe that chose the split (e.g. `8/4/2+prune`; re-applied by a refresh).
+    pub recipe: String,
+    /// Tiers, hottest first.
+    pub levels: Vec<TierLevel>,
+    /// Rows pruned to the zero row.
+    pub pruned: usize,
+}
+
+impl TierPlan {
+    /// Rows stored over all tiers.
+    pub fn stored_rows(&self) -> usize {
+        self.levels.iter().map(|l| l.rows).sum()
+    }
+
+    /// Bytes of one remap entry: 2 (i16) when every stored row index fits in an i16, else 4
+    /// (i32, FBGEMM's width).
+    pub fn remap_entry_bytes(&self) -> usize {
+        if self.stored_rows() <= i16::MAX as usize {
+            2
+        } else {
+            4
+        }
+    }
+
+    /// Bytes of the table stored this way: every tier's rows plus the remap (`rows` entries).
+    pub fn bytes(&self, rows: usize, dim: usize) -> usize {
+        self.levels
+            .iter()
+            .map(|l| l.rows * l.format.row_bytes(dim))
+            .sum::<usize>()
+            + rows * self.remap_entry_bytes()
+    }
+
+    /// A short description: `8/4/2+prune: fused8 120, fused4 900, fused2 3000, pruned 500`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .levels
+            .iter()
+            .map(|l| format!("{} {}", l.format.name(), l.rows))
+            .collect();
+        parts.push(format!("pruned {}", self.pruned));
+        format!("{}: {}", self.recipe, parts.join(", "))
+    }
+}
+
+mod format_name {
+    use quantrec_kernels::formats::TableFormat;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &TableFormat, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TableFormat, D::Error> {
+        let n = String::deserialize(d)?;
+        TableFormat::parse(&n).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown table format {n:?}; expected one of {}",
+                TableFormat::ALL.map(|f| f.name()).join(", ")
+            ))
+        })
+    }
 }
 
 mod format_names {
@@ -193,6 +277,7 @@ impl Plan {
             tables: vec![table; config.tables.len()],
             table_refit: false,
             table_curvature: false,
+            tiers: Default::default(),
         }
     }
 
@@ -234,7 +319,57 @@ impl Plan {
                     source: Box::new(source),
                 })?;
         }
+        for (&t, tiers) in &self.tiers {
+            let Some(tc) = config.tables.get(t) else {
+                return Err(ModelError::TierPlan {
+                    table: t,
+                    reason: format!("the model has {} tables", config.tables.len()),
+                });
+            };
+            let bad = |reason: String| ModelError::TierPlan { table: t, reason };
+            if tiers.stored_rows() + tiers.pruned != tc.rows {
+                return Err(bad(format!(
+                    "{} stored + {} pruned rows != the table's {} rows",
+                    tiers.stored_rows(),
+                    tiers.pruned,
+                    tc.rows
+                )));
+            }
+            if tiers.stored_rows() > i32::MAX as usize {
+                return Err(bad("more stored rows than an i32 remap holds".into()));
+            }
+            for l in &tiers.levels {
+                l.format
+                    .check_dim(tc.dim)
+                    .map_err(|source| ModelError::PlanTableFormat {
+                        table: t,
+                        source: Box::new(source),
+                    })?;
+            }
+            if let Some(first) = tiers.levels.first()
+                && first.format != self.tables[t]
+            {
+                return Err(bad(format!(
+                    "the plan's format {} is not its hottest tier's ({})",
+                    self.tables[t].name(),
+                    first.format.name()
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The tiers of table `t`, if it is tiered.
+    pub fn tiers_of(&self, t: usize) -> Option<&TierPlan> {
+        self.tiers.get(&t)
+    }
+
+    /// Bytes of table `t` stored under this plan (tiers and remap for a tiered table).
+    pub fn table_bytes(&self, t: usize, rows: usize, dim: usize) -> usize {
+        match self.tiers.get(&t) {
+            Some(tiers) => tiers.bytes(rows, dim),
+            None => rows * self.tables[t].row_bytes(dim),
+        }
     }
 
     /// The plan as pretty JSON.

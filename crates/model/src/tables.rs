@@ -95,8 +95,11 @@ pub struct StoredTable {
     pub rows: usize,
     /// Row dimension.
     pub dim: usize,
-    /// `rows × format.row_bytes(dim)` bytes.
+    /// `rows × format.row_bytes(dim)` bytes (empty for a tiered table).
     pub bytes: TableBytes,
+    /// For a table stored in frequency tiers ([`crate::tiers`]): its sub-tables and remap; then
+    /// `format` is the hottest tier's and `bytes` is empty.
+    pub tiers: Option<Arc<crate::tiers::Tiers>>,
 }
 
 impl StoredTable {
@@ -108,17 +111,40 @@ impl StoredTable {
             rows,
             dim,
             bytes,
+            tiers: None,
         })
     }
 
-    /// A borrowed view for the kernels.
+    /// A borrowed view for the kernels (of no rows for a tiered table, whose rows are in `tiers`).
     pub fn table_ref(&self) -> TableRef<'_> {
         TableRef {
             format: self.format,
-            rows: self.rows,
+            rows: if self.tiers.is_some() { 0 } else { self.rows },
             dim: self.dim,
             data: self.bytes.as_slice(),
         }
+    }
+
+    /// Bytes stored for the table (every tier and the remap for a tiered table).
+    pub fn stored_bytes(&self) -> usize {
+        self.bytes.as_slice().len() + self.tiers.as_ref().map_or(0, |t| t.bytes())
+    }
+
+    /// The table with file-mapped bytes (its tiers' included) held in memory.
+    pub fn into_memory(self) -> Result<StoredTable> {
+        let tiers = match self.tiers {
+            Some(t) => Some(Arc::new(
+                Arc::try_unwrap(t)
+                    .unwrap_or_else(|shared| (*shared).clone())
+                    .into_memory()?,
+            )),
+            None => None,
+        };
+        Ok(StoredTable {
+            bytes: self.bytes.into_memory()?,
+            tiers,
+            ..self
+        })
     }
 }
 
@@ -134,6 +160,9 @@ pub fn encode_planned_table(
     values: &[f32],
 ) -> Result<Vec<u8>> {
     let format = plan.tables[t];
+    if plan.tiers_of(t).is_some() {
+        return Err(ModelError::TiersNeedCalibration { table: t });
+    }
     if plan.table_curvature
         && matches!(
             format,

@@ -42,6 +42,8 @@ pub enum TableData {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// Rows stored in frequency tiers ([`crate::tiers`]): sub-tables and remap.
+    Tiered(crate::tiers::TieredData),
 }
 
 /// Every parameter of a model, in forward order.
@@ -270,6 +272,23 @@ impl Weights {
                 )?,
                 TableData::Encoded { format, bytes } => {
                     quantrec_kernels::formats::TableRef::new(*format, tc.rows, tc.dim, bytes)?;
+                }
+                TableData::Tiered(d) => {
+                    if d.remap.len() != tc.rows {
+                        return Err(shape_err(
+                            format!("tables.{t}.remap"),
+                            format!("[{}]", tc.rows),
+                            vec![d.remap.len()],
+                        ));
+                    }
+                    for tier in &d.tiers {
+                        quantrec_kernels::formats::TableRef::new(
+                            tier.format,
+                            tier.rows,
+                            tc.dim,
+                            &tier.bytes,
+                        )?;
+                    }
                 }
             }
         }

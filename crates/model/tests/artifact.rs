@@ -124,6 +124,7 @@ fn mixed_precision_round_trip_matches_the_in_memory_model_and_shrinks_the_file()
         // Carried through the artifact's metadata (no N-bit table here, so no bytes change).
         table_refit: true,
         table_curvature: false,
+        tiers: Default::default(),
     };
     let in_memory = Model::from_parts(&imp.config, &imp.weights, &plan).unwrap();
     let want = predict(&in_memory, &batch);

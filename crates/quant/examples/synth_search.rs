@@ -102,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sensitivity_rows: 16_384,
             table_refit: false,
             table_curvature: false,
+            tiers: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     };

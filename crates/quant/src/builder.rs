@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use quantrec_kernels::formats::TableFormat;
 use quantrec_model::tables::encode_table;
+use quantrec_model::tiers::TieredData;
 use quantrec_model::weights::TableData;
 use quantrec_model::{Model, ModelConfig, Plan, Weights};
 
+use crate::calibrate::RowRanking;
 use crate::eval::EvalSet;
 use crate::table_curvature::TableCurvature;
 use crate::{QuantError, Result};
@@ -24,6 +26,7 @@ pub struct ModelBuilder {
     encoded: EncodedCache,
     table_refit: bool,
     curvature: Option<Arc<TableCurvature>>,
+    ranking: Option<Arc<RowRanking>>,
 }
 
 impl ModelBuilder {
@@ -36,6 +39,7 @@ impl ModelBuilder {
             encoded: Mutex::new(HashMap::new()),
             table_refit: false,
             curvature: None,
+            ranking: None,
         })
     }
 
@@ -83,16 +87,38 @@ impl ModelBuilder {
         &self.weights
     }
 
-    fn table(&self, t: usize, format: TableFormat, refit: bool, curved: bool) -> Result<TableData> {
+    /// Table `t` encoded in `format` (cached), with the refit and curvature rounding asked for.
+    fn encoded(
+        &self,
+        t: usize,
+        format: TableFormat,
+        refit: bool,
+        curved: bool,
+    ) -> Result<Arc<Vec<u8>>> {
         let data = &self.weights.tables[t];
-        let TableData::F32(values) = data else {
-            // Pre-encoded tables can only be used in their own format (Model checks it).
-            return Ok(data.clone());
+        let values = match data {
+            TableData::F32(values) => values,
+            TableData::Encoded { format: f, bytes } if *f == format => {
+                return Ok(Arc::new(bytes.clone()));
+            }
+            // Pre-encoded tables can only be used in their own format.
+            TableData::Encoded { format: f, .. } => {
+                return Err(QuantError::Model(
+                    quantrec_model::ModelError::TableFormatMismatch {
+                        table: t,
+                        supplied: *f,
+                        planned: format,
+                    },
+                ));
+            }
+            TableData::Tiered(_) => {
+                return Err(QuantError::Model(quantrec_model::ModelError::TierData {
+                    table: t,
+                    reason: "a pre-tiered table cannot be re-encoded".into(),
+                }));
+            }
         };
-        if format == TableFormat::F32 {
-            return Ok(data.clone());
-        }
-        let curvature = match (&self.curvature, curved) {
+        let curvature = match (&self.curvature, curved && format != TableFormat::F32) {
             (Some(c), true) => Some(c),
             (None, true) => {
                 return Err(QuantError::CurvatureNotMeasured { table: t });
@@ -101,24 +127,63 @@ impl ModelBuilder {
         };
         let key = (t, format, refit, curvature.is_some());
         if let Some(b) = self.encoded.lock().expect("cache lock").get(&key) {
-            return Ok(TableData::Encoded {
-                format,
-                bytes: b.as_ref().clone(),
-            });
+            return Ok(b.clone());
         }
         let tc = &self.config.tables[t];
-        let bytes = Arc::new(match curvature {
-            Some(c) => c.encode(t, format, tc.rows, values, refit)?,
-            None => encode_table(t, format, tc.rows, tc.dim, values, refit)?,
+        let bytes = Arc::new(match (format, curvature) {
+            (TableFormat::F32, _) => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            (_, Some(c)) => c.encode(t, format, tc.rows, values, refit)?,
+            (_, None) => encode_table(t, format, tc.rows, tc.dim, values, refit)?,
         });
         self.encoded
             .lock()
             .expect("cache lock")
             .insert(key, bytes.clone());
-        Ok(TableData::Encoded {
-            format,
-            bytes: bytes.as_ref().clone(),
-        })
+        Ok(bytes)
+    }
+
+    fn table(&self, t: usize, plan: &Plan, refit: bool, curved: bool) -> Result<TableData> {
+        let format = plan.tables[t];
+        let data = &self.weights.tables[t];
+        if let Some(tiers) = plan.tiers_of(t) {
+            let ranking = self.ranking.as_ref().ok_or(QuantError::Model(
+                quantrec_model::ModelError::TiersNeedCalibration { table: t },
+            ))?;
+            let tc = &self.config.tables[t];
+            let mut held = Vec::new();
+            for l in &tiers.levels {
+                held.push((l.format, self.encoded(t, l.format, refit, curved)?));
+            }
+            let split =
+                TieredData::split(t, tc.rows, tc.dim, tiers, &ranking.tables[t].order, |f| {
+                    held.iter()
+                        .find(|(hf, _)| *hf == f)
+                        .map(|(_, b)| b.as_slice())
+                        .ok_or(quantrec_model::ModelError::TiersNeedCalibration { table: t })
+                })?;
+            return Ok(TableData::Tiered(split));
+        }
+        match data {
+            TableData::F32(_) if format == TableFormat::F32 => Ok(data.clone()),
+            TableData::F32(_) => Ok(TableData::Encoded {
+                format,
+                bytes: self.encoded(t, format, refit, curved)?.as_ref().clone(),
+            }),
+            // Pre-encoded tables can only be used in their own format (Model checks it).
+            _ => Ok(data.clone()),
+        }
+    }
+
+    /// Measures the calibration data's row frequencies ([`RowRanking::measure`]), which plans
+    /// with row tiers split tables on.
+    pub fn with_row_ranking_measured_on(mut self, calib: &EvalSet) -> Result<ModelBuilder> {
+        self.ranking = Some(Arc::new(RowRanking::measure(&self.config, calib)?));
+        Ok(self)
+    }
+
+    /// The row ranking tiers split on, when measured.
+    pub fn row_ranking(&self) -> Option<&RowRanking> {
+        self.ranking.as_deref()
     }
 
     /// The weights with every table in `plan`'s format (encoded once per table and format), with
@@ -128,7 +193,7 @@ impl ModelBuilder {
         let refit = self.table_refit || plan.table_refit;
         let curved = self.curvature.is_some() || plan.table_curvature;
         let tables = (0..self.config.tables.len())
-            .map(|t| self.table(t, plan.tables[t], refit, curved))
+            .map(|t| self.table(t, plan, refit, curved))
             .collect::<Result<Vec<_>>>()?;
         Ok(Weights {
             bottom: self.weights.bottom.clone(),

@@ -170,7 +170,11 @@ pub fn set_choice(plan: &mut Plan, unit: Unit, choice: Choice) -> Result<()> {
         choice: format!("{choice:?}"),
     };
     match (unit, choice) {
-        (Unit::Table(t), Choice::Table(f)) => plan.tables[t] = f,
+        (Unit::Table(t), Choice::Table(f)) => {
+            // One format for the whole table: any row tiers it had are dropped.
+            plan.tables[t] = f;
+            plan.tiers.remove(&t);
+        }
         (Unit::Table(_), _) | (_, Choice::Table(_)) => return Err(bad()),
         (Unit::Bottom(i), Choice::Layer(c)) => plan.bottom[i] = c.precision(),
         (Unit::Top(i), Choice::Layer(c)) => plan.top[i] = c.precision(),
@@ -334,7 +338,12 @@ pub fn summary(plan: &Plan) -> String {
         let c: Vec<LayerPrecision> = plan.cross.iter().flat_map(|c| [c.v, c.w]).collect();
         s.push_str(&format!(" | cross {}", layers(&c)));
     }
-    s + &format!(" | tables {tables}")
+    let tiers = if plan.tiers.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} in row tiers)", plan.tiers.len())
+    };
+    s + &format!(" | tables {tables}{tiers}")
 }
 
 /// The plan's entry for every unit that differs from `other`, as `(unit, this, other)` names.

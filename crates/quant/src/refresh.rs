@@ -167,7 +167,15 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
     req.previous_plan.validate(&req.config)?;
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
         .with_table_refit(req.previous_plan.table_refit)
-        .with_curvature_measured_on(req.previous_plan.table_curvature, &req.calib)?;
+        .with_curvature_measured_on(req.previous_plan.table_curvature, &req.calib)?
+        .with_row_ranking_measured_on(&req.calib)?;
+    // Row tiers are re-split by their recipes on the new calibration data's row frequencies.
+    let previous = match builder.row_ranking() {
+        Some(r) if !req.previous_plan.tiers.is_empty() => {
+            crate::search::tiers::resplit(&req.previous_plan, &req.config, r)?
+        }
+        _ => req.previous_plan.clone(),
+    };
     let reference = builder.build(&Plan::f32(&req.config))?;
     let calibration = calibrate(&reference, &req.calib, req.calib_method)?;
     let ref_metrics = metrics_of(&predictions(&reference, &req.eval)?, &req.eval)?;
@@ -181,8 +189,8 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
         let m = metrics_of(&predictions(&model, &req.eval)?, &req.eval)?;
         Ok((plan, model, Comparison::new(&m, &ref_metrics)?))
     };
-    let ranges = range_shifts(&req.previous_plan, &calibration.apply(&req.previous_plan)?);
-    let (mut plan, mut model, initial) = evaluate(&req.previous_plan)?;
+    let ranges = range_shifts(&previous, &calibration.apply(&previous)?);
+    let (mut plan, mut model, initial) = evaluate(&previous)?;
     let mut comparison = initial.clone();
     let mut steps = Vec::new();
     let mut blame = Vec::new();

@@ -103,6 +103,7 @@ impl QuantizeOutcome {
             "delta_auc": c.delta_auc,
             "auc": c.auc,
             "auc_reference": c.auc_reference,
+            "auc_ratio": crate::search::plan_search::auc_ratio(c),
             "calibration": c.calibration,
             "bytes_f32": self.bytes_f32,
             "bytes_quantized": self.bytes_quantized,
@@ -168,7 +169,8 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         || matches!(&req.plan, PlanRequest::Given(p) if p.table_curvature);
     let builder = ModelBuilder::new(req.config.clone(), req.weights.clone())?
         .with_table_refit(refit)
-        .with_curvature_measured_on(curved, &req.calib)?;
+        .with_curvature_measured_on(curved, &req.calib)?
+        .with_row_ranking_measured_on(&req.calib)?;
     let f32_plan = Plan::f32(&req.config);
     let f32_model = builder.build(&f32_plan)?;
     let calibration = calibrate(&f32_model, &req.calib, req.calib_method)?;
@@ -195,6 +197,13 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         }
         PlanRequest::Preset(p) => (p.plan(&req.config), None),
         PlanRequest::Given(p) => (p.clone(), None),
+    };
+    // A given plan's tiers are re-split on this calibration data by their recorded recipes.
+    let plan = match builder.row_ranking() {
+        Some(r) if !plan.tiers.is_empty() && search_outcome.is_none() => {
+            crate::search::tiers::resplit(&plan, &req.config, r)?
+        }
+        _ => plan,
     };
     let mut plan = plan;
     plan.table_refit = refit;

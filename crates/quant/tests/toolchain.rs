@@ -109,6 +109,7 @@ fn request(w: &quantrec_model::Weights, plan: PlanRequest, budget: Budget) -> Qu
             sensitivity_rows: 16_384,
             table_refit: false,
             table_curvature: false,
+            tiers: false,
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     }

@@ -122,6 +122,67 @@ pub fn suggested_config(dense_features: usize, table_rows: &[usize], dim: usize)
     }
 }
 
+/// The interaction of the architecture a run trains ([`ModelArch::config`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelArch {
+    /// facebookresearch/dlrm's dot interaction ([`suggested_config`]; dlrm module names).
+    #[default]
+    Dot,
+    /// TorchRec `DLRM_DCN`: a low-rank DCN-v2 cross net of `layers` layers and rank `rank` over the
+    /// flattened `[bottom out, tables...]` vector, then the top MLP ([`suggested_dcn_config`];
+    /// TorchRec module names).
+    Dcn {
+        /// Cross layers.
+        layers: usize,
+        /// Rank of each layer's `W (V x)` factorization.
+        rank: usize,
+    },
+}
+
+impl ModelArch {
+    /// DCN with MLPerf DLRM-v2's 3 layers and a rank of 64 (the feature width over about 7,
+    /// MLPerf's 3456 / 512).
+    pub const DCN_DEFAULT: ModelArch = ModelArch::Dcn {
+        layers: 3,
+        rank: 64,
+    };
+
+    /// The architecture for `dense_features` dense inputs and tables of `table_rows` rows of `dim`.
+    pub fn config(self, dense_features: usize, table_rows: &[usize], dim: usize) -> ModelConfig {
+        match self {
+            ModelArch::Dot => suggested_config(dense_features, table_rows, dim),
+            ModelArch::Dcn { layers, rank } => {
+                suggested_dcn_config(dense_features, table_rows, dim, layers, rank)
+            }
+        }
+    }
+
+    /// `dot` or `dcn(3×64)`.
+    pub fn name(self) -> String {
+        match self {
+            ModelArch::Dot => "dot".into(),
+            ModelArch::Dcn { layers, rank } => format!("dcn({layers}×{rank})"),
+        }
+    }
+}
+
+/// [`suggested_config`] with TorchRec `DLRM_DCN`'s interaction: a low-rank DCN-v2 cross net
+/// (`layers` layers of rank `rank`) and TorchRec module names.
+pub fn suggested_dcn_config(
+    dense_features: usize,
+    table_rows: &[usize],
+    dim: usize,
+    layers: usize,
+    rank: usize,
+) -> ModelConfig {
+    ModelConfig {
+        interaction: quantrec_model::config::Interaction::Dcn { layers, rank },
+        naming: quantrec_model::config::Naming::TorchRec,
+        ..suggested_config(dense_features, table_rows, dim)
+    }
+}
+
 /// The gradient of the batch-mean loss, by state-dict name.
 #[derive(Clone, Debug)]
 pub struct Gradients {

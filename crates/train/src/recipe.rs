@@ -15,7 +15,7 @@ use quantrec_data::source::BatchSource;
 use quantrec_data::synth::{Generator, N_DENSE, Split, SynthConfig};
 use quantrec_model::ModelConfig;
 
-use crate::{EvalReport, Progress, Result, TrainOptions, Trainer, suggested_config};
+use crate::{EvalReport, ModelArch, Progress, Result, TrainOptions, Trainer};
 
 /// Everything needed to train on synthetic data.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,11 +30,13 @@ pub struct SynthRecipe {
     pub train_rows: u64,
     /// Held-out rows for the final evaluation.
     pub eval_rows: u64,
+    /// The interaction (dot by default).
+    pub arch: ModelArch,
 }
 
 impl Default for SynthRecipe {
     /// The default recipe: [`SynthConfig::default`], dimension 16, the trainer's suggested
-    /// architecture ([`suggested_config`]), row-wise Adagrad with batches of 256, learning rates
+    /// architecture ([`crate::suggested_config`]), row-wise Adagrad with batches of 256, learning rates
     /// 0.04 (MLPs) and 0.1 (tables), and [`DEFAULT_TRAIN_ROWS`] training /
     /// [`DEFAULT_EVAL_ROWS`] evaluation rows.
     ///
@@ -57,6 +59,7 @@ impl Default for SynthRecipe {
             },
             train_rows: DEFAULT_TRAIN_ROWS,
             eval_rows: DEFAULT_EVAL_ROWS,
+            arch: ModelArch::Dot,
         }
     }
 }
@@ -69,7 +72,7 @@ pub const DEFAULT_EVAL_ROWS: u64 = 200_000;
 impl SynthRecipe {
     /// The model architecture this recipe trains.
     pub fn model_config(&self) -> ModelConfig {
-        suggested_config(N_DENSE, &self.synth.table_rows, self.dim)
+        self.arch.config(N_DENSE, &self.synth.table_rows, self.dim)
     }
 }
 

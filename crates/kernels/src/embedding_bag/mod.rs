@@ -27,6 +27,7 @@ mod batch;
 mod plan;
 mod portable;
 mod scalar;
+mod tiered;
 
 use crate::formats::{TableFormat, TableRef};
 use crate::registry::{FamilyCache, Implementation, KernelFamily};
@@ -35,6 +36,9 @@ use plan::{Job, RangeFn};
 
 pub use batch::{PARALLEL_MIN_IDS, Parallelism, TableBag, pool_tables, pool_tables_with_isa};
 pub use scalar::pool_scalar;
+pub use tiered::{
+    RowDecoder, TierRemap, TieredTable, pool_tiered, pool_tiered_scalar, pool_tiered_with,
+};
 
 /// A slice of ids or offsets in either index type.
 #[derive(Clone, Copy, Debug)]

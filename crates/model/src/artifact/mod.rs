@@ -11,6 +11,10 @@
 //! - `bottom.{i}.bias`, `top.{i}.bias`, `cross.{l}.w.bias`: F32 `[out]`.
 //! - `tables.{t}`: F32 / F16 / BF16 `[rows, dim]`, or for fused formats U8 `[rows, row_bytes]` in
 //!   FBGEMM's byte layout (codes, then scale and bias).
+//! - A table in frequency tiers (the plan's `tiers`, [`crate::tiers`]) has no `tables.{t}`, but
+//!   `tables.{t}.tier{k}` for each tier `k` (hottest first; each laid out like a `tables.{t}` of
+//!   its format and rows) and `tables.{t}.remap`: I16 or I32 `[rows]`, original id → row of the
+//!   concatenated tiers, -1 = pruned (the zero row).
 //!
 //! Loading memory-maps the file: tables stay in the mapping and page in on demand; dense layers are
 //! decoded and packed for the running CPU (so the file assumes no ISA). Every inconsistency is a
@@ -37,6 +41,16 @@ use crate::weights::{CrossLayer, Linear, TableData, Weights};
 use crate::{ModelError, Result};
 
 pub use write::{quantize_int8, save, to_bytes};
+
+/// The tensor of tier `k` of table `t`.
+pub fn tier_tensor_name(t: usize, k: usize) -> String {
+    format!("tables.{t}.tier{k}")
+}
+
+/// The remap tensor of tiered table `t`.
+pub fn remap_tensor_name(t: usize) -> String {
+    format!("tables.{t}.remap")
+}
 
 /// The artifact format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -227,7 +241,9 @@ impl Artifact {
             .iter()
             .map(|t: &StoredTable| {
                 let bytes = t.bytes.as_slice();
-                if t.format == TableFormat::F32 {
+                if let Some(tiers) = &t.tiers {
+                    TableData::Tiered(tiers.to_data())
+                } else if t.format == TableFormat::F32 {
                     TableData::F32(
                         bytes
                             .chunks_exact(4)

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
 
-use super::{Artifact, ArtifactMeta, Backing, FORMAT_VERSION, METADATA_KEY, table_tensor_shape};
+use super::{
+    Artifact, ArtifactMeta, Backing, FORMAT_VERSION, METADATA_KEY, remap_tensor_name,
+    table_tensor_shape, tier_tensor_name,
+};
 use quantrec_kernels::gemm::{PackedLinear, Precision};
 
 use crate::model::{Model, PackedCross, pack};
 use crate::plan::LayerPrecision;
 use crate::tables::{StoredTable, TableBytes};
+use crate::tiers::{Remap, Tiers};
 use crate::weights::{CrossLayer, Linear};
 use crate::{ModelError, Result};
 
@@ -50,6 +54,27 @@ impl<'a> Reader<'a> {
         }
         self.used.push(name.to_string());
         Ok(t.data())
+    }
+
+    /// A table tensor's bytes: a range of the mapping, or a copy held in memory.
+    fn table_bytes(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+        shape: &[usize],
+        backing: &Backing,
+    ) -> Result<TableBytes> {
+        let data = self.get(name, dtype, shape)?;
+        let start = data.as_ptr() as usize - self.buf.as_ptr() as usize;
+        debug_assert!(start >= self.data_start);
+        Ok(match backing {
+            Backing::Mapped(m) => TableBytes::Mapped {
+                map: Arc::clone(m),
+                start,
+                len: data.len(),
+            },
+            Backing::Owned(_) => TableBytes::in_memory(data.to_vec())?,
+        })
     }
 
     fn f32s(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -251,19 +276,23 @@ impl Artifact {
         }
         let mut tables = Vec::with_capacity(config.tables.len());
         for (t, (tc, &format)) in config.tables.iter().zip(&plan.tables).enumerate() {
+            if let Some(tiers) = plan.tiers_of(t) {
+                let mut subs = Vec::with_capacity(tiers.levels.len());
+                for (k, level) in tiers.levels.iter().enumerate() {
+                    let (dtype, shape) = table_tensor_shape(level.format, level.rows, tc.dim);
+                    let bytes = r.table_bytes(&tier_tensor_name(t, k), dtype, &shape, &backing)?;
+                    subs.push(StoredTable::new(level.format, level.rows, tc.dim, bytes)?);
+                }
+                let width = tiers.remap_entry_bytes();
+                let dtype = if width == 2 { Dtype::I16 } else { Dtype::I32 };
+                let remap =
+                    Remap::from_le_bytes(r.get(&remap_tensor_name(t), dtype, &[tc.rows])?, width);
+                let stored = Tiers::new(t, tc.rows, tc.dim, tiers, subs, remap)?;
+                tables.push(crate::tiers::stored(format, tc.rows, tc.dim, stored));
+                continue;
+            }
             let (dtype, shape) = table_tensor_shape(format, tc.rows, tc.dim);
-            let name = format!("tables.{t}");
-            let data = r.get(&name, dtype, &shape)?;
-            let start = data.as_ptr() as usize - r.buf.as_ptr() as usize;
-            debug_assert!(start >= r.data_start);
-            let bytes = match &backing {
-                Backing::Mapped(m) => TableBytes::Mapped {
-                    map: Arc::clone(m),
-                    start,
-                    len: data.len(),
-                },
-                Backing::Owned(_) => TableBytes::in_memory(data.to_vec())?,
-            };
+            let bytes = r.table_bytes(&format!("tables.{t}"), dtype, &shape, &backing)?;
             tables.push(StoredTable::new(format, tc.rows, tc.dim, bytes)?);
         }
         let mut tensor_bytes = BTreeMap::new();

@@ -9,7 +9,7 @@ use safetensors::Dtype;
 
 use super::{
     ArtifactMeta, FORMAT_VERSION, IsaInfo, LayerQuant, METADATA_KEY, Provenance, data_digest,
-    table_tensor_shape,
+    remap_tensor_name, table_tensor_shape, tier_tensor_name,
 };
 use crate::config::ModelConfig;
 use crate::plan::{LayerPrecision, Plan};
@@ -164,6 +164,26 @@ pub fn to_bytes(
     }
     for (t, (data, tc)) in weights.tables.iter().zip(&config.tables).enumerate() {
         let format = plan.tables[t];
+        if let (Some(tiers), TableData::Tiered(d)) = (plan.tiers_of(t), data) {
+            d.check(t, tc.rows, tc.dim, tiers)?;
+            for (k, tier) in d.tiers.iter().enumerate() {
+                let (dtype, shape) = table_tensor_shape(tier.format, tier.rows, tc.dim);
+                tensors.insert(
+                    tier_tensor_name(t, k),
+                    raw(dtype, shape, tier.bytes.clone()),
+                );
+            }
+            let dtype = if d.remap.entry_bytes() == 2 {
+                Dtype::I16
+            } else {
+                Dtype::I32
+            };
+            tensors.insert(
+                remap_tensor_name(t),
+                raw(dtype, vec![tc.rows], d.remap.to_le_bytes()),
+            );
+            continue;
+        }
         let bytes = match data {
             TableData::F32(v) => encode_planned_table(plan, t, tc.rows, tc.dim, v)?,
             TableData::Encoded { format: f, bytes } if *f == format => bytes.clone(),
@@ -172,6 +192,12 @@ pub fn to_bytes(
                     table: t,
                     supplied: *f,
                     planned: format,
+                });
+            }
+            TableData::Tiered(_) => {
+                return Err(ModelError::TierData {
+                    table: t,
+                    reason: "supplied in tiers the plan does not have".into(),
                 });
             }
         };

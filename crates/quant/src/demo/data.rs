@@ -12,7 +12,7 @@ use quantrec_model::import::{ImportOverrides, import_state_dict};
 use quantrec_model::state_dict::StateDict;
 use quantrec_model::{ModelConfig, Weights};
 use quantrec_train::recipe::SynthRecipe;
-use quantrec_train::{TrainOptions, Trainer, suggested_config};
+use quantrec_train::{TrainOptions, Trainer};
 use serde::Serialize;
 
 use super::{DemoOptions, Story};
@@ -107,6 +107,7 @@ pub fn demo_recipe(options: &DemoOptions) -> SynthRecipe {
         recipe.train_rows
     });
     recipe.eval_rows = if options.quick { 50_000 } else { 100_000 };
+    recipe.arch = options.arch;
     recipe
 }
 
@@ -179,7 +180,11 @@ fn chunks(b: &Batch) -> Vec<Batch> {
 
 /// A click log: the last 20% of rows are held out for evaluation, calibration takes the first
 /// training rows, and the model trains one pass over the rest.
-pub fn train_file(path: &Path, story: &mut Story<'_>) -> Result<Trained> {
+pub fn train_file(
+    path: &Path,
+    arch: quantrec_train::ModelArch,
+    story: &mut Story<'_>,
+) -> Result<Trained> {
     let table_rows = vec![FILE_TABLE_ROWS; 26];
     let spec = SourceSpec::new(table_rows.clone(), 1024);
     let mut src = source::open_source(path, &spec)?;
@@ -199,12 +204,13 @@ pub fn train_file(path: &Path, story: &mut Story<'_>) -> Result<Trained> {
     let train = batch_ops::slice(&all, 0, n - hold);
     let holdout = batch_ops::slice(&all, n - hold, n);
     story.line(format!(
-        "{}: {n} rows ({} train, {hold} held out), tables hashed to {} rows",
+        "{}: {n} rows ({} train, {hold} held out), tables hashed to {} rows, {} interaction",
         path.display(),
         n - hold,
-        table_rows[0]
+        table_rows[0],
+        arch.name()
     ));
-    let config = suggested_config(all.n_dense, &table_rows, 16);
+    let config = arch.config(all.n_dense, &table_rows, 16);
     // The trainer's defaults with the synthetic recipe's batch size: measured better on the
     // 8k-row Criteo sample (holdout NE 0.884) than the synthetic recipe's larger learning rates.
     let options = TrainOptions {

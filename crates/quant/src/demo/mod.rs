@@ -56,6 +56,8 @@ pub struct DemoOptions {
     pub train_rows: Option<u64>,
     /// Skip the kernel self-check.
     pub skip_kernels: bool,
+    /// The architecture trained (dot DLRM by default, or DLRM-v2's DCN-v2 cross net).
+    pub arch: quantrec_train::ModelArch,
 }
 
 impl Default for DemoOptions {
@@ -67,6 +69,7 @@ impl Default for DemoOptions {
             budget_ne: 0.02,
             train_rows: None,
             skip_kernels: false,
+            arch: quantrec_train::ModelArch::Dot,
         }
     }
 }
@@ -205,7 +208,7 @@ pub fn run_offline(
     story.stage("2/7 data and fp32 training");
     let trained = match &options.data {
         None => data::train_synthetic(options, &mut story)?,
-        Some(path) => data::train_file(path, &mut story)?,
+        Some(path) => data::train_file(path, options.arch, &mut story)?,
     };
     let f32_plan = Plan::f32(&trained.config);
     let f32_model = Model::from_parts(&trained.config, &trained.weights, &f32_plan)?;

@@ -97,6 +97,18 @@ pub fn plan_lines(config: &ModelConfig, outcome: &QuantizeOutcome) -> Vec<String
             s.seconds,
             s.chosen().name
         ));
+        let c = s.chosen();
+        if let (false, Some(u)) = (c.plan.tiers.is_empty(), s.best_untiered()) {
+            let f32b = s.evaluated[0].bytes.max(1) as f64;
+            out.push(format!(
+                "row tiers on {} tables: {:.1}% of f32 bytes against {:.1}% with one precision per table ({} → {} bytes)",
+                c.plan.tiers.len(),
+                100.0 * c.bytes as f64 / f32b,
+                100.0 * u.bytes as f64 / f32b,
+                u.bytes,
+                c.bytes
+            ));
+        }
     }
     out
 }

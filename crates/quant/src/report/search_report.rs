@@ -44,6 +44,18 @@ pub fn markdown(s: &SearchOutcome) -> Result<String> {
         c.comparison.delta_auc,
         summary(&c.plan)
     );
+    if let (false, Some(u)) = (c.plan.tiers.is_empty(), s.best_untiered()) {
+        let _ = writeln!(
+            md,
+            "Row tiers on {} tables: {} bytes against {} bytes ({:.1}% of f32) for the best plan with one precision per table ({}), {:.1}% fewer.\n",
+            c.plan.tiers.len(),
+            c.bytes,
+            u.bytes,
+            100.0 * u.bytes as f64 / f32b.max(1) as f64,
+            u.name,
+            100.0 * (1.0 - c.bytes as f64 / u.bytes.max(1) as f64)
+        );
+    }
     md.push_str("## Plans\n\n");
     md.push_str(&markdown_table(
         &points,

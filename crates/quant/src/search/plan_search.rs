@@ -25,14 +25,27 @@ pub enum Budget {
     Ne(f64),
     /// Largest AUC drop, in AUC units (0.0005 = 0.05 points).
     Auc(f64),
+    /// A ΔNE budget and MLPerf's accuracy criterion together: ΔNE at most `ne` percent **and**
+    /// the quantized AUC at least `min_auc_ratio` × the f32 AUC (MLPerf's DLRM rule is 0.999).
+    NeAucRatio {
+        /// Largest relative NE increase, in percent.
+        ne: f64,
+        /// Smallest quantized / f32 AUC ratio.
+        min_auc_ratio: f64,
+    },
 }
 
 impl Budget {
-    /// The gated quantity of a comparison (ΔNE % or AUC drop; larger is worse).
+    /// The gated quantity of a comparison (larger is worse): ΔNE %, the AUC drop, or for
+    /// [`Budget::NeAucRatio`] `max(ΔNE %, ne + 100 · (min_auc_ratio − AUC / f32 AUC))` — the ΔNE
+    /// while the AUC ratio holds, past the limit by the ratio's shortfall in percent when not.
     pub fn value(self, c: &Comparison) -> f64 {
         match self {
             Budget::Ne(_) => c.delta_ne_pct,
             Budget::Auc(_) => -c.delta_auc,
+            Budget::NeAucRatio { ne, min_auc_ratio } => c
+                .delta_ne_pct
+                .max(ne + 100.0 * (min_auc_ratio - auc_ratio(c))),
         }
     }
 
@@ -40,20 +53,62 @@ impl Budget {
     pub fn limit(self) -> f64 {
         match self {
             Budget::Ne(x) | Budget::Auc(x) => x,
+            Budget::NeAucRatio { ne, .. } => ne,
         }
     }
 
     /// Whether `c` passes.
     pub fn passes(self, c: &Comparison) -> bool {
-        self.value(c) <= self.limit()
+        match self {
+            Budget::NeAucRatio { ne, min_auc_ratio } => {
+                c.delta_ne_pct <= ne && auc_ratio(c) >= min_auc_ratio
+            }
+            _ => self.value(c) <= self.limit(),
+        }
     }
 
-    /// E.g. `ΔNE <= 0.02%`.
+    /// This budget with MLPerf's AUC-ratio criterion added (`None` leaves it unchanged). Only a
+    /// ΔNE budget combines with it.
+    pub fn with_min_auc_ratio(self, ratio: Option<f64>) -> Result<Budget> {
+        let Some(r) = ratio else {
+            return Ok(self);
+        };
+        if !(r.is_finite() && r > 0.0 && r <= 1.0) {
+            return Err(QuantError::InvalidArgument {
+                what: "--min-auc-ratio".into(),
+                reason: format!("{r} must be in (0, 1]"),
+            });
+        }
+        match self {
+            Budget::Ne(ne) | Budget::NeAucRatio { ne, .. } => Ok(Budget::NeAucRatio {
+                ne,
+                min_auc_ratio: r,
+            }),
+            Budget::Auc(_) => Err(QuantError::InvalidArgument {
+                what: "--min-auc-ratio".into(),
+                reason: "combines with a ΔNE budget, not with an AUC-drop budget".into(),
+            }),
+        }
+    }
+
+    /// E.g. `ΔNE <= 0.02%`, `ΔNE <= 0.02% and AUC >= 0.999 × f32 AUC`.
     pub fn describe(self) -> String {
         match self {
             Budget::Ne(x) => format!("ΔNE <= {x}%"),
             Budget::Auc(x) => format!("AUC drop <= {x}"),
+            Budget::NeAucRatio { ne, min_auc_ratio } => {
+                format!("ΔNE <= {ne}% and AUC >= {min_auc_ratio} × f32 AUC")
+            }
         }
+    }
+}
+
+/// Quantized AUC / f32 AUC (1 when the reference AUC is 0).
+pub fn auc_ratio(c: &Comparison) -> f64 {
+    if c.auc_reference > 0.0 {
+        c.auc / c.auc_reference
+    } else {
+        1.0
     }
 }
 
@@ -115,6 +170,9 @@ pub struct SearchOptions {
     /// (`Plan::table_curvature`, [`crate::table_curvature`]; applied by
     /// [`crate::workflow::quantize`]'s model builder).
     pub table_curvature: bool,
+    /// After the greedy walks (bytes objective), try frequency-aware row tiers on the chosen
+    /// plan's tables ([`super::tiers`]; needs the builder's row ranking).
+    pub tiers: bool,
 }
 
 impl Default for SearchOptions {
@@ -127,6 +185,7 @@ impl Default for SearchOptions {
             sensitivity_rows: 16_384,
             table_refit: false,
             table_curvature: true,
+            tiers: true,
         }
     }
 }
@@ -162,18 +221,19 @@ impl SearchOutcome {
         &self.evaluated[self.chosen]
     }
 
+    /// The cheapest whole-set plan within the budget that stores every table in one format (no
+    /// row tiers): what the tiers are measured against.
+    pub fn best_untiered(&self) -> Option<&Evaluated> {
+        self.evaluated
+            .iter()
+            .filter(|e| e.within_budget && e.full_set && e.plan.tiers.is_empty())
+            .min_by_key(|e| e.bytes)
+    }
+
     /// Every evaluated plan as a point for the Pareto tools (the gate value as ΔNE for an AUC
     /// budget).
     pub fn points(&self) -> Vec<PlanPoint> {
-        self.evaluated
-            .iter()
-            .map(|e| PlanPoint {
-                name: e.name.clone(),
-                bytes: e.bytes,
-                latency_s: e.latency_s,
-                delta_ne_pct: self.budget.value(&e.comparison),
-            })
-            .collect()
+        points_of(&self.evaluated, self.budget)
     }
 }
 
@@ -233,6 +293,34 @@ impl<'a> Evaluator<'a> {
         let (p, _, c) = self.evaluate_model(&plan)?;
         Ok((p, c))
     }
+}
+
+fn points_of(evaluated: &[Evaluated], budget: Budget) -> Vec<PlanPoint> {
+    evaluated
+        .iter()
+        .map(|e| PlanPoint {
+            name: e.name.clone(),
+            bytes: e.bytes,
+            latency_s: e.latency_s,
+            delta_ne_pct: budget.value(&e.comparison),
+        })
+        .collect()
+}
+
+/// The cheapest whole-set plan within the budget (ties: smaller gate value, then earlier); the
+/// f32 baseline (index 0) when none is.
+fn choose(evaluated: &[Evaluated], budget: Budget, objective: Objective) -> usize {
+    let points = points_of(evaluated, budget);
+    let costs = scalar_costs(&points, objective);
+    (0..evaluated.len())
+        .filter(|&i| evaluated[i].within_budget && evaluated[i].full_set)
+        .min_by(|&a, &b| {
+            costs[a]
+                .total_cmp(&costs[b])
+                .then(points[a].delta_ne_pct.total_cmp(&points[b].delta_ne_pct))
+                .then(a.cmp(&b))
+        })
+        .unwrap_or(0)
 }
 
 /// Runs the whole search (see the module docs).
@@ -378,25 +466,21 @@ pub fn search(
             record(&mut evaluated, format!("preset:{}", preset.name()), p, c);
         }
     }
-    let points: Vec<PlanPoint> = evaluated
-        .iter()
-        .map(|e| PlanPoint {
-            name: e.name.clone(),
-            bytes: e.bytes,
-            latency_s: e.latency_s,
-            delta_ne_pct: budget.value(&e.comparison),
-        })
-        .collect();
-    let costs = scalar_costs(&points, options.objective);
-    let chosen = (0..evaluated.len())
-        .filter(|&i| evaluated[i].within_budget && evaluated[i].full_set)
-        .min_by(|&a, &b| {
-            costs[a]
-                .total_cmp(&costs[b])
-                .then(points[a].delta_ne_pct.total_cmp(&points[b].delta_ne_pct))
-                .then(a.cmp(&b))
-        })
-        .unwrap_or(0);
+    let mut cache_hits = outcome.cache_hits;
+    if let (true, Objective::Bytes, Some(ranking)) =
+        (options.tiers, options.objective, builder.row_ranking())
+    {
+        let best = choose(&evaluated, budget, options.objective);
+        let base_plan = evaluated[best].plan.clone();
+        let (trials, hits) =
+            super::tiers::tier_phase(&mut ev, &mut sens_ev, config, ranking, &base_plan, budget)?;
+        cache_hits += hits;
+        for t in trials {
+            record(&mut evaluated, t.name, t.plan, t.comparison);
+        }
+    }
+    let points: Vec<PlanPoint> = points_of(&evaluated, budget);
+    let chosen = choose(&evaluated, budget, options.objective);
     let front = pareto_front(&points, options.objective)?;
     Ok(SearchOutcome {
         evaluated,
@@ -406,8 +490,56 @@ pub fn search(
         budget,
         objective: options.objective,
         model_evaluations: ev.runs + sens_ev.runs,
-        cache_hits: outcome.cache_hits,
+        cache_hits,
         seconds: start.elapsed().as_secs_f64(),
         cost_model: cost,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comparison(delta_ne_pct: f64, auc: f64) -> Comparison {
+        Comparison {
+            ne_reference: 0.8,
+            ne: 0.8 * (1.0 + delta_ne_pct / 100.0),
+            delta_ne_pct,
+            auc_reference: 0.8,
+            auc,
+            delta_auc: auc - 0.8,
+            calibration: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_auc_ratio_gate_needs_both_criteria() {
+        let b = Budget::Ne(0.02).with_min_auc_ratio(Some(0.999)).unwrap();
+        assert_eq!(
+            b,
+            Budget::NeAucRatio {
+                ne: 0.02,
+                min_auc_ratio: 0.999
+            }
+        );
+        // Within ΔNE, AUC ratio 0.9995: passes, and the gate value is the ΔNE.
+        let ok = comparison(0.01, 0.8 * 0.9995);
+        assert!(b.passes(&ok));
+        assert!((b.value(&ok) - 0.01).abs() < 1e-9);
+        // Within ΔNE but AUC ratio 0.998: fails by the shortfall (0.1 percent past the limit).
+        let low_auc = comparison(0.0, 0.8 * 0.998);
+        assert!(!b.passes(&low_auc));
+        assert!((b.value(&low_auc) - (0.02 + 0.1)).abs() < 1e-6);
+        // Past ΔNE with a perfect AUC: fails.
+        assert!(!b.passes(&comparison(0.03, 0.8)));
+        assert!(b.describe().contains("AUC >= 0.999"));
+        assert_eq!(
+            Budget::Ne(0.02).with_min_auc_ratio(None).unwrap(),
+            Budget::Ne(0.02)
+        );
+        for bad in [0.0, 1.5, f64::NAN] {
+            assert!(Budget::Ne(0.02).with_min_auc_ratio(Some(bad)).is_err());
+        }
+        assert!(Budget::Auc(0.001).with_min_auc_ratio(Some(0.999)).is_err());
+    }
 }

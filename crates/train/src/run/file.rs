@@ -109,7 +109,7 @@ pub fn holdout_rows(holdout: &Holdout, n: u64) -> Result<u64> {
 
 /// The trainer a run starts from: fresh, or from `run.init`.
 fn start_trainer(run: &FileTraining, n_dense: usize) -> Result<Trainer> {
-    let config = crate::suggested_config(n_dense, &run.table_rows, run.dim);
+    let config = run.arch.config(n_dense, &run.table_rows, run.dim);
     match &run.init {
         Some(p) => Trainer::from_state_dict(config, run.options, crate::read_safetensors(p)?),
         None => Trainer::new(config, run.options),

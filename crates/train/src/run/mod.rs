@@ -56,6 +56,8 @@ pub struct FileTraining {
     pub holdout: Holdout,
     /// Embedding dimension (also the bottom MLP's output).
     pub dim: usize,
+    /// The interaction (dot, or a DCN-v2 cross net).
+    pub arch: crate::ModelArch,
     /// Start from this state dict (same architecture) instead of fresh parameters.
     pub init: Option<PathBuf>,
     /// Trainer options (epochs, batch size, learning rates, ...).
