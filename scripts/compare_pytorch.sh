@@ -13,7 +13,8 @@
 # A shared machine is noisy: the script interleaves rounds (peers, then ours, ROUNDS times) and prints the
 # median over rounds of each ratio taken within a round, never ratios of figures from different runs.
 #
-# Usage: scripts/compare_pytorch.sh [OUT_DIR]     env: ROUNDS (3), THREADS ("1 2"), QUICK=1 (short timings)
+# Usage: scripts/compare_pytorch.sh [OUT_DIR]     env: ROUNDS (3), THREADS ("1 2"), QUICK=1 (shorter timings
+# of ours; the peers always time batch 64 and 1024)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${QUANTREC_SHARED:-$ROOT/../shared}
@@ -23,10 +24,10 @@ OUT=${1:-${CARGO_TARGET_DIR:-$ROOT/target}/compare}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-1 2}
 QUICK=${QUICK:-}
+PLAN=${PLAN:-auto}   # or a preset, or a plan JSON (static parameters are calibrated on the exported rows)
 mkdir -p "$OUT"
 [ -x "$QR" ] || { echo "no quantrec binary at $QR (cargo build --release, or set QUANTREC)" >&2; exit 1; }
 "$PY" -c "import torch" || { echo "no PyTorch in $PY (run $SHARED/peers/setup.sh)" >&2; exit 1; }
-peer_quick=${QUICK:+--quick}
 ours_quick=${QUICK:+--quick}
 
 V2="$OUT/dlrmv2"
@@ -40,9 +41,9 @@ if [ ! -e "$V2/f32.safetensors" ]; then
   "$QR" predict "$V2/f32.safetensors" --tables-in-memory --inputs "$IN" -o "$V2/f32.predictions.safetensors"
 fi
 if [ ! -e "$V2/auto.safetensors" ]; then
-  echo "== quantize --plan auto (the automatic plan) on the exported rows" >&2
+  echo "== quantize --plan $PLAN on the exported rows" >&2
   "$QR" quantize "$V2/f32.safetensors" --calib "$IN" --eval "$IN" --calib-rows 4096 --eval-rows 16384 \
-    --sensitivity-rows 4096 -o "$V2/auto.safetensors" > "$V2/quantize.txt"
+    --sensitivity-rows 4096 --plan "$PLAN" -o "$V2/auto.safetensors" > "$V2/quantize.txt"
 fi
 
 : > "$OUT/peers.jsonl"
@@ -52,7 +53,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for t in $THREADS; do
     echo "== round $round, $t thread(s): PyTorch" >&2
     for peer in dlrm_bench.py dlrmv2_bench.py; do
-      "$PY" "$SHARED/peers/$peer" $peer_quick --threads "$t" \
+      "$PY" "$SHARED/peers/$peer" --threads "$t" \
         | sed "s/^{/{\"round\": $round, \"threads\": $t, /" >> "$OUT/peers.jsonl"
     done
     echo "== round $round, $t thread(s): quantrec" >&2

@@ -4,9 +4,9 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use quantrec_kernels::Isa;
 use quantrec_kernels::KernelError;
 use quantrec_kernels::aligned::AlignedF32;
-use quantrec_kernels::Isa;
 use quantrec_kernels::embedding_bag::{
     Bags, EmbeddingBag, Indices, Lookup, Parallelism, Pooling, TableBag, pool_tables_with_isa,
 };
@@ -290,9 +290,8 @@ impl Model {
         // chunk size, so neither the thread count nor the order chunks are taken in changes a
         // result.
         let queue = Mutex::new(logits.chunks_mut(chunk).enumerate());
-        scratch.chunks[..workers]
-            .par_iter_mut()
-            .try_for_each(|cs| loop {
+        scratch.chunks[..workers].par_iter_mut().try_for_each(|cs| {
+            loop {
                 // Nothing panics while the lock is held, so a poisoned queue is still consistent.
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some((c, out)) = next else {
@@ -300,7 +299,8 @@ impl Model {
                 };
                 let lo = c * chunk;
                 self.forward_chunk(batch, lo, lo + out.len(), cs, out, &mut None)?;
-            })
+            }
+        })
     }
 
     /// Checks the batch against the model before anything is sliced.
@@ -531,7 +531,9 @@ impl Model {
                         View::new(vx, m, rank),
                     );
                     match w_in {
-                        Some(q) => c.w.forward_u8_to_f32(&ua[..m * rank], q, m, u, false, lin)?,
+                        Some(q) => {
+                            c.w.forward_u8_to_f32(&ua[..m * rank], q, m, u, false, lin)?
+                        }
                         None => c.w.forward(vx, m, u, false, lin)?,
                     }
                     observe(
