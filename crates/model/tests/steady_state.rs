@@ -2,14 +2,14 @@
 //! results independent of the thread count, u8 chaining inside the cross layers, and per-row
 //! dynamic int8 activations, whose scores do not depend on the batch a row arrives in.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::observed;
 use quantrec_data::{Batch, SparseFeature, batch_ops};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::QParams;
 use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{Interaction, ModelConfig, Naming, PoolingMode, TableConfig};
-use quantrec_model::forward::{Observer, View};
 use quantrec_model::plan::{ActivationPlan, CrossPrecision, LayerPrecision};
 use quantrec_model::{Model, Plan, Scratch, Weights};
 
@@ -141,39 +141,6 @@ fn per_row_plans_serialize_and_name_themselves() {
     assert!(json.contains(r#""kind":"dynamic_per_row""#), "{json}");
     assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);
     assert_eq!(per_row().short_name(), "int8-dynrow/pc");
-}
-
-/// Every layer's input range and output values.
-#[derive(Default)]
-struct Record {
-    ranges: BTreeMap<String, (f32, f32)>,
-    outputs: BTreeMap<String, Vec<f32>>,
-}
-
-impl Observer for Record {
-    fn observe(&mut self, layer: &str, input: View<'_>, output: View<'_>) {
-        let r = self
-            .ranges
-            .entry(layer.to_string())
-            .or_insert((f32::MAX, f32::MIN));
-        for &v in input.data {
-            r.0 = r.0.min(v);
-            r.1 = r.1.max(v);
-        }
-        self.outputs
-            .entry(layer.to_string())
-            .or_default()
-            .extend_from_slice(output.data);
-    }
-}
-
-fn observed(model: &Model, b: &Batch) -> (Vec<f32>, Record) {
-    let mut rec = Record::default();
-    let p = model
-        .predict_observed(b, &mut Scratch::new(), &mut rec)
-        .unwrap()
-        .to_vec();
-    (p, rec)
 }
 
 fn static_int8(lo: f32, hi: f32) -> (LayerPrecision, QParams) {
