@@ -58,9 +58,16 @@ pub struct ModelBenchArgs {
     pub tables_in_memory: bool,
     /// A random model with the shapes of `../shared/peers/dlrm_bench.py`: `kaggle` (d=16, bottom
     /// 13-512-256-64-16, top 367-512-256-1, Criteo cardinalities capped at 1M rows) or `mlperf`
-    /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows).
+    /// (d=128, bottom 13-512-256-128, top 479-1024-1024-512-256-1, capped at 100k rows), or of
+    /// `dlrmv2_bench.py`: `dlrmv2` (TorchRec DLRM_DCN, d=128, DCN-v2 3 layers of rank 512, top
+    /// 3456-1024-1024-512-256-1, capped at 200k rows, MLPerf's multi-hot pooling sizes).
     #[arg(long)]
     pub synthetic: Option<String>,
+    /// With an artifact: time batch-size slices of this inputs file (`dense`, `offsets_T`,
+    /// `indices_T`, as `predict --inputs` reads and `dlrmv2_bench.py --export` writes; multi-hot
+    /// bags welcome) instead of synthetic one-hot batches.
+    #[arg(long, requires = "model")]
+    pub inputs: Option<PathBuf>,
     /// Plan of a synthetic model: `f32`, or `quantized` (dynamic per-tensor int8 MLPs and 4-bit
     /// tables: the dlrm repo's inference recipe that the peer runs).
     #[arg(long, default_value = "f32")]
@@ -68,9 +75,10 @@ pub struct ModelBenchArgs {
     /// Batch sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
     pub batch: Vec<usize>,
-    /// Rayon threads for batch-parallel chunks (1 = single thread, like the peers' default).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// Rayon thread counts for batch-parallel chunks, comma separated, each timed at every batch
+    /// size in the same run (1 = single thread, like the peers' default).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub threads: Vec<usize>,
     /// Samples per chunk (the model's default when absent; see `Model::set_chunk_size`).
     #[arg(long)]
     pub chunk: Option<usize>,
@@ -192,6 +200,7 @@ fn model(args: ModelBenchArgs) -> Result<()> {
         source,
         batch: args.batch,
         threads: args.threads,
+        inputs: args.inputs,
         chunk: args.chunk,
         quick: args.quick,
     };

@@ -1,10 +1,15 @@
 //! The forward pass: dense → bottom MLP → pooled tables → interaction → top MLP → logit → sigmoid.
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
+use quantrec_kernels::Isa;
 use quantrec_kernels::KernelError;
 use quantrec_kernels::aligned::AlignedF32;
-use quantrec_kernels::embedding_bag::{Bags, EmbeddingBag, Indices, Lookup, Pooling, pool};
+use quantrec_kernels::embedding_bag::{
+    Bags, EmbeddingBag, Indices, Lookup, Parallelism, Pooling, TableBag, pool_tables_with_isa,
+};
 use quantrec_kernels::gemm::{
     ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
 };
@@ -72,8 +77,10 @@ struct ChunkScratch {
     lin: LinearScratch,
 }
 
-/// Reusable buffers for [`Model::predict`]: grows to the largest batch seen and is then reused, so
-/// steady-state calls do not allocate. One per thread.
+/// Reusable buffers for [`Model::predict`]: one set of chunk buffers per worker thread (not per
+/// chunk, so their size is bounded by the chunk size whatever the batch), plus the batch's logits
+/// and probabilities; grown on first use and then reused, so steady-state calls do not allocate
+/// memory that grows with the batch. One per calling thread.
 #[derive(Debug, Default, Clone)]
 pub struct Scratch {
     chunks: Vec<ChunkScratch>,
@@ -85,6 +92,12 @@ impl Scratch {
     /// Empty buffers.
     pub fn new() -> Self {
         Scratch::default()
+    }
+
+    /// Sets of chunk buffers held: at most the rayon threads of the largest call (never one per
+    /// chunk), 0 before the first call.
+    pub fn chunk_buffer_sets(&self) -> usize {
+        self.chunks.len()
     }
 }
 
@@ -266,38 +279,44 @@ impl Model {
         let size = batch.size;
         let chunk = self.chunk;
         let n_chunks = size.div_ceil(chunk).max(1);
-        if scratch.chunks.len() < n_chunks {
-            scratch.chunks.resize_with(n_chunks, ChunkScratch::default);
+        // One set of chunk buffers per worker, not per chunk: a 32k-row call reuses the same
+        // few megabytes instead of touching fresh pages for each of its 128 chunks.
+        let workers = if obs.is_some() {
+            1
+        } else {
+            n_chunks.min(rayon::current_num_threads().max(1))
+        };
+        if scratch.chunks.len() < workers {
+            scratch.chunks.resize_with(workers, ChunkScratch::default);
         }
         scratch.logits.resize(size, 0.0);
         if size == 0 {
             return Ok(());
         }
         let logits = &mut scratch.logits[..size];
-        if n_chunks == 1 {
+        if workers == 1 {
             let cs = &mut scratch.chunks[0];
-            return self.forward_chunk(tables, batch, 0, size, cs, logits, &mut obs);
-        }
-        if obs.is_some() || rayon::current_num_threads() == 1 {
-            for (c, (cs, out)) in scratch
-                .chunks
-                .iter_mut()
-                .zip(logits.chunks_mut(chunk))
-                .enumerate()
-            {
+            for (c, out) in logits.chunks_mut(chunk).enumerate() {
                 let lo = c * chunk;
                 self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut obs)?;
             }
             return Ok(());
         }
-        scratch.chunks[..n_chunks]
-            .par_iter_mut()
-            .zip(logits.par_chunks_mut(chunk))
-            .enumerate()
-            .try_for_each(|(c, (cs, out))| {
+        // Workers take the next chunk from a shared queue. Chunk boundaries depend only on the
+        // chunk size, so neither the thread count nor the order chunks are taken in changes a
+        // result.
+        let queue = Mutex::new(logits.chunks_mut(chunk).enumerate());
+        scratch.chunks[..workers].par_iter_mut().try_for_each(|cs| {
+            loop {
+                // Nothing panics while the lock is held, so a poisoned queue is still consistent.
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((c, out)) = next else {
+                    return Ok(());
+                };
                 let lo = c * chunk;
-                self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut None)
-            })
+                self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut None)?;
+            }
+        })
     }
 
     /// Checks the batch against the model before anything is sliced.
@@ -412,62 +431,85 @@ impl Model {
             row[..d].copy_from_slice(src);
         }
 
-        // Pooled tables into their columns.
-        for (t, table) in tables.iter().enumerate() {
+        // Pooled tables into their columns: every single-format table in one table-batched call
+        // (this chunk is already one task of the batch, so the call stays on this thread); tiered
+        // tables (several row-wise sub-tables behind a remap) pool through their own path.
+        let n_tables = tables.len();
+        offsets.clear();
+        for f in &batch.sparse {
+            let s = f.offsets[lo];
+            offsets.extend(f.offsets[lo..hi].iter().map(|&o| o - s));
+        }
+        let lookup_of = |t: usize| {
             let f = &batch.sparse[t];
             let (s, e) = (f.offsets[lo] as usize, f.offsets[hi] as usize);
-            offsets.clear();
-            offsets.extend(f.offsets[lo..hi].iter().map(|&o| o - s as i64));
-            let lookup = Lookup {
+            Lookup {
                 indices: Indices::I64(&f.ids[s..e]),
-                bags: Bags::Offsets(Indices::I64(offsets)),
+                bags: Bags::Offsets(Indices::I64(&offsets[t * m..(t + 1) * m])),
                 num_bags: m,
                 per_sample_weights: f.weights.as_deref().map(|w| &w[s..e]),
-            };
-            let off = self.table_offsets[t];
-            let pooled = match &table.tiers {
-                Some(tiers) => tiers.pool(
-                    table.dim,
-                    self.poolings[t],
-                    &lookup,
-                    t,
-                    &mut feat[off..],
-                    width,
-                ),
-                None => {
-                    let bag = EmbeddingBag {
-                        table: table.table_ref(),
-                        pooling: self.poolings[t],
-                        remap: None,
-                    };
-                    pool(&bag, &lookup, t, &mut feat[off..], width)
-                }
-            };
-            pooled.map_err(|e| match e {
-                KernelError::IdOutOfRange {
-                    table,
-                    bag,
-                    id,
-                    rows,
-                } => KernelError::IdOutOfRange {
-                    table,
-                    bag: bag + lo,
-                    id,
-                    rows,
+            }
+        };
+        // Bag numbers in errors count from the start of the batch, not of this chunk.
+        let in_batch = |e: KernelError| match e {
+            KernelError::IdOutOfRange {
+                table,
+                bag,
+                id,
+                rows,
+            } => KernelError::IdOutOfRange {
+                table,
+                bag: bag + lo,
+                id,
+                rows,
+            },
+            other => other,
+        };
+        let bags: Vec<TableBag<'_>> = tables
+            .iter()
+            .enumerate()
+            .filter(|(_, table)| table.tiers.is_none())
+            .map(|(t, table)| TableBag {
+                bag: EmbeddingBag {
+                    table: table.table_ref(),
+                    pooling: self.poolings[t],
+                    remap: None,
                 },
-                other => other,
-            })?;
-            if obs.is_some() {
+                lookup: lookup_of(t),
+                column: self.table_offsets[t],
+            })
+            .collect();
+        pool_tables_with_isa(Isa::active(), &bags, feat, width, Parallelism::Single)
+            .map_err(in_batch)?;
+        drop(bags);
+        for (t, table) in tables.iter().enumerate() {
+            if let Some(tiers) = &table.tiers {
+                let off = self.table_offsets[t];
+                tiers
+                    .pool(
+                        table.dim,
+                        self.poolings[t],
+                        &lookup_of(t),
+                        t,
+                        &mut feat[off..],
+                        width,
+                    )
+                    .map_err(in_batch)?;
+            }
+        }
+        if obs.is_some() {
+            for t in 0..n_tables {
+                let (off, dim) = (self.table_offsets[t], tables[t].dim);
                 let pooled: Vec<f32> = feat
                     .chunks_exact(width)
-                    .flat_map(|r| &r[off..off + table.dim])
+                    .flat_map(|r| &r[off..off + dim])
                     .copied()
                     .collect();
                 observe(
                     obs,
                     || format!("table.{t}"),
                     View::empty(m),
-                    View::new(&pooled, m, table.dim),
+                    View::new(&pooled, m, dim),
                 );
             }
         }
@@ -503,14 +545,33 @@ impl Model {
                 u.resize(m * width, 0.0);
                 b.resize(m * width, 0.0);
                 for (l, c) in self.cross.iter().enumerate() {
-                    c.v.forward(inter, m, vx, false, lin)?;
+                    // An int8 V feeding a static int8 W hands it u8 codes in W's input
+                    // parameters (as between MLP layers); the observer sees them dequantized.
+                    let w_in = match static_input(&c.w) {
+                        Some(q) if chain && c.v.int8_weights().is_some() => Some(q),
+                        _ => None,
+                    };
+                    if let Some(q) = w_in {
+                        ua.resize(m * rank, 0);
+                        c.v.forward_f32_to_u8(inter, m, &mut ua[..m * rank], q, false, lin)?;
+                        if obs.is_some() {
+                            dequantize_u8(&ua[..m * rank], q, vx);
+                        }
+                    } else {
+                        c.v.forward(inter, m, vx, false, lin)?;
+                    }
                     observe(
                         obs,
                         || format!("cross.{l}.v"),
                         View::new(inter, m, width),
                         View::new(vx, m, rank),
                     );
-                    c.w.forward(vx, m, u, false, lin)?;
+                    match w_in {
+                        Some(q) => {
+                            c.w.forward_u8_to_f32(&ua[..m * rank], q, m, u, false, lin)?
+                        }
+                        None => c.w.forward(vx, m, u, false, lin)?,
+                    }
                     observe(
                         obs,
                         || format!("cross.{l}.w"),

@@ -303,8 +303,9 @@ impl Model {
     }
 
     /// Sets the samples per chunk (at least 1). Batches larger than this are split into chunks of
-    /// exactly this size (the last may be shorter) that run in parallel on the rayon pool, each with
-    /// its own scratch. Chunking does not depend on the thread count, so results do not either.
+    /// exactly this size (the last may be shorter) that run in parallel on the rayon pool: each
+    /// worker thread takes the next chunk and reuses its own buffers. Chunking does not depend on
+    /// the thread count, so results do not either.
     ///
     /// A chunk is one kernel call per layer, so dynamic int8 layers choose their activation range
     /// per chunk (FBGEMM/PyTorch choose it per call): a batch predicts exactly what its chunks
@@ -324,7 +325,8 @@ impl Model {
     /// those parameters (ReLU folded into the clamp) and the next layer consumes the codes, as
     /// PyTorch's statically quantized `Linear`/`LinearReLU` modules do. Off: every layer writes
     /// f32 and the next quantizes it again. Both give the same codes up to rounding of the last
-    /// f32 operation (at most one quantization step apart).
+    /// f32 operation (at most one quantization step apart). The same holds inside each DCN cross
+    /// layer: an int8 `V` followed by a static int8 `W` hands `W` its codes.
     pub fn set_int8_chaining(&mut self, on: bool) {
         self.chain_int8 = on;
     }

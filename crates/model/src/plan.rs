@@ -17,8 +17,12 @@ use crate::{ModelError, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActivationPlan {
-    /// Min/max of each call.
+    /// Min/max of each call (PyTorch's per-tensor dynamic quantization: a row's result depends on
+    /// the other rows of its batch).
     Dynamic,
+    /// Min/max of each row on its own: every row gets its own scale and zero point, so its score
+    /// never depends on the batch it arrives in (what the automatic plans use).
+    DynamicPerRow,
     /// Calibrated, fixed parameters: `real = scale · (q − zero_point)`, `q` in `0..=255`.
     Static {
         /// Step between codes.
@@ -62,6 +66,7 @@ impl LayerPrecision {
                 per_channel,
                 activations: match activations {
                     ActivationPlan::Dynamic => ActivationQuant::Dynamic,
+                    ActivationPlan::DynamicPerRow => ActivationQuant::DynamicPerRow,
                     ActivationPlan::Static { scale, zero_point } => {
                         ActivationQuant::Static(QParams { scale, zero_point })
                     }
@@ -70,7 +75,8 @@ impl LayerPrecision {
         }
     }
 
-    /// Short name for reports: `f32`, `f16`, `bf16`, `int8-dyn`, `int8-static`, with `/pc` for per-channel.
+    /// Short name for reports: `f32`, `f16`, `bf16`, `int8-dyn` (per-tensor), `int8-dynrow` (per-row),
+    /// `int8-static`, with `/pc` for per-channel.
     pub fn short_name(self) -> String {
         match self {
             LayerPrecision::F32 => "f32".into(),
@@ -83,6 +89,7 @@ impl LayerPrecision {
                 "int8-{}{}",
                 match activations {
                     ActivationPlan::Dynamic => "dyn",
+                    ActivationPlan::DynamicPerRow => "dynrow",
                     ActivationPlan::Static { .. } => "static",
                 },
                 if per_channel { "/pc" } else { "" }

@@ -1,8 +1,9 @@
 //! int8 static chaining in the MLPs (u8 activations between int8 layers) against the unchained
 //! path and the f32 model, and the chunk semantics of dynamic int8 activation ranges.
 
-use std::collections::BTreeMap;
+mod common;
 
+use common::{Record, observed};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::QParams;
@@ -10,7 +11,6 @@ use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
 };
-use quantrec_model::forward::{Observer, View};
 use quantrec_model::plan::{ActivationPlan, LayerPrecision};
 use quantrec_model::{Model, Plan, Scratch, Weights};
 
@@ -51,39 +51,6 @@ fn batch(size: usize, seed: u64) -> Batch {
         sparse,
         labels: None,
     }
-}
-
-/// Records every layer's input range and output values.
-#[derive(Default)]
-struct Record {
-    ranges: BTreeMap<String, (f32, f32)>,
-    outputs: BTreeMap<String, Vec<f32>>,
-}
-
-impl Observer for Record {
-    fn observe(&mut self, layer: &str, input: View<'_>, output: View<'_>) {
-        let r = self
-            .ranges
-            .entry(layer.to_string())
-            .or_insert((f32::MAX, f32::MIN));
-        for &v in input.data {
-            r.0 = r.0.min(v);
-            r.1 = r.1.max(v);
-        }
-        self.outputs
-            .entry(layer.to_string())
-            .or_default()
-            .extend_from_slice(output.data);
-    }
-}
-
-fn observed(model: &Model, b: &Batch) -> (Vec<f32>, Record) {
-    let mut rec = Record::default();
-    let p = model
-        .predict_observed(b, &mut Scratch::new(), &mut rec)
-        .unwrap()
-        .to_vec();
-    (p, rec)
 }
 
 /// Every MLP layer int8 static (per channel), calibrated on the f32 model's observed ranges.

@@ -258,6 +258,45 @@ pub enum QuantError {
         /// The accepted names, in words.
         expected: &'static str,
     },
+    /// `--min-auc-ratio` outside (0, 1].
+    #[error("--min-auc-ratio {value} must be in (0, 1]")]
+    MinAucRatioOutOfRange {
+        /// The ratio given.
+        value: f64,
+    },
+    /// `--min-auc-ratio` given with an AUC-drop budget (it combines only with a ΔNE budget).
+    #[error("--min-auc-ratio combines with a ΔNE budget, not with an AUC-drop budget")]
+    MinAucRatioWithAucBudget,
+    /// A table index past the model's tables.
+    #[error("{what}: table {table} does not exist (the model has {tables} tables)")]
+    TableOutOfRange {
+        /// What named the table.
+        what: &'static str,
+        /// The table index given.
+        table: usize,
+        /// How many tables the model has.
+        tables: usize,
+    },
+    /// A plan's tier recipe name that this version does not know.
+    #[error("tier recipe {recipe:?} of table {table} is unknown; expected one of {expected}")]
+    UnknownTierRecipe {
+        /// The table.
+        table: usize,
+        /// The recipe name recorded in the plan.
+        recipe: String,
+        /// The known recipes, comma separated.
+        expected: String,
+    },
+    /// A benchmark batch size of 0 or larger than the inputs file holds.
+    #[error("batch size {batch}: {} holds {rows} rows; batch sizes must be between 1 and that", path.display())]
+    BatchBeyondInputs {
+        /// The batch size asked for.
+        batch: usize,
+        /// Rows in the inputs file.
+        rows: usize,
+        /// The inputs file.
+        path: std::path::PathBuf,
+    },
     /// A dense-layer shape argument that is not `MxKxN` with positive sizes.
     #[error("invalid shape `{spec}`: not MxKxN with positive sizes")]
     ShapeSpec {

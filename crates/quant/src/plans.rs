@@ -92,7 +92,8 @@ pub enum LayerChoice {
     F16,
     /// bf16 weights and activations.
     Bf16,
-    /// int8 per-channel weights, dynamic activations.
+    /// int8 per-channel weights, dynamic activations with a range per row
+    /// ([`ActivationPlan::DynamicPerRow`]: a row's score never depends on its batch).
     Int8Dynamic,
     /// int8 per-channel weights, calibrated static activations.
     Int8Static,
@@ -107,7 +108,7 @@ impl LayerChoice {
             LayerChoice::Bf16 => LayerPrecision::Bf16,
             LayerChoice::Int8Dynamic => LayerPrecision::Int8 {
                 per_channel: true,
-                activations: ActivationPlan::Dynamic,
+                activations: ActivationPlan::DynamicPerRow,
             },
             LayerChoice::Int8Static => LayerPrecision::Int8 {
                 per_channel: true,
@@ -126,7 +127,7 @@ impl LayerChoice {
             LayerPrecision::F16 => LayerChoice::F16,
             LayerPrecision::Bf16 => LayerChoice::Bf16,
             LayerPrecision::Int8 {
-                activations: ActivationPlan::Dynamic,
+                activations: ActivationPlan::Dynamic | ActivationPlan::DynamicPerRow,
                 ..
             } => LayerChoice::Int8Dynamic,
             LayerPrecision::Int8 { .. } => LayerChoice::Int8Static,

@@ -77,7 +77,7 @@ fn u8_range(a: ActivationPlan) -> Option<[f32; 2]> {
             (0 - zero_point) as f32 * scale,
             (255 - zero_point) as f32 * scale,
         ]),
-        ActivationPlan::Dynamic => None,
+        ActivationPlan::Dynamic | ActivationPlan::DynamicPerRow => None,
     }
 }
 

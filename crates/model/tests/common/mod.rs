@@ -1,7 +1,12 @@
 //! Shared helpers of the model crate's integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use quantrec_data::Batch;
+use quantrec_model::forward::{Observer, View};
+use quantrec_model::{Model, Scratch};
 
 use quantrec_model::import::{ImportOverrides, Imported, import_file};
 use quantrec_model::inputs::{InputFile, load_inputs};
@@ -43,4 +48,38 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, floor: f32)
             "{what}[{i}]: got {g}, expected {w} (tolerance {tol})"
         );
     }
+}
+
+/// Records every layer's input range (over all chunks) and output values.
+#[derive(Default)]
+pub struct Record {
+    pub ranges: BTreeMap<String, (f32, f32)>,
+    pub outputs: BTreeMap<String, Vec<f32>>,
+}
+
+impl Observer for Record {
+    fn observe(&mut self, layer: &str, input: View<'_>, output: View<'_>) {
+        let r = self
+            .ranges
+            .entry(layer.to_string())
+            .or_insert((f32::MAX, f32::MIN));
+        for &v in input.data {
+            r.0 = r.0.min(v);
+            r.1 = r.1.max(v);
+        }
+        self.outputs
+            .entry(layer.to_string())
+            .or_default()
+            .extend_from_slice(output.data);
+    }
+}
+
+/// Probabilities of `b` and what an observer recorded on the way.
+pub fn observed(model: &Model, b: &Batch) -> (Vec<f32>, Record) {
+    let mut rec = Record::default();
+    let p = model
+        .predict_observed(b, &mut Scratch::new(), &mut rec)
+        .unwrap()
+        .to_vec();
+    (p, rec)
 }

@@ -189,6 +189,8 @@ pub struct ModelExtra {
     pub layers: String,
     /// Table formats, runs summarized.
     pub tables: String,
+    /// Where the batches come from: `synthetic`, or the inputs file's name.
+    pub inputs: String,
     /// Samples per CPU-second of the process (`null` where not measurable).
     pub cpu_rate: Option<f64>,
 }
@@ -370,6 +372,7 @@ mod tests {
             "samples/s",
             ModelExtra {
                 layers: "f32×3".into(),
+                inputs: "synthetic".into(),
                 tables: "f32×26".into(),
                 cpu_rate: None,
             },

@@ -3,7 +3,8 @@
 //! `shape`; a table row through `Display`).
 //!
 //! Kernel families: [`peak`] (this core's ceilings), [`formats`] (table (de)quantization),
-//! [`linear_int8`], [`interaction`], [`linear`], [`embedding`]; [`model`]: whole-model predict.
+//! [`linear_int8`], [`interaction`], [`linear`], [`embedding`]; [`model`]: whole-model predict
+//! (on [`synthetic`] models and batches or on an artifact and inputs file).
 //! Lines go to a [`Sink`] as they are measured.
 
 pub mod embedding;
@@ -14,6 +15,7 @@ pub mod linear;
 pub mod linear_int8;
 pub mod model;
 pub mod peak;
+pub mod synthetic;
 
 pub use line::BenchRecord;
 

@@ -74,20 +74,14 @@ impl Budget {
             return Ok(self);
         };
         if !(r.is_finite() && r > 0.0 && r <= 1.0) {
-            return Err(QuantError::InvalidArgument {
-                what: "--min-auc-ratio".into(),
-                reason: format!("{r} must be in (0, 1]"),
-            });
+            return Err(QuantError::MinAucRatioOutOfRange { value: r });
         }
         match self {
             Budget::Ne(ne) | Budget::NeAucRatio { ne, .. } => Ok(Budget::NeAucRatio {
                 ne,
                 min_auc_ratio: r,
             }),
-            Budget::Auc(_) => Err(QuantError::InvalidArgument {
-                what: "--min-auc-ratio".into(),
-                reason: "combines with a ΔNE budget, not with an AUC-drop budget".into(),
-            }),
+            Budget::Auc(_) => Err(QuantError::MinAucRatioWithAucBudget),
         }
     }
 

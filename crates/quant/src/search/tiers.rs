@@ -128,9 +128,10 @@ pub fn apply(
         .tables
         .get(t)
         .zip(ranking.tables.get(t))
-        .ok_or_else(|| QuantError::InvalidArgument {
-            what: format!("tiers for table {t}"),
-            reason: format!("the model has {} tables", config.tables.len()),
+        .ok_or_else(|| QuantError::TableOutOfRange {
+            what: "row tiers",
+            table: t,
+            tables: config.tables.len(),
         })?;
     let tiers = recipe.split(tc.rows, r);
     let mut out = plan.clone();
@@ -147,13 +148,10 @@ pub fn resplit(plan: &Plan, config: &ModelConfig, ranking: &RowRanking) -> Resul
     let mut out = plan.clone();
     for (&t, tiers) in &plan.tiers {
         let recipe =
-            TierRecipe::parse(&tiers.recipe).ok_or_else(|| QuantError::InvalidArgument {
-                what: format!("tier recipe of table {t}"),
-                reason: format!(
-                    "unknown recipe {:?}; expected one of {}",
-                    tiers.recipe,
-                    RECIPES.map(|r| r.name).join(", ")
-                ),
+            TierRecipe::parse(&tiers.recipe).ok_or_else(|| QuantError::UnknownTierRecipe {
+                table: t,
+                recipe: tiers.recipe.clone(),
+                expected: RECIPES.map(|r| r.name).join(", "),
             })?;
         out = apply(&out, config, ranking, t, recipe)?;
     }
