@@ -210,6 +210,7 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
     )
     .unwrap();
     let reference: Model = Artifact::from_bytes(f32_bytes).unwrap().model;
+    let served_model: Model = Artifact::from_bytes(q).unwrap().model;
     let server = start(options(&dir));
     let a = server.http_addr;
     let mut entries = Vec::new();
@@ -218,6 +219,9 @@ fn shadow_reports_delta_ne_and_alerts_past_the_provenance_budget() {
         let id = format!("s{i}");
         let r = post_json(a, "/v2/models/dlrm/infer", &infer_json(&b, &id));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        // The shadow never changes the answer: bit for bit the served model's.
+        let (logits, _) = outputs_of(&r.json());
+        assert_eq!(bits(&logits), bits(&expected(&served_model, &b).0));
         let truth = reference
             .predict(&b, &mut Default::default())
             .unwrap()

@@ -109,7 +109,7 @@ impl Route {
         };
         let extras = copy.as_ref().map_or(0, |_| self.extras.len());
         if let Err(r) = self.monitor.record_with(id, served, extras) {
-            tracing::warn!(model = %self.model, id, reason = r.as_str(), "answer not remembered for feedback");
+            tracing::debug!(model = %self.model, id, reason = r.as_str(), "answer not remembered for feedback");
             return Ok(scores);
         }
         if let Some(batch) = copy {
