@@ -6,7 +6,7 @@
 #   plus `bench kernels --filter peak` for the machine's peak.
 # Models: the synthetic default model of `quantrec demo --quick` (f32 and quantized), 256-candidate requests.
 # Usage: scripts/bench_server.sh [OUT_DIR]   (env: BIN, THREADS=2, DURATION=10, CONC=8, P99_MS=10,
-#        MAXRATE_DURATION=5 (per trial), DEMO_DIR)
+#        MAXRATE_DURATION=5 (per trial), SAT_RATE=3000, DEMO_DIR)
 # Needs: python3; oha (`cargo install oha --no-default-features --features native-tls`) and h2load
 # (Debian nghttp2-client) for (c), skipped with a note when absent. Servers listen on 127.0.0.1 only.
 set -euo pipefail
@@ -19,6 +19,8 @@ DURATION=${DURATION:-10}
 CONC=${CONC:-8}
 P99_MS=${P99_MS:-10}
 MAXRATE_DURATION=${MAXRATE_DURATION:-5}
+# Offered rate of the saturation runs: above capacity, but not so far that queued tasks cost the client.
+SAT_RATE=${SAT_RATE:-3000}
 CAND=256
 HTTP_PORT=${HTTP_PORT:-18000}
 GRPC_PORT=${GRPC_PORT:-18001}
@@ -70,9 +72,9 @@ PY
   # The server's CPU time over each run too: on a loaded machine, CPU per row is the fairer
   # comparison with bench model's cpu_rate (rows per CPU second).
   c0=$(cpu_s "$SERVER")
-  "$BIN" loadgen --url "$H" "${common[@]}" --binary --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-http-$variant.json"
+  "$BIN" loadgen --url "$H" "${common[@]}" --binary --rate "$SAT_RATE" --concurrency-limit "$CONC" > "$OUT/sat-http-$variant.json"
   c1=$(cpu_s "$SERVER")
-  "$BIN" loadgen --url "$G" "${common[@]}" --grpc --rate 20000 --concurrency-limit "$CONC" > "$OUT/sat-grpc-$variant.json"
+  "$BIN" loadgen --url "$G" "${common[@]}" --grpc --rate "$SAT_RATE" --concurrency-limit "$CONC" > "$OUT/sat-grpc-$variant.json"
   c2=$(cpu_s "$SERVER")
   inproc_cpu=$(python3 -c "import json,sys; print(max(json.loads(l)['cpu_rate'] for l in open(sys.argv[1])))" "$OUT/bench-model-$variant.jsonl")
   for p in http grpc; do

@@ -5,7 +5,8 @@
 //! the server shows in the tail instead of slowing the generator down (closed-loop tools suffer
 //! "coordinated omission": a stalled server stops being asked). A dedicated thread keeps the
 //! timeline with the operating system's sleep precision and hands each request to a small tokio
-//! runtime; the lag between schedule and actual send is reported too, and counts in the latency.
+//! runtime (where it waits for an in-flight slot, if need be); the lag between schedule and actual
+//! send is reported too, and counts in the latency.
 //!
 //! Every request is a ranking request of `candidates` rows ([`inputs`]: synthetic ones shaped by
 //! the model's config, or rows of a data file), encoded once before the run and cycled through.
@@ -19,7 +20,7 @@ pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -292,43 +293,40 @@ impl Session {
         let handle = self.runtime.handle();
         let start = Instant::now() + Duration::from_millis(5);
         let end = start + o.duration;
-        let mut sent = 0u64;
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::with_capacity(arrivals.len());
         for (i, &offset) in arrivals.iter().enumerate() {
             let target = start + offset;
             let now = Instant::now();
             if target > now {
                 std::thread::sleep(target - now);
             }
-            let permit = match sem.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    // Timers are made inside the runtime (block_on enters it).
-                    let wait = async {
-                        tokio::time::timeout_at(end.into(), sem.clone().acquire_owned()).await
-                    };
-                    match handle.block_on(wait) {
-                        Ok(Ok(p)) => p,
-                        _ => break,
-                    }
-                }
-            };
-            let lag = Instant::now().saturating_duration_since(target);
-            rec.lock()
-                .expect("recorder lock")
-                .lag
-                .saturating_record(micros(lag));
-            let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            max_in_flight.fetch_max(n, Ordering::SeqCst);
-            sent += 1;
-            let (prepared, rec, in_flight) =
-                (self.prepared.clone(), rec.clone(), in_flight.clone());
+            let (prepared, rec, sem) = (self.prepared.clone(), rec.clone(), sem.clone());
+            let (in_flight, max_in_flight, sent) =
+                (in_flight.clone(), max_in_flight.clone(), sent.clone());
             let (model, candidates) = (o.model.clone(), o.candidates);
-            handle.spawn(async move {
+            // The slot is awaited inside the runtime, so the timeline thread never blocks and a
+            // finished request hands its slot on without a cross-thread wake-up.
+            tasks.push(handle.spawn(async move {
+                let permit = match sem.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        match tokio::time::timeout_at(end.into(), sem.acquire_owned()).await {
+                            Ok(Ok(p)) => p,
+                            _ => return,
+                        }
+                    }
+                };
+                let lag = Instant::now().saturating_duration_since(target);
+                let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max_in_flight.fetch_max(n, Ordering::SeqCst);
+                sent.fetch_add(1, Ordering::SeqCst);
                 let r = send(&prepared, &model, i, candidates).await;
                 let done = Instant::now();
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 drop(permit);
                 let mut g = rec.lock().expect("recorder lock");
+                g.lag.saturating_record(micros(lag));
                 g.last_done = Some(g.last_done.map_or(done, |d| d.max(done)));
                 match r {
                     Ok(()) => {
@@ -340,14 +338,16 @@ impl Session {
                         g.first_error.get_or_insert_with(|| e.to_string());
                     }
                 }
-            });
+            }));
         }
-        // Every request has a timeout: all answers are in well within it plus a margin.
+        // Waiting requests give up at the end of the timeline and every sent one has a timeout:
+        // all tasks are done well within it plus a margin.
         let drain = async {
-            tokio::time::timeout(
-                o.timeout + Duration::from_secs(5),
-                sem.acquire_many(limit as u32),
-            )
+            tokio::time::timeout(o.timeout + Duration::from_secs(5), async {
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
             .await
         };
         if handle.block_on(drain).is_err() {
@@ -356,6 +356,7 @@ impl Session {
                 reason: "requests were still in flight past their timeout".into(),
             });
         }
+        let sent = sent.load(Ordering::SeqCst);
         let g = rec.lock().expect("recorder lock");
         let elapsed = g
             .last_done
