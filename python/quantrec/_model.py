@@ -114,6 +114,17 @@ def _native_property(name: str, doc: str) -> property:
     return property(lambda self: getattr(self._native, name), doc=doc)
 
 
+def _json_property(name: str, doc: str) -> property:
+    """A read-only property: the native model's JSON attribute ``name`` parsed once, as a dict."""
+
+    def get(self: "Model") -> dict:
+        if name not in self._json:
+            self._json[name] = json.loads(getattr(self._native, name))
+        return self._json[name]
+
+    return property(get, doc=doc)
+
+
 class Model:
     """A quantrec artifact loaded for scoring.
 
@@ -124,14 +135,12 @@ class Model:
     ``RAYON_NUM_THREADS``).
     """
 
-    __slots__ = ("_native", "_config", "_plan", "_meta")
+    __slots__ = ("_native", "_json")
 
     def __init__(self, native: _quantrec.Model) -> None:
         """Wraps a native model; use :meth:`Model.load`."""
         self._native = native
-        self._config: Optional[dict] = None
-        self._plan: Optional[dict] = None
-        self._meta: Optional[dict] = None
+        self._json: dict = {}
 
     @classmethod
     def load(cls, path: PathLike, tables_in_memory: bool = False, threads: Optional[int] = None) -> "Model":
@@ -183,20 +192,8 @@ class Model:
             x.dense, x.sparse, x.lengths, x.values, x.offsets, x.weights, logits, allow_nonfinite
         )
 
-    @property
-    def config(self) -> dict:
-        """The architecture (dense features, MLPs, tables, interaction) as a dict."""
-        if self._config is None:
-            self._config = json.loads(self._native.config_json)
-        return self._config
-
-    @property
-    def plan(self) -> dict:
-        """The precision plan (per layer, per table) as a dict."""
-        if self._plan is None:
-            self._plan = json.loads(self._native.plan_json)
-        return self._plan
-
+    config = _json_property("config_json", "The architecture (dense features, MLPs, tables, interaction) as a dict.")
+    plan = _json_property("plan_json", "The precision plan (per layer, per table) as a dict.")
     plan_summary = _native_property("plan_summary", "The plan in one short line.")
     bytes = _native_property("bytes", "Bytes of the parameters as stored (dense layers plus tables).")
     dense_bytes = _native_property("dense_bytes", "Bytes of the dense layers.")
@@ -211,12 +208,7 @@ class Model:
         "tables_in_memory", "Whether the tables were copied into RAM (else paged in from the file mapping)."
     )
 
-    @property
-    def meta(self) -> dict:
-        """Everything the artifact records: config, plan, quantization, provenance, versions."""
-        if self._meta is None:
-            self._meta = json.loads(self._native.meta_json)
-        return self._meta
+    meta = _json_property("meta_json", "Everything the artifact records: config, plan, quantization, provenance, versions.")
 
     @property
     def path(self) -> str:
