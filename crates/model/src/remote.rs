@@ -126,9 +126,16 @@ pub(crate) fn gather(model: &Model, source: &dyn RowSource, batch: &Batch) -> Re
                 found: rows.len(),
             });
         }
+        // A table no bag of this batch reads still gets one (zero, never read) row: the
+        // embedding-bag kernels refuse a table of zero rows even when every bag is empty.
+        let (n, rows) = if ids.is_empty() {
+            (1, vec![0u8; full.format.row_bytes(full.dim)])
+        } else {
+            (ids.len(), rows)
+        };
         tables.push(StoredTable::new(
             full.format,
-            ids.len(),
+            n,
             full.dim,
             TableBytes::Owned(rows),
         )?);

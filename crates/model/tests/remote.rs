@@ -216,13 +216,18 @@ fn source_errors_ids_out_of_range_and_mismatched_stores_are_typed_errors() {
     let mut bad = batch.clone();
     let rows = m.config().tables[2].rows;
     bad.sparse[2].ids[3] = rows as i64;
+    // The same error as the in-memory model's (same table, bag, id and row count).
+    let want_bag = match m.predict(&bad, &mut Scratch::new()) {
+        Err(ModelError::Kernel(KernelError::IdOutOfRange { bag, .. })) => bag,
+        other => panic!("in memory: expected IdOutOfRange, got {other:?}"),
+    };
     match remote.predict(&bad, &mut Scratch::new()) {
         Err(ModelError::Kernel(KernelError::IdOutOfRange {
             table: 2,
-            bag: 3,
+            bag,
             id,
             rows: r,
-        })) => assert_eq!((id, r), (rows as i64, rows)),
+        })) => assert_eq!((bag, id, r), (want_bag, rows as i64, rows)),
         other => panic!("expected IdOutOfRange, got {other:?}"),
     }
 

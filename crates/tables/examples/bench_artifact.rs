@@ -1,6 +1,6 @@
 //! Writes a random DLRM artifact with Criteo Kaggle table cardinalities (capped) for the
 //! remote-table benchmark: `cargo run --release -p quantrec-tables --example bench_artifact --
-//! OUT.safetensors f32|fused4 [CAP] [DIM]`. Rows are random bytes in the stored format.
+//! OUT.safetensors f32|fused4 [CAP] [DIM]`. Rows are uniform random values encoded in the format.
 
 use std::path::PathBuf;
 
@@ -62,28 +62,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tables = config
         .tables
         .iter()
-        .map(|t| {
-            let rb = format.row_bytes(d);
-            let mut bytes = vec![0u8; t.rows * rb];
-            if format == TableFormat::F32 {
-                for c in bytes.chunks_exact_mut(4) {
-                    c.copy_from_slice(&rng.uniform_f32(-0.05, 0.05).to_le_bytes());
-                }
-            } else {
-                let codes = format.code_bytes(d);
-                let scale = half::f16::from_f32(0.1 / 15.0).to_le_bytes();
-                let bias = half::f16::from_f32(-0.05).to_le_bytes();
-                for row in bytes.chunks_exact_mut(rb) {
-                    for b in &mut row[..codes] {
-                        *b = rng.below(256) as u8;
-                    }
-                    row[codes..codes + 2].copy_from_slice(&scale);
-                    row[codes + 2..codes + 4].copy_from_slice(&bias);
-                }
-            }
-            TableData::Encoded { format, bytes }
+        .enumerate()
+        .map(|(t, tc)| {
+            let values: Vec<f32> = (0..tc.rows * d)
+                .map(|_| rng.uniform_f32(-0.05, 0.05))
+                .collect();
+            let bytes =
+                quantrec_model::tables::encode_table(t, format, tc.rows, d, &values, false)?;
+            Ok(TableData::Encoded { format, bytes })
         })
-        .collect();
+        .collect::<quantrec_model::Result<Vec<_>>>()?;
     let weights = Weights {
         bottom,
         tables,
