@@ -54,7 +54,10 @@ fn the_auc_ratio_gate_is_applied_and_recorded() {
     assert!(stdout.contains("AUC >= 0.999 × f32 AUC"), "{stdout}");
     let a = Artifact::load(&out).unwrap();
     let notes = a.meta.provenance.notes.unwrap();
-    assert!(notes.contains("AUC >= 0.999") && notes.contains("auc_ratio"), "{notes}");
+    assert!(
+        notes.contains("AUC >= 0.999") && notes.contains("auc_ratio"),
+        "{notes}"
+    );
 
     let o = run(&["1.5"]);
     assert!(!o.status.success());

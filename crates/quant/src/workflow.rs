@@ -84,6 +84,8 @@ pub struct QuantizeOutcome {
     pub search: Option<SearchOutcome>,
     /// The calibration.
     pub calibration: Calibration,
+    /// The gate the plan was validated against (searched, preset or given).
+    pub budget: Budget,
 }
 
 impl QuantizeOutcome {
@@ -107,7 +109,7 @@ impl QuantizeOutcome {
             "calibration": c.calibration,
             "bytes_f32": self.bytes_f32,
             "bytes_quantized": self.bytes_quantized,
-            "budget": self.search.as_ref().map(|s| s.budget.describe()),
+            "budget": self.budget.describe(),
         });
         Provenance {
             source_file: source.as_ref().map(|s| s.0.clone()),
@@ -228,5 +230,6 @@ pub fn quantize(req: &QuantizeRequest) -> Result<QuantizeOutcome> {
         comparison,
         search: search_outcome,
         calibration,
+        budget,
     })
 }
