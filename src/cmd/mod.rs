@@ -10,6 +10,7 @@ pub mod eval;
 pub mod r#gen;
 pub mod import;
 pub mod inspect;
+pub mod output;
 pub mod predict;
 pub mod quantize;
 pub mod refresh;

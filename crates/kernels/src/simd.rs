@@ -7,6 +7,12 @@
 //! compiled for that level exactly as a hand-written one would be. [`simd_entries!`] stamps out
 //! those per-level functions and the safe ops-table entries around them.
 //!
+//! Generic bodies must not compute vectors inside closures: a closure does not inherit the
+//! `#[target_feature]` of the function it is written in when that function is generic and only
+//! inlined into one, so intrinsics inside an un-inlined closure become calls. Bodies use plain
+//! `#[inline(always)]` helper functions and loops instead (measured: the dot interaction ran 10–50×
+//! slower with its per-pair closure).
+//!
 //! Masks differ by level (a vector of all-ones/all-zeros lanes for AVX2, a `__mmask16` for
 //! AVX-512); the generic body only handles them through the `mask_*` methods.
 
@@ -29,7 +35,7 @@ pub(crate) unsafe trait SimdF32: Copy {
     /// A per-lane condition.
     type Mask: Copy;
     /// `LANES` vectors, the input of [`SimdF32::sum_each`].
-    type Block: Copy;
+    type Block: Copy + AsMut<[Self]>;
 
     /// All lanes zero.
     unsafe fn zero() -> Self;
@@ -94,8 +100,8 @@ pub(crate) unsafe trait SimdF32: Copy {
     /// Whether any lane is set.
     unsafe fn mask_any(a: Self::Mask) -> bool;
 
-    /// `LANES` vectors, vector `t` being `f(t)`.
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block;
+    /// `LANES` zero vectors.
+    unsafe fn zero_block() -> Self::Block;
     /// Lane `t` of the result is the sum of the lanes of vector `t` of `v` (a transpose-and-add
     /// tree).
     unsafe fn sum_each(v: &Self::Block) -> Self;
@@ -249,16 +255,19 @@ unsafe impl SimdF32 for __m256 {
         unsafe { _mm256_movemask_ps(a) != 0 }
     }
     #[inline(always)]
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block {
-        std::array::from_fn(f)
+    unsafe fn zero_block() -> Self::Block {
+        unsafe { [_mm256_setzero_ps(); 8] }
     }
     #[inline(always)]
     unsafe fn sum_each(v: &Self::Block) -> Self {
         unsafe {
-            let s: [__m256; 4] = std::array::from_fn(|i| _mm256_hadd_ps(v[2 * i], v[2 * i + 1]));
+            let s0 = _mm256_hadd_ps(v[0], v[1]);
+            let s1 = _mm256_hadd_ps(v[2], v[3]);
+            let s2 = _mm256_hadd_ps(v[4], v[5]);
+            let s3 = _mm256_hadd_ps(v[6], v[7]);
             // Per 128-bit lane: the lane's partial sums of inputs 4i..4i+4.
-            let t0 = _mm256_hadd_ps(s[0], s[1]);
-            let t1 = _mm256_hadd_ps(s[2], s[3]);
+            let t0 = _mm256_hadd_ps(s0, s1);
+            let t1 = _mm256_hadd_ps(s2, s3);
             _mm256_add_ps(
                 _mm256_permute2f128_ps::<0x20>(t0, t1),
                 _mm256_permute2f128_ps::<0x31>(t0, t1),
@@ -398,34 +407,37 @@ unsafe impl SimdF32 for __m512 {
         a != 0
     }
     #[inline(always)]
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block {
-        std::array::from_fn(f)
+    unsafe fn zero_block() -> Self::Block {
+        unsafe { [_mm512_setzero_ps(); 16] }
     }
     #[inline(always)]
     unsafe fn sum_each(v: &Self::Block) -> Self {
         // SAFETY: AVX-512 F only (the caller's level).
         unsafe {
             // Within each 128-bit lane L: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2i], b = v[2i+1].
-            let s: [__m512; 8] = std::array::from_fn(|i| {
+            let mut s = [_mm512_setzero_ps(); 8];
+            for i in 0..8 {
                 let (a, b) = (v[2 * i], v[2 * i + 1]);
-                _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
-            });
+                s[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+            }
             // Within each 128-bit lane L: the lane-L partial sums of inputs 4i..4i+4.
-            let t: [__m512; 4] = std::array::from_fn(|i| {
+            let mut t = [_mm512_setzero_ps(); 4];
+            for i in 0..4 {
                 let (x, y) = (_mm512_castps_pd(s[2 * i]), _mm512_castps_pd(s[2 * i + 1]));
-                _mm512_add_ps(
+                t[i] = _mm512_add_ps(
                     _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
                     _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
-                )
-            });
+                );
+            }
             // Fold the four 128-bit lanes: 4×4 transpose of lanes with adds.
-            let fold = |a: __m512, b: __m512| {
-                _mm512_add_ps(
-                    _mm512_shuffle_f32x4::<0x44>(a, b),
-                    _mm512_shuffle_f32x4::<0xEE>(a, b),
-                )
-            };
-            let (y0, y1) = (fold(t[0], t[1]), fold(t[2], t[3]));
+            let y0 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(t[0], t[1]),
+                _mm512_shuffle_f32x4::<0xEE>(t[0], t[1]),
+            );
+            let y1 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(t[2], t[3]),
+                _mm512_shuffle_f32x4::<0xEE>(t[2], t[3]),
+            );
             _mm512_add_ps(
                 _mm512_shuffle_f32x4::<0x88>(y0, y1),
                 _mm512_shuffle_f32x4::<0xDD>(y0, y1),
