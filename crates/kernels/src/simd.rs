@@ -125,34 +125,42 @@ unsafe impl SimdF32 for __m256 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_set1_ps(x) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_maskload_ps(p, _mm256_castps_si256(m)) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_storeu_ps(p, self) }
     }
     #[inline(always)]
     unsafe fn store_masked(self, p: *mut f32, m: Self::Mask) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_maskstore_ps(p, _mm256_castps_si256(m), self) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let h = _mm_loadu_si128(p.cast());
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
@@ -160,58 +168,72 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn from_u8(b: __m128i) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)) }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_add_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_sub_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_mul_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_div_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_fmadd_ps(self, b, c) }
     }
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_min_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_max_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_sqrt_ps(self) }
     }
     #[inline(always)]
     unsafe fn round_even(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_round_ps::<RNE>(self) }
     }
     #[inline(always)]
     unsafe fn round_f16(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self)) }
     }
     #[inline(always)]
     unsafe fn lt(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn same_bits(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             _mm256_castsi256_ps(_mm256_cmpeq_epi32(
                 _mm256_castps_si256(self),
@@ -221,10 +243,12 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_blendv_ps(a, b, m) }
     }
     #[inline(always)]
     unsafe fn first(n: usize) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes))
@@ -232,34 +256,42 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn mask_none() -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn mask_and(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_and_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_or(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_or_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_andnot(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_andnot_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_not(a: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_andnot_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))) }
     }
     #[inline(always)]
     unsafe fn mask_any(a: Self::Mask) -> bool {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_movemask_ps(a) != 0 }
     }
     #[inline(always)]
     unsafe fn zero_block() -> Self::Block {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { [_mm256_setzero_ps(); 8] }
     }
     #[inline(always)]
     unsafe fn sum_each(v: &Self::Block) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let s0 = _mm256_hadd_ps(v[0], v[1]);
             let s1 = _mm256_hadd_ps(v[2], v[3]);
@@ -285,34 +317,42 @@ unsafe impl SimdF32 for __m512 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_set1_ps(x) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_maskz_loadu_ps(m, p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_storeu_ps(p, self) }
     }
     #[inline(always)]
     unsafe fn store_masked(self, p: *mut f32, m: Self::Mask) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mask_storeu_ps(p, m, self) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let h = _mm256_loadu_si256(p.cast());
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
@@ -320,62 +360,77 @@ unsafe impl SimdF32 for __m512 {
     }
     #[inline(always)]
     unsafe fn from_u8(b: __m128i) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)) }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_add_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_sub_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mul_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_div_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_fmadd_ps(self, b, c) }
     }
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_min_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_max_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_sqrt_ps(self) }
     }
     #[inline(always)]
     unsafe fn round_even(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_roundscale_ps::<RNE>(self) }
     }
     #[inline(always)]
     unsafe fn round_f16(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtph_ps(_mm512_cvtps_ph::<RNE>(self)) }
     }
     #[inline(always)]
     unsafe fn lt(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn same_bits(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmpeq_epi32_mask(_mm512_castps_si512(self), _mm512_castps_si512(o)) }
     }
     #[inline(always)]
     unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mask_blend_ps(m, a, b) }
     }
     #[inline(always)]
@@ -408,6 +463,7 @@ unsafe impl SimdF32 for __m512 {
     }
     #[inline(always)]
     unsafe fn zero_block() -> Self::Block {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { [_mm512_setzero_ps(); 16] }
     }
     #[inline(always)]

@@ -29,7 +29,7 @@ unsafe fn dot<V: SimdF32>(input: &DotInput<'_>, out: &mut [f32]) {
     assert!(pairs.iter().all(|&(i, j)| i < f && j < f));
     let lanes = V::LANES;
     let (tail, short) = (d % lanes, d.min(lanes));
-    // SAFETY (this block): the CPU has `V`'s level (forwarded from the caller); i, j < f
+    // SAFETY: the CPU has `V`'s level (forwarded from the caller); i, j < f
     // (asserted), so rows i and j each have d readable f32 ([`pair_dot`]); the stores stay inside
     // the output row (`p + LANES <= pairs.len()`, the last one masked to the slots left).
     unsafe {
@@ -43,8 +43,10 @@ unsafe fn dot<V: SimdF32>(input: &DotInput<'_>, out: &mut [f32]) {
             let mut chunks = pairs.chunks_exact(lanes);
             let mut p = 0;
             for c in chunks.by_ref() {
-                // A constant trip count (LANES), so the block stays in registers.
+                // A constant trip count (LANES), so the block stays in registers (an iterator
+                // over `c` is not unrolled).
                 let mut v = V::zero_block();
+                #[allow(clippy::needless_range_loop)]
                 for t in 0..lanes {
                     let (i, j) = c[t];
                     v.as_mut()[t] = pair_dot::<V>(fp.add(i * d), fp.add(j * d), d, masks);
@@ -89,7 +91,7 @@ unsafe fn pair_dot<V: SimdF32>(
         for c in 0..full {
             acc = V::load(x.add(c * lanes)).mul_add(V::load(y.add(c * lanes)), acc);
         }
-        if d % lanes != 0 {
+        if !d.is_multiple_of(lanes) {
             let xv = V::load_masked(x.add(full * lanes), masks.0);
             acc = xv.mul_add(V::load_masked(y.add(full * lanes), masks.0), acc);
         }

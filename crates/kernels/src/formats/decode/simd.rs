@@ -50,7 +50,7 @@ unsafe fn decode<V: SimdF32>(format: TableFormat, row: &[u8], out: &mut [f32]) {
         | TableFormat::Fused4
         | TableFormat::Fused2 => {
             let (scale, bias) = row_scale_bias(format, d, row);
-            let bits = format.bits() as usize;
+            let bits = format.bits();
             // The LANES codes of step `s` occupy `bits · LANES / 8` bytes at `bits · LANES / 8 · s`.
             let step_bytes = bits * lanes / 8;
             let src = row[..step_bytes * steps].as_ptr();
