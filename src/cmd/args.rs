@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use quantrec_quant::calibrate::RangeMethod;
 use quantrec_quant::load::file_sha256;
-use quantrec_quant::search::Budget;
 use quantrec_quant::search::pareto::Objective;
+use quantrec_quant::search::{Budget, SearchOptions};
 
 /// Range rule of static activations.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -176,6 +176,43 @@ impl ArchArgs {
                 layers: self.cross_layers,
                 rank: self.cross_rank,
             },
+        }
+    }
+}
+
+/// What the precision search minimizes and how, shared by `quantize` and `search`.
+#[derive(Args, Debug)]
+pub struct SearchTuning {
+    /// What the search minimizes.
+    #[arg(long, value_enum, default_value = "bytes")]
+    pub objective: ObjectiveArg,
+    /// Samples per batch of the latency model.
+    #[arg(long, default_value_t = 256)]
+    pub latency_batch: usize,
+    /// Samples the one-unit-at-a-time sensitivity runs on (combined plans are validated on all
+    /// evaluation samples).
+    #[arg(long, default_value_t = 16_384)]
+    pub sensitivity_rows: usize,
+    /// How fused8half / fused4 / fused2 table rows are rounded. Every choice keeps FBGEMM's byte
+    /// layout (PyTorch and every kernel read it); only `pytorch` reproduces PyTorch's bytes. On the
+    /// synthetic default, all-4-bit tables measure ΔNE +0.068% (pytorch), +0.055% (refit),
+    /// +0.046% (curvature). Recorded in the plan, so `refresh` re-applies it (on its new data).
+    #[arg(long, value_enum, default_value = "curvature")]
+    pub table_rounding: TableRounding,
+}
+
+impl SearchTuning {
+    /// The search options under `budget` (presets included; row tiers searched when `tiers`).
+    pub fn options(&self, budget: Budget, tiers: bool) -> SearchOptions {
+        SearchOptions {
+            budget,
+            objective: self.objective.objective(),
+            latency_batch: self.latency_batch,
+            presets: true,
+            sensitivity_rows: self.sensitivity_rows,
+            table_refit: self.table_rounding.refit(),
+            table_curvature: self.table_rounding.curvature(),
+            tiers,
         }
     }
 }

@@ -60,22 +60,9 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             PlanRequest::Given(p) => cal.apply(&p)?,
         }),
     };
-    let mut out = serde_json::json!({
-        "rows": cal.rows,
-        "method": cal.method,
-        "ranges": cal.ranges,
-        "plan": plan,
-    });
-    if args.observers {
-        out["observers"] = serde_json::to_value(&cal.observers)?;
-    }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&out)?)
+    let report = cal.report(plan, args.observers);
+    std::fs::write(&args.output, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    println!(
-        "{} tensors calibrated on {} samples → {}",
-        cal.ranges.len(),
-        cal.rows,
-        args.output.display()
-    );
+    println!("{report} → {}", args.output.display());
     Ok(())
 }

@@ -45,11 +45,5 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let report = evaluate_file(&options)
         .with_context(|| format!("evaluating {}", options.model.display()))?;
-    if args.json {
-        let v = serde_json::to_value(&report)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(())
+    super::output::print_report(&report, args.json)
 }

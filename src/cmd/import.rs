@@ -5,10 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use quantrec_model::artifact::{self, Provenance, sha256_hex};
-use quantrec_model::import::{ImportOverrides, import_state_dict};
-use quantrec_model::state_dict::StateDict;
-use quantrec_model::{Model, Plan};
+use quantrec_model::import::{ImportFileOptions, import_to_artifact};
 
 /// Arguments of `quantrec import`.
 #[derive(Args, Debug)]
@@ -30,51 +27,14 @@ pub struct ImportArgs {
 
 /// Runs `quantrec import`.
 pub fn run(args: ImportArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.state_dict)
-        .with_context(|| format!("reading {}", args.state_dict.display()))?;
-    let overrides = match &args.config {
-        Some(p) => ImportOverrides::from_json(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
-        None => ImportOverrides::default(),
+    let options = ImportFileOptions {
+        state_dict: args.state_dict,
+        output: args.output,
+        config: args.config,
+        plan: args.plan,
     };
-    let sd = StateDict::from_bytes(&args.state_dict.display().to_string(), &bytes)?;
-    let imp = import_state_dict(sd, &overrides)
-        .with_context(|| format!("importing {}", args.state_dict.display()))?;
-    let plan = match &args.plan {
-        Some(p) => Plan::from_json(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
-        None => Plan::f32(&imp.config),
-    };
-    // Building the model checks that the plan can run before anything is written.
-    Model::from_parts(&imp.config, &imp.weights, &plan)?;
-    let provenance = Provenance {
-        source_file: Some(args.state_dict.display().to_string()),
-        source_sha256: Some(sha256_hex(&bytes)),
-        notes: Some(format!(
-            "quantrec import{}{}",
-            args.config
-                .as_ref()
-                .map_or(String::new(), |p| format!(" --config {}", p.display())),
-            args.plan
-                .as_ref()
-                .map_or(String::new(), |p| format!(" --plan {}", p.display()))
-        )),
-        ..Provenance::default()
-    };
-    artifact::save(&args.output, &imp.config, &imp.weights, &plan, &provenance)?;
-    let c = &imp.config;
-    println!(
-        "imported {} ({:?} names): {} dense → bottom {:?}, {} tables, {:?}, top {:?}",
-        args.state_dict.display(),
-        c.naming,
-        c.dense_features,
-        c.bottom_mlp,
-        c.tables.len(),
-        c.interaction,
-        c.top_mlp
-    );
-    println!("wrote {}", args.output.display());
+    let summary = import_to_artifact(&options)
+        .with_context(|| format!("importing {}", options.state_dict.display()))?;
+    println!("{summary}");
     Ok(())
 }

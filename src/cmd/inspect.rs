@@ -26,11 +26,5 @@ pub fn run(args: InspectArgs) -> Result<()> {
     let a =
         Artifact::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let report = Inspection::new(&a, &args.model, args.verify);
-    if args.json {
-        let v = serde_json::to_value(&report)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!("{report}");
-    }
-    Ok(())
+    super::output::print_report(&report, args.json)
 }

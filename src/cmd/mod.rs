@@ -11,6 +11,7 @@ pub mod r#gen;
 pub mod import;
 pub mod inspect;
 pub mod loadgen;
+pub mod output;
 pub mod predict;
 pub mod quantize;
 pub mod refresh;

@@ -8,12 +8,11 @@ use clap::Args;
 
 use quantrec_model::artifact;
 use quantrec_quant::load::{load_data, load_model};
-use quantrec_quant::plans::summary;
+use quantrec_quant::report::QuantizeReport;
 use quantrec_quant::report::search_report::write_report;
-use quantrec_quant::search::SearchOptions;
-use quantrec_quant::workflow::{PlanRequest, QuantizeOutcome, QuantizeRequest, quantize};
+use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
 
-use super::args::{DataArgs, ObjectiveArg, TableRounding};
+use super::args::{DataArgs, SearchTuning};
 
 /// Arguments of `quantrec quantize`.
 #[derive(Args, Debug)]
@@ -27,22 +26,9 @@ pub struct QuantizeArgs {
     /// JSON file.
     #[arg(long, default_value = "auto")]
     pub plan: String,
-    /// What the search minimizes.
-    #[arg(long, value_enum, default_value = "bytes")]
-    pub objective: ObjectiveArg,
-    /// Samples per batch of the latency model.
-    #[arg(long, default_value_t = 256)]
-    pub latency_batch: usize,
-    /// Samples the one-unit-at-a-time sensitivity runs on (combined plans are validated on all
-    /// evaluation samples).
-    #[arg(long, default_value_t = 16_384)]
-    pub sensitivity_rows: usize,
-    /// How fused8half / fused4 / fused2 table rows are rounded. Every choice keeps FBGEMM's byte
-    /// layout (PyTorch and every kernel read it); only `pytorch` reproduces PyTorch's bytes. On the
-    /// synthetic default, all-4-bit tables measure ΔNE +0.068% (pytorch), +0.055% (refit),
-    /// +0.046% (curvature). Recorded in the plan, so `refresh` re-applies it (on its new data).
-    #[arg(long, value_enum, default_value = "curvature")]
-    pub table_rounding: TableRounding,
+    /// Search objective and options.
+    #[command(flatten)]
+    pub tuning: SearchTuning,
     /// The quantized artifact to write.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -68,16 +54,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         config: loaded.config.clone(),
         weights: loaded.weights.clone(),
         plan: PlanRequest::parse(&args.plan)?,
-        search: SearchOptions {
-            budget: d.budget()?,
-            objective: args.objective.objective(),
-            latency_batch: args.latency_batch,
-            presets: true,
-            sensitivity_rows: args.sensitivity_rows,
-            table_refit: args.table_rounding.refit(),
-            table_curvature: args.table_rounding.curvature(),
-            tiers: !d.no_row_tiers,
-        },
+        search: args.tuning.options(d.budget()?, !d.no_row_tiers),
         calib_method: d.calib_method.method(),
         calib,
         eval,
@@ -96,59 +73,6 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     );
     artifact::save(&args.output, &req.config, &out.weights, &out.plan, &prov)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    if args.json {
-        print_json(&args, &out)
-    } else {
-        print_text(&args, &req, &out);
-        Ok(())
-    }
-}
-
-/// The outcome as one JSON object.
-fn print_json(args: &QuantizeArgs, out: &QuantizeOutcome) -> Result<()> {
-    let c = &out.comparison;
-    println!(
-        "{}",
-        serde_json::json!({
-            "output": args.output.display().to_string(),
-            "plan": out.plan,
-            "bytes_f32": out.bytes_f32,
-            "bytes_quantized": out.bytes_quantized,
-            "ne_f32": c.ne_reference, "ne_quantized": c.ne, "delta_ne_pct": c.delta_ne_pct,
-            "auc_f32": c.auc_reference, "auc_quantized": c.auc, "delta_auc": c.delta_auc,
-            "calibration": c.calibration,
-            "search_seconds": out.search.as_ref().map(|s| s.seconds),
-            "model_evaluations": out.search.as_ref().map(|s| s.model_evaluations),
-        })
-    );
-    Ok(())
-}
-
-/// The search, the plan, bytes and accuracy against f32, the file written.
-fn print_text(args: &QuantizeArgs, req: &QuantizeRequest, out: &QuantizeOutcome) {
-    let c = &out.comparison;
-    if let Some(s) = &out.search {
-        println!(
-            "search: {} plans evaluated ({} model runs) in {:.1} s; chosen {}",
-            s.evaluated.len(),
-            s.model_evaluations,
-            s.seconds,
-            s.chosen().name
-        );
-    }
-    println!("plan: {}", summary(&out.plan));
-    println!(
-        "bytes {} -> {} ({:.1}% of f32); NE {:.6} -> {:.6} (ΔNE {:+.4}%, {}); AUC {:.5} -> {:.5}; calibration {:.4}",
-        out.bytes_f32,
-        out.bytes_quantized,
-        100.0 * out.bytes_quantized as f64 / out.bytes_f32 as f64,
-        c.ne_reference,
-        c.ne,
-        c.delta_ne_pct,
-        req.search.budget.describe(),
-        c.auc_reference,
-        c.auc,
-        c.calibration
-    );
-    println!("wrote {}", args.output.display());
+    let report = QuantizeReport::new(&args.output, &req.search.budget, &out);
+    super::output::print_report(&report, args.json)
 }

@@ -192,15 +192,7 @@ fn finish(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::to_value(summary)?)?
-        );
-    } else {
-        println!("{summary}");
-    }
-    Ok(())
+    super::output::print_report(summary, json)
 }
 
 fn synthetic_recipe(args: &TrainArgs, options: TrainOptions) -> Result<SynthRecipe> {

@@ -7,6 +7,12 @@
 //! compiled for that level exactly as a hand-written one would be. [`simd_entries!`] stamps out
 //! those per-level functions and the safe ops-table entries around them.
 //!
+//! Generic bodies must not compute vectors inside closures: a closure does not inherit the
+//! `#[target_feature]` of the function it is written in when that function is generic and only
+//! inlined into one, so intrinsics inside an un-inlined closure become calls. Bodies use plain
+//! `#[inline(always)]` helper functions and loops instead (measured: the dot interaction ran 10–50×
+//! slower with its per-pair closure).
+//!
 //! Masks differ by level (a vector of all-ones/all-zeros lanes for AVX2, a `__mmask16` for
 //! AVX-512); the generic body only handles them through the `mask_*` methods.
 
@@ -29,7 +35,7 @@ pub(crate) unsafe trait SimdF32: Copy {
     /// A per-lane condition.
     type Mask: Copy;
     /// `LANES` vectors, the input of [`SimdF32::sum_each`].
-    type Block: Copy;
+    type Block: Copy + AsMut<[Self]>;
 
     /// All lanes zero.
     unsafe fn zero() -> Self;
@@ -94,8 +100,8 @@ pub(crate) unsafe trait SimdF32: Copy {
     /// Whether any lane is set.
     unsafe fn mask_any(a: Self::Mask) -> bool;
 
-    /// `LANES` vectors, vector `t` being `f(t)`.
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block;
+    /// `LANES` zero vectors.
+    unsafe fn zero_block() -> Self::Block;
     /// Lane `t` of the result is the sum of the lanes of vector `t` of `v` (a transpose-and-add
     /// tree).
     unsafe fn sum_each(v: &Self::Block) -> Self;
@@ -119,34 +125,42 @@ unsafe impl SimdF32 for __m256 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_set1_ps(x) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_maskload_ps(p, _mm256_castps_si256(m)) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_storeu_ps(p, self) }
     }
     #[inline(always)]
     unsafe fn store_masked(self, p: *mut f32, m: Self::Mask) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_maskstore_ps(p, _mm256_castps_si256(m), self) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let h = _mm_loadu_si128(p.cast());
             _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
@@ -154,58 +168,72 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn from_u8(b: __m128i) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)) }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_add_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_sub_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_mul_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_div_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_fmadd_ps(self, b, c) }
     }
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_min_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_max_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_sqrt_ps(self) }
     }
     #[inline(always)]
     unsafe fn round_even(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_round_ps::<RNE>(self) }
     }
     #[inline(always)]
     unsafe fn round_f16(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self)) }
     }
     #[inline(always)]
     unsafe fn lt(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn same_bits(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             _mm256_castsi256_ps(_mm256_cmpeq_epi32(
                 _mm256_castps_si256(self),
@@ -215,10 +243,12 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_blendv_ps(a, b, m) }
     }
     #[inline(always)]
     unsafe fn first(n: usize) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes))
@@ -226,39 +256,50 @@ unsafe impl SimdF32 for __m256 {
     }
     #[inline(always)]
     unsafe fn mask_none() -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn mask_and(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_and_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_or(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_or_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_andnot(a: Self::Mask, b: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_andnot_ps(a, b) }
     }
     #[inline(always)]
     unsafe fn mask_not(a: Self::Mask) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_andnot_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))) }
     }
     #[inline(always)]
     unsafe fn mask_any(a: Self::Mask) -> bool {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_movemask_ps(a) != 0 }
     }
     #[inline(always)]
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block {
-        std::array::from_fn(f)
+    unsafe fn zero_block() -> Self::Block {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { [_mm256_setzero_ps(); 8] }
     }
     #[inline(always)]
     unsafe fn sum_each(v: &Self::Block) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
-            let s: [__m256; 4] = std::array::from_fn(|i| _mm256_hadd_ps(v[2 * i], v[2 * i + 1]));
+            let s0 = _mm256_hadd_ps(v[0], v[1]);
+            let s1 = _mm256_hadd_ps(v[2], v[3]);
+            let s2 = _mm256_hadd_ps(v[4], v[5]);
+            let s3 = _mm256_hadd_ps(v[6], v[7]);
             // Per 128-bit lane: the lane's partial sums of inputs 4i..4i+4.
-            let t0 = _mm256_hadd_ps(s[0], s[1]);
-            let t1 = _mm256_hadd_ps(s[2], s[3]);
+            let t0 = _mm256_hadd_ps(s0, s1);
+            let t1 = _mm256_hadd_ps(s2, s3);
             _mm256_add_ps(
                 _mm256_permute2f128_ps::<0x20>(t0, t1),
                 _mm256_permute2f128_ps::<0x31>(t0, t1),
@@ -276,34 +317,42 @@ unsafe impl SimdF32 for __m512 {
 
     #[inline(always)]
     unsafe fn zero() -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_setzero_ps() }
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_set1_ps(x) }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_maskz_loadu_ps(m, p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_storeu_ps(p, self) }
     }
     #[inline(always)]
     unsafe fn store_masked(self, p: *mut f32, m: Self::Mask) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mask_storeu_ps(p, m, self) }
     }
     #[inline(always)]
     unsafe fn load_f16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_bf16(p: *const u8) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let h = _mm256_loadu_si256(p.cast());
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
@@ -311,62 +360,77 @@ unsafe impl SimdF32 for __m512 {
     }
     #[inline(always)]
     unsafe fn from_u8(b: __m128i) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)) }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_add_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_sub_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mul_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_div_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_fmadd_ps(self, b, c) }
     }
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_min_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_max_ps(self, o) }
     }
     #[inline(always)]
     unsafe fn sqrt(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_sqrt_ps(self) }
     }
     #[inline(always)]
     unsafe fn round_even(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_roundscale_ps::<RNE>(self) }
     }
     #[inline(always)]
     unsafe fn round_f16(self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtph_ps(_mm512_cvtps_ph::<RNE>(self)) }
     }
     #[inline(always)]
     unsafe fn lt(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self, o) }
     }
     #[inline(always)]
     unsafe fn same_bits(self, o: Self) -> Self::Mask {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cmpeq_epi32_mask(_mm512_castps_si512(self), _mm512_castps_si512(o)) }
     }
     #[inline(always)]
     unsafe fn select(m: Self::Mask, a: Self, b: Self) -> Self {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mask_blend_ps(m, a, b) }
     }
     #[inline(always)]
@@ -398,34 +462,38 @@ unsafe impl SimdF32 for __m512 {
         a != 0
     }
     #[inline(always)]
-    unsafe fn block(f: impl FnMut(usize) -> Self) -> Self::Block {
-        std::array::from_fn(f)
+    unsafe fn zero_block() -> Self::Block {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { [_mm512_setzero_ps(); 16] }
     }
     #[inline(always)]
     unsafe fn sum_each(v: &Self::Block) -> Self {
         // SAFETY: AVX-512 F only (the caller's level).
         unsafe {
             // Within each 128-bit lane L: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2i], b = v[2i+1].
-            let s: [__m512; 8] = std::array::from_fn(|i| {
+            let mut s = [_mm512_setzero_ps(); 8];
+            for i in 0..8 {
                 let (a, b) = (v[2 * i], v[2 * i + 1]);
-                _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
-            });
+                s[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+            }
             // Within each 128-bit lane L: the lane-L partial sums of inputs 4i..4i+4.
-            let t: [__m512; 4] = std::array::from_fn(|i| {
+            let mut t = [_mm512_setzero_ps(); 4];
+            for i in 0..4 {
                 let (x, y) = (_mm512_castps_pd(s[2 * i]), _mm512_castps_pd(s[2 * i + 1]));
-                _mm512_add_ps(
+                t[i] = _mm512_add_ps(
                     _mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
                     _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)),
-                )
-            });
+                );
+            }
             // Fold the four 128-bit lanes: 4×4 transpose of lanes with adds.
-            let fold = |a: __m512, b: __m512| {
-                _mm512_add_ps(
-                    _mm512_shuffle_f32x4::<0x44>(a, b),
-                    _mm512_shuffle_f32x4::<0xEE>(a, b),
-                )
-            };
-            let (y0, y1) = (fold(t[0], t[1]), fold(t[2], t[3]));
+            let y0 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(t[0], t[1]),
+                _mm512_shuffle_f32x4::<0xEE>(t[0], t[1]),
+            );
+            let y1 = _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(t[2], t[3]),
+                _mm512_shuffle_f32x4::<0xEE>(t[2], t[3]),
+            );
             _mm512_add_ps(
                 _mm512_shuffle_f32x4::<0x88>(y0, y1),
                 _mm512_shuffle_f32x4::<0xDD>(y0, y1),

@@ -133,6 +133,15 @@ pub fn tensors(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
         .collect()
 }
 
+/// A safetensors buffer with the given header JSON and `data` bytes (for tests of malformed files:
+/// nothing is checked).
+pub fn safetensors_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,13 +175,4 @@ mod tests {
         let dir = locate_shared(env!("CARGO_MANIFEST_DIR"), None).unwrap();
         assert!(dir.join("fixtures").is_dir());
     }
-}
-
-/// A safetensors buffer with the given header JSON and `data` bytes (for tests of malformed files:
-/// nothing is checked).
-pub fn safetensors_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }

@@ -5,13 +5,8 @@ use super::DotInput;
 /// Dot interaction: dense copy, then each pair's dot product accumulated in `d` order with
 /// fused multiply-adds.
 pub fn dot_interaction(input: &DotInput<'_>, out: &mut [f32]) {
-    let DotInput {
-        features,
-        batch,
-        f,
-        d,
-        pairs,
-    } = *input;
+    let (features, pairs) = (input.features, input.pairs);
+    let (batch, f, d) = (input.batch, input.f, input.d);
     let width = d + pairs.len();
     for b in 0..batch {
         let feats = &features[b * f * d..(b + 1) * f * d];

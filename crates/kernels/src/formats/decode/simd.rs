@@ -14,33 +14,32 @@ simd_entries! {
     avx512 => decode_avx512,
 }
 
-/// Decodes `row` of `format` into `out`.
+/// Decodes `row` of `format` into `out` (`row` holds `format.row_bytes(out.len())` bytes; a shorter
+/// row panics on the slicing below, never reads out of bounds).
 ///
 /// # Safety
-/// The CPU has `V`'s level. Memory safety does not depend on the caller: the row length is
-/// asserted.
+/// The CPU has `V`'s level.
 #[inline(always)]
 unsafe fn decode<V: SimdF32>(format: TableFormat, row: &[u8], out: &mut [f32]) {
     let d = out.len();
-    assert_eq!(row.len(), format.row_bytes(d), "row length");
     let lanes = V::LANES;
     let steps = d / lanes;
-    let src = row.as_ptr();
     let dst = out.as_mut_ptr();
     match format {
         TableFormat::F16 | TableFormat::Bf16 => {
-            for s in 0..steps {
-                // SAFETY: the CPU has `V`'s level (forwarded); LANES halves (2 · LANES bytes) at
-                // `2 · LANES · s` are within the `2 d` bytes of the row, and LANES values at
-                // `LANES · s` within `out`.
-                unsafe {
-                    let p = src.add(2 * lanes * s);
-                    let v = if format == TableFormat::F16 {
-                        V::load_f16(p)
-                    } else {
-                        V::load_bf16(p)
-                    };
-                    v.store(dst.add(lanes * s));
+            // LANES halves (2 · LANES bytes) per step.
+            let src = row[..2 * lanes * steps].as_ptr();
+            // SAFETY: the CPU has `V`'s level (forwarded); step `s` reads the 2 · LANES bytes at
+            // `2 · LANES · s` of the slice above and writes LANES values at `LANES · s < d`.
+            unsafe {
+                if format == TableFormat::F16 {
+                    for s in 0..steps {
+                        V::load_f16(src.add(2 * lanes * s)).store(dst.add(lanes * s));
+                    }
+                } else {
+                    for s in 0..steps {
+                        V::load_bf16(src.add(2 * lanes * s)).store(dst.add(lanes * s));
+                    }
                 }
             }
             dequantize_row(format, &row[2 * lanes * steps..], &mut out[lanes * steps..]);
@@ -51,11 +50,12 @@ unsafe fn decode<V: SimdF32>(format: TableFormat, row: &[u8], out: &mut [f32]) {
         | TableFormat::Fused4
         | TableFormat::Fused2 => {
             let (scale, bias) = row_scale_bias(format, d, row);
-            let bits = format.bits() as usize;
+            let bits = format.bits();
             // The LANES codes of step `s` occupy `bits · LANES / 8` bytes at `bits · LANES / 8 · s`.
             let step_bytes = bits * lanes / 8;
-            // SAFETY: the CPU has `V`'s level (forwarded); the `step_bytes` bytes of step `s` are
-            // inside the row's code bytes, and LANES values at `LANES · s` within `out`.
+            let src = row[..step_bytes * steps].as_ptr();
+            // SAFETY: the CPU has `V`'s level (forwarded); step `s` reads the `step_bytes` bytes at
+            // `step_bytes · s` of the slice above and writes LANES values at `LANES · s < d`.
             unsafe {
                 let (sv, bv) = (V::splat(scale), V::splat(bias));
                 for s in 0..steps {

@@ -100,7 +100,8 @@ unsafe fn search_block<V: SimdF32>(
     unsafe {
         let (and, lt) = (V::mask_and, V::lt);
         let qmax = V::splat(((1u32 << bits) - 1) as f32);
-        let [mut xmin, mut xmax, step, thr] = st.map(|s| V::load(s.as_ptr()));
+        let (mut xmin, mut xmax) = (V::load(st[0].as_ptr()), V::load(st[1].as_ptr()));
+        let (step, thr) = (V::load(st[2].as_ptr()), V::load(st[3].as_ptr()));
         let (mut best, _) = loss_pair(x, dim, (xmin, xmax), (xmin, xmax), qmax);
         let (mut cur_min, mut cur_max, mut cur_loss) = (xmin, xmax, best);
         // Set lanes are finished.
