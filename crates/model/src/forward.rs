@@ -434,7 +434,6 @@ impl Model {
         // Pooled tables into their columns: every single-format table in one table-batched call
         // (this chunk is already one task of the batch, so the call stays on this thread); tiered
         // tables (several row-wise sub-tables behind a remap) pool through their own path.
-        let n_tables = tables.len();
         offsets.clear();
         for f in &batch.sparse {
             let s = f.offsets[lo];
@@ -498,8 +497,8 @@ impl Model {
             }
         }
         if obs.is_some() {
-            for t in 0..n_tables {
-                let (off, dim) = (self.table_offsets[t], tables[t].dim);
+            for (t, table) in tables.iter().enumerate() {
+                let (off, dim) = (self.table_offsets[t], table.dim);
                 let pooled: Vec<f32> = feat
                     .chunks_exact(width)
                     .flat_map(|r| &r[off..off + dim])
