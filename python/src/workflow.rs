@@ -105,6 +105,8 @@ fn search_options(
         sensitivity_rows,
         table_refit: refit,
         table_curvature: curvature,
+        // Row tiers are searched as `quantrec quantize` does by default.
+        tiers: true,
     })
 }
 
