@@ -1,6 +1,6 @@
 //! Canary launches on a real server under client load: a canary worse than its budget is rolled
 //! back and the old version keeps serving; a canary within budget is promoted and replaces it;
-//! neither fails a single request.
+//! neither fails a single request; a canary can be launched over HTTP or gRPC `RepositoryModelLoad`.
 
 mod common;
 
@@ -156,9 +156,18 @@ fn a_canary_worse_than_budget_is_rolled_back_and_the_old_version_serves_on() {
     drop(server);
 }
 
-#[test]
-fn a_canary_within_budget_is_promoted_through_the_load_api() {
-    let dir = temp_dir("canary-promote");
+/// How a test launches the canary on a running server.
+enum Launch {
+    /// `POST /v2/repository/models/m/load` with JSON parameters.
+    Http,
+    /// gRPC `RepositoryModelLoad` with Triton's string/int64 repository parameters.
+    Grpc,
+}
+
+/// Loads version 2 as a canary of the serving version 1 through `launch`, under client traffic,
+/// and checks that it is promoted without a single failed request.
+fn promote_through(launch: Launch, tag: &str) {
+    let dir = temp_dir(tag);
     let config = small_config();
     let v1 = artifact_bytes(&config, &Plan::f32(&config), 7);
     write_version(&dir, "m", 1, &v1);
@@ -168,28 +177,78 @@ fn a_canary_within_budget_is_promoted_through_the_load_api() {
     // The canary: the same weights at half precision.
     let f16 = Plan::uniform(&config, LayerPrecision::F16, TableFormat::F16);
     write_version(&dir, "m", 2, &artifact_bytes(&config, &f16, 7));
-    let bad = post_json(
-        a,
-        "/v2/repository/models/m/load",
-        &json!({"parameters": {"canary_version": "3", "canary_fraction": 0.5,
-            "canary_max_delta_ne_percent": 1.0}}),
-    );
-    assert_eq!(bad.status, 400, "no version 3");
-    assert!(
-        bad.json()["error"]
-            .as_str()
+    let grpc_load = |version: &str| -> Result<(), tonic::Status> {
+        use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+        use quantrec_serve::proto::model_repository_parameter::ParameterChoice;
+        use quantrec_serve::proto::{ModelRepositoryParameter, RepositoryModelLoadRequest};
+        let text = |s: &str| ModelRepositoryParameter {
+            parameter_choice: Some(ParameterChoice::StringParam(s.into())),
+        };
+        let int = |n: i64| ModelRepositoryParameter {
+            parameter_choice: Some(ParameterChoice::Int64Param(n)),
+        };
+        let parameters = [
+            ("canary_version".to_string(), text(version)),
+            ("canary_fraction".to_string(), text("0.5")),
+            ("canary_min_labels".to_string(), int(1500)),
+            ("canary_max_delta_ne_percent".to_string(), text("1.0")),
+        ]
+        .into_iter()
+        .collect();
+        let url = format!("http://{}", server.grpc_addr.unwrap());
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let mut c = tokio::time::timeout(
+                Duration::from_secs(10),
+                GrpcInferenceServiceClient::connect(url),
+            )
+            .await
             .unwrap()
-            .contains("canary version 3 refused")
-    );
+            .unwrap();
+            c.repository_model_load(RepositoryModelLoadRequest {
+                repository_name: String::new(),
+                model_name: "m".into(),
+                parameters,
+            })
+            .await
+            .map(|_| ())
+        })
+    };
+    let http_load = |version: &str| {
+        post_json(
+            a,
+            "/v2/repository/models/m/load",
+            &json!({"parameters": {"canary_version": version, "canary_fraction": 0.5,
+                "canary_min_labels": 1500, "canary_max_delta_ne_percent": 1.0}}),
+        )
+    };
+    // A canary version that does not exist is refused with the reason, and nothing changes.
+    match launch {
+        Launch::Http => {
+            let bad = http_load("3");
+            assert_eq!(bad.status, 400, "no version 3");
+            let why = bad.json()["error"].as_str().unwrap().to_string();
+            assert!(why.contains("canary version 3 refused"), "{why}");
+        }
+        Launch::Grpc => {
+            let bad = grpc_load("3").unwrap_err();
+            // Like every refused load: the repository is not in the state the request needs.
+            assert_eq!(bad.code(), tonic::Code::FailedPrecondition, "{bad:?}");
+            assert!(
+                bad.message().contains("canary version 3 refused"),
+                "{bad:?}"
+            );
+        }
+    }
+    assert_eq!(versions(a), json!(["1"]));
     let traffic = Traffic::start(a, &config, truth);
     std::thread::sleep(Duration::from_millis(200));
-    let r = post_json(
-        a,
-        "/v2/repository/models/m/load",
-        &json!({"parameters": {"canary_version": "2", "canary_fraction": 0.5,
-            "canary_min_labels": 1500, "canary_max_delta_ne_percent": 1.0}}),
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    match launch {
+        Launch::Http => {
+            let r = http_load("2");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+        Launch::Grpc => grpc_load("2").unwrap(),
+    }
     let acc = wait_for_verdict(a);
     let launch = &acc["launches"][0];
     assert_eq!(launch["decision"], "promote", "{launch}");
@@ -211,4 +270,14 @@ fn a_canary_within_budget_is_promoted_through_the_load_api() {
         "the old version is retired"
     );
     drop(server);
+}
+
+#[test]
+fn a_canary_within_budget_is_promoted_through_the_load_api() {
+    promote_through(Launch::Http, "canary-promote");
+}
+
+#[test]
+fn a_canary_launched_over_grpc_model_load_is_promoted() {
+    promote_through(Launch::Grpc, "canary-promote-grpc");
 }
