@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{import, inputs};
+use common::{import, inputs, kjt, kjt_view};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::KernelError;
 use quantrec_kernels::formats::TableFormat;
@@ -193,6 +193,43 @@ fn multi_hot_batches_with_empty_bags_mean_and_weighted_pooling_are_bit_identical
         b.sparse[1].weights = Some(Vec::new());
         assert_bit_identical(&m, &b);
     }
+}
+
+#[test]
+fn kjt_views_through_a_source_are_bit_identical_and_name_the_same_bag() {
+    let poolings = [PoolingMode::Sum, PoolingMode::WeightedSum];
+    let mut m = build("dlrm_dot", TableFormat::Fused4, &poolings);
+    m.set_chunk_size(16);
+    let mut remote = m.clone();
+    remote.set_row_source(Arc::new(CopySource::of(&m))).unwrap();
+    let mut batch = multi_hot(&m, 70, 5);
+    let k = kjt(&batch);
+    let want = m
+        .predict_logits(&batch, &mut Scratch::new())
+        .unwrap()
+        .to_vec();
+    let mut s = Scratch::new();
+    let got = remote
+        .predict_logits_view(&kjt_view(&batch, &k), &mut s)
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    // An id out of range in a window that starts past 0: the bag is the batch's own.
+    let rows = m.config().tables[4].rows;
+    let ids = &mut batch.sparse[4].ids;
+    let at = ids.len() / 2;
+    ids[at] = rows as i64;
+    let k = kjt(&batch);
+    let want = format!("{:?}", m.predict(&batch, &mut Scratch::new()).unwrap_err());
+    let got = format!(
+        "{:?}",
+        remote
+            .predict_view(&kjt_view(&batch, &k), &mut Scratch::new())
+            .unwrap_err()
+    );
+    assert_eq!(got, want);
 }
 
 #[test]
