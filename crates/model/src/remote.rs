@@ -241,6 +241,7 @@ fn describe(s: &TableShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quantrec_data::batch::SparseFeature;
     use std::sync::Mutex;
 
     #[derive(Debug)]
@@ -272,19 +273,24 @@ mod tests {
     #[test]
     fn unique_ids_are_sorted_and_out_of_range_names_the_bag() {
         let f = SparseFeature::from_lengths(&[2, 0, 3], vec![5, 1, 5, 9, 1]);
-        assert_eq!(unique_ids(0, &f, 10).unwrap(), vec![1, 5, 9]);
-        match unique_ids(3, &f, 9) {
-            Err(ModelError::Kernel(KernelError::IdOutOfRange {
-                table: 3,
-                bag: 2,
-                id: 9,
-                rows: 9,
-            })) => {}
-            other => panic!("{other:?}"),
+        assert_eq!(unique_ids(0, &f.view(), 10).unwrap(), vec![1, 5, 9]);
+        // The same bags as a window of KJT offsets over the ids after 4 others.
+        let kjt = [0i64, 4, 6, 6, 9];
+        let windowed = SparseView::windowed(&kjt[1..], &f.ids, None);
+        for f in [f.view(), windowed] {
+            match unique_ids(3, &f, 9) {
+                Err(ModelError::Kernel(KernelError::IdOutOfRange {
+                    table: 3,
+                    bag: 2,
+                    id: 9,
+                    rows: 9,
+                })) => {}
+                other => panic!("{other:?}"),
+            }
         }
         let neg = SparseFeature::one_hot(vec![0, -1]);
         assert!(matches!(
-            unique_ids(0, &neg, 4),
+            unique_ids(0, &neg.view(), 4),
             Err(ModelError::Kernel(KernelError::IdOutOfRange {
                 bag: 1,
                 id: -1,
