@@ -3,14 +3,13 @@ are `quantrec predict`'s bits, from one thread or many."""
 
 from __future__ import annotations
 
-import threading
 import tracemalloc
 
 import numpy as np
 import pytest
 
 import quantrec
-from conftest import bits, read_safetensors, write_safetensors
+from conftest import bits, run_threads
 
 B = 200_000  # rows of the large batch: dense 10.4 MB, one-hot ids 12.8 MB
 
@@ -67,33 +66,6 @@ def test_dense_and_jagged_offsets_are_borrowed_not_copied(model, large):
     assert np.array_equal(bits(converted), bits(by_offsets))
 
 
-def test_windows_of_a_kjt_equal_cli_bit_for_bit(cli, artifacts, model, tmp_path):
-    """Multi-hot bags (some empty), weights absent, through KJT offsets (each table a window of
-    them, nothing rebased) and through `quantrec predict`."""
-    rng = np.random.default_rng(8)
-    b = 2_000
-    dense = rng.standard_normal((b, model.n_dense)).astype(np.float32)
-    tensors, values, lengths = {"dense": dense}, [], []
-    for t, rows in enumerate(model.table_rows):
-        ln = rng.integers(0, 6, size=b)
-        ids = rng.integers(0, rows, size=int(ln.sum())).astype(np.int64)
-        tensors[f"offsets_{t}"] = np.concatenate([[0], np.cumsum(ln)[:-1]]).astype(np.int64)
-        tensors[f"indices_{t}"] = ids
-        values.append(ids)
-        lengths.append(ln)
-    write_safetensors(tmp_path / "in.safetensors", tensors)
-    cli("predict", artifacts["dlrm_dot"], "--inputs", tmp_path / "in.safetensors", "-o", tmp_path / "out.safetensors")
-    want = read_safetensors(tmp_path / "out.safetensors")
-    values = np.concatenate(values)
-    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
-    before = model.input_bytes_copied
-    got = model.predict(dense, values=values, offsets=offsets)
-    z = model.predict(dense, values=values, offsets=offsets, logits=True)
-    assert model.input_bytes_copied == before
-    assert np.array_equal(bits(got), bits(want["output"]))
-    assert np.array_equal(bits(z), bits(want["logits"]))
-
-
 def test_other_layouts_and_dtypes_are_converted_with_the_same_scores(model, large):
     b = 1_000
     dense, sparse = large[0][:b], large[1][:b]
@@ -134,25 +106,16 @@ def test_threads_sharing_borrowed_arrays_equal_serial(artifacts, large, threads)
         values = np.ascontiguousarray(s.T).reshape(-1)
         cases.append((dense[lo:hi], values, np.arange(values.size + 1, dtype=np.int64), s))
     serial = [bits(model.predict(d, values=v, offsets=o)) for d, v, o, _ in cases]
-    errors: list = []
     results: list = []
 
     def work(w: int) -> None:
-        try:
-            for rep in range(4):
-                i = (w + rep) % len(cases)
-                d, v, o, s = cases[i]
-                results.append((i, bits(model.predict(d, values=v, offsets=o))))
-                results.append((i, bits(model.predict(d, s))))
-        except BaseException as e:  # surfaced below
-            errors.append(e)
+        for rep in range(4):
+            i = (w + rep) % len(cases)
+            d, v, o, s = cases[i]
+            results.append((i, bits(model.predict(d, values=v, offsets=o))))
+            results.append((i, bits(model.predict(d, s))))
 
-    workers = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join(timeout=300)
-    assert not errors and not any(t.is_alive() for t in workers)
+    run_threads(8, work)
     assert len(results) == 8 * 4 * 2
     for i, got in results:
         assert np.array_equal(got, serial[i])

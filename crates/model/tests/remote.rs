@@ -5,11 +5,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{import, inputs, kjt, kjt_view};
+use common::{import, inputs, kjt, kjt_view, multi_hot};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::KernelError;
 use quantrec_kernels::formats::TableFormat;
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::PoolingMode;
 use quantrec_model::remote::{RowRequest, RowSource, TableShape};
 use quantrec_model::{LayerPrecision, Model, ModelError, Plan, Scratch};
@@ -91,40 +90,6 @@ fn build(name: &str, table: TableFormat, pooling: &[PoolingMode]) -> Model {
     }
     let plan = Plan::uniform(&config, LayerPrecision::F32, table);
     Model::from_parts(&config, &imp.weights, &plan).unwrap()
-}
-
-/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
-fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let c = model.config();
-    let dense = (0..size * c.dense_features)
-        .map(|_| rng.uniform_f32(0.0, 3.0))
-        .collect();
-    let sparse = c
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
-            let n: usize = lengths.iter().sum();
-            // Skewed ids so that rows repeat within the batch.
-            let ids = (0..n)
-                .map(|_| {
-                    let u = rng.uniform();
-                    ((u * u * u * t.rows as f64) as i64).min(t.rows as i64 - 1)
-                })
-                .collect();
-            let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
-            f
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense,
-        sparse,
-        labels: None,
-    }
 }
 
 fn assert_bit_identical(local: &Model, batch: &Batch) -> Arc<CopySource> {

@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{import, inputs, kjt, kjt_view};
-use quantrec_data::{Batch, SparseFeature};
+use common::{import, inputs, kjt, kjt_view, multi_hot};
+use quantrec_data::Batch;
 use quantrec_kernels::KernelError;
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::PoolingMode;
 use quantrec_model::score::Predictions;
 use quantrec_model::{Model, ModelError, Plan, Scratch};
@@ -24,33 +23,6 @@ fn model(name: &str, pooling: Option<PoolingMode>) -> Model {
 
 fn bits(x: &[f32]) -> Vec<u32> {
     x.iter().map(|v| v.to_bits()).collect()
-}
-
-/// Multi-hot bags of 0..=4 ids (empty bags included) with per-id weights.
-fn multi_hot(m: &Model, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let c = m.config();
-    let sparse = c
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(5) as usize).collect();
-            let n = lengths.iter().sum();
-            let ids = (0..n).map(|_| rng.below(t.rows as u64) as i64).collect();
-            let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
-            f
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense: (0..size * c.dense_features)
-            .map(|_| rng.uniform_f32(0.0, 3.0))
-            .collect(),
-        sparse,
-        labels: None,
-    }
 }
 
 /// Owned batch vs its KJT view, probabilities and logits, at a small chunk size (so chunks start

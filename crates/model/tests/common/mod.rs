@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use quantrec_data::{Batch, BatchView, SparseView};
+use quantrec_data::{Batch, BatchView, SparseFeature, SparseView};
+use quantrec_kernels::rng::Rng;
 use quantrec_model::forward::{Observer, View};
 use quantrec_model::{Model, Scratch};
 
@@ -141,5 +142,39 @@ pub fn kjt_view<'a>(b: &'a Batch, k: &'a Kjt) -> BatchView<'a> {
         dense: &b.dense,
         sparse,
         labels: b.labels.as_deref(),
+    }
+}
+
+/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
+pub fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
+    let mut rng = Rng::new(seed);
+    let c = model.config();
+    let dense = (0..size * c.dense_features)
+        .map(|_| rng.uniform_f32(0.0, 3.0))
+        .collect();
+    let sparse = c
+        .tables
+        .iter()
+        .map(|t| {
+            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
+            let n: usize = lengths.iter().sum();
+            // Skewed ids so that rows repeat within the batch.
+            let ids = (0..n)
+                .map(|_| {
+                    let u = rng.uniform();
+                    ((u * u * u * t.rows as f64) as i64).min(t.rows as i64 - 1)
+                })
+                .collect();
+            let mut f = SparseFeature::from_lengths(&lengths, ids);
+            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
+            f
+        })
+        .collect();
+    Batch {
+        size,
+        n_dense: c.dense_features,
+        dense,
+        sparse,
+        labels: None,
     }
 }
