@@ -176,11 +176,17 @@ class Model:
           ``[n_tables, B]``) or ``offsets`` (``n_tables * B + 1``, from 0 to ``len(values)``),
           optional per-id ``weights``; or a ``KeyedJaggedTensor`` itself as ``sparse``.
 
-        Zero-copy on the Python side: float32 / int64 C-contiguous inputs (numpy arrays, CPU torch
-        tensors, buffer-protocol objects) are borrowed as they are; other dtypes or layouts are
-        converted once (see :func:`prepare_inputs`). With the GIL released, the native side reads
-        them once into the library's batch (the one-hot layout is regrouped per table) and runs
-        the forward pass. Outputs equal ``quantrec predict``'s bit for bit.
+        Zero-copy: float32 / int64 C-contiguous inputs (numpy arrays, CPU torch tensors,
+        buffer-protocol objects) are borrowed as they are, by Python and by the native side, for
+        the whole forward pass, which runs with the GIL released; other dtypes or layouts are
+        converted once (see :func:`prepare_inputs`). Dense and jagged ``values`` / ``offsets`` /
+        ``weights`` are never copied (each table reads a window of the KJT offsets); ``lengths``
+        cost one conversion to offsets (``n_tables * B + 1`` integers), and the one-hot
+        ``sparse`` layout one transpose of its ``B * n_tables`` ids into a reused buffer (the
+        kernels read each table's ids contiguously). :attr:`input_bytes_copied` counts those
+        bytes. Do not modify the input arrays from another thread while ``predict`` runs on them
+        (a data race no borrow flag can prevent once the GIL is released). Outputs equal
+        ``quantrec predict``'s bit for bit.
 
         Raises ``ValueError`` for inputs the model refuses (shapes, ids out of range, NaN or
         infinite dense values unless ``allow_nonfinite``), with the library's message.
@@ -206,6 +212,11 @@ class Model:
     threads = _native_property("threads", "Threads of the model's own pool, or None for the process-wide pool.")
     tables_in_memory = _native_property(
         "tables_in_memory", "Whether the tables were copied into RAM (else paged in from the file mapping)."
+    )
+
+    input_bytes_copied = _native_property(
+        "input_bytes_copied",
+        "Bytes of input the native side converted so far, over every call (0 for dense + jagged values with offsets).",
     )
 
     meta = _json_property("meta_json", "Everything the artifact records: config, plan, quantization, provenance, versions.")

@@ -1,16 +1,26 @@
-//! Turning borrowed numpy buffers into the library's [`Batch`]: dense `[B, n_dense]`, and the
-//! sparse ids either one-hot `[B, n_tables]` or jagged per table like TorchRec's
-//! KeyedJaggedTensor (`values` with `lengths` or `offsets`, table-major: every sample of table 0,
-//! then table 1, ...). Everything is checked before anything is sliced; a bad input is a
-//! `ValueError`, never a panic.
+//! Borrowing numpy buffers as the library's [`BatchView`]: dense `[B, n_dense]`, and the sparse
+//! ids either one-hot `[B, n_tables]` or jagged per table like TorchRec's KeyedJaggedTensor
+//! (`values` with `lengths` or `offsets`, table-major: every sample of table 0, then table 1,
+//! ...). Everything is checked before anything is sliced; a bad input is a `ValueError`, never a
+//! panic.
 //!
-//! This runs with the GIL released. The library's `Batch` owns its vectors, so the values are
-//! copied once here (dense as is; ids regrouped per table, which the one-hot `[B, T]` layout needs
-//! anyway); no copy happens on the Python side when dtypes and layout already match.
+//! This runs with the GIL released. What is borrowed and what is copied:
+//! - dense (C-contiguous float32): borrowed;
+//! - jagged `values`, `weights` and `offsets`: borrowed; each table is a window of the KJT
+//!   offsets over its stretch of `values` ([`SparseView::windowed`]), so nothing is rebased;
+//! - jagged `lengths`: turned into KJT offsets once (`n_tables * B + 1` integers);
+//! - one-hot `sparse`: table `t`'s ids are strided in the `[B, n_tables]` array, and the
+//!   embedding-bag kernels read contiguous ids, so they are transposed once into a reused buffer
+//!   (`B * n_tables` ids, plus the `B + 1` offsets `0..=B` every table shares).
+//!
+//! The buffers live in an [`InputBuffers`] the model reuses from call to call; [`Built::copied`]
+//! counts the bytes written into them (0 for dense + jagged with offsets).
+
+use std::borrow::Cow;
 
 use pyo3::PyResult;
 use pyo3::exceptions::PyValueError;
-use quantrec_data::{Batch, SparseFeature};
+use quantrec_data::{BatchView, SparseView};
 
 /// How the bags of a jagged input are delimited.
 #[derive(Clone, Copy, Debug)]
@@ -52,13 +62,33 @@ fn invalid<T>(message: String) -> PyResult<T> {
     Err(PyValueError::new_err(message))
 }
 
-/// Builds the batch of `rows` samples (the dense array's first dimension).
-pub fn build_batch(
+/// Buffers for what cannot be borrowed, reused across calls (one per concurrent call).
+#[derive(Debug, Default)]
+pub struct InputBuffers {
+    /// One-hot ids regrouped table-major (`[n_tables, B]`).
+    ids: Vec<i64>,
+    /// Offsets that had to be computed: `0..=B` (one-hot) or KJT offsets from lengths.
+    offsets: Vec<i64>,
+}
+
+/// A request's inputs as the model reads them.
+#[derive(Debug)]
+pub struct Built<'a> {
+    /// The batch, borrowing the numpy buffers and the [`InputBuffers`].
+    pub view: BatchView<'a>,
+    /// Bytes of input converted or copied into the buffers for this call.
+    pub copied: usize,
+}
+
+/// Views the inputs of `rows` samples (the dense array's first dimension) as a batch, borrowing
+/// what can be borrowed and filling `buffers` with the rest.
+pub fn build_view<'a>(
     shape: Shape,
     rows: usize,
-    dense: &[f32],
-    sparse: Sparse<'_>,
-) -> PyResult<Batch> {
+    dense: &'a [f32],
+    sparse: Sparse<'a>,
+    buffers: &'a mut InputBuffers,
+) -> PyResult<Built<'a>> {
     let Shape { n_dense, n_tables } = shape;
     if dense.len() != rows * n_dense {
         return invalid(format!(
@@ -66,45 +96,86 @@ pub fn build_batch(
             dense.len()
         ));
     }
-    let sparse = match sparse {
-        Sparse::Absent if n_tables == 0 => Vec::new(),
+    let (sparse, copied) = match sparse {
+        Sparse::Absent if n_tables == 0 => (Vec::new(), 0),
         Sparse::Absent => {
             return invalid(format!(
                 "the model has {n_tables} tables: pass sparse=[B, {n_tables}] ids, or values= with lengths= or offsets="
             ));
         }
-        Sparse::OneHot(ids) => one_hot(ids, rows, n_tables)?,
+        Sparse::OneHot(ids) => one_hot(ids, rows, n_tables, buffers)?,
         Sparse::Jagged {
             values,
             bags,
             weights,
-        } => jagged(values, bags, weights, rows, n_tables)?,
+        } => jagged(values, bags, weights, rows, n_tables, buffers)?,
     };
-    Ok(Batch {
-        size: rows,
-        n_dense,
-        dense: dense.to_vec(),
-        sparse,
-        labels: None,
+    Ok(Built {
+        view: BatchView {
+            size: rows,
+            n_dense,
+            dense,
+            sparse,
+            labels: None,
+        },
+        copied,
     })
 }
 
-/// Columns of a row-major `[rows, n_tables]` id matrix as one-hot features.
-fn one_hot(ids: &[i64], rows: usize, n_tables: usize) -> PyResult<Vec<SparseFeature>> {
+/// Bytes of `n` values of `T`.
+fn bytes_of<T>(n: usize) -> usize {
+    n * std::mem::size_of::<T>()
+}
+
+/// Columns of a row-major `[rows, n_tables]` id matrix as one-hot features: transposed into
+/// `buffers` (the kernels read each table's ids contiguously).
+fn one_hot<'a>(
+    ids: &[i64],
+    rows: usize,
+    n_tables: usize,
+    buffers: &'a mut InputBuffers,
+) -> PyResult<(Vec<SparseView<'a>>, usize)> {
     if ids.len() != rows * n_tables {
         return invalid(format!(
             "sparse has {} ids for {rows} samples; expected [B, n_tables] = [{rows}, {n_tables}]",
             ids.len()
         ));
     }
-    Ok((0..n_tables)
-        .map(|t| SparseFeature::one_hot(ids.iter().skip(t).step_by(n_tables).copied().collect()))
-        .collect())
+    let InputBuffers {
+        ids: by_table,
+        offsets,
+    } = buffers;
+    by_table.clear();
+    by_table.resize(ids.len(), 0);
+    // Row by row (sequential reads), each id to its table's column.
+    for (b, row) in ids.chunks_exact(n_tables.max(1)).enumerate() {
+        for (t, &id) in row.iter().enumerate() {
+            by_table[t * rows + b] = id;
+        }
+    }
+    offsets.clear();
+    offsets.extend(0..=rows as i64);
+    let (by_table, offsets): (&'a [i64], &'a [i64]) = (by_table, offsets);
+    let sparse = (0..n_tables)
+        .map(|t| SparseView {
+            offsets: Cow::Borrowed(offsets),
+            base: 0,
+            ids: &by_table[t * rows..(t + 1) * rows],
+            weights: None,
+        })
+        .collect();
+    Ok((sparse, bytes_of::<i64>(by_table.len() + offsets.len())))
 }
 
-/// KJT offsets (`n_tables * rows + 1` values) from lengths or given offsets, checked.
-fn kjt_offsets(bags: Bags<'_>, n_values: usize, bag_count: usize) -> PyResult<Vec<i64>> {
-    let offsets = match bags {
+/// KJT offsets (`n_tables * rows + 1` values), checked: the given ones borrowed, or computed
+/// from lengths into `buffer`.
+fn kjt_offsets<'a>(
+    bags: Bags<'a>,
+    n_values: usize,
+    bag_count: usize,
+    buffer: &'a mut Vec<i64>,
+) -> PyResult<&'a [i64]> {
+    let offsets: &'a [i64] = match bags {
         Bags::Lengths(lengths) => {
             if lengths.len() != bag_count {
                 return invalid(format!(
@@ -112,17 +183,18 @@ fn kjt_offsets(bags: Bags<'_>, n_values: usize, bag_count: usize) -> PyResult<Ve
                     lengths.len()
                 ));
             }
-            let mut offsets = Vec::with_capacity(bag_count + 1);
+            buffer.clear();
+            buffer.reserve(bag_count + 1);
             let mut acc = 0i64;
-            offsets.push(0);
+            buffer.push(0);
             for (i, &l) in lengths.iter().enumerate() {
                 if l < 0 {
                     return invalid(format!("lengths[{i}] is {l}; lengths cannot be negative"));
                 }
                 acc = acc.saturating_add(l);
-                offsets.push(acc);
+                buffer.push(acc);
             }
-            offsets
+            buffer
         }
         Bags::Offsets(offsets) => {
             if offsets.len() != bag_count + 1 {
@@ -139,7 +211,7 @@ fn kjt_offsets(bags: Bags<'_>, n_values: usize, bag_count: usize) -> PyResult<Ve
                     offsets[i + 1]
                 ));
             }
-            offsets.to_vec()
+            offsets
         }
     };
     let (first, last) = (offsets[0], offsets[bag_count]);
@@ -151,14 +223,15 @@ fn kjt_offsets(bags: Bags<'_>, n_values: usize, bag_count: usize) -> PyResult<Ve
     Ok(offsets)
 }
 
-/// Per-table features from table-major jagged ids.
-fn jagged(
-    values: &[i64],
-    bags: Bags<'_>,
-    weights: Option<&[f32]>,
+/// Per-table features from table-major jagged ids: windows of the KJT offsets over `values`.
+fn jagged<'a>(
+    values: &'a [i64],
+    bags: Bags<'a>,
+    weights: Option<&'a [f32]>,
     rows: usize,
     n_tables: usize,
-) -> PyResult<Vec<SparseFeature>> {
+    buffers: &'a mut InputBuffers,
+) -> PyResult<(Vec<SparseView<'a>>, usize)> {
     if let Some(w) = weights
         && w.len() != values.len()
     {
@@ -168,21 +241,21 @@ fn jagged(
             values.len()
         ));
     }
-    let offsets = kjt_offsets(bags, values.len(), rows * n_tables)?;
+    let computed = matches!(bags, Bags::Lengths(_));
+    let offsets = kjt_offsets(bags, values.len(), rows * n_tables, &mut buffers.offsets)?;
     // Checked above: offsets start at 0, never decrease and end at values.len(), so every
     // conversion and slice below is in range.
-    let at = |i: usize| offsets[i] as usize;
-    Ok((0..n_tables)
+    let sparse = (0..n_tables)
         .map(|t| {
-            let (lo, hi) = (at(t * rows), at((t + 1) * rows));
-            SparseFeature {
-                offsets: offsets[t * rows..=(t + 1) * rows]
-                    .iter()
-                    .map(|&o| o - lo as i64)
-                    .collect(),
-                ids: values[lo..hi].to_vec(),
-                weights: weights.map(|w| w[lo..hi].to_vec()),
-            }
+            let window = &offsets[t * rows..=(t + 1) * rows];
+            let (lo, hi) = (window[0] as usize, window[rows] as usize);
+            SparseView::windowed(window, &values[lo..hi], weights.map(|w| &w[lo..hi]))
         })
-        .collect())
+        .collect();
+    let copied = if computed {
+        bytes_of::<i64>(offsets.len())
+    } else {
+        0
+    };
+    Ok((sparse, copied))
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -13,7 +14,7 @@ use quantrec_model::{Model, Scratch};
 use quantrec_quant::plans::summary;
 
 use crate::errors::{json_err, model_err};
-use crate::inputs::{Bags, Shape, Sparse, build_batch};
+use crate::inputs::{Bags, InputBuffers, Shape, Sparse, build_view};
 
 /// A quantrec artifact ready to score batches.
 #[pyclass(name = "Model", module = "quantrec._quantrec", frozen)]
@@ -25,8 +26,10 @@ pub struct PyModel {
     tables_in_memory: bool,
     /// Compute threads of this model's own pool; `None` runs on the process-wide pool.
     pool: Option<rayon::ThreadPool>,
-    /// Reusable scratch buffers, one taken per concurrent call.
-    scratches: Mutex<Vec<Scratch>>,
+    /// Reusable scratch and input buffers, one pair taken per concurrent call.
+    scratches: Mutex<Vec<(Scratch, InputBuffers)>>,
+    /// Bytes of input converted or copied on the native side, over every call.
+    copied: AtomicU64,
 }
 
 /// A C-contiguous array's values, or a `ValueError` naming it.
@@ -56,8 +59,7 @@ impl PyModel {
         logits: bool,
         allow_nonfinite: bool,
     ) -> PyResult<Vec<f32>> {
-        let batch = build_batch(self.shape(), rows, dense, sparse)?;
-        let mut scratch = self
+        let (mut scratch, mut buffers) = self
             .scratches
             .lock()
             .map_err(|_| PyRuntimeError::new_err("quantrec: scratch pool poisoned"))?
@@ -65,15 +67,19 @@ impl PyModel {
             .unwrap_or_default();
         let mut preds = Predictions::default();
         preds.allow_nonfinite = allow_nonfinite;
-        let mut run = || preds.score(&self.model, &batch, &mut scratch);
-        let result = match &self.pool {
-            Some(pool) => pool.install(run),
-            None => run(),
-        };
+        let result = build_view(self.shape(), rows, dense, sparse, &mut buffers).map(|built| {
+            self.copied
+                .fetch_add(built.copied as u64, Ordering::Relaxed);
+            let mut run = || preds.score_view(&self.model, &built.view, &mut scratch);
+            match &self.pool {
+                Some(pool) => pool.install(run),
+                None => run(),
+            }
+        });
         if let Ok(mut pool) = self.scratches.lock() {
-            pool.push(scratch);
+            pool.push((scratch, buffers));
         }
-        result.map_err(model_err)?;
+        result?.map_err(model_err)?;
         Ok(if logits {
             preds.logits
         } else {
@@ -118,6 +124,7 @@ impl PyModel {
                 tables_in_memory,
                 pool,
                 scratches: Mutex::new(Vec::new()),
+                copied: AtomicU64::new(0),
             })
         })
     }
@@ -187,8 +194,31 @@ impl PyModel {
                 ));
             }
         };
+        // The slices borrow numpy memory while the GIL is released. Sound because:
+        // - the arrays outlive the computation: `dense`, `sparse`, ... are bound references owned
+        //   by this frame (each keeps its array object alive) and are dropped only after `detach`
+        //   returns, and the slices cannot escape the closure (the result is an owned `Vec`);
+        // - each `PyReadonlyArray` holds rust-numpy's shared borrow of its array until then, so
+        //   no Rust code (ours or another rust-numpy extension) gets a mutable borrow of it;
+        // - `&[f32]` / `&[i64]` are `Send` (plain `Sync` values), which `detach` requires of what
+        //   the closure captures; no wrapper type is needed.
+        // What no borrow flag can exclude is Python code in another thread writing into the same
+        // memory during the call (rust-numpy's flags bind Rust borrows only, and numpy's own
+        // GIL-free loops have the same contract): that is the caller's data race, documented on
+        // `Model.predict` ("do not modify the inputs while predict runs on them"). Its effect is
+        // not bounded to wrong scores: an id rewritten between the kernels' range check and
+        // their row read could make them read outside a table.
         let out = py.detach(|| self.score(rows, dense_v, input, logits, allow_nonfinite))?;
         Ok(out.into_pyarray(py))
+    }
+
+    /// Bytes of input the native side has converted or copied so far, over every call: 0 for
+    /// C-contiguous float32 dense with jagged int64 `values` + `offsets` (all borrowed); the
+    /// one-hot transpose (`B * n_tables` ids and `B + 1` offsets) or the offsets computed from
+    /// `lengths` otherwise.
+    #[getter]
+    fn input_bytes_copied(&self) -> u64 {
+        self.copied.load(Ordering::Relaxed)
     }
 
     /// The artifact's metadata (config, plan, provenance, ...) as JSON.

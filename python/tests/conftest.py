@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,26 @@ def criteo_schema(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("schema") / "criteo8.json"
     p.write_text(json.dumps({"columns": cols}))
     return p
+
+
+def run_threads(n: int, work) -> None:
+    """Runs ``work(i)`` on ``n`` threads at once (bounded wait); re-raises the first failure."""
+    errors: list = []
+
+    def guarded(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish within 300 s"
+    if errors:
+        raise errors[0]
 
 
 def bits(a: np.ndarray) -> np.ndarray:

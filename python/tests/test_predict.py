@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import array
-import threading
 
 import numpy as np
 import pytest
 
 import quantrec
-from conftest import FIXTURES, MODELS, bits, read_safetensors, write_safetensors
+from conftest import FIXTURES, MODELS, bits, read_safetensors, run_threads, write_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +102,18 @@ def test_multi_hot_bags_equal_cli(cli, artifacts, tmp_path):
         lengths.append(ln)
     write_safetensors(tmp_path / "in.safetensors", tensors)
     cli("predict", artifacts["dlrm_dot"], "--inputs", tmp_path / "in.safetensors", "-o", tmp_path / "out.safetensors")
-    want = read_safetensors(tmp_path / "out.safetensors")["output"]
-    got = model.predict(dense, values=np.concatenate(values), lengths=np.concatenate(lengths))
-    assert np.array_equal(bits(got), bits(want))
+    want = read_safetensors(tmp_path / "out.safetensors")
+    values, lengths = np.concatenate(values), np.concatenate(lengths)
+    got = model.predict(dense, values=values, lengths=lengths)
+    assert np.array_equal(bits(got), bits(want["output"]))
+    # Through KJT offsets every table reads a window of them over `values` (tables past the first
+    # start mid-array), nothing converted.
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    before = model.input_bytes_copied
+    assert np.array_equal(bits(model.predict(dense, values=values, offsets=offsets)), bits(want["output"]))
+    z = model.predict(dense, values=values, offsets=offsets, logits=True)
+    assert np.array_equal(bits(z), bits(want["logits"]))
+    assert model.input_bytes_copied == before
 
 
 def test_zero_copy_and_conversions(artifacts, one_hot_cases):
@@ -189,22 +197,13 @@ def test_concurrent_threads_equal_serial(artifacts):
         batches.append((dense, sparse))
     serial = [bits(model.predict(d, s)) for d, s in batches]
     results: dict = {}
-    errors: list = []
 
     def work(worker: int) -> None:
-        try:
-            for rep in range(3):
-                for i in range(worker % 4, len(batches), 2):
-                    results.setdefault((worker, rep, i), bits(model.predict(*batches[i])))
-        except BaseException as e:  # surfaced below
-            errors.append(e)
+        for rep in range(3):
+            for i in range(worker % 4, len(batches), 2):
+                results.setdefault((worker, rep, i), bits(model.predict(*batches[i])))
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not errors and not any(t.is_alive() for t in threads)
+    run_threads(8, work)
     assert len(results) == sum(len(range(w % 4, len(batches), 2)) * 3 for w in range(8))
     for (_, _, i), got in results.items():
         assert np.array_equal(got, serial[i])

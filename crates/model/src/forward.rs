@@ -20,6 +20,7 @@ use crate::model::Model;
 use crate::tables::StoredTable;
 use crate::{ModelError, Result};
 use quantrec_data::batch::Batch;
+use quantrec_data::view::BatchView;
 
 /// A row-major `[rows, cols]` tensor handed to an [`Observer`].
 #[derive(Clone, Copy, Debug)]
@@ -236,12 +237,30 @@ fn mlp(
 impl Model {
     /// Click probabilities of every sample of `batch` (`batch.size` values in `scratch`).
     pub fn predict<'s>(&self, batch: &Batch, scratch: &'s mut Scratch) -> Result<&'s [f32]> {
-        self.run(batch, scratch, None)?;
-        Ok(probabilities(scratch))
+        self.predict_view(&batch.view(), scratch)
     }
 
     /// Logits (before the sigmoid) of every sample of `batch`.
     pub fn predict_logits<'s>(&self, batch: &Batch, scratch: &'s mut Scratch) -> Result<&'s [f32]> {
+        self.predict_logits_view(&batch.view(), scratch)
+    }
+
+    /// [`Model::predict`] on borrowed inputs: the same checks, errors and bits.
+    pub fn predict_view<'s>(
+        &self,
+        batch: &BatchView<'_>,
+        scratch: &'s mut Scratch,
+    ) -> Result<&'s [f32]> {
+        self.run(batch, scratch, None)?;
+        Ok(probabilities(scratch))
+    }
+
+    /// [`Model::predict_logits`] on borrowed inputs: the same checks, errors and bits.
+    pub fn predict_logits_view<'s>(
+        &self,
+        batch: &BatchView<'_>,
+        scratch: &'s mut Scratch,
+    ) -> Result<&'s [f32]> {
         self.run(batch, scratch, None)?;
         Ok(&scratch.logits[..batch.size])
     }
@@ -255,16 +274,16 @@ impl Model {
         scratch: &'s mut Scratch,
         observer: &mut dyn Observer,
     ) -> Result<&'s [f32]> {
-        self.run(batch, scratch, Some(observer))?;
+        self.run(&batch.view(), scratch, Some(observer))?;
         Ok(probabilities(scratch))
     }
 
-    fn run(&self, batch: &Batch, scratch: &mut Scratch, obs: Obs<'_>) -> Result<()> {
+    fn run(&self, batch: &BatchView<'_>, scratch: &mut Scratch, obs: Obs<'_>) -> Result<()> {
         self.check_batch(batch)?;
         // Remote tables (crate::remote): the batch's rows are fetched into compact local tables.
         if let Some(source) = &self.row_source {
             let local = crate::remote::gather(self, source.as_ref(), batch)?;
-            return self.run_tables(&local.tables, &local.batch, scratch, obs);
+            return self.run_tables(&local.tables, &local.view(batch), scratch, obs);
         }
         self.run_tables(&self.tables, batch, scratch, obs)
     }
@@ -272,7 +291,7 @@ impl Model {
     fn run_tables(
         &self,
         tables: &[StoredTable],
-        batch: &Batch,
+        batch: &BatchView<'_>,
         scratch: &mut Scratch,
         mut obs: Obs<'_>,
     ) -> Result<()> {
@@ -320,7 +339,7 @@ impl Model {
     }
 
     /// Checks the batch against the model before anything is sliced.
-    fn check_batch(&self, batch: &Batch) -> Result<()> {
+    fn check_batch(&self, batch: &BatchView<'_>) -> Result<()> {
         let cfg = &self.config;
         let shape = |what, expected, found| {
             if expected == found {
@@ -357,7 +376,9 @@ impl Model {
                     found: f.offsets.len(),
                 });
             }
-            if f.offsets[0] != 0 || f.offsets[batch.size] as u64 != f.ids.len() as u64 {
+            // Offsets run from `base` (0 for an owned batch) to `base + ids.len()`.
+            let span = f.offsets[batch.size].checked_sub(f.base);
+            if f.offsets[0] != f.base || span.map(|s| s as u64) != Some(f.ids.len() as u64) {
                 return Err(ModelError::BagBounds {
                     table: t,
                     ids: f.ids.len(),
@@ -373,7 +394,7 @@ impl Model {
                     next: f.offsets[i + 1],
                 });
             }
-            match (&f.weights, self.poolings[t]) {
+            match (f.weights, self.poolings[t]) {
                 (None, Pooling::WeightedSum) => {
                     return Err(ModelError::MissingBagWeights { table: t });
                 }
@@ -396,7 +417,7 @@ impl Model {
     fn forward_chunk(
         &self,
         tables: &[StoredTable],
-        batch: &Batch,
+        batch: &BatchView<'_>,
         lo: usize,
         hi: usize,
         cs: &mut ChunkScratch,
@@ -441,12 +462,16 @@ impl Model {
         }
         let lookup_of = |t: usize| {
             let f = &batch.sparse[t];
-            let (s, e) = (f.offsets[lo] as usize, f.offsets[hi] as usize);
+            // Checked: offsets run from `base` to `base + ids.len()` and never decrease.
+            let (s, e) = (
+                (f.offsets[lo] - f.base) as usize,
+                (f.offsets[hi] - f.base) as usize,
+            );
             Lookup {
                 indices: Indices::I64(&f.ids[s..e]),
                 bags: Bags::Offsets(Indices::I64(&offsets[t * m..(t + 1) * m])),
                 num_bags: m,
-                per_sample_weights: f.weights.as_deref().map(|w| &w[s..e]),
+                per_sample_weights: f.weights.map(|w| &w[s..e]),
             }
         };
         // Bag numbers in errors count from the start of the batch, not of this chunk.

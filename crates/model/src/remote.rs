@@ -11,10 +11,11 @@
 //!
 //! The model crate knows nothing of Redis or async runtimes: a source is any `Send + Sync` type.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use quantrec_data::batch::{Batch, SparseFeature};
+use quantrec_data::view::{BatchView, SparseView};
 use quantrec_kernels::KernelError;
 use quantrec_kernels::formats::TableFormat;
 
@@ -67,20 +68,44 @@ pub trait RowSource: Send + Sync + std::fmt::Debug {
 pub(crate) struct LocalTables {
     /// Table `t` holds the unique rows batch table `t` needs, in increasing id order.
     pub(crate) tables: Vec<StoredTable>,
-    /// The input batch with every id replaced by its row in the compact table.
-    pub(crate) batch: Batch,
+    /// Per table, the input batch's ids each replaced by its row in the compact table.
+    ids: Vec<Vec<i64>>,
+}
+
+impl LocalTables {
+    /// `batch` (the one gathered for) with its ids replaced by the compact tables' rows; dense
+    /// values, offsets and weights stay borrowed from it.
+    pub(crate) fn view<'a>(&'a self, batch: &'a BatchView<'_>) -> BatchView<'a> {
+        BatchView {
+            size: batch.size,
+            n_dense: batch.n_dense,
+            dense: batch.dense,
+            sparse: batch
+                .sparse
+                .iter()
+                .zip(&self.ids)
+                .map(|(f, ids)| SparseView {
+                    offsets: Cow::Borrowed(&f.offsets),
+                    base: f.base,
+                    ids,
+                    weights: f.weights,
+                })
+                .collect(),
+            labels: None,
+        }
+    }
 }
 
 /// The unique ids of one sparse feature, sorted, after checking each against `rows` (the error
 /// names the first offending bag, as the kernels would).
-fn unique_ids(table: usize, f: &SparseFeature, rows: usize) -> Result<Vec<u64>> {
+fn unique_ids(table: usize, f: &SparseView<'_>, rows: usize) -> Result<Vec<u64>> {
     let mut ids = Vec::with_capacity(f.ids.len());
     for (i, &id) in f.ids.iter().enumerate() {
         if id < 0 || id as u64 >= rows as u64 {
             // Bag of id i: the last bag whose start is at most i (offsets are checked non-decreasing).
             let bag = f
                 .offsets
-                .partition_point(|&o| o <= i as i64)
+                .partition_point(|&o| o - f.base <= i as i64)
                 .saturating_sub(1);
             return Err(KernelError::IdOutOfRange {
                 table,
@@ -99,7 +124,11 @@ fn unique_ids(table: usize, f: &SparseFeature, rows: usize) -> Result<Vec<u64>> 
 
 /// Fetches the rows `batch` needs from `source` and rewrites the batch against them. The batch
 /// has passed the model's shape checks.
-pub(crate) fn gather(model: &Model, source: &dyn RowSource, batch: &Batch) -> Result<LocalTables> {
+pub(crate) fn gather(
+    model: &Model,
+    source: &dyn RowSource,
+    batch: &BatchView<'_>,
+) -> Result<LocalTables> {
     let uniques = batch
         .sparse
         .iter()
@@ -115,7 +144,7 @@ pub(crate) fn gather(model: &Model, source: &dyn RowSource, batch: &Batch) -> Re
     let mut bytes = vec![Vec::new(); requests.len()];
     source.fetch_rows(&requests, &mut bytes)?;
     let mut tables = Vec::with_capacity(uniques.len());
-    let mut sparse = Vec::with_capacity(uniques.len());
+    let mut local_ids = Vec::with_capacity(uniques.len());
     for (t, ((ids, rows), f)) in uniques.iter().zip(bytes).zip(&batch.sparse).enumerate() {
         let full = &model.tables[t];
         let expected = ids.len() * full.format.row_bytes(full.dim);
@@ -147,21 +176,11 @@ pub(crate) fn gather(model: &Model, source: &dyn RowSource, batch: &Batch) -> Re
                 ids.binary_search(&(id as u64)).map_or(0, |i| i as i64)
             })
             .collect();
-        sparse.push(SparseFeature {
-            offsets: f.offsets.clone(),
-            ids: remapped,
-            weights: f.weights.clone(),
-        });
+        local_ids.push(remapped);
     }
     Ok(LocalTables {
         tables,
-        batch: Batch {
-            size: batch.size,
-            n_dense: batch.n_dense,
-            dense: batch.dense.clone(),
-            sparse,
-            labels: None,
-        },
+        ids: local_ids,
     })
 }
 
@@ -222,6 +241,7 @@ fn describe(s: &TableShape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quantrec_data::batch::SparseFeature;
     use std::sync::Mutex;
 
     #[derive(Debug)]
@@ -253,19 +273,24 @@ mod tests {
     #[test]
     fn unique_ids_are_sorted_and_out_of_range_names_the_bag() {
         let f = SparseFeature::from_lengths(&[2, 0, 3], vec![5, 1, 5, 9, 1]);
-        assert_eq!(unique_ids(0, &f, 10).unwrap(), vec![1, 5, 9]);
-        match unique_ids(3, &f, 9) {
-            Err(ModelError::Kernel(KernelError::IdOutOfRange {
-                table: 3,
-                bag: 2,
-                id: 9,
-                rows: 9,
-            })) => {}
-            other => panic!("{other:?}"),
+        assert_eq!(unique_ids(0, &f.view(), 10).unwrap(), vec![1, 5, 9]);
+        // The same bags as a window of KJT offsets over the ids after 4 others.
+        let kjt = [0i64, 4, 6, 6, 9];
+        let windowed = SparseView::windowed(&kjt[1..], &f.ids, None);
+        for f in [f.view(), windowed] {
+            match unique_ids(3, &f, 9) {
+                Err(ModelError::Kernel(KernelError::IdOutOfRange {
+                    table: 3,
+                    bag: 2,
+                    id: 9,
+                    rows: 9,
+                })) => {}
+                other => panic!("{other:?}"),
+            }
         }
         let neg = SparseFeature::one_hot(vec![0, -1]);
         assert!(matches!(
-            unique_ids(0, &neg, 4),
+            unique_ids(0, &neg.view(), 4),
             Err(ModelError::Kernel(KernelError::IdOutOfRange {
                 bag: 1,
                 id: -1,

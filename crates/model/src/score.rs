@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use quantrec_data::{Batch, BatchSource, Schema, SourceSpec, batch_ops, open_source};
+use quantrec_data::{Batch, BatchSource, BatchView, Schema, SourceSpec, batch_ops, open_source};
 
 use crate::config::ModelConfig;
 use crate::forward::sigmoid;
@@ -83,6 +83,16 @@ impl Predictions {
     /// value is refused with [`ModelError::NonFiniteDense`] (numbered across every batch scored)
     /// unless [`allow_nonfinite`](Self::allow_nonfinite) is set.
     pub fn score(&mut self, model: &Model, batch: &Batch, scratch: &mut Scratch) -> Result<()> {
+        self.score_view(model, &batch.view(), scratch)
+    }
+
+    /// [`Predictions::score`] on borrowed inputs: the same checks, errors and outputs.
+    pub fn score_view(
+        &mut self,
+        model: &Model,
+        batch: &BatchView<'_>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
         if !self.allow_nonfinite
             && let Some(i) = batch.dense.iter().position(|x| !x.is_finite())
         {
@@ -93,11 +103,11 @@ impl Predictions {
                 value: batch.dense[i],
             });
         }
-        let logits = model.predict_logits(batch, scratch)?;
+        let logits = model.predict_logits_view(batch, scratch)?;
         self.logits.extend_from_slice(logits);
         self.probabilities
             .extend(logits.iter().map(|&x| sigmoid(x)));
-        match (&batch.labels, self.unlabelled) {
+        match (batch.labels, self.unlabelled) {
             (Some(l), false) => self
                 .labels
                 .get_or_insert_with(Vec::new)

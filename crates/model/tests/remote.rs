@@ -5,11 +5,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{import, inputs};
+use common::{import, inputs, kjt, kjt_view, multi_hot};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::KernelError;
 use quantrec_kernels::formats::TableFormat;
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::PoolingMode;
 use quantrec_model::remote::{RowRequest, RowSource, TableShape};
 use quantrec_model::{LayerPrecision, Model, ModelError, Plan, Scratch};
@@ -93,40 +92,6 @@ fn build(name: &str, table: TableFormat, pooling: &[PoolingMode]) -> Model {
     Model::from_parts(&config, &imp.weights, &plan).unwrap()
 }
 
-/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
-fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let c = model.config();
-    let dense = (0..size * c.dense_features)
-        .map(|_| rng.uniform_f32(0.0, 3.0))
-        .collect();
-    let sparse = c
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
-            let n: usize = lengths.iter().sum();
-            // Skewed ids so that rows repeat within the batch.
-            let ids = (0..n)
-                .map(|_| {
-                    let u = rng.uniform();
-                    ((u * u * u * t.rows as f64) as i64).min(t.rows as i64 - 1)
-                })
-                .collect();
-            let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
-            f
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense,
-        sparse,
-        labels: None,
-    }
-}
-
 fn assert_bit_identical(local: &Model, batch: &Batch) -> Arc<CopySource> {
     let mut remote = local.clone();
     let source = Arc::new(CopySource::of(local));
@@ -193,6 +158,43 @@ fn multi_hot_batches_with_empty_bags_mean_and_weighted_pooling_are_bit_identical
         b.sparse[1].weights = Some(Vec::new());
         assert_bit_identical(&m, &b);
     }
+}
+
+#[test]
+fn kjt_views_through_a_source_are_bit_identical_and_name_the_same_bag() {
+    let poolings = [PoolingMode::Sum, PoolingMode::WeightedSum];
+    let mut m = build("dlrm_dot", TableFormat::Fused4, &poolings);
+    m.set_chunk_size(16);
+    let mut remote = m.clone();
+    remote.set_row_source(Arc::new(CopySource::of(&m))).unwrap();
+    let mut batch = multi_hot(&m, 70, 5);
+    let k = kjt(&batch);
+    let want = m
+        .predict_logits(&batch, &mut Scratch::new())
+        .unwrap()
+        .to_vec();
+    let mut s = Scratch::new();
+    let got = remote
+        .predict_logits_view(&kjt_view(&batch, &k), &mut s)
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        want.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    // An id out of range in a window that starts past 0: the bag is the batch's own.
+    let rows = m.config().tables[4].rows;
+    let ids = &mut batch.sparse[4].ids;
+    let at = ids.len() / 2;
+    ids[at] = rows as i64;
+    let k = kjt(&batch);
+    let want = format!("{:?}", m.predict(&batch, &mut Scratch::new()).unwrap_err());
+    let got = format!(
+        "{:?}",
+        remote
+            .predict_view(&kjt_view(&batch, &k), &mut Scratch::new())
+            .unwrap_err()
+    );
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Shared helpers of the model crate's integration tests.
 #![allow(dead_code)]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use quantrec_data::Batch;
+use quantrec_data::{Batch, BatchView, SparseFeature, SparseView};
+use quantrec_kernels::rng::Rng;
 use quantrec_model::forward::{Observer, View};
 use quantrec_model::{Model, Scratch};
 
@@ -82,4 +84,97 @@ pub fn observed(model: &Model, b: &Batch) -> (Vec<f32>, Record) {
         .unwrap()
         .to_vec();
     (p, rec)
+}
+
+/// A batch's ids as one KeyedJaggedTensor: every table's ids back to back, the offsets of all
+/// `n_tables * size` bags (with the trailing end), and the weights when every table has them.
+pub struct Kjt {
+    /// All ids, table-major.
+    pub values: Vec<i64>,
+    /// Bag starts into `values`, `n_tables * size + 1` of them.
+    pub offsets: Vec<i64>,
+    /// Per-id weights.
+    pub weights: Option<Vec<f32>>,
+}
+
+/// `b`'s sparse features as a [`Kjt`] (each table's offsets shifted by the ids before it).
+pub fn kjt(b: &Batch) -> Kjt {
+    let mut k = Kjt {
+        values: Vec::new(),
+        offsets: vec![0],
+        weights: b.sparse.iter().all(|f| f.weights.is_some()).then(Vec::new),
+    };
+    for f in &b.sparse {
+        let base = k.values.len() as i64;
+        k.offsets
+            .extend(f.offsets[1..].iter().map(|&o| base + o - f.offsets[0]));
+        k.values.extend_from_slice(&f.ids);
+        if let (Some(w), Some(fw)) = (&mut k.weights, &f.weights) {
+            w.extend_from_slice(fw);
+        }
+    }
+    k
+}
+
+/// `b` read through windows of `k` over its values, as the Python package views KJT inputs:
+/// dense borrowed from `b`, table `t`'s offsets `k.offsets[t * size..=(t + 1) * size]` unshifted.
+pub fn kjt_view<'a>(b: &'a Batch, k: &'a Kjt) -> BatchView<'a> {
+    let n = b.size;
+    let mut start = 0;
+    let sparse = b
+        .sparse
+        .iter()
+        .enumerate()
+        .map(|(t, f)| {
+            let (lo, hi) = (start, start + f.ids.len());
+            start = hi;
+            SparseView {
+                offsets: Cow::Borrowed(&k.offsets[t * n..=(t + 1) * n]),
+                base: lo as i64,
+                ids: &k.values[lo..hi],
+                weights: k.weights.as_deref().map(|w| &w[lo..hi]),
+            }
+        })
+        .collect();
+    BatchView {
+        size: n,
+        n_dense: b.n_dense,
+        dense: &b.dense,
+        sparse,
+        labels: b.labels.as_deref(),
+    }
+}
+
+/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
+pub fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
+    let mut rng = Rng::new(seed);
+    let c = model.config();
+    let dense = (0..size * c.dense_features)
+        .map(|_| rng.uniform_f32(0.0, 3.0))
+        .collect();
+    let sparse = c
+        .tables
+        .iter()
+        .map(|t| {
+            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
+            let n: usize = lengths.iter().sum();
+            // Skewed ids so that rows repeat within the batch.
+            let ids = (0..n)
+                .map(|_| {
+                    let u = rng.uniform();
+                    ((u * u * u * t.rows as f64) as i64).min(t.rows as i64 - 1)
+                })
+                .collect();
+            let mut f = SparseFeature::from_lengths(&lengths, ids);
+            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
+            f
+        })
+        .collect();
+    Batch {
+        size,
+        n_dense: c.dense_features,
+        dense,
+        sparse,
+        labels: None,
+    }
 }
