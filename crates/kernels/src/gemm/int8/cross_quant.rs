@@ -107,9 +107,13 @@ fn body(
         let v = x0[i].mul_add(u[i], x[i]);
         x_next[i] = v;
         finite &= v.is_finite();
-        // `quantize_u8`, written so it vectorizes: in [0, 255] after the clamp, so the i32
-        // conversion is exact (a NaN only arises with a non-finite value, which is an error).
-        codes[i] = ((v * inv).round_ties_even() + zpf).clamp(0.0, 255.0) as i32 as u8;
+        // `quantize_u8`, written so it vectorizes: `max` returns 0 for a NaN (which only arises
+        // from a non-finite value, an error), so `c` is an integer in [0, 255] and the
+        // conversion without saturation checks is exact; for every finite `v` this is
+        // `quantize_u8(v)` (±inf after the multiply clamps to 0 or 255 either way).
+        let c = ((v * inv).round_ties_even() + zpf).max(0.0).min(255.0);
+        // SAFETY: `c` is finite and in [0, 255] (above), so it is representable as an i32.
+        codes[i] = unsafe { c.to_int_unchecked::<i32>() } as u8;
     }
     debug_assert!(
         !finite
