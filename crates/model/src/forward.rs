@@ -18,10 +18,10 @@ use quantrec_kernels::gemm::{
 use quantrec_kernels::interaction::{cross_combine, dot_interaction};
 
 use crate::config::Interaction;
-use cross::CrossBufs;
 use crate::model::Model;
 use crate::tables::StoredTable;
 use crate::{ModelError, Result};
+use cross::CrossBufs;
 use quantrec_data::batch::Batch;
 
 /// A row-major `[rows, cols]` tensor handed to an [`Observer`].
@@ -374,7 +374,10 @@ impl Model {
         let per_tensor = per_tensor_dynamic;
         !(self.bottom.iter().any(per_tensor)
             || self.top.iter().any(per_tensor)
-            || self.cross.iter().any(|c| per_tensor(&c.v) || per_tensor(&c.w)))
+            || self
+                .cross
+                .iter()
+                .any(|c| per_tensor(&c.v) || per_tensor(&c.w)))
     }
 
     /// Checks the batch against the model before anything is sliced.
@@ -482,7 +485,17 @@ impl Model {
 
         // Bottom MLP into the first `d` columns of the concatenated feature vector.
         let bufs = MlpBufs { a, b, ua, ub, lin };
-        mlp(&self.bottom, "bottom", dense, None, m, bufs, true, chain, obs)?;
+        mlp(
+            &self.bottom,
+            "bottom",
+            dense,
+            None,
+            m,
+            bufs,
+            true,
+            chain,
+            obs,
+        )?;
         let d = cfg.bottom_out();
         let width = cfg.concat_width();
         feat.resize(m * width);

@@ -112,7 +112,11 @@ fn plans(cfg: &ModelConfig, weights: &Weights) -> Vec<(&'static str, Plan)> {
         ("static V, f32 W", v_only),
         (
             "per-row",
-            Plan::uniform(cfg, int8(ActivationPlan::DynamicPerRow), TableFormat::Fused8),
+            Plan::uniform(
+                cfg,
+                int8(ActivationPlan::DynamicPerRow),
+                TableFormat::Fused8,
+            ),
         ),
         (
             "per-tensor",

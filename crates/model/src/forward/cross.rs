@@ -137,7 +137,9 @@ impl Model {
                         let codes = &ua[r0 * rank..r1 * rank];
                         c.w.forward_u8_to_f32(codes, q, rows, ub, false, lin)?;
                     }
-                    None => c.w.forward(&vx[r0 * rank..r1 * rank], rows, ub, false, lin)?,
+                    None => {
+                        c.w.forward(&vx[r0 * rank..r1 * rank], rows, ub, false, lin)?
+                    }
                 }
                 let span = r0 * width..r1 * width;
                 let (x0r, xr) = (&feat[span.clone()], &x[span.clone()]);

@@ -188,7 +188,16 @@ mod tests {
                     continue;
                 }
                 let (mut xn, mut c) = (vec![0.0; n], vec![0u8; n]);
-                let finite = run(isa, &x0, &u, &x, 1.0 / q.scale, q.zero_point, &mut xn, &mut c);
+                let finite = run(
+                    isa,
+                    &x0,
+                    &u,
+                    &x,
+                    1.0 / q.scale,
+                    q.zero_point,
+                    &mut xn,
+                    &mut c,
+                );
                 assert!(finite, "{isa:?} n={n}");
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&xn), bits(&want), "{isa:?} n={n}: x_next");
