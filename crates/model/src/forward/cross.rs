@@ -1,11 +1,11 @@
-//! The DCN-v2 cross net of an unobserved forward pass, fused: `x_{l+1} = x0 ⊙ (W_l (V_l x_l) + b_l)
-//! + x_l` with `W_l` run in row blocks whose output `u` stays in L2 while the element-wise step
-//! consumes it, and — when the layer after (the next `V`, or the first top layer) is int8 with
-//! static input parameters — the element-wise step also writing `x_{l+1}`'s u8 codes in those
-//! parameters ([`cross_combine_quantize`]), so that layer neither scans nor quantizes f32 again.
-//! Every value is bit for bit what the observed (unfused) path computes: row blocks only split
-//! row-independent layers (a per-tensor dynamic `W` runs on the whole chunk), and the codes are the
-//! ones the next layer would compute from the same f32 values.
+//! The DCN-v2 cross net of an unobserved forward pass, fused. Each layer computes
+//! `x_{l+1} = x0 ⊙ (W_l (V_l x_l) + b_l) + x_l` with `W_l` run in row blocks whose output `u`
+//! stays in L2 while the element-wise step consumes it; when the layer after (the next `V`, or
+//! the first top layer) is int8 with static input parameters, the element-wise step also writes
+//! `x_{l+1}`'s u8 codes in those parameters ([`cross_combine_quantize`]), so that layer neither
+//! scans nor quantizes f32 again. Every value is bit for bit what the observed (unfused) path
+//! computes: row blocks only split row-independent layers (a per-tensor dynamic `W` runs on the
+//! whole chunk), and the codes are the ones the next layer would compute from the same f32 values.
 
 use quantrec_kernels::KernelError;
 use quantrec_kernels::gemm::LinearScratch;

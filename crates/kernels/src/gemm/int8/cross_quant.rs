@@ -111,6 +111,8 @@ fn body(
         // from a non-finite value, an error), so `c` is an integer in [0, 255] and the
         // conversion without saturation checks is exact; for every finite `v` this is
         // `quantize_u8(v)` (±inf after the multiply clamps to 0 or 255 either way).
+        // Not `clamp`: it keeps a NaN, which the unchecked conversion below must never see.
+        #[allow(clippy::manual_clamp)]
         let c = ((v * inv).round_ties_even() + zpf).max(0.0).min(255.0);
         // SAFETY: `c` is finite and in [0, 255] (above), so it is representable as an i32.
         codes[i] = unsafe { c.to_int_unchecked::<i32>() } as u8;
@@ -125,39 +127,34 @@ fn body(
     finite
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-/// # Safety
-/// The CPU must have AVX-512 F/BW/VL/DQ and FMA.
-unsafe fn body_avx512(
-    x0: &[f32],
-    u: &[f32],
-    x: &[f32],
-    inv: f32,
-    zp: i32,
-    x_next: &mut [f32],
-    codes: &mut [u8],
-) -> bool {
-    body(x0, u, x, inv, zp, x_next, codes)
+/// A `target_feature` instantiation of [`body`].
+macro_rules! level {
+    ($name:ident, $features:literal, $doc:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        #[doc = "# Safety"]
+        #[doc = $doc]
+        unsafe fn $name(
+            x0: &[f32],
+            u: &[f32],
+            x: &[f32],
+            inv: f32,
+            zp: i32,
+            x_next: &mut [f32],
+            codes: &mut [u8],
+        ) -> bool {
+            body(x0, u, x, inv, zp, x_next, codes)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-/// # Safety
-/// The CPU must have AVX2 and FMA.
-unsafe fn body_avx2(
-    x0: &[f32],
-    u: &[f32],
-    x: &[f32],
-    inv: f32,
-    zp: i32,
-    x_next: &mut [f32],
-    codes: &mut [u8],
-) -> bool {
-    body(x0, u, x, inv, zp, x_next, codes)
-}
+level!(
+    body_avx512,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+    "The CPU must have AVX-512 F/BW/VL/DQ and FMA."
+);
+level!(body_avx2, "avx2,fma", "The CPU must have AVX2 and FMA.");
 
 #[cfg(test)]
 mod tests {
