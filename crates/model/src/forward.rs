@@ -1,5 +1,7 @@
 //! The forward pass: dense → bottom MLP → pooled tables → interaction → top MLP → logit → sigmoid.
 
+mod cross;
+
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -19,6 +21,7 @@ use crate::config::Interaction;
 use crate::model::Model;
 use crate::tables::StoredTable;
 use crate::{ModelError, Result};
+use cross::CrossBufs;
 use quantrec_data::batch::Batch;
 use quantrec_data::view::BatchView;
 
@@ -75,6 +78,9 @@ struct ChunkScratch {
     offsets: Vec<i64>,
     ua: Vec<u8>,
     ub: Vec<u8>,
+    /// u8 codes of the current cross-net state for the next static int8 layer (see
+    /// [`Model::cross_net`]).
+    xq: Vec<u8>,
     lin: LinearScratch,
 }
 
@@ -104,6 +110,10 @@ impl Scratch {
 
 type Obs<'o> = Option<&'o mut dyn Observer>;
 
+/// Fewest rows of a chunk that [`Model::parallel_chunk`] cuts for the threads (int8 GEMMs run at
+/// full speed from 16 rows).
+const MIN_PARALLEL_ROWS: usize = 16;
+
 fn observe(obs: &mut Obs<'_>, name: impl FnOnce() -> String, input: View<'_>, output: View<'_>) {
     if let Some(o) = obs.as_deref_mut() {
         o.observe(&name(), input, output);
@@ -130,6 +140,18 @@ fn static_input(layer: &PackedLinear) -> Option<QParams> {
         }) => Some(q),
         _ => None,
     }
+}
+
+/// Whether `layer` is int8 with per-tensor dynamic activations (its range is its whole input's,
+/// so its rows depend on each other).
+fn per_tensor_dynamic(layer: &PackedLinear) -> bool {
+    matches!(
+        layer.precision(),
+        Precision::Int8(Int8Spec {
+            activations: ActivationQuant::Dynamic,
+            ..
+        })
+    )
 }
 
 /// `real = scale · (q − zero_point)` of every code.
@@ -159,11 +181,15 @@ struct MlpBufs<'a> {
 /// (ReLU folded into the clamp) instead of writing f32 that the next layer would quantize again.
 /// The observer still sees f32: a chained output is shown dequantized (exactly the values the
 /// next layer runs on).
+///
+/// With `input_q`, the input is already u8 codes in `ua` (`m × k0`, in the first layer's static
+/// input parameters `input_q`) and `input` is not read; only without an observer.
 #[allow(clippy::too_many_arguments)]
 fn mlp(
     layers: &[PackedLinear],
     prefix: &str,
     input: &[f32],
+    input_q: Option<QParams>,
     m: usize,
     bufs: MlpBufs<'_>,
     relu_last: bool,
@@ -171,13 +197,14 @@ fn mlp(
     obs: &mut Obs<'_>,
 ) -> Result<()> {
     let MlpBufs { a, b, ua, ub, lin } = bufs;
+    debug_assert!(input_q.is_none() || (obs.is_none() && !layers.is_empty()));
     if layers.is_empty() {
         a.clear();
         a.extend_from_slice(input);
         return Ok(());
     }
     // The parameters of the u8 codes in `ua` when the current input is u8.
-    let mut u8_in: Option<QParams> = None;
+    let mut u8_in: Option<QParams> = input_q;
     for (i, layer) in layers.iter().enumerate() {
         let (n, k) = (layer.n(), layer.k());
         let relu = relu_last || i + 1 < layers.len();
@@ -186,8 +213,9 @@ fn mlp(
             _ => None,
         };
         let x: &[f32] = match (i, u8_in) {
-            (0, _) => input,
+            (0, None) => input,
             (_, None) => &a[..m * k],
+            (0, Some(_)) => &[],
             // Only the observer reads the f32 view of a u8 input.
             (_, Some(_)) if obs.is_some() => &a[..m * k],
             _ => &[],
@@ -296,15 +324,16 @@ impl Model {
         mut obs: Obs<'_>,
     ) -> Result<()> {
         let size = batch.size;
-        let chunk = self.chunk;
+        let threads = if obs.is_some() {
+            1
+        } else {
+            rayon::current_num_threads().max(1)
+        };
+        let chunk = self.parallel_chunk(size, threads);
         let n_chunks = size.div_ceil(chunk).max(1);
         // One set of chunk buffers per worker, not per chunk: a 32k-row call reuses the same
         // few megabytes instead of touching fresh pages for each of its 128 chunks.
-        let workers = if obs.is_some() {
-            1
-        } else {
-            n_chunks.min(rayon::current_num_threads().max(1))
-        };
+        let workers = n_chunks.min(threads);
         if scratch.chunks.len() < workers {
             scratch.chunks.resize_with(workers, ChunkScratch::default);
         }
@@ -336,6 +365,38 @@ impl Model {
                 self.forward_chunk(tables, batch, lo, lo + out.len(), cs, out, &mut None)?;
             }
         })
+    }
+
+    /// Rows per chunk of a `size`-row call on `threads` threads: the model's chunk size, except
+    /// when the model is row-independent (no layer takes its int8 activation range from the whole
+    /// chunk) and the call has fewer chunks than a multiple of the threads: then the batch is cut
+    /// into a multiple of `threads` near-equal chunks (of at least [`MIN_PARALLEL_ROWS`] rows,
+    /// multiples of 8), so that a batch of 64 or 300 keeps both cores busy in every stage
+    /// (tables, cross net, MLPs), not only inside the large GEMMs. Row-independent results do not
+    /// depend on where chunks end, so this changes no bit.
+    fn parallel_chunk(&self, size: usize, threads: usize) -> usize {
+        let chunk = self.chunk;
+        if threads <= 1 || size < 2 * MIN_PARALLEL_ROWS || !self.row_independent() {
+            return chunk;
+        }
+        let base = size.div_ceil(chunk);
+        let wanted = base.next_multiple_of(threads).min(size / MIN_PARALLEL_ROWS);
+        if wanted <= base {
+            return chunk;
+        }
+        size.div_ceil(wanted).next_multiple_of(8).min(chunk)
+    }
+
+    /// Whether every row's result is independent of the other rows of its chunk (no int8 layer
+    /// with per-tensor dynamic activations).
+    fn row_independent(&self) -> bool {
+        let per_tensor = per_tensor_dynamic;
+        !(self.bottom.iter().any(per_tensor)
+            || self.top.iter().any(per_tensor)
+            || self
+                .cross
+                .iter()
+                .any(|c| per_tensor(&c.v) || per_tensor(&c.w)))
     }
 
     /// Checks the batch against the model before anything is sliced.
@@ -438,13 +499,24 @@ impl Model {
             offsets,
             ua,
             ub,
+            xq,
             lin,
         } = cs;
         let chain = self.chain_int8;
 
         // Bottom MLP into the first `d` columns of the concatenated feature vector.
         let bufs = MlpBufs { a, b, ua, ub, lin };
-        mlp(&self.bottom, "bottom", dense, m, bufs, true, chain, obs)?;
+        mlp(
+            &self.bottom,
+            "bottom",
+            dense,
+            None,
+            m,
+            bufs,
+            true,
+            chain,
+            obs,
+        )?;
         let d = cfg.bottom_out();
         let width = cfg.concat_width();
         feat.resize(m * width);
@@ -538,7 +610,9 @@ impl Model {
             }
         }
 
-        // Interaction, then the top MLP; its last layer (no ReLU) gives the logit.
+        // Interaction, then the top MLP; its last layer (no ReLU) gives the logit. A cross net run
+        // without an observer may hand the top MLP u8 codes (in `xq`, moved to `ua`).
+        let mut top_q = None;
         let top_in: &[f32] = match cfg.interaction {
             Interaction::Dot { .. } => {
                 let w = d + self.pairs.len();
@@ -561,8 +635,25 @@ impl Model {
                 );
                 feat
             }
+            Interaction::Dcn { rank, .. } if obs.is_none() => {
+                let bufs = CrossBufs {
+                    inter,
+                    next: b,
+                    vx,
+                    u,
+                    ua,
+                    xq,
+                    lin,
+                };
+                top_q = self.cross_net(feat, m, rank, bufs)?;
+                if top_q.is_some() {
+                    std::mem::swap(ua, xq);
+                }
+                inter
+            }
             Interaction::Dcn { rank, .. } => {
-                // x_l lives in `inter`; x0 is `feat`.
+                // Observed: every layer's output in f32 for the observer (the same values as
+                // `cross_net`, which fuses them). x_l lives in `inter`; x0 is `feat`.
                 inter.clear();
                 inter.extend_from_slice(feat);
                 vx.resize(m * rank, 0.0);
@@ -621,7 +712,7 @@ impl Model {
             }
         };
         let bufs = MlpBufs { a, b, ua, ub, lin };
-        mlp(&self.top, "top", top_in, m, bufs, false, chain, obs)?;
+        mlp(&self.top, "top", top_in, top_q, m, bufs, false, chain, obs)?;
         out.copy_from_slice(&a[..m]);
         Ok(())
     }

@@ -304,8 +304,10 @@ impl Model {
 
     /// Sets the samples per chunk (at least 1). Batches larger than this are split into chunks of
     /// exactly this size (the last may be shorter) that run in parallel on the rayon pool: each
-    /// worker thread takes the next chunk and reuses its own buffers. Chunking does not depend on
-    /// the thread count, so results do not either.
+    /// worker thread takes the next chunk and reuses its own buffers. On several threads, a model
+    /// whose rows are independent (no per-tensor dynamic int8 layer) may cut a batch of fewer
+    /// chunks than threads into smaller ones (at least 16 rows) so every thread gets work; since
+    /// its rows do not depend on each other, results never depend on the thread count.
     ///
     /// A chunk is one kernel call per layer, so dynamic int8 layers choose their activation range
     /// per chunk (FBGEMM/PyTorch choose it per call): a batch predicts exactly what its chunks

@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::observed;
-use quantrec_data::{Batch, SparseFeature, batch_ops};
+use common::{multi_hot_batch, observed, pool};
+use quantrec_data::{Batch, batch_ops};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::QParams;
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{Interaction, ModelConfig, Naming, PoolingMode, TableConfig};
 use quantrec_model::plan::{ActivationPlan, CrossPrecision, LayerPrecision};
 use quantrec_model::{Model, Plan, Scratch, Weights};
@@ -34,32 +33,7 @@ fn dcn_config() -> ModelConfig {
 
 /// `size` samples, 0 to 5 ids per bag.
 fn batch(cfg: &ModelConfig, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let dense = (0..size * 13).map(|_| rng.uniform_f32(-1.0, 3.0)).collect();
-    let sparse = cfg
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
-            let n = lengths.iter().sum();
-            let ids = (0..n).map(|_| rng.below(t.rows as u64) as i64).collect();
-            SparseFeature::from_lengths(&lengths, ids)
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: 13,
-        dense,
-        sparse,
-        labels: None,
-    }
-}
-
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
+    multi_hot_batch(cfg, size, seed, 5)
 }
 
 fn per_row() -> LayerPrecision {

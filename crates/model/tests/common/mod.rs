@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use quantrec_data::{Batch, BatchView, SparseFeature, SparseView};
 use quantrec_kernels::rng::Rng;
+use quantrec_model::config::ModelConfig;
 use quantrec_model::forward::{Observer, View};
 use quantrec_model::{Model, Scratch};
 
@@ -177,4 +178,36 @@ pub fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
         sparse,
         labels: None,
     }
+}
+
+/// `size` samples of `cfg`: dense values uniform in [-1, 3), 0 to `max_ids` uniform ids per bag.
+pub fn multi_hot_batch(cfg: &ModelConfig, size: usize, seed: u64, max_ids: u64) -> Batch {
+    let mut rng = Rng::new(seed);
+    let nd = cfg.dense_features;
+    let dense = (0..size * nd).map(|_| rng.uniform_f32(-1.0, 3.0)).collect();
+    let sparse = cfg
+        .tables
+        .iter()
+        .map(|t| {
+            let lengths: Vec<usize> = (0..size).map(|_| rng.below(max_ids + 1) as usize).collect();
+            let n = lengths.iter().sum();
+            let ids = (0..n).map(|_| rng.below(t.rows as u64) as i64).collect();
+            SparseFeature::from_lengths(&lengths, ids)
+        })
+        .collect();
+    Batch {
+        size,
+        n_dense: nd,
+        dense,
+        sparse,
+        labels: None,
+    }
+}
+
+/// A rayon pool of `threads` threads.
+pub fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }

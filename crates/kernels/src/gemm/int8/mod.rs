@@ -36,6 +36,7 @@
 //!   zero-extended to i16, products summed in i32 by `vpmaddwd` (no `vpmaddubsw`, whose i16 sums saturate).
 //! - [`Int8Kernel::Scalar`]: the plain reference on the same packed layout.
 
+pub mod cross_quant;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
