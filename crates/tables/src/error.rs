@@ -32,6 +32,22 @@ pub enum TablesError {
         /// The namespace.
         namespace: String,
     },
+    /// The model's manifest points at other tables than the artifact's (the artifact's tables
+    /// were not pushed, or another artifact was pushed under the name since).
+    #[error(
+        "the store's tables of model {model:?} (namespace {namespace:?}) are version {stored}, \
+         the artifact's tables are version {local}: push them (quantrec tables push ... --name {model})"
+    )]
+    VersionMismatch {
+        /// The model name in the store.
+        model: String,
+        /// The namespace.
+        namespace: String,
+        /// The version the manifest points at.
+        stored: String,
+        /// The version of the artifact's tables.
+        local: String,
+    },
     /// A stored manifest or layout that cannot be parsed or contradicts itself.
     #[error("bad manifest {key}: {reason}")]
     BadManifest {
