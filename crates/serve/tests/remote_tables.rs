@@ -31,7 +31,17 @@ use serde_json::json;
 /// these small tables spread over every node.
 const ROWS_PER_BLOCK: usize = 4;
 
-/// The cluster's URLs, or `None` (skipped) outside CI.
+/// The tests of this file one at a time: one of them pauses a node, which would refuse the
+/// others' loads.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The value of `var`, or `None` (the test is skipped) outside CI.
 fn env_or_skip(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Some(v),
@@ -135,6 +145,7 @@ fn want(model: &Model, b: &Batch) -> Vec<u32> {
 
 #[test]
 fn remote_tables_answer_bit_identically_over_http_and_grpc() {
+    let _serial = serial();
     let tag = "remote_identical";
     let Some(urls) = env_or_skip("QUANTREC_REDIS_CLUSTER", tag) else {
         return;
@@ -224,6 +235,7 @@ fn multi_hot_json(b: &Batch) -> serde_json::Value {
 
 #[test]
 fn a_version_whose_tables_are_not_pushed_is_refused_while_the_old_serves() {
+    let _serial = serial();
     let tag = "remote_refused";
     let Some(urls) = env_or_skip("QUANTREC_REDIS_CLUSTER", tag) else {
         return;
@@ -262,7 +274,9 @@ fn a_version_whose_tables_are_not_pushed_is_refused_while_the_old_serves() {
     let v2 = write_model(&dir, 2, 22);
     let failed = s.state.metrics().event_count("dlrm", "failed_load");
     let r = post_json(s.http_addr, "/v2/repository/models/dlrm/load", &json!({}));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert_eq!(r.status, 400, "{body}");
+    assert!(body.contains("push them"), "{body}");
     assert_eq!(
         s.state.metrics().event_count("dlrm", "failed_load"),
         failed + 1
@@ -393,6 +407,7 @@ fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duratio
 
 #[test]
 fn readiness_follows_a_paused_node_and_only_its_requests_fail() {
+    let _serial = serial();
     let tag = "remote_paused";
     let (Some(urls), Some(cluster_dir)) = (
         env_or_skip("QUANTREC_REDIS_CLUSTER", tag),
