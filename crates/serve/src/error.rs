@@ -416,7 +416,7 @@ impl ServeError {
     /// The error of a model call that failed: [`ServeError::Tables`] (unavailable) when the
     /// remote table store did not answer, else [`ServeError::Model`].
     pub fn model_call(model: &str, version: u64, source: quantrec_model::ModelError) -> Self {
-        if crate::remote_tables::is_unavailable(&source) {
+        if quantrec_tables::error::unavailable(&source) {
             ServeError::Tables {
                 model: model.into(),
                 version,

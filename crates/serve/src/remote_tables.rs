@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use quantrec_model::{Model, ModelError};
+use quantrec_model::Model;
 use quantrec_tables::{
     Cluster, ClusterOptions, Health, Policy, Registration, RemoteTables, Store, TablesCollector,
     TablesError,
@@ -136,16 +136,6 @@ pub struct TablesHub {
     pub defaults: TablesDefaults,
     clusters: Mutex<HashMap<(String, Duration), Weak<SharedCluster>>>,
     collector: TablesCollector,
-}
-
-/// Whether a model error is a remote table store that did not answer (node down, timeout).
-pub fn is_unavailable(e: &ModelError) -> bool {
-    match e {
-        ModelError::RemoteRows { source, .. } => source
-            .downcast_ref::<TablesError>()
-            .is_some_and(TablesError::is_unavailable),
-        _ => false,
-    }
 }
 
 impl TablesHub {

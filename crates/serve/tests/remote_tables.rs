@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,10 @@ use quantrec_serve::proto::*;
 use quantrec_serve::remote_tables::TablesDefaults;
 use quantrec_serve::{ServeOptions, Server};
 use quantrec_tables::store::PushOptions;
+use quantrec_tables::testing::{
+    batch_avoiding, blocks_on, cluster_dir, cluster_urls, namespace, ports, script, sh,
+    wait_healthy,
+};
 use quantrec_tables::{Cluster, ClusterOptions, Store, model_tables};
 use serde_json::json;
 
@@ -39,29 +42,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The value of `var`, or `None` (the test is skipped) outside CI.
-fn env_or_skip(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Some(v),
-        _ => {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "{test}: {var} is not set: CI must start the Redis Cluster \
-                 (scripts/redis-cluster.sh start DIR) and export it"
-            );
-            eprintln!("SKIPPED {test}: {var} not set (scripts/redis-cluster.sh start DIR)");
-            None
-        }
-    }
-}
-
-fn namespace(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("qrserve-{tag}-{}-{nanos}", std::process::id())
 }
 
 fn store(urls: &str, ns: &str) -> Store {
@@ -147,7 +127,7 @@ fn want(model: &Model, b: &Batch) -> Vec<u32> {
 fn remote_tables_answer_bit_identically_over_http_and_grpc() {
     let _serial = serial();
     let tag = "remote_identical";
-    let Some(urls) = env_or_skip("QUANTREC_REDIS_CLUSTER", tag) else {
+    let Some(urls) = cluster_urls(tag) else {
         return;
     };
     let dir = temp_dir(tag);
@@ -237,7 +217,7 @@ fn multi_hot_json(b: &Batch) -> serde_json::Value {
 fn a_version_whose_tables_are_not_pushed_is_refused_while_the_old_serves() {
     let _serial = serial();
     let tag = "remote_refused";
-    let Some(urls) = env_or_skip("QUANTREC_REDIS_CLUSTER", tag) else {
+    let Some(urls) = cluster_urls(tag) else {
         return;
     };
     let dir = temp_dir(tag);
@@ -309,93 +289,6 @@ fn a_version_whose_tables_are_not_pushed_is_refused_while_the_old_serves() {
     s.shutdown().unwrap();
 }
 
-fn script() -> String {
-    format!(
-        "{}/../../scripts/redis-cluster.sh",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// `(table, block)` of every block of namespace `ns` the node on `port` holds.
-fn blocks_on(port: &str, ns: &str) -> Vec<(usize, usize)> {
-    let pattern = format!("{ns}:rows:*");
-    sh(&["redis-cli", "-p", port, "--scan", "--pattern", &pattern])
-        .lines()
-        .filter_map(|k| {
-            // ns:rows:{version.table.group}:block
-            let (tag, block) = k.rsplit_once("}:")?;
-            let t = tag.rsplit('.').nth(1)?.parse().ok()?;
-            Some((t, block.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Waits (at most 60 s) until every node reports a cluster with all slots served and no node
-/// flagged failing.
-fn wait_healthy(dir: &str) {
-    let ports = std::fs::read_to_string(Path::new(dir).join("ports")).unwrap();
-    let t0 = Instant::now();
-    for p in ports.split_whitespace() {
-        loop {
-            let info = Command::new("redis-cli")
-                .args(["-p", p, "cluster", "info"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                .unwrap_or_default();
-            let nodes = Command::new("redis-cli")
-                .args(["-p", p, "cluster", "nodes"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                .unwrap_or_default();
-            if info.contains("cluster_slots_ok:16384")
-                && !nodes.contains("fail")
-                && !nodes.contains("disconnected")
-            {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "node {p} not healthy after 60 s:\n{info}\n{nodes}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// One-hot rows of `m` whose blocks are all outside `avoid` (empty bags for a table with none).
-fn batch_avoiding(m: &Model, avoid: &[(usize, usize)], size: usize, seed: u64) -> Batch {
-    let mut b = random_batch(m.config(), size, seed);
-    let mut rng = Rng::new(seed);
-    for (t, (f, tc)) in b.sparse.iter_mut().zip(&m.config().tables).enumerate() {
-        let ok: Vec<i64> = (0..tc.rows as i64)
-            .filter(|&r| !avoid.contains(&(t, r as usize / ROWS_PER_BLOCK)))
-            .collect();
-        *f = if ok.is_empty() {
-            SparseFeature::from_lengths(&vec![0; size], Vec::new())
-        } else {
-            SparseFeature::one_hot(
-                (0..size)
-                    .map(|_| ok[rng.below(ok.len() as u64) as usize])
-                    .collect(),
-            )
-        };
-    }
-    b
-}
-
 fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
     while !done() {
@@ -409,10 +302,7 @@ fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duratio
 fn readiness_follows_a_paused_node_and_only_its_requests_fail() {
     let _serial = serial();
     let tag = "remote_paused";
-    let (Some(urls), Some(cluster_dir)) = (
-        env_or_skip("QUANTREC_REDIS_CLUSTER", tag),
-        env_or_skip("QUANTREC_REDIS_CLUSTER_DIR", tag),
-    ) else {
+    let (Some(urls), Some(cluster_dir)) = (cluster_urls(tag), cluster_dir(tag)) else {
         return;
     };
     wait_healthy(&cluster_dir);
@@ -422,11 +312,10 @@ fn readiness_follows_a_paused_node_and_only_its_requests_fail() {
     push(&store(&urls, &ns), "dlrm", &local);
     let deadline = Duration::from_millis(300);
     let s = server(&dir, &urls, &ns, deadline.as_millis() as u64, 0);
-    let ports = std::fs::read_to_string(Path::new(&cluster_dir).join("ports")).unwrap();
-    let port = ports.split_whitespace().last().unwrap().to_string();
+    let port = ports(&cluster_dir).last().cloned().unwrap();
     let affected = blocks_on(&port, &ns);
     assert!(!affected.is_empty(), "node {port} holds none of the blocks");
-    let safe = batch_avoiding(&local, &affected, 8, 1);
+    let safe = batch_avoiding(&local, &affected, ROWS_PER_BLOCK, 8, 1);
     let mut needs = safe.clone();
     let (t, b) = affected[0];
     needs.sparse[t] = SparseFeature::one_hot(vec![(b * ROWS_PER_BLOCK) as i64; needs.size]);

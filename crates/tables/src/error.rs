@@ -141,3 +141,15 @@ impl TablesError {
         )
     }
 }
+
+/// Whether a model call failed because the remote table store did not answer (a
+/// [`quantrec_model::ModelError::RemoteRows`] whose source is an unavailable [`TablesError`]:
+/// node down, timeout) rather than over bad data or input.
+pub fn unavailable(e: &quantrec_model::ModelError) -> bool {
+    match e {
+        quantrec_model::ModelError::RemoteRows { source, .. } => source
+            .downcast_ref::<TablesError>()
+            .is_some_and(TablesError::is_unavailable),
+        _ => false,
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`health`]: the cluster's reachability, pinged in the background (a server's readiness).
 //! - [`bench`]: rows/s, p99 and bytes on the wire with remote tables against in-memory ones.
 //! - [`zipf`]: Zipf-distributed ids for the benchmark and the tests.
+//! - [`testing`]: helpers of the tests against a live cluster (this crate's and the server's).
 
 pub mod bench;
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod remote;
 pub mod router;
 pub mod store;
+pub mod testing;
 pub mod zipf;
 
 pub use cache::{Policy, RowCache};
