@@ -172,6 +172,16 @@ impl TablesHub {
         Ok(shared)
     }
 
+    /// The cheap part of [`TablesHub::attach`], before the artifact is read: the cluster answers
+    /// and holds a manifest for the model's name (a version refused for lack of either is
+    /// retried by every poll, so this keeps those retries from re-reading the artifact).
+    pub fn precheck(&self, settings: &TablesSettings) -> Result<(), TablesError> {
+        let cluster = self.cluster(settings)?;
+        Store::new(cluster.cluster.clone(), &settings.namespace)?
+            .manifest(&settings.name)
+            .map(|_| ())
+    }
+
     /// Serves `model`'s tables from the store named by `settings` (see the module docs);
     /// `labels` are the metrics' `model` and `version` values. Blocks (network); call it off
     /// the I/O runtime.

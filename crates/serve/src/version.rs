@@ -147,6 +147,15 @@ impl LoadedVersion {
             path: path.to_path_buf(),
             reason,
         };
+        let tables_error = |e: quantrec_tables::TablesError| ServeError::Tables {
+            model: model.into(),
+            version,
+            reason: e.to_string(),
+            unavailable: e.is_unavailable(),
+        };
+        if let Some(s) = tables {
+            ctx.tables.precheck(s).map_err(tables_error)?;
+        }
         let file = FileId::of(path).map_err(|e| refuse(e.to_string()))?;
         let artifact = Artifact::load(path).map_err(|e| refuse(e.to_string()))?;
         artifact.verify().map_err(|e| refuse(e.to_string()))?;
@@ -157,12 +166,6 @@ impl LoadedVersion {
                 "table {t} row {r} holds a non-finite value"
             )));
         }
-        let tables_error = |e: quantrec_tables::TablesError| ServeError::Tables {
-            model: model.into(),
-            version,
-            reason: e.to_string(),
-            unavailable: e.is_unavailable(),
-        };
         let remote = match tables {
             Some(s) => Some(
                 ctx.tables
