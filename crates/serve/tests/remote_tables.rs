@@ -338,6 +338,14 @@ fn readiness_follows_a_paused_node_and_only_its_requests_fail() {
                 .ready
         };
         assert!(!ready(&mut c));
+        let model_ready = rt
+            .block_on(c.model_ready(ModelReadyRequest {
+                name: "dlrm".into(),
+                version: "1".into(),
+            }))
+            .unwrap()
+            .into_inner();
+        assert!(!model_ready.ready);
         for _ in 0..3 {
             let t0 = Instant::now();
             let (status, body) = http_logits(&s, &needs).unwrap_err();
