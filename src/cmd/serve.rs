@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use quantrec_serve::ServeOptions;
+use quantrec_serve::remote_tables::TablesDefaults;
 
 /// Arguments of `quantrec serve`.
 #[derive(Args, Debug)]
@@ -50,6 +51,23 @@ pub struct ServeArgs {
     /// Accept NaN and infinite dense values instead of refusing them with 400.
     #[arg(long)]
     pub allow_nonfinite: bool,
+    /// Serve every model's tables from this Redis Cluster (seed nodes, comma separated), pushed
+    /// there by `quantrec tables push DIR/<name>/<version>/model.safetensors --name <name>`; a
+    /// model's config.json `tables` section overrides it.
+    #[arg(long)]
+    pub tables_redis: Option<String>,
+    /// Key namespace of the store.
+    #[arg(long, default_value = "quantrec")]
+    pub tables_namespace: String,
+    /// Bytes of each model version's local hot-row cache in front of the store.
+    #[arg(long, visible_alias = "cache-bytes", default_value_t = 0)]
+    pub tables_cache_bytes: usize,
+    /// Deadline of one model call's row fetch, in milliseconds (503 / UNAVAILABLE after it).
+    #[arg(long, default_value_t = 1000)]
+    pub tables_deadline_ms: u64,
+    /// Re-read every block of a version's tables and check its checksum before serving it.
+    #[arg(long)]
+    pub tables_verify: bool,
 }
 
 /// Runs `quantrec serve` until SIGTERM or SIGINT.
@@ -66,6 +84,17 @@ pub fn run(args: ServeArgs) -> Result<()> {
     o.max_body_bytes = args.max_body_bytes;
     o.poll_secs = args.poll_secs;
     o.allow_nonfinite = args.allow_nonfinite;
+    anyhow::ensure!(
+        args.tables_deadline_ms > 0,
+        "--tables-deadline-ms must be at least 1"
+    );
+    o.tables = TablesDefaults {
+        redis: args.tables_redis,
+        namespace: args.tables_namespace,
+        cache_bytes: args.tables_cache_bytes,
+        deadline: std::time::Duration::from_millis(args.tables_deadline_ms),
+        verify: args.tables_verify,
+    };
     quantrec_serve::run(o)?;
     Ok(())
 }

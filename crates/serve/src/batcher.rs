@@ -367,10 +367,8 @@ impl Exec {
         }));
         self.scratches.put(scratch);
         let result = match call {
-            Ok(r) => r.map_err(|source| ServeError::Model {
-                model: self.labels.model.clone(),
-                version: self.labels.version,
-                source: Box::new(source),
+            Ok(r) => r.map_err(|source| {
+                ServeError::model_call(&self.labels.model, self.labels.version, source)
             }),
             Err(_) => Err(ServeError::ComputePanicked {
                 model: self.labels.model.clone(),
@@ -413,15 +411,33 @@ impl Exec {
             Err(e) => {
                 tracing::error!(model = %self.labels.model, version = self.labels.version, error = %e, "model call failed");
                 let reason = e.to_string();
+                let tables_down = matches!(
+                    e,
+                    ServeError::Tables {
+                        unavailable: true,
+                        ..
+                    }
+                );
                 let mut first = Some(e);
                 for job in jobs {
-                    let err = first
-                        .take()
-                        .unwrap_or_else(|| ServeError::MergedCallFailed {
-                            model: self.labels.model.clone(),
-                            version: self.labels.version,
-                            reason: reason.clone(),
-                        });
+                    let err = first.take().unwrap_or_else(|| {
+                        let (model, version) = (self.labels.model.clone(), self.labels.version);
+                        if tables_down {
+                            // Merged with a request whose rows the store could not deliver.
+                            ServeError::Tables {
+                                model,
+                                version,
+                                reason: format!("merged model call failed: {reason}"),
+                                unavailable: true,
+                            }
+                        } else {
+                            ServeError::MergedCallFailed {
+                                model,
+                                version,
+                                reason: reason.clone(),
+                            }
+                        }
+                    });
                     let _ = job.reply.send(Err(err));
                 }
             }

@@ -35,6 +35,18 @@
 //!   traffic until `min_labels` labelled rows decide (`max_delta_ne_percent` defaults to the
 //!   budget).
 //!
+//! - `tables` (every field optional): serve the model's tables from a Redis Cluster
+//!   ([`TablesSection`]; `quantrec serve --tables-redis` gives the defaults):
+//!
+//!   ```json
+//!   "tables": {"redis": "redis://127.0.0.1:7101,127.0.0.1:7102", "namespace": "quantrec",
+//!              "name": "dlrm", "cache_bytes": 67108864, "deadline_ms": 1000, "verify": false}
+//!   ```
+//!
+//!   `name` is the model's name in the store (default: the model folder's name), `verify`
+//!   re-reads every block at load; `{"local": true}` keeps the artifact's own tables even when
+//!   the server has `--tables-redis`.
+//!
 //! Unknown fields are an error, so a misspelt setting is refused at load rather than ignored, and
 //! every number is checked when the file is read.
 
@@ -234,6 +246,56 @@ impl MonitorSection {
     }
 }
 
+/// The `tables` section of config.json: where the model's tables are served from (absent
+/// fields take the server's `--tables-*` values).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesSection {
+    /// Seed nodes of the Redis Cluster, comma separated.
+    #[serde(default)]
+    pub redis: Option<String>,
+    /// Key namespace of the store.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The model's name in the store (default: the model folder's name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Bytes of the local hot-row cache.
+    #[serde(default)]
+    pub cache_bytes: Option<usize>,
+    /// Deadline of one model call's row fetch, in milliseconds.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Re-read every block and check its checksum at load.
+    #[serde(default)]
+    pub verify: Option<bool>,
+    /// Serve the artifact's own tables, whatever the server's defaults.
+    #[serde(default)]
+    pub local: bool,
+}
+
+impl TablesSection {
+    /// Checks the given values; returns what is wrong.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.local && self.redis.is_some() {
+            return Err("local and redis contradict each other".into());
+        }
+        if let Some(r) = &self.redis {
+            quantrec_tables::ClusterOptions::from_urls(r).map_err(|e| e.to_string())?;
+        }
+        if let Some(ns) = &self.namespace {
+            quantrec_tables::layout::Keys::new(ns).map_err(|e| e.to_string())?;
+        }
+        if self.name.as_deref().is_some_and(str::is_empty) {
+            return Err("name is empty".into());
+        }
+        if self.deadline_ms == Some(0) {
+            return Err("deadline_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The contents of `DIR/<name>/config.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +309,9 @@ pub struct ModelRepoConfig {
     /// The accuracy monitor, fp32 shadow and canary launch.
     #[serde(default)]
     pub monitor: MonitorSection,
+    /// Tables in a Redis Cluster.
+    #[serde(default)]
+    pub tables: TablesSection,
 }
 
 impl ModelRepoConfig {
@@ -276,6 +341,13 @@ impl ModelRepoConfig {
             .map_err(|e| ServeError::Repository {
                 path,
                 reason: format!("invalid config.json: monitor: {e}"),
+            })?;
+        config
+            .tables
+            .validate()
+            .map_err(|e| ServeError::Repository {
+                path: dir.join("config.json"),
+                reason: format!("invalid config.json: tables: {e}"),
             })?;
         Ok(config)
     }
@@ -390,6 +462,15 @@ mod tests {
                 "min_labels",
             ),
             ("u", r#"{"monitor": {"windw_rows": 5}}"#, "unknown field"),
+            ("td", r#"{"tables": {"deadline_ms": 0}}"#, "deadline_ms"),
+            (
+                "tl",
+                r#"{"tables": {"local": true, "redis": "127.0.0.1:7101"}}"#,
+                "contradict",
+            ),
+            ("tn", r#"{"tables": {"namespace": "a b"}}"#, "namespace"),
+            ("tr", r#"{"tables": {"redis": " , "}}"#, "redis urls"),
+            ("tu", r#"{"tables": {"cache_rows": 5}}"#, "unknown field"),
         ] {
             let e = read_text(tag, bad).unwrap_err().to_string();
             assert!(e.contains(what), "{bad}: {e}");

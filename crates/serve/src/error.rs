@@ -250,6 +250,20 @@ pub enum ServeError {
         /// The model's error (boxed: it is large and rare).
         source: Box<quantrec_model::ModelError>,
     },
+    /// A version's tables in the Redis Cluster: refused at load (not pushed, another artifact's
+    /// tables, cluster unreachable) or, with `unavailable`, a model call whose rows the store
+    /// could not deliver within the deadline (503 / UNAVAILABLE).
+    #[error("model {model:?} version {version}: remote tables: {reason}")]
+    Tables {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u64,
+        /// What went wrong.
+        reason: String,
+        /// Whether the store did not answer (node down, timeout) rather than refused.
+        unavailable: bool,
+    },
     /// The forward pass panicked (a bug, reported as 500; the compute pool keeps running).
     #[error("model {model:?} version {version}: the forward pass panicked")]
     ComputePanicked {
@@ -349,12 +363,17 @@ impl ServeError {
         match self {
             ServeError::UnknownModel { .. } | ServeError::UnknownVersion { .. } => 404,
             ServeError::TooLarge { .. } => 413,
-            ServeError::QueueFull { .. } | ServeError::Unavailable { .. } => 503,
+            ServeError::QueueFull { .. }
+            | ServeError::Unavailable { .. }
+            | ServeError::Tables {
+                unavailable: true, ..
+            } => 503,
             ServeError::Timeout { .. } => 504,
             ServeError::LoadFailed { .. }
             | ServeError::VersionRefused { .. }
             | ServeError::CanaryRefused { .. }
-            | ServeError::ShadowRefused { .. } => 400,
+            | ServeError::ShadowRefused { .. }
+            | ServeError::Tables { .. } => 400,
             ServeError::Repository { .. }
             | ServeError::Demo { .. }
             | ServeError::Io { .. }
@@ -374,12 +393,16 @@ impl ServeError {
             ServeError::TooLarge { .. } | ServeError::QueueFull { .. } => {
                 tonic::Code::ResourceExhausted
             }
-            ServeError::Unavailable { .. } => tonic::Code::Unavailable,
+            ServeError::Unavailable { .. }
+            | ServeError::Tables {
+                unavailable: true, ..
+            } => tonic::Code::Unavailable,
             ServeError::Timeout { .. } => tonic::Code::DeadlineExceeded,
             ServeError::LoadFailed { .. }
             | ServeError::VersionRefused { .. }
             | ServeError::CanaryRefused { .. }
-            | ServeError::ShadowRefused { .. } => tonic::Code::FailedPrecondition,
+            | ServeError::ShadowRefused { .. }
+            | ServeError::Tables { .. } => tonic::Code::FailedPrecondition,
             ServeError::Repository { .. }
             | ServeError::Demo { .. }
             | ServeError::Io { .. }
@@ -387,6 +410,25 @@ impl ServeError {
             | ServeError::ComputePanicked { .. }
             | ServeError::MergedCallFailed { .. } => tonic::Code::Internal,
             _ => tonic::Code::InvalidArgument,
+        }
+    }
+
+    /// The error of a model call that failed: [`ServeError::Tables`] (unavailable) when the
+    /// remote table store did not answer, else [`ServeError::Model`].
+    pub fn model_call(model: &str, version: u64, source: quantrec_model::ModelError) -> Self {
+        if quantrec_tables::error::unavailable(&source) {
+            ServeError::Tables {
+                model: model.into(),
+                version,
+                reason: source.to_string(),
+                unavailable: true,
+            }
+        } else {
+            ServeError::Model {
+                model: model.into(),
+                version,
+                source: Box::new(source),
+            }
         }
     }
 

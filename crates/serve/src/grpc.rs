@@ -204,7 +204,10 @@ impl GrpcInferenceService for Service {
 
     async fn model_ready(&self, r: Request<ModelReadyRequest>) -> R<ModelReadyResponse> {
         let r = r.into_inner();
-        let ready = self.version(&r.name, &r.version).is_ok() && self.state.is_ready();
+        let ready = self
+            .version(&r.name, &r.version)
+            .is_ok_and(|lv| lv.tables_reachable())
+            && self.state.accepting();
         Ok(Response::new(ModelReadyResponse { ready }))
     }
 

@@ -149,7 +149,7 @@ async fn meta_v(State(st): St, Path((m, v)): Path<(String, String)>) -> Response
 
 fn ready_of(st: &ServerState, m: &str, v: Option<&str>) -> Response {
     match st.repo.version(m, v) {
-        Ok(_) if st.is_ready() => StatusCode::OK.into_response(),
+        Ok(lv) if st.accepting() && lv.tables_reachable() => StatusCode::OK.into_response(),
         Ok(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Err(e) => error_response(&e),
     }

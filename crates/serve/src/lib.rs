@@ -13,6 +13,7 @@
 //!   `quantrec loadgen`.
 //! - [`monitor`]: the continuous accuracy monitor (labels fed back, live NE per version, fp32
 //!   shadow, canary promote/rollback; [`monitor::live`] wires it into the server).
+//! - [`remote_tables`]: versions whose tables live in a Redis Cluster (`serve --tables-redis`).
 //! - [`demo_online`]: the demo's online day (`quantrec demo`).
 
 pub mod batcher;
@@ -28,6 +29,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod monitor;
 pub mod rank;
+pub mod remote_tables;
 pub mod repository;
 pub mod server;
 pub mod stats;

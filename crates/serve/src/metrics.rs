@@ -21,6 +21,9 @@
 //!   `rejected` (with why).
 //! - `quantrec_monitor_alerts_total{model,version}`: shadow ΔNE alerts raised.
 //! - `quantrec_canary_decisions_total{model,version,decision}`: `promote`, `rollback`.
+//! - `quantrec_tables_*{model,version,...}`: versions with tables in a Redis Cluster (cache
+//!   lookups, bytes, fetch latency, wire bytes, errors; see `quantrec_tables::metrics`),
+//!   registered by [`crate::remote_tables::TablesHub`].
 //!
 //! The monitor's gauges are refreshed from every model's monitor when `/metrics` is rendered.
 //!
@@ -376,6 +379,12 @@ impl Metrics {
     /// How many times `event` happened to `model` (any version).
     pub fn event_count(&self, model: &str, event: &str) -> u64 {
         count_where(&self.events, model, ("event", event))
+    }
+
+    /// The registry every family is in (for collectors of other crates, e.g. the remote
+    /// tables' `quantrec_tables_*`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The Prometheus text exposition of every metric.

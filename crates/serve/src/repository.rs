@@ -7,7 +7,8 @@
 //! is answered, so requests in flight finish there. A version that fails to load or validate is
 //! refused with a log line and a `failed_load` event, and whatever served before keeps serving
 //! (including an older file of the same version number). A refused file is not retried until it
-//! changes.
+//! changes (one refused over its remote tables — not pushed, cluster unreachable — is retried
+//! by every load and poll, since the store changes without the file changing).
 //!
 //! Each model holds its versions in a [`Serving`] set; requests that name no version go to its
 //! default (the highest that is not a canary), or to the canary for its fraction of them.
@@ -29,6 +30,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{CanaryConfig, ModelRepoConfig};
 use crate::monitor::{CanaryPolicy, FractionRouter, Monitor, Role, Verdict};
+use crate::remote_tables::TablesSettings;
 use crate::version::{Context, FileId, LoadedVersion};
 use crate::{Result, ServeError};
 
@@ -348,6 +350,7 @@ impl Repository {
         }
         let config = ModelRepoConfig::read(&dir)?;
         let limits = self.ctx.limits.with_overrides(&config.batching);
+        let tables = TablesSettings::resolve(&self.ctx.tables.defaults, &config.tables, name);
         let on_disk = version_folders(&dir)?;
         let entry = self.entry(name);
         let old = entry.serving();
@@ -407,6 +410,7 @@ impl Repository {
             if let Some(cur) = old.versions.get(&v)
                 && Some(cur.file) == file
                 && cur.limits == limits
+                && cur.tables_settings() == tables.as_ref()
             {
                 versions.insert(v, cur.clone());
                 continue;
@@ -422,7 +426,7 @@ impl Repository {
                 report.refused.push((v, r.reason.clone()));
                 continue;
             }
-            match LoadedVersion::load(&self.ctx, name, v, path, limits) {
+            match LoadedVersion::load(&self.ctx, name, v, path, limits, tables.as_ref()) {
                 Ok(lv) => {
                     tracing::info!(
                         model = name,
@@ -440,13 +444,11 @@ impl Repository {
                 Err(e) => {
                     tracing::error!(model = name, version = v, error = %e, "version refused; what served before keeps serving");
                     self.ctx.metrics.event(name, &v.to_string(), "failed_load");
-                    refused.insert(
-                        v,
-                        Refused {
-                            file,
-                            reason: e.to_string(),
-                        },
-                    );
+                    // The store can change without the file changing (a push, a node back):
+                    // a version refused over its remote tables is retried by the next load.
+                    let file = file.filter(|_| !matches!(e, ServeError::Tables { .. }));
+                    let reason = e.to_string();
+                    refused.insert(v, Refused { file, reason });
                     report.refused.push((v, e.to_string()));
                     if let Some(cur) = old.versions.get(&v) {
                         versions.insert(v, cur.clone());
@@ -568,7 +570,7 @@ impl Repository {
                 router: router(Some(s)),
             });
         }
-        match LoadedVersion::load_as(&self.ctx, name, 0, REFERENCE, &path, limits) {
+        match LoadedVersion::load_as(&self.ctx, name, 0, REFERENCE, &path, limits, None) {
             Ok(lv) => {
                 tracing::info!(model = name, path = %path.display(), fraction, "fp32 shadow reference loaded");
                 self.ctx.metrics.event(name, REFERENCE, "load");

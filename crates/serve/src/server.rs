@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::batcher::ComputePool;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::remote_tables::{TablesDefaults, TablesHub};
 use crate::repository::Repository;
 use crate::version::Context;
 use crate::{Result, ServeError};
@@ -48,6 +49,9 @@ pub struct ServeOptions {
     pub poll_secs: u64,
     /// Accept NaN and infinite dense values instead of refusing them.
     pub allow_nonfinite: bool,
+    /// Tables in a Redis Cluster (`--tables-redis` and friends; a model's config.json
+    /// `tables` section overrides them).
+    pub tables: TablesDefaults,
 }
 
 impl ServeOptions {
@@ -67,6 +71,7 @@ impl ServeOptions {
             max_body_bytes: 64 << 20,
             poll_secs: 0,
             allow_nonfinite: false,
+            tables: TablesDefaults::default(),
         }
     }
 
@@ -102,9 +107,22 @@ impl ServerState {
         self.repo.context().pool.threads()
     }
 
-    /// Whether the server accepts requests.
-    pub fn is_ready(&self) -> bool {
+    /// Whether the server has not started shutting down.
+    pub fn accepting(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Whether the server is ready: not shutting down, and the Redis Cluster of every
+    /// serving version with remote tables answered its last background ping (cached: never
+    /// waits on the network).
+    pub fn is_ready(&self) -> bool {
+        self.accepting()
+            && self.repo.loaded().iter().all(|m| {
+                m.serving()
+                    .versions
+                    .values()
+                    .all(|lv| lv.tables_reachable())
+            })
     }
 }
 
@@ -127,11 +145,18 @@ fn build_state(opts: &ServeOptions) -> Result<Arc<ServerState>> {
         what: "starting the compute pool".into(),
         source,
     })?;
+    let metrics = Metrics::new();
+    let tables =
+        TablesHub::new(opts.tables.clone(), metrics.registry()).map_err(|e| ServeError::Io {
+            what: "registering the remote tables' metrics".into(),
+            source: std::io::Error::other(e),
+        })?;
     let ctx = Arc::new(Context {
         pool: Arc::new(pool),
-        metrics: Metrics::new(),
+        metrics,
         limits: opts.limits(),
         allow_nonfinite: opts.allow_nonfinite,
+        tables,
     });
     let repo = Arc::new(Repository::new(opts.models.clone(), ctx)?);
     for (name, r) in repo.load_all()? {

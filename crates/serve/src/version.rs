@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::batcher::{Batcher, ComputePool, Job, Labels, Scores};
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::remote_tables::{AttachedTables, TablesHub, TablesSettings};
 use crate::stats::VersionStats;
 use crate::tensors::Signature;
 use crate::validate::{WarmUp, first_nonfinite_table_value, warm_up};
@@ -29,6 +30,8 @@ pub struct Context {
     pub limits: Limits,
     /// Accept NaN and infinite dense values.
     pub allow_nonfinite: bool,
+    /// Remote tables: the `--tables-*` defaults, cluster clients, their metrics.
+    pub tables: TablesHub,
 }
 
 /// Size and modification time of an artifact: a changed file is a new load.
@@ -74,6 +77,8 @@ pub struct LoadedVersion {
     pub load_time: Duration,
     /// The ΔNE budget (percent) recorded in the artifact's provenance, when there is one.
     pub budget_ne_percent: Option<f64>,
+    /// The tables in a Redis Cluster, when they are served from there.
+    pub remote: Option<AttachedTables>,
     batcher: Batcher,
 }
 
@@ -100,17 +105,28 @@ pub fn provenance_budget(p: &quantrec_model::artifact::Provenance) -> Option<f64
 
 impl LoadedVersion {
     /// Loads `path` as version `version` of `model`: maps the artifact, checks its data digest,
-    /// scans its tables for non-finite values, runs the warm-up (forward passes on synthetic
-    /// in-range inputs on the compute pool, finite outputs required, row-independence probe) and
-    /// starts its batcher. Blocks; call it off the I/O runtime.
+    /// scans its tables for non-finite values, with `tables` attaches its tables in the Redis
+    /// Cluster ([`TablesHub::attach`]: refused unless the store holds exactly these tables and
+    /// answers), runs the warm-up (forward passes on synthetic in-range inputs on the compute
+    /// pool, finite outputs required, row-independence probe) and starts its batcher. Blocks;
+    /// call it off the I/O runtime.
     pub fn load(
         ctx: &Context,
         model: &str,
         version: u64,
         path: &Path,
         limits: Limits,
+        tables: Option<&TablesSettings>,
     ) -> Result<LoadedVersion> {
-        Self::load_as(ctx, model, version, &version.to_string(), path, limits)
+        Self::load_as(
+            ctx,
+            model,
+            version,
+            &version.to_string(),
+            path,
+            limits,
+            tables,
+        )
     }
 
     /// [`LoadedVersion::load`] under a version label of its own (`version_text` in metrics and
@@ -122,6 +138,7 @@ impl LoadedVersion {
         version_text: &str,
         path: &Path,
         limits: Limits,
+        tables: Option<&TablesSettings>,
     ) -> Result<LoadedVersion> {
         let t0 = Instant::now();
         let refuse = |reason: String| ServeError::LoadFailed {
@@ -130,17 +147,57 @@ impl LoadedVersion {
             path: path.to_path_buf(),
             reason,
         };
+        let tables_error = |e: quantrec_tables::TablesError| ServeError::Tables {
+            model: model.into(),
+            version,
+            reason: e.to_string(),
+            unavailable: e.is_unavailable(),
+        };
+        if let Some(s) = tables {
+            ctx.tables.precheck(s).map_err(tables_error)?;
+        }
         let file = FileId::of(path).map_err(|e| refuse(e.to_string()))?;
         let artifact = Artifact::load(path).map_err(|e| refuse(e.to_string()))?;
         artifact.verify().map_err(|e| refuse(e.to_string()))?;
         let budget_ne_percent = provenance_budget(&artifact.meta.provenance);
-        let m = artifact.model;
+        let mut m = artifact.model;
         if let Some((t, r)) = first_nonfinite_table_value(&m) {
             return Err(refuse(format!(
                 "table {t} row {r} holds a non-finite value"
             )));
         }
-        let warm = ctx.pool.install(|| warm_up(&m)).map_err(refuse)?;
+        let remote = match tables {
+            Some(s) => Some(
+                ctx.tables
+                    .attach(&mut m, s, [model, version_text])
+                    .map_err(tables_error)?,
+            ),
+            None => None,
+        };
+        let warm = ctx
+            .pool
+            .install(|| warm_up(&m))
+            .map_err(|why| match &remote {
+                // The warm-up's model calls fetch rows: a store that stopped answering since the
+                // attach is a transient refusal, not a fault of the artifact.
+                Some(r) => match r.tables.ping() {
+                    Err(e) => tables_error(e),
+                    Ok(()) => refuse(why),
+                },
+                None => refuse(why),
+            })?;
+        if let Some(r) = &remote {
+            tracing::info!(
+                model,
+                version,
+                store = %r.settings.redis,
+                namespace = %r.settings.namespace,
+                name = %r.settings.name,
+                tables_version = r.tables.version(),
+                cache_bytes = r.settings.cache_bytes,
+                "tables served from the Redis Cluster"
+            );
+        }
         if let Some(why) = &warm.reason {
             tracing::warn!(model, version, reason = %why, "requests will not be merged for this version");
         }
@@ -172,8 +229,20 @@ impl LoadedVersion {
             stats,
             load_time: t0.elapsed(),
             budget_ne_percent,
+            remote,
             batcher,
         })
+    }
+
+    /// The remote tables' settings, when the tables are served from a Redis Cluster.
+    pub fn tables_settings(&self) -> Option<&TablesSettings> {
+        self.remote.as_ref().map(|r| &r.settings)
+    }
+
+    /// Whether the version can answer: its remote tables' cluster answered its last background
+    /// ping (always true with the artifact's own tables). Never blocks.
+    pub fn tables_reachable(&self) -> bool {
+        self.remote.as_ref().is_none_or(AttachedTables::reachable)
     }
 
     /// Model name.

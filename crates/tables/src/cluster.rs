@@ -189,6 +189,19 @@ impl Cluster {
         }
     }
 
+    /// Spawns `task` on the store's runtime (background work such as [`crate::health`]).
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.handle.spawn(task);
+    }
+
+    /// The fetch path's router.
+    pub(crate) fn router(&self) -> Arc<Router> {
+        self.router.clone()
+    }
+
     /// `PING` to every primary within the fetch deadline: whether the whole store answers.
     pub fn ping(&self) -> Result<()> {
         self.run_routed(

@@ -32,6 +32,22 @@ pub enum TablesError {
         /// The namespace.
         namespace: String,
     },
+    /// The model's manifest points at other tables than the artifact's (the artifact's tables
+    /// were not pushed, or another artifact was pushed under the name since).
+    #[error(
+        "the store's tables of model {model:?} (namespace {namespace:?}) are version {stored}, \
+         the artifact's tables are version {local}: push them (quantrec tables push ... --name {model})"
+    )]
+    VersionMismatch {
+        /// The model name in the store.
+        model: String,
+        /// The namespace.
+        namespace: String,
+        /// The version the manifest points at.
+        stored: String,
+        /// The version of the artifact's tables.
+        local: String,
+    },
     /// A stored manifest or layout that cannot be parsed or contradicts itself.
     #[error("bad manifest {key}: {reason}")]
     BadManifest {
@@ -123,5 +139,17 @@ impl TablesError {
             self,
             TablesError::Redis { .. } | TablesError::Timeout { .. }
         )
+    }
+}
+
+/// Whether a model call failed because the remote table store did not answer (a
+/// [`quantrec_model::ModelError::RemoteRows`] whose source is an unavailable [`TablesError`]:
+/// node down, timeout) rather than over bad data or input.
+pub fn unavailable(e: &quantrec_model::ModelError) -> bool {
+    match e {
+        quantrec_model::ModelError::RemoteRows { source, .. } => source
+            .downcast_ref::<TablesError>()
+            .is_some_and(TablesError::is_unavailable),
+        _ => false,
     }
 }

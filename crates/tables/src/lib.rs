@@ -8,24 +8,32 @@
 //!   batch's missing rows in one pipeline per slot group, all in flight at once, under a deadline.
 //! - [`router`]: slot routing of the fetch path (per-node connections, `MOVED`/`ASK`).
 //! - [`cache`]: the byte-bounded W-TinyLFU hot-row cache (and a plain LRU to compare with).
-//! - [`metrics`]: Prometheus families for the server's `/metrics`.
+//! - [`metrics`]: Prometheus families for the server's `/metrics`; [`collector`]: those of many
+//!   model versions in one registry, labelled.
+//! - [`health`]: the cluster's reachability, pinged in the background (a server's readiness).
 //! - [`bench`]: rows/s, p99 and bytes on the wire with remote tables against in-memory ones.
 //! - [`zipf`]: Zipf-distributed ids for the benchmark and the tests.
+//! - [`testing`]: helpers of the tests against a live cluster (this crate's and the server's).
 
 pub mod bench;
 pub mod cache;
 pub mod cluster;
+pub mod collector;
 pub mod error;
+pub mod health;
 pub mod layout;
 pub mod metrics;
 pub mod remote;
 pub mod router;
 pub mod store;
+pub mod testing;
 pub mod zipf;
 
 pub use cache::{Policy, RowCache};
 pub use cluster::{Cluster, ClusterOptions};
+pub use collector::{Registration, TablesCollector};
 pub use error::TablesError;
+pub use health::{Health, HealthState};
 pub use remote::RemoteTables;
 pub use store::{PushOptions, Store};
 

@@ -95,7 +95,7 @@ impl TablesMetrics {
         }
     }
 
-    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+    pub(crate) fn collectors(&self) -> Vec<Box<dyn Collector>> {
         vec![
             Box::new(self.lookups.clone()),
             Box::new(self.cache_bytes.clone()),

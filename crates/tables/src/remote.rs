@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use futures_util::future::try_join_all;
 use quantrec_data::Batch;
-use quantrec_model::ModelError;
 use quantrec_model::remote::{RowRequest, RowSource, TableShape};
+use quantrec_model::{Model, ModelError};
 
 use crate::cache::{ENTRY_OVERHEAD, Policy, RowCache};
 use crate::layout::{Keys, Layout};
@@ -125,6 +125,35 @@ impl RemoteTables {
             cache,
             metrics,
         })
+    }
+
+    /// [`RemoteTables::open`], refusing unless the version the manifest points at holds exactly
+    /// `local`'s tables ([`TablesError::VersionMismatch`]): the artifact's tables are cut into
+    /// blocks with the manifest's layout and their checksums digested locally, which reads
+    /// every table byte of `local` once.
+    pub fn open_for(
+        store: Store,
+        model: &str,
+        local: &Model,
+        cache_bytes: usize,
+        policy: Policy,
+    ) -> Result<RemoteTables> {
+        let tables = RemoteTables::open(store, model, cache_bytes, policy)?;
+        let l = tables.layout();
+        let (mine, _) = Layout::compute(
+            &crate::model_tables(local),
+            l.rows_per_block,
+            l.blocks_per_group,
+        )?;
+        if mine.version != l.version {
+            return Err(TablesError::VersionMismatch {
+                model: model.to_string(),
+                namespace: tables.keys.namespace.clone(),
+                stored: l.version.clone(),
+                local: mine.version,
+            });
+        }
+        Ok(tables)
     }
 
     /// The version served.

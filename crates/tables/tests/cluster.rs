@@ -6,12 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{cluster_urls, inputs, logit_bits, model, store};
+use common::{inputs, logit_bits, model, store};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::rng::Rng;
 use quantrec_model::{Model, ModelError};
 use quantrec_tables::store::PushOptions;
+use quantrec_tables::testing::cluster_urls;
 use quantrec_tables::{Policy, RemoteTables, TablesError, model_tables};
 
 fn multi_hot(m: &Model, size: usize, seed: u64) -> Batch {

@@ -5,54 +5,25 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cluster_dir, cluster_urls, inputs, logit_bits, model, namespace};
-use quantrec_data::{Batch, SparseFeature};
+use common::{inputs, logit_bits, model};
+use quantrec_data::Batch;
 use quantrec_kernels::formats::TableFormat;
-use quantrec_kernels::rng::Rng;
-use quantrec_model::{Model, ModelError};
+use quantrec_model::Model;
+use quantrec_tables::error::unavailable;
 use quantrec_tables::store::PushOptions;
-use quantrec_tables::{
-    Cluster, ClusterOptions, Policy, RemoteTables, Store, TablesError, model_tables,
+use quantrec_tables::testing::{
+    batch_avoiding, blocks_on, cluster_dir, cluster_urls, namespace, ports, script, sh,
+    wait_healthy,
 };
+use quantrec_tables::{Cluster, ClusterOptions, Policy, RemoteTables, Store, model_tables};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const ROWS_PER_BLOCK: usize = 4;
-
-fn script() -> String {
-    format!(
-        "{}/../../scripts/redis-cluster.sh",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn ports(dir: &str) -> Vec<String> {
-    std::fs::read_to_string(Path::new(dir).join("ports"))
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
 
 /// A store with a short deadline, the model pushed in small blocks of one block per slot group
 /// (its rows spread over many slots, so over every node).
@@ -77,122 +48,6 @@ fn remote(st: &Store, m: &Model, cache: usize) -> Model {
     r
 }
 
-/// `(table, block)` of every block key held by the node on `port`.
-fn blocks_on(port: &str, ns: &str) -> Vec<(usize, usize)> {
-    let keys = sh(&[
-        "redis-cli",
-        "-p",
-        port,
-        "--scan",
-        "--pattern",
-        &format!("{ns}:rows:*"),
-    ]);
-    keys.lines()
-        .filter_map(|k| {
-            // ns:rows:{version.table.group}:block
-            let (tag, block) = k.rsplit_once("}:")?;
-            let t = tag.rsplit('.').nth(1)?.parse().ok()?;
-            Some((t, block.parse().ok()?))
-        })
-        .collect()
-}
-
-/// One-hot on rows outside `avoid` (a table with none gets empty bags), and whether the given
-/// batch needs a row in `avoid`.
-fn batch_avoiding(m: &Model, avoid: &[(usize, usize)], size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let c = m.config();
-    let sparse = c
-        .tables
-        .iter()
-        .enumerate()
-        .map(|(t, tc)| {
-            let ok: Vec<i64> = (0..tc.rows as i64)
-                .filter(|&r| !avoid.contains(&(t, r as usize / ROWS_PER_BLOCK)))
-                .collect();
-            if ok.is_empty() {
-                SparseFeature::from_lengths(&vec![0; size], Vec::new())
-            } else {
-                SparseFeature::one_hot(
-                    (0..size)
-                        .map(|_| ok[rng.below(ok.len() as u64) as usize])
-                        .collect(),
-                )
-            }
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense: (0..size * c.dense_features)
-            .map(|_| rng.uniform_f32(0.0, 3.0))
-            .collect(),
-        sparse,
-        labels: None,
-    }
-}
-
-fn is_unavailable(e: &ModelError) -> bool {
-    match e {
-        ModelError::RemoteRows { source, .. } => source
-            .downcast_ref::<TablesError>()
-            .is_some_and(TablesError::is_unavailable),
-        _ => false,
-    }
-}
-
-/// Waits (at most 60 s) until every node sees every other node connected with no `fail` or
-/// `fail?` flag and all 16384 slots assigned: a node revived after a kill stays flagged FAIL in
-/// its peers' views for a while after it answers again, and `redis-cli --cluster reshard`
-/// refuses to run until it is cleared.
-fn wait_healthy(dir: &str) {
-    let ports = ports(dir);
-    let t0 = Instant::now();
-    let healthy = |p: &str| {
-        let Ok(out) = Command::new("redis-cli")
-            .args(["-p", p, "cluster", "nodes"])
-            .output()
-        else {
-            return false;
-        };
-        let nodes = String::from_utf8_lossy(&out.stdout).to_string();
-        let lines: Vec<&str> = nodes.lines().filter(|l| !l.trim().is_empty()).collect();
-        let mut slots = 0usize;
-        for l in &lines {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 8
-                || f[2].split(',').any(|flag| flag.starts_with("fail"))
-                || f[7] != "connected"
-            {
-                return false;
-            }
-            for range in &f[8..] {
-                if range.starts_with('[') {
-                    continue; // a slot being migrated or imported
-                }
-                slots += match range.split_once('-') {
-                    Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
-                        (Ok(a), Ok(b)) if b >= a => b - a + 1,
-                        _ => return false,
-                    },
-                    None => 1,
-                };
-            }
-        }
-        lines.len() == ports.len() && slots == 16384
-    };
-    for p in &ports {
-        while !healthy(p) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "node {p}: the cluster is not healthy again after 60 s:\n{}",
-                sh(&["redis-cli", "-p", p, "cluster", "nodes"])
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
 /// Runs `fault` on the last node, checks requests while it lasts, runs `heal`, checks recovery.
 fn node_fault(tag: &str, fault: &str, heal: &str) {
     let _serial = SERIAL
@@ -211,7 +66,7 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
         !affected.is_empty(),
         "node {port} holds none of the model's blocks"
     );
-    let safe = batch_avoiding(&local, &affected, 32, 1);
+    let safe = batch_avoiding(&local, &affected, ROWS_PER_BLOCK, 32, 1);
     let mut needs = inputs();
     let (t, b) = affected[0];
     needs.sparse[t].ids[0] = (b * ROWS_PER_BLOCK) as i64;
@@ -231,7 +86,7 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
         let t0 = Instant::now();
         match logit_bits(&r, &needs) {
             Err(e) => {
-                assert!(is_unavailable(&e), "a clean store error, got {e}");
+                assert!(unavailable(&e), "a clean store error, got {e}");
                 failures += 1;
             }
             Ok(_) => panic!("a request that needs node {port} succeeded while it is {fault}ed"),
@@ -264,7 +119,7 @@ fn node_fault(tag: &str, fault: &str, heal: &str) {
                 break;
             }
             Err(e) => {
-                assert!(is_unavailable(&e), "{e}");
+                assert!(unavailable(&e), "{e}");
                 assert!(
                     t_heal.elapsed() < Duration::from_secs(30),
                     "no recovery after {heal}: {e}"
@@ -305,7 +160,7 @@ fn resharding_during_a_run_loses_no_request() {
     let r = Arc::new(remote(&st, &local, 0));
     let batches: Vec<(Batch, Vec<u32>)> = (0..8)
         .map(|s| {
-            let b = batch_avoiding(&local, &[], 48, 10 + s);
+            let b = batch_avoiding(&local, &[], ROWS_PER_BLOCK, 48, 10 + s);
             let want = logit_bits(&local, &b).unwrap();
             (b, want)
         })

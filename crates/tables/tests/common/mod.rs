@@ -8,51 +8,8 @@ use quantrec_kernels::formats::TableFormat;
 use quantrec_model::import::{ImportOverrides, import_file};
 use quantrec_model::inputs::load_inputs;
 use quantrec_model::{LayerPrecision, Model, Plan};
+use quantrec_tables::testing::namespace;
 use quantrec_tables::{Cluster, ClusterOptions, Store};
-
-/// The cluster's seed URLs from `QUANTREC_REDIS_CLUSTER`. Without it: a panic under CI
-/// (`CI=true`), else a printed notice and `None` (the caller returns: the test is skipped).
-pub fn cluster_urls(test: &str) -> Option<String> {
-    match std::env::var("QUANTREC_REDIS_CLUSTER") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{test}: QUANTREC_REDIS_CLUSTER is not set: CI must start the Redis Cluster \
-                     (scripts/redis-cluster.sh start DIR) and export its URLs"
-                );
-            }
-            eprintln!(
-                "SKIPPED {test}: no Redis Cluster (set QUANTREC_REDIS_CLUSTER=redis://127.0.0.1:7101,... \
-                 after scripts/redis-cluster.sh start DIR)"
-            );
-            None
-        }
-    }
-}
-
-/// The cluster's directory (for the script's kill/revive) from `QUANTREC_REDIS_CLUSTER_DIR`,
-/// with the same CI rule as [`cluster_urls`].
-pub fn cluster_dir(test: &str) -> Option<String> {
-    match std::env::var("QUANTREC_REDIS_CLUSTER_DIR") {
-        Ok(d) if !d.trim().is_empty() => Some(d),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{test}: QUANTREC_REDIS_CLUSTER_DIR is not set (CI must export it)");
-            }
-            eprintln!("SKIPPED {test}: QUANTREC_REDIS_CLUSTER_DIR not set");
-            None
-        }
-    }
-}
-
-/// A namespace no other test (or earlier run) uses.
-pub fn namespace(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("qrtest-{tag}-{}-{nanos}", std::process::id())
-}
 
 /// A store on `urls` in a fresh namespace.
 pub fn store(urls: &str, tag: &str) -> Store {
