@@ -28,18 +28,10 @@ unsafe fn range<const F: u8, I: Idx>(
     if dim <= BLOCK {
         // One pass per bag: pick the register count once for the whole range.
         // SAFETY: the caller's contract.
-        return unsafe {
-            match dim.div_ceil(8) {
-                0 => Ok(()),
-                1 => bags::<F, I, 1>(job, ids, lo, hi),
-                2 => bags::<F, I, 2>(job, ids, lo, hi),
-                3 => bags::<F, I, 3>(job, ids, lo, hi),
-                4 => bags::<F, I, 4>(job, ids, lo, hi),
-                5 => bags::<F, I, 5>(job, ids, lo, hi),
-                6 => bags::<F, I, 6>(job, ids, lo, hi),
-                7 => bags::<F, I, 7>(job, ids, lo, hi),
-                _ => bags::<F, I, 8>(job, ids, lo, hi),
-            }
+        return match dim.div_ceil(8) {
+            0 => Ok(()),
+            // SAFETY: the caller's contract.
+            n => by_regs!(n, R => unsafe { bags::<F, I, R>(job, ids, lo, hi) }),
         };
     }
     let mut start = job.bag_start(lo);
@@ -52,18 +44,9 @@ unsafe fn range<const F: u8, I: Idx>(
             let n = (dim - c0).min(BLOCK);
             let pf = if c0 == 0 { job.prefetch } else { 0 };
             // SAFETY: the caller's contract; `c0 + n <= dim`.
-            let ok = unsafe {
-                match n.div_ceil(8) {
-                    1 => block::<F, I, 1>(job, ids, start, end, c0, n, out, pf),
-                    2 => block::<F, I, 2>(job, ids, start, end, c0, n, out, pf),
-                    3 => block::<F, I, 3>(job, ids, start, end, c0, n, out, pf),
-                    4 => block::<F, I, 4>(job, ids, start, end, c0, n, out, pf),
-                    5 => block::<F, I, 5>(job, ids, start, end, c0, n, out, pf),
-                    6 => block::<F, I, 6>(job, ids, start, end, c0, n, out, pf),
-                    7 => block::<F, I, 7>(job, ids, start, end, c0, n, out, pf),
-                    _ => block::<F, I, 8>(job, ids, start, end, c0, n, out, pf),
-                }
-            };
+            let ok = by_regs!(n.div_ceil(8), R => unsafe {
+                block::<F, I, R>(job, ids, start, end, c0, n, out, pf)
+            });
             if !ok {
                 return Err(b);
             }

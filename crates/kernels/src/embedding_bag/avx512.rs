@@ -93,18 +93,9 @@ unsafe fn wide_block<const F: u8, I: Idx, const C: bool>(
     pf: usize,
 ) -> bool {
     // SAFETY: the caller's contract (see `block`).
-    unsafe {
-        match n.div_ceil(16) {
-            1 => block::<F, I, true, 1, C>(job, ids, start, end, c0, n, out, pf),
-            2 => block::<F, I, true, 2, C>(job, ids, start, end, c0, n, out, pf),
-            3 => block::<F, I, true, 3, C>(job, ids, start, end, c0, n, out, pf),
-            4 => block::<F, I, true, 4, C>(job, ids, start, end, c0, n, out, pf),
-            5 => block::<F, I, true, 5, C>(job, ids, start, end, c0, n, out, pf),
-            6 => block::<F, I, true, 6, C>(job, ids, start, end, c0, n, out, pf),
-            7 => block::<F, I, true, 7, C>(job, ids, start, end, c0, n, out, pf),
-            _ => block::<F, I, true, 8, C>(job, ids, start, end, c0, n, out, pf),
-        }
-    }
+    by_regs!(n.div_ceil(16), R => unsafe {
+        block::<F, I, true, R, C>(job, ids, start, end, c0, n, out, pf)
+    })
 }
 
 /// Bags `lo..hi` of a job with `dim <= BLOCK`: picks the register count and weighting once.
@@ -119,27 +110,12 @@ unsafe fn bags_for<const F: u8, I: Idx, const C: bool>(
     lo: usize,
     hi: usize,
 ) -> Result<(), usize> {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match (job.weights.is_some(), job.dim.div_ceil(16)) {
-            (_, 0) => Ok(()),
-            (true, 1) => bags::<F, I, true, 1, C>(job, ids, lo, hi),
-            (true, 2) => bags::<F, I, true, 2, C>(job, ids, lo, hi),
-            (true, 3) => bags::<F, I, true, 3, C>(job, ids, lo, hi),
-            (true, 4) => bags::<F, I, true, 4, C>(job, ids, lo, hi),
-            (true, 5) => bags::<F, I, true, 5, C>(job, ids, lo, hi),
-            (true, 6) => bags::<F, I, true, 6, C>(job, ids, lo, hi),
-            (true, 7) => bags::<F, I, true, 7, C>(job, ids, lo, hi),
-            (true, _) => bags::<F, I, true, 8, C>(job, ids, lo, hi),
-            (false, 1) => bags::<F, I, false, 1, C>(job, ids, lo, hi),
-            (false, 2) => bags::<F, I, false, 2, C>(job, ids, lo, hi),
-            (false, 3) => bags::<F, I, false, 3, C>(job, ids, lo, hi),
-            (false, 4) => bags::<F, I, false, 4, C>(job, ids, lo, hi),
-            (false, 5) => bags::<F, I, false, 5, C>(job, ids, lo, hi),
-            (false, 6) => bags::<F, I, false, 6, C>(job, ids, lo, hi),
-            (false, 7) => bags::<F, I, false, 7, C>(job, ids, lo, hi),
-            (false, _) => bags::<F, I, false, 8, C>(job, ids, lo, hi),
-        }
+    match (job.weights.is_some(), job.dim.div_ceil(16)) {
+        (_, 0) => Ok(()),
+        // SAFETY: the caller's contract.
+        (true, n) => by_regs!(n, R => unsafe { bags::<F, I, true, R, C>(job, ids, lo, hi) }),
+        // SAFETY: the caller's contract.
+        (false, n) => by_regs!(n, R => unsafe { bags::<F, I, false, R, C>(job, ids, lo, hi) }),
     }
 }
 

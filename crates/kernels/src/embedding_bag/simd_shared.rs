@@ -62,6 +62,27 @@ macro_rules! range_kernels {
 }
 pub(super) use range_kernels;
 
+/// `$e` with the register count `$r` a const (1..=8) chosen from the runtime count `$n` (at least
+/// 1; anything above 8 takes 8).
+macro_rules! by_regs {
+    ($n:expr, $r:ident => $e:expr) => {
+        $crate::embedding_bag::simd_shared::by_regs!(@arms $n, $r, $e, 1 2 3 4 5 6 7)
+    };
+    (@arms $n:expr, $r:ident, $e:expr, $($k:literal)*) => {
+        match $n {
+            $($k => {
+                const $r: usize = $k;
+                $e
+            })*
+            _ => {
+                const $r: usize = 8;
+                $e
+            }
+        }
+    };
+}
+pub(super) use by_regs;
+
 /// Prefetches every cache line of the `rb` bytes at `p` (an address that is never read through).
 /// The trip count depends only on `rb`, not on the row's alignment, so the loop branch predicts
 /// perfectly (an alignment-dependent count mispredicts on about half the rows of a 36-byte table).

@@ -49,7 +49,11 @@ impl F32Weights {
         F32Weights { w: w.to_vec() }
     }
 
-    oracle_forward!("Plain triple loop with f32 accumulation in k order.", |x| x, |w| w);
+    oracle_forward!(
+        "Plain triple loop with f32 accumulation in k order.",
+        |x| x,
+        |w| w
+    );
 }
 
 /// f16 weights (values beyond ±65504 saturate, like FBGEMM's fp16 packing).
@@ -95,5 +99,9 @@ impl Bf16Weights {
         }
     }
 
-    oracle_forward!("Products of bf16 values are exact in f32; accumulation is f32 in k order.", |x| bf16::from_f32(x).to_f32(), |w| w.to_f32());
+    oracle_forward!(
+        "Products of bf16 values are exact in f32; accumulation is f32 in k order.",
+        |x| bf16::from_f32(x).to_f32(),
+        |w| w.to_f32()
+    );
 }

@@ -29,26 +29,30 @@ pub(super) unsafe fn masks<V: SimdF32>(nv: usize) -> (V::Mask, V::Mask) {
     }
 }
 
+/// Where a step's activations are: row `i`'s at `a + i·lda`, at step `p`.
+#[derive(Clone, Copy)]
+pub(super) struct Rows {
+    /// The tile's first activation row.
+    pub(super) a: *const u32,
+    /// Distance between activation rows.
+    pub(super) lda: usize,
+    /// The step.
+    pub(super) p: usize,
+}
+
 /// One k-step (or k-pair) of a tile for one weight precision: reads a panel step of `2·LANES`
 /// elements of [`Step::W`] and multiplies it into the accumulators.
 pub(super) trait Step<V: SimdF32> {
     /// The panel's element type (one k-step of a panel is `2·LANES` of them).
     type W;
 
-    /// Adds step `p` of rows `0..R` (activations at `a`, row stride `lda`) times the panel step at
-    /// `w` into `acc`.
+    /// Adds step `x.p` of rows `0..R` times the panel step at `w` into `acc`.
     ///
     /// # Safety
     /// The CPU has `V`'s level and the step's own features; `w` is an aligned panel step and the
-    /// activations the step reads (`a.add(i·lda + p)`, or `2p` and `2p + 1` for widened bf16) are
-    /// readable for rows `i < R`.
-    unsafe fn step<const R: usize>(
-        acc: &mut Acc<V, R>,
-        a: *const u32,
-        lda: usize,
-        p: usize,
-        w: *const Self::W,
-    );
+    /// activations the step reads (`x.a.add(i·lda + p)`, or `2p` and `2p + 1` for widened bf16)
+    /// are readable for rows `i < R`.
+    unsafe fn step<const R: usize>(acc: &mut Acc<V, R>, x: Rows, w: *const Self::W);
 }
 
 /// f32 weights.
@@ -59,49 +63,39 @@ pub(super) struct F16W;
 /// oracle's k order).
 pub(super) struct Bf16Widened;
 
+/// `acc[i] += x_i · (w0, w1)` with `x_i` the f32 activation of row `i` at step `x.p`.
+///
+/// # Safety
+/// The CPU has `V`'s level; `x.a.add(i·lda + p)` is readable for rows `i < R`.
+#[inline(always)]
+unsafe fn fma_rows<V: SimdF32, const R: usize>(acc: &mut Acc<V, R>, x: Rows, w0: V, w1: V) {
+    // SAFETY: row i step p is inside the activations (the caller's contract).
+    unsafe {
+        for (i, r) in acc.iter_mut().enumerate() {
+            let xv = V::splat(f32::from_bits(*x.a.add(i * x.lda + x.p)));
+            r[0] = xv.mul_add(w0, r[0]);
+            r[1] = xv.mul_add(w1, r[1]);
+        }
+    }
+}
+
 impl<V: SimdF32> Step<V> for F32W {
     type W = f32;
     #[inline(always)]
-    unsafe fn step<const R: usize>(
-        acc: &mut Acc<V, R>,
-        a: *const u32,
-        lda: usize,
-        p: usize,
-        w: *const f32,
-    ) {
-        // SAFETY: w points at a panel step of 2·LANES floats; row i step p is inside the
-        // activations (the trait contract).
-        unsafe {
-            let (w0, w1) = (V::load(w), V::load(w.add(V::LANES)));
-            for (i, r) in acc.iter_mut().enumerate() {
-                let x = V::splat(f32::from_bits(*a.add(i * lda + p)));
-                r[0] = x.mul_add(w0, r[0]);
-                r[1] = x.mul_add(w1, r[1]);
-            }
-        }
+    unsafe fn step<const R: usize>(acc: &mut Acc<V, R>, x: Rows, w: *const f32) {
+        // SAFETY: w points at a panel step of 2·LANES floats (the trait contract).
+        unsafe { fma_rows(acc, x, V::load(w), V::load(w.add(V::LANES))) }
     }
 }
 
 impl<V: SimdF32> Step<V> for F16W {
     type W = u16;
     #[inline(always)]
-    unsafe fn step<const R: usize>(
-        acc: &mut Acc<V, R>,
-        a: *const u32,
-        lda: usize,
-        p: usize,
-        w: *const u16,
-    ) {
-        // SAFETY: w points at a panel step of 2·LANES halves; row i step p is inside the
-        // activations (the trait contract).
+    unsafe fn step<const R: usize>(acc: &mut Acc<V, R>, x: Rows, w: *const u16) {
+        // SAFETY: w points at a panel step of 2·LANES halves (the trait contract).
         unsafe {
-            let w0 = V::load_f16(w.cast());
             let w1 = V::load_f16(w.add(V::LANES).cast());
-            for (i, r) in acc.iter_mut().enumerate() {
-                let x = V::splat(f32::from_bits(*a.add(i * lda + p)));
-                r[0] = x.mul_add(w0, r[0]);
-                r[1] = x.mul_add(w1, r[1]);
-            }
+            fma_rows(acc, x, V::load_f16(w.cast()), w1)
         }
     }
 }
@@ -109,20 +103,14 @@ impl<V: SimdF32> Step<V> for F16W {
 impl<V: SimdF32> Step<V> for Bf16Widened {
     type W = u32;
     #[inline(always)]
-    unsafe fn step<const R: usize>(
-        acc: &mut Acc<V, R>,
-        a: *const u32,
-        lda: usize,
-        p: usize,
-        w: *const u32,
-    ) {
+    unsafe fn step<const R: usize>(acc: &mut Acc<V, R>, x: Rows, w: *const u32) {
         // SAFETY: w points at a panel step of 2·LANES bf16 pairs; activations are widened rows of
         // 2·steps (the trait contract).
         unsafe {
             let (e0, o0) = V::load_bf16_pairs(w);
             let (e1, o1) = V::load_bf16_pairs(w.add(V::LANES));
             for (i, r) in acc.iter_mut().enumerate() {
-                let row = a.add(i * lda + 2 * p);
+                let row = x.a.add(i * x.lda + 2 * x.p);
                 let xe = V::splat(f32::from_bits(*row));
                 let xo = V::splat(f32::from_bits(*row.add(1)));
                 r[0] = xe.mul_add(e0, r[0]);
@@ -200,14 +188,14 @@ pub(super) unsafe fn rows<V: SimdF32, S: Step<V>, const R: usize>(t: &Tile) {
     unsafe {
         let m = masks::<V>(t.nv);
         let mut acc = init::<V, R>(t, m);
-        let a = t.a;
+        let (a, lda) = (t.a, t.lda);
         let mut w = t.w.cast::<S::W>();
         let mut p = 0;
         {
             let mut acc2 = [[V::zero(); 2]; R];
             while p + 2 <= t.kc {
-                S::step(&mut acc, a, t.lda, p, w);
-                S::step(&mut acc2, a, t.lda, p + 1, w.add(wstep));
+                S::step(&mut acc, Rows { a, lda, p }, w);
+                S::step(&mut acc2, Rows { a, lda, p: p + 1 }, w.add(wstep));
                 w = w.add(2 * wstep);
                 p += 2;
             }
@@ -217,7 +205,7 @@ pub(super) unsafe fn rows<V: SimdF32, S: Step<V>, const R: usize>(t: &Tile) {
             }
         }
         while p < t.kc {
-            S::step(&mut acc, a, t.lda, p, w);
+            S::step(&mut acc, Rows { a, lda, p }, w);
             w = w.add(wstep);
             p += 1;
         }

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use super::act::{self, Bf16Layout};
 use super::avx512::{MR, NR};
-use super::tile::{Acc, Step};
+use super::tile::{Acc, Rows, Step};
 use super::{ActFeed, DenseOps, Kernel};
 
 /// k-pairs per cache block (1024 k indices, like the f32 kernels).
@@ -37,23 +37,17 @@ pub(super) struct Dpbf16;
 impl Step<__m512> for Dpbf16 {
     type W = u32;
     #[inline(always)]
-    unsafe fn step<const R: usize>(
-        acc: &mut Acc<__m512, R>,
-        a: *const u32,
-        lda: usize,
-        p: usize,
-        w: *const u32,
-    ) {
+    unsafe fn step<const R: usize>(acc: &mut Acc<__m512, R>, x: Rows, w: *const u32) {
         // SAFETY: the CPU has AVX512-BF16 (the trait contract); w points at an aligned 32-pair
         // panel step; row i pair p is inside the activations.
         unsafe {
             let w0: __m512bh = std::mem::transmute(_mm512_load_si512(w.cast()));
             let w1: __m512bh = std::mem::transmute(_mm512_load_si512(w.add(16).cast()));
             for (i, r) in acc.iter_mut().enumerate() {
-                let x: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(*a.add(i * lda + p) as i32));
-                r[0] = _mm512_dpbf16_ps(r[0], x, w0);
-                r[1] = _mm512_dpbf16_ps(r[1], x, w1);
+                let pair = *x.a.add(i * x.lda + x.p) as i32;
+                let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair));
+                r[0] = _mm512_dpbf16_ps(r[0], xv, w0);
+                r[1] = _mm512_dpbf16_ps(r[1], xv, w1);
             }
         }
     }

@@ -13,70 +13,68 @@ use super::driver::{Epi, EpiFn, Out, TILE_MAX, epilogue_generic};
 use super::{Int8Weights, KG, NR};
 use crate::simd::SimdF32;
 
-/// The integer side of one level's vectors, for the epilogue.
+/// The integer side of one level's vectors and the epilogue's column accesses.
+///
+/// The column methods take a lane mask: a level with [`Int8Vec::MASKED_TAIL`] honours it (AVX-512's
+/// masked loads and stores cost the same as plain ones); the others are only called with every lane
+/// enabled and use plain loads and stores.
 ///
 /// # Safety
 /// As [`SimdF32`]: implementations only use instructions of their level, every method needs a CPU
-/// with the level, and pointer arguments must be valid for the lanes the method names.
+/// with the level, and pointer arguments must be valid for the lanes the method names (all of them
+/// without `MASKED_TAIL`).
 pub(super) unsafe trait Int8Vec: SimdF32 {
     /// `LANES` i32 lanes.
     type I: Copy;
-    /// Column tails in masked vectors (cheap masked byte stores) rather than the portable epilogue.
+    /// Column tails in masked vectors rather than by the portable epilogue.
     const MASKED_TAIL: bool;
 
-    /// `LANES` i32 from `p` (unaligned).
-    unsafe fn load_i32(p: *const i32) -> Self::I;
-    /// The lanes enabled by `m` from `p`, zero elsewhere; disabled lanes are not read.
-    unsafe fn load_i32_masked(p: *const i32, m: Self::Mask) -> Self::I;
-    /// `LANES` i32 to `p`.
-    unsafe fn store_i32(v: Self::I, p: *mut i32);
-    /// The lanes enabled by `m` to `p`; disabled lanes are not written.
-    unsafe fn store_i32_masked(v: Self::I, p: *mut i32, m: Self::Mask);
+    /// The f32 columns `m` enables from `p`, zero elsewhere.
+    unsafe fn cols_f32(p: *const f32, m: Self::Mask) -> Self;
+    /// The i32 columns `m` enables from `p`, zero elsewhere.
+    unsafe fn cols_i32(p: *const i32, m: Self::Mask) -> Self::I;
+    /// The lanes `m` enables to `p`.
+    unsafe fn store_cols_f32(self, p: *mut f32, m: Self::Mask);
+    /// The i32 lanes `m` enables to `p`.
+    unsafe fn store_cols_i32(v: Self::I, p: *mut i32, m: Self::Mask);
+    /// The lanes `m` enables (whole numbers in `0..=255`) as bytes to `p`.
+    unsafe fn store_cols_u8(self, p: *mut u8, m: Self::Mask);
     /// `acc - corr` (wrapping), converted to f32.
     unsafe fn sub_to_f32(acc: Self::I, corr: Self::I) -> Self;
-    /// The lanes (whole numbers in `0..=255`) as `LANES` bytes to `p`.
-    unsafe fn store_u8(self, p: *mut u8);
-    /// The lanes enabled by `m` (whole numbers in `0..=255`) as bytes to `p`; disabled lanes are not
-    /// written.
-    unsafe fn store_u8_masked(self, p: *mut u8, m: Self::Mask);
     /// The smallest lane (`vminps` order).
     unsafe fn reduce_min(self) -> f32;
     /// The largest lane (`vmaxps` order).
     unsafe fn reduce_max(self) -> f32;
 }
 
-// SAFETY: every method uses AVX and AVX2 instructions only.
+// SAFETY: every method uses AVX and AVX2 instructions only; the column methods (called with every
+// lane enabled, see the trait) read and write all 8 lanes.
 unsafe impl Int8Vec for __m256 {
     type I = __m256i;
     const MASKED_TAIL: bool = false;
 
     #[inline(always)]
-    unsafe fn load_i32(p: *const i32) -> __m256i {
+    unsafe fn cols_f32(p: *const f32, _: __m256) -> __m256 {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn cols_i32(p: *const i32, _: __m256) -> __m256i {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_loadu_si256(p.cast()) }
     }
     #[inline(always)]
-    unsafe fn load_i32_masked(p: *const i32, m: __m256) -> __m256i {
+    unsafe fn store_cols_f32(self, p: *mut f32, _: __m256) {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm256_maskload_epi32(p, _mm256_castps_si256(m)) }
+        unsafe { _mm256_storeu_ps(p, self) }
     }
     #[inline(always)]
-    unsafe fn store_i32(v: __m256i, p: *mut i32) {
+    unsafe fn store_cols_i32(v: __m256i, p: *mut i32, _: __m256) {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_storeu_si256(p.cast(), v) }
     }
     #[inline(always)]
-    unsafe fn store_i32_masked(v: __m256i, p: *mut i32, m: __m256) {
-        // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm256_maskstore_epi32(p, _mm256_castps_si256(m), v) }
-    }
-    #[inline(always)]
-    unsafe fn sub_to_f32(acc: __m256i, corr: __m256i) -> __m256 {
-        // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr)) }
-    }
-    #[inline(always)]
-    unsafe fn store_u8(self, p: *mut u8) {
+    unsafe fn store_cols_u8(self, p: *mut u8, _: __m256) {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe {
             let i = _mm256_cvtps_epi32(self);
@@ -85,19 +83,9 @@ unsafe impl Int8Vec for __m256 {
         }
     }
     #[inline(always)]
-    unsafe fn store_u8_masked(self, p: *mut u8, m: __m256) {
-        let mut bytes = [0u8; 8];
-        // SAFETY: the caller runs on a CPU with this level; `bytes` holds the 8 lanes' bytes and
-        // only the enabled lanes are copied to `p`.
-        unsafe {
-            self.store_u8(bytes.as_mut_ptr());
-            let enabled = _mm256_movemask_ps(m);
-            for (l, &b) in bytes.iter().enumerate() {
-                if enabled & (1 << l) != 0 {
-                    p.add(l).write(b);
-                }
-            }
-        }
+    unsafe fn sub_to_f32(acc: __m256i, corr: __m256i) -> __m256 {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr)) }
     }
     #[inline(always)]
     unsafe fn reduce_min(self) -> f32 {
@@ -115,45 +103,41 @@ unsafe impl Int8Vec for __m256 {
     }
 }
 
-// SAFETY: every method uses AVX-512 F/BW/VL/DQ instructions only.
+// SAFETY: every method uses AVX-512 F/BW/VL/DQ instructions only; masked-off lanes are neither
+// read nor written.
 unsafe impl Int8Vec for __m512 {
     type I = __m512i;
     const MASKED_TAIL: bool = true;
 
     #[inline(always)]
-    unsafe fn load_i32(p: *const i32) -> __m512i {
+    unsafe fn cols_f32(p: *const f32, m: __mmask16) -> __m512 {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm512_loadu_si512(p.cast()) }
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
     }
     #[inline(always)]
-    unsafe fn load_i32_masked(p: *const i32, m: __mmask16) -> __m512i {
+    unsafe fn cols_i32(p: *const i32, m: __mmask16) -> __m512i {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_maskz_loadu_epi32(m, p) }
     }
     #[inline(always)]
-    unsafe fn store_i32(v: __m512i, p: *mut i32) {
+    unsafe fn store_cols_f32(self, p: *mut f32, m: __mmask16) {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm512_storeu_si512(p.cast(), v) }
+        unsafe { _mm512_mask_storeu_ps(p, m, self) }
     }
     #[inline(always)]
-    unsafe fn store_i32_masked(v: __m512i, p: *mut i32, m: __mmask16) {
+    unsafe fn store_cols_i32(v: __m512i, p: *mut i32, m: __mmask16) {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_mask_storeu_epi32(p, m, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_cols_u8(self, p: *mut u8, m: __mmask16) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(p.cast(), m, _mm512_cvtps_epi32(self)) }
     }
     #[inline(always)]
     unsafe fn sub_to_f32(acc: __m512i, corr: __m512i) -> __m512 {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)) }
-    }
-    #[inline(always)]
-    unsafe fn store_u8(self, p: *mut u8) {
-        // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { self.store_u8_masked(p, 0xFFFF) }
-    }
-    #[inline(always)]
-    unsafe fn store_u8_masked(self, p: *mut u8, m: __mmask16) {
-        // SAFETY: the caller runs on a CPU with this level (the trait contract).
-        unsafe { _mm512_mask_cvtepi32_storeu_epi8(p.cast(), m, _mm512_cvtps_epi32(self)) }
     }
     #[inline(always)]
     unsafe fn reduce_min(self) -> f32 {
@@ -241,45 +225,13 @@ struct TileIn<'t> {
     col0: usize,
 }
 
-/// `LANES` i32 from `p`, or (`MASKED`) the lanes `m` enables.
+/// The epilogue on the columns `m` enables of `c..c + LANES` of the tile.
 ///
 /// # Safety
-/// As [`Int8Vec::load_i32`] / [`Int8Vec::load_i32_masked`].
+/// The CPU has `V`'s level; the enabled lanes (all of them without [`Int8Vec::MASKED_TAIL`]) are
+/// columns inside the per-column arrays, every tile row and every output row.
 #[inline(always)]
-unsafe fn load_i32<V: Int8Vec, const MASKED: bool>(p: *const i32, m: V::Mask) -> V::I {
-    // SAFETY: forwarded contract.
-    unsafe {
-        if MASKED {
-            V::load_i32_masked(p, m)
-        } else {
-            V::load_i32(p)
-        }
-    }
-}
-
-/// `LANES` f32 from `p`, or (`MASKED`) the lanes `m` enables.
-///
-/// # Safety
-/// As [`SimdF32::load`] / [`SimdF32::load_masked`].
-#[inline(always)]
-unsafe fn load<V: Int8Vec, const MASKED: bool>(p: *const f32, m: V::Mask) -> V {
-    // SAFETY: forwarded contract.
-    unsafe {
-        if MASKED {
-            V::load_masked(p, m)
-        } else {
-            V::load(p)
-        }
-    }
-}
-
-/// The epilogue on columns `c..c + LANES` of the tile (only the lanes `m` enables when `MASKED`).
-///
-/// # Safety
-/// The CPU has `V`'s level; the lanes (all, or those `m` enables) are columns inside the
-/// per-column arrays, every tile row and every output row.
-#[inline(always)]
-unsafe fn columns<V: Int8Vec, const MASKED: bool>(
+unsafe fn columns<V: Int8Vec>(
     t: TileIn<'_>,
     c: usize,
     m: V::Mask,
@@ -287,45 +239,31 @@ unsafe fn columns<V: Int8Vec, const MASKED: bool>(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    let n = epi.n;
     let at0 = t.col0 + c;
     // SAFETY: the caller's contract: the enabled lanes are inside every array read or written.
     unsafe {
-        let corr = load_i32::<V, MASKED>(epi.corr.as_ptr().add(at0), m);
-        let mult = load::<V, MASKED>(epi.mult.as_ptr().add(at0), m);
-        let bias = load::<V, MASKED>(epi.bias.as_ptr().add(at0), m);
+        let corr = V::cols_i32(epi.corr.as_ptr().add(at0), m);
+        let mult = V::cols_f32(epi.mult.as_ptr().add(at0), m);
+        let bias = V::cols_f32(epi.bias.as_ptr().add(at0), m);
         for r in 0..t.rows {
-            let acc = load_i32::<V, MASKED>(t.tile.as_ptr().add(r * t.ldt + c), m);
-            let at = (t.row0 + r) * n + at0;
+            let acc = V::cols_i32(t.tile.as_ptr().add(r * t.ldt + c), m);
+            let at = (t.row0 + r) * epi.n + at0;
+            if let Out::I32(o) = out {
+                V::store_cols_i32(acc, o.as_mut_ptr().add(at), m);
+                continue;
+            }
             let v = V::sub_to_f32(acc, corr).mul(mult).add(bias);
             match out {
                 Out::F32(o) => {
                     let v = if epi.relu { v.max(k.zero) } else { v };
-                    let p = o.as_mut_ptr().add(at);
-                    if MASKED {
-                        v.store_masked(p, m)
-                    } else {
-                        v.store(p)
-                    }
+                    v.store_cols_f32(o.as_mut_ptr().add(at), m);
                 }
                 Out::U8(o) => {
                     let q = v.mul(k.inv).round_even();
                     let q = q.add(k.zp).max(k.lo).min(k.hi);
-                    let p = o.as_mut_ptr().add(at);
-                    if MASKED {
-                        q.store_u8_masked(p, m)
-                    } else {
-                        q.store_u8(p)
-                    }
+                    q.store_cols_u8(o.as_mut_ptr().add(at), m);
                 }
-                Out::I32(o) => {
-                    let p = o.as_mut_ptr().add(at);
-                    if MASKED {
-                        V::store_i32_masked(acc, p, m)
-                    } else {
-                        V::store_i32(acc, p)
-                    }
-                }
+                Out::I32(_) => {}
             }
         }
     }
@@ -384,10 +322,10 @@ pub(super) unsafe fn epilogue<V: Int8Vec>(
         };
         let all = V::first(l);
         for c in (0..full).step_by(l) {
-            columns::<V, false>(t, c, all, k, epi, out);
+            columns::<V>(t, c, all, k, epi, out);
         }
         if full < cols && V::MASKED_TAIL {
-            columns::<V, true>(t, full, V::first(cols - full), k, epi, out);
+            columns::<V>(t, full, V::first(cols - full), k, epi, out);
         }
     }
     if full < cols && !V::MASKED_TAIL {
@@ -447,7 +385,16 @@ pub(super) unsafe fn panel_gemm<T: PanelTile>(
             let r = (m - i).min(T::MR);
             // SAFETY: rows i..i+r of `a` hold `kp` codes each (asserted above); `tile` holds MR×16;
             // the CPU has T's features (forwarded).
-            unsafe { T::tile(r, a.as_ptr().add(i * lda), lda, wp, groups, tile.as_mut_ptr()) };
+            unsafe {
+                T::tile(
+                    r,
+                    a.as_ptr().add(i * lda),
+                    lda,
+                    wp,
+                    groups,
+                    tile.as_mut_ptr(),
+                )
+            };
             epi_fn(&tile, NR, r, i, p * NR, cols, epi, out);
             i += r;
         }

@@ -5,7 +5,6 @@ pub(crate) mod vnni;
 
 use std::arch::x86_64::*;
 
-
 super::simd::level_entries!(
     std::arch::x86_64::__m512,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"
