@@ -1,8 +1,6 @@
 //! `quantrec quantize --min-auc-ratio`: MLPerf's accuracy criterion beside the ΔNE budget,
 //! recorded in the artifact's provenance; bad ratios and an AUC-drop budget beside it are refused.
 
-use std::path::Path;
-
 use quantrec_model::artifact::Artifact;
 
 mod common;

@@ -1,8 +1,6 @@
 //! `quantrec train` end to end: a tiny synthetic run writes a dlrm state dict that
 //! `quantrec import` accepts and `quantrec predict` scores well; a TSV run with a holdout works.
 
-use std::path::Path;
-
 mod common;
 use common::{quantrec, s};
 
