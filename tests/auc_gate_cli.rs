@@ -1,22 +1,10 @@
 //! `quantrec quantize --min-auc-ratio`: MLPerf's accuracy criterion beside the ΔNE budget,
 //! recorded in the artifact's provenance; bad ratios and an AUC-drop budget beside it are refused.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use quantrec_model::artifact::Artifact;
 
-use quantrec_data::synth::criteo_table_rows;
-use quantrec_model::artifact::{self, Artifact, Provenance};
-use quantrec_model::{Plan, Weights};
-use quantrec_train::suggested_config;
-
-fn quantrec(args: &[&str], paths: &[&Path]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_quantrec"));
-    c.args(args);
-    for p in paths {
-        c.arg(p);
-    }
-    c.output().unwrap()
-}
+mod common;
+use common::run_with as quantrec;
 
 #[test]
 fn the_auc_ratio_gate_is_applied_and_recorded() {
@@ -28,16 +16,8 @@ fn the_auc_ratio_gate_is_applied_and_recorded() {
         &[&data],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let config = suggested_config(13, &criteo_table_rows(300), 8);
     let model = dir.join("f32.safetensors");
-    artifact::save(
-        &model,
-        &config,
-        &Weights::random(&config, 5),
-        &Plan::f32(&config),
-        &Provenance::default(),
-    )
-    .unwrap();
+    common::save_random_f32(&model, 300, 5);
     let out = dir.join("q.safetensors");
     let run = |extra: &[&str]| {
         let mut args = vec!["quantize", "--plan", "fp16", "--min-auc-ratio"];

@@ -1,23 +1,12 @@
 //! `quantrec import`, `inspect` and `predict` end to end on the shared fixtures.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn quantrec(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .args(args)
-        .output()
-        .expect("running quantrec");
-    assert!(
-        out.status.success(),
-        "quantrec {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::quantrec;
 
 fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("quantrec-cli-{}-{name}", std::process::id()))
+    common::tmp("cli", name)
 }
 
 #[test]

@@ -2,34 +2,27 @@
 //! bytes, everything else is copied, and the metadata records what was converted.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use safetensors::{Dtype, SafeTensors};
+
+mod common;
 
 fn fixture() -> PathBuf {
     quantrec_testkit::fixture(env!("CARGO_MANIFEST_DIR"), "rowwise_formats.safetensors")
 }
 
 fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("quantrec-convert-{}-{name}", std::process::id()))
+    common::tmp("convert", name)
 }
 
+/// `quantrec convert args`.
 fn convert(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .arg("convert")
-        .args(args)
-        .output()
-        .expect("running quantrec")
+    common::run(&[&["convert"], args].concat())
 }
 
+/// `quantrec convert args`, which must succeed; its stdout.
 fn run_ok(args: &[&str]) -> String {
-    let out = convert(args);
-    assert!(
-        out.status.success(),
-        "quantrec convert {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::quantrec(&[&["convert"], args].concat())
 }
 
 /// Checks `output` against the fixture: each `(converted, expected)` pair holds the expected

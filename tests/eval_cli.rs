@@ -2,7 +2,6 @@
 //! against the library computing the same metrics.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use quantrec_data::metrics::MetricsAccumulator;
 use quantrec_data::source::read_all;
@@ -13,18 +12,8 @@ use quantrec_model::config::{DotOrder, Interaction, Naming, PoolingMode, TableCo
 use quantrec_model::plan::ActivationPlan;
 use quantrec_model::{LayerPrecision, Model, ModelConfig, Plan, Scratch, Weights};
 
-fn quantrec(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .args(args)
-        .output()
-        .expect("running quantrec");
-    assert!(
-        out.status.success(),
-        "quantrec {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::{quantrec, s};
 
 fn config() -> ModelConfig {
     ModelConfig {
@@ -45,10 +34,6 @@ fn config() -> ModelConfig {
         top_mlp: vec![16, 1],
         naming: Naming::Dlrm,
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The metrics the library computes for `model` on the first `rows` of `data`, predicted in

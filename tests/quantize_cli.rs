@@ -1,26 +1,11 @@
 //! `quantrec quantize`, `debug` and `refresh` end to end on tiny generated files.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use quantrec_data::synth::criteo_table_rows;
-use quantrec_model::artifact::{self, Artifact, Provenance};
-use quantrec_model::{Plan, Weights};
-use quantrec_train::suggested_config;
+use quantrec_model::artifact::Artifact;
 
-fn quantrec(args: &[&str], paths: &[&Path]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_quantrec"));
-    c.args(args);
-    for p in paths {
-        c.arg(p);
-    }
-    c.output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{run_with as quantrec, stdout_ok as ok};
 
 #[test]
 fn quantize_debug_refresh_on_generated_files() {
@@ -42,16 +27,8 @@ fn quantize_debug_refresh_on_generated_files() {
             &[path],
         ));
     }
-    let config = suggested_config(13, &criteo_table_rows(400), 8);
     let model = dir.join("f32.safetensors");
-    artifact::save(
-        &model,
-        &config,
-        &Weights::random(&config, 9),
-        &Plan::f32(&config),
-        &Provenance::default(),
-    )
-    .unwrap();
+    common::save_random_f32(&model, 400, 9);
     let out = dir.join("q.safetensors");
     let report = dir.join("report");
     let stdout = ok(&quantrec(

@@ -3,31 +3,12 @@
 //! snapshot trained further, printing the plan diff and the gate.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use quantrec_data::synth::criteo_table_rows;
 use quantrec_train::read_safetensors;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .args(args)
-        .output()
-        .expect("running quantrec")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "quantrec {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{quantrec as ok, run, s};
 
 fn write_data(path: &Path, split: &str, rows: &str, drift: &[&str]) {
     let mut a = vec![

@@ -6,15 +6,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("quantrec-serve-cli-{}-{name}", std::process::id()))
-}
+mod common;
+use common::run as quantrec;
 
-fn quantrec(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .args(args)
-        .output()
-        .expect("running quantrec")
+fn tmp(name: &str) -> PathBuf {
+    common::tmp("serve-cli", name)
 }
 
 fn import_fixture(out: &std::path::Path) {

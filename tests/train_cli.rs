@@ -1,25 +1,8 @@
 //! `quantrec train` end to end: a tiny synthetic run writes a dlrm state dict that
 //! `quantrec import` accepts and `quantrec predict` scores well; a TSV run with a holdout works.
 
-use std::path::Path;
-use std::process::Command;
-
-fn quantrec(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrec"))
-        .args(args)
-        .output()
-        .expect("running quantrec");
-    assert!(
-        out.status.success(),
-        "quantrec {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{quantrec, s};
 
 #[test]
 fn train_synthetic_then_import_and_predict() {

@@ -55,6 +55,9 @@ pub(crate) unsafe trait SimdF32: Copy {
     unsafe fn load_bf16(p: *const u8) -> Self;
     /// The low `LANES` bytes of `b` as unsigned integers, converted to f32.
     unsafe fn from_u8(b: __m128i) -> Self;
+    /// `LANES` bfloat16 pairs (`4 · LANES` bytes) from `p`, widened: the even (low) halves, then
+    /// the odd (high) ones.
+    unsafe fn load_bf16_pairs(p: *const u32) -> (Self, Self);
 
     /// `self + o`.
     unsafe fn add(self, o: Self) -> Self;
@@ -170,6 +173,18 @@ unsafe impl SimdF32 for __m256 {
     unsafe fn from_u8(b: __m128i) -> Self {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16_pairs(p: *const u32) -> (Self, Self) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe {
+            let v = _mm256_loadu_si256(p.cast());
+            let hi = _mm256_set1_epi32(0xFFFF_0000_u32 as i32);
+            (
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)),
+                _mm256_castsi256_ps(_mm256_and_si256(v, hi)),
+            )
+        }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
@@ -362,6 +377,18 @@ unsafe impl SimdF32 for __m512 {
     unsafe fn from_u8(b: __m128i) -> Self {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16_pairs(p: *const u32) -> (Self, Self) {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe {
+            let v = _mm512_loadu_si512(p.cast());
+            let hi = _mm512_set1_epi32(0xFFFF_0000_u32 as i32);
+            (
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)),
+                _mm512_castsi512_ps(_mm512_and_si512(v, hi)),
+            )
+        }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {

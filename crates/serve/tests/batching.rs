@@ -4,13 +4,26 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::http::{options, post_json, start};
 use common::*;
 use quantrec_model::artifact::Artifact;
+use quantrec_model::{Model, ModelConfig};
 use serde_json::json;
+
+/// A repository in `temp_dir(tag)` holding version 1 of model "m" (the small config in f32, seed 2),
+/// with that config and the model itself (to compute expected scores).
+fn f32_repo(tag: &str) -> (PathBuf, ModelConfig, Arc<Model>) {
+    let dir = temp_dir(tag);
+    let config = small_config();
+    let bytes = artifact_bytes(&config, &quantrec_model::Plan::f32(&config), 2);
+    write_version(&dir, "m", 1, &bytes);
+    let model = Arc::new(Artifact::from_bytes(bytes).unwrap().model);
+    (dir, config, model)
+}
 
 #[test]
 fn sixteen_concurrent_clients_get_their_solo_scores_for_every_plan() {
@@ -65,11 +78,7 @@ fn sixteen_concurrent_clients_get_their_solo_scores_for_every_plan() {
 
 #[test]
 fn a_full_queue_refuses_only_the_overflow_at_once() {
-    let dir = temp_dir("overflow");
-    let config = small_config();
-    let bytes = artifact_bytes(&config, &quantrec_model::Plan::f32(&config), 2);
-    write_version(&dir, "m", 1, &bytes);
-    let model = Arc::new(Artifact::from_bytes(bytes).unwrap().model);
+    let (dir, config, model) = f32_repo("overflow");
     let mut opts = options(&dir);
     opts.queue = 4;
     opts.max_delay_us = 4_000_000;
@@ -122,14 +131,7 @@ fn a_full_queue_refuses_only_the_overflow_at_once() {
 
 #[test]
 fn expired_requests_are_answered_with_a_timeout_and_not_computed() {
-    let dir = temp_dir("deadline");
-    let config = small_config();
-    write_version(
-        &dir,
-        "m",
-        1,
-        &artifact_bytes(&config, &quantrec_model::Plan::f32(&config), 2),
-    );
+    let (dir, config, _) = f32_repo("deadline");
     let mut opts = options(&dir);
     opts.max_delay_us = 400_000;
     opts.max_batch = 100_000;
@@ -170,11 +172,7 @@ fn concurrent_calls_split_into_parallel_chunks_all_succeed() {
     // Requests larger than the model's chunk run their chunks in parallel on the compute pool,
     // while other calls are in flight on the same pool (a thread waiting for its chunks may run
     // another call meanwhile).
-    let dir = temp_dir("chunks");
-    let config = small_config();
-    let bytes = artifact_bytes(&config, &quantrec_model::Plan::f32(&config), 2);
-    write_version(&dir, "m", 1, &bytes);
-    let model = Arc::new(Artifact::from_bytes(bytes).unwrap().model);
+    let (dir, config, model) = f32_repo("chunks");
     let mut opts = options(&dir);
     opts.max_batch = 700;
     opts.max_delay_us = 0;

@@ -13,6 +13,15 @@ use quantrec_model::{Plan, Scratch};
 use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use quantrec_serve::proto::*;
 
+/// Whether the server reports model "dlrm" (any version) ready.
+async fn dlrm_ready(c: &mut GrpcInferenceServiceClient<tonic::transport::Channel>) -> bool {
+    let request = ModelReadyRequest {
+        name: "dlrm".into(),
+        version: String::new(),
+    };
+    c.model_ready(request).await.unwrap().into_inner().ready
+}
+
 #[test]
 fn grpc_round_trips_and_control_rpcs() {
     let dir = temp_dir("grpc");
@@ -47,15 +56,7 @@ fn grpc_round_trips_and_control_rpcs() {
                 .into_inner()
                 .ready
         );
-        let mr = c
-            .model_ready(ModelReadyRequest {
-                name: "dlrm".into(),
-                version: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(mr.ready);
+        assert!(dlrm_ready(&mut c).await);
         let md = c
             .model_metadata(ModelMetadataRequest {
                 name: "dlrm".into(),
@@ -170,15 +171,7 @@ fn grpc_round_trips_and_control_rpcs() {
         })
         .await
         .unwrap();
-        let mr = c
-            .model_ready(ModelReadyRequest {
-                name: "dlrm".into(),
-                version: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!mr.ready);
+        assert!(!dlrm_ready(&mut c).await);
         c.repository_model_load(RepositoryModelLoadRequest {
             model_name: "dlrm".into(),
             ..Default::default()

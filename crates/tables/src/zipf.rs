@@ -2,6 +2,7 @@
 //! precomputed CDF, then scattered over the table by a fixed bijection so hot rows are not all
 //! in the first blocks.
 
+use quantrec_data::synth::bench::unlabeled_batch;
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::rng::Rng;
 
@@ -62,20 +63,12 @@ impl Zipf {
 /// A one-hot batch of `size` samples over tables of `rows` rows, ids drawn from `zipfs`, dense
 /// values `log1p(100·u)`.
 pub fn zipf_batch(size: usize, n_dense: usize, zipfs: &[Zipf], rng: &mut Rng) -> Batch {
-    let dense = (0..size * n_dense)
-        .map(|_| (100.0 * rng.uniform_f32(0.0, 1.0)).ln_1p())
-        .collect();
-    let sparse = zipfs
-        .iter()
-        .map(|z| SparseFeature::one_hot((0..size).map(|_| z.sample(rng)).collect()))
-        .collect();
-    Batch {
-        size,
-        n_dense,
-        dense,
-        sparse,
-        labels: None,
-    }
+    unlabeled_batch(size, n_dense, rng, |rng| {
+        zipfs
+            .iter()
+            .map(|z| SparseFeature::one_hot((0..size).map(|_| z.sample(rng)).collect()))
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@
 //! maps it back to `i` given the same table sizes. Multi-hot bags are comma-separated;
 //! [`Generator::tsv_schema`] is the schema that reads either form back.
 
+pub mod bench;
 pub mod drift;
 pub mod features;
 pub mod generate;

@@ -5,47 +5,13 @@
 
 use std::arch::x86_64::*;
 
-use super::Indices;
-use super::plan::{Idx, Job, RangeFn};
-use crate::formats::TableFormat;
-
-const F32: u8 = 0;
-const F16: u8 = 1;
-const BF16: u8 = 2;
-const FUSED8: u8 = 3;
-const FUSED8H: u8 = 4;
-const FUSED4: u8 = 5;
-const FUSED2: u8 = 6;
+use super::plan::{Idx, Job};
+use super::simd_shared::*;
 
 /// Columns pooled per pass over a bag.
 const BLOCK: usize = 64;
 
-/// The AVX2 kernel for `format`.
-pub(crate) fn kernel(format: TableFormat) -> RangeFn {
-    match format {
-        TableFormat::F32 => pool_range::<F32>,
-        TableFormat::F16 => pool_range::<F16>,
-        TableFormat::Bf16 => pool_range::<BF16>,
-        TableFormat::Fused8 => pool_range::<FUSED8>,
-        TableFormat::Fused8Half => pool_range::<FUSED8H>,
-        TableFormat::Fused4 => pool_range::<FUSED4>,
-        TableFormat::Fused2 => pool_range::<FUSED2>,
-    }
-}
-
-/// Pools bags `lo..hi` of `job`, stored in format `F`.
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C; `job` must be validated and its format must be `F`; no other
-/// thread may write the output columns of these bags.
-unsafe fn pool_range<const F: u8>(job: &Job<'_>, lo: usize, hi: usize) -> Result<(), usize> {
-    match job.indices {
-        // SAFETY: forwarded contract.
-        Indices::I32(ids) => unsafe { range::<F, i32>(job, ids, lo, hi) },
-        // SAFETY: forwarded contract.
-        Indices::I64(ids) => unsafe { range::<F, i64>(job, ids, lo, hi) },
-    }
-}
+super::simd_shared::range_kernels!("AVX2");
 
 #[target_feature(enable = "avx2,fma,f16c")]
 /// # Safety
@@ -62,18 +28,10 @@ unsafe fn range<const F: u8, I: Idx>(
     if dim <= BLOCK {
         // One pass per bag: pick the register count once for the whole range.
         // SAFETY: the caller's contract.
-        return unsafe {
-            match dim.div_ceil(8) {
-                0 => Ok(()),
-                1 => bags::<F, I, 1>(job, ids, lo, hi),
-                2 => bags::<F, I, 2>(job, ids, lo, hi),
-                3 => bags::<F, I, 3>(job, ids, lo, hi),
-                4 => bags::<F, I, 4>(job, ids, lo, hi),
-                5 => bags::<F, I, 5>(job, ids, lo, hi),
-                6 => bags::<F, I, 6>(job, ids, lo, hi),
-                7 => bags::<F, I, 7>(job, ids, lo, hi),
-                _ => bags::<F, I, 8>(job, ids, lo, hi),
-            }
+        return match dim.div_ceil(8) {
+            0 => Ok(()),
+            // SAFETY: the caller's contract.
+            n => by_regs!(n, R => unsafe { bags::<F, I, R>(job, ids, lo, hi) }),
         };
     }
     let mut start = job.bag_start(lo);
@@ -86,18 +44,9 @@ unsafe fn range<const F: u8, I: Idx>(
             let n = (dim - c0).min(BLOCK);
             let pf = if c0 == 0 { job.prefetch } else { 0 };
             // SAFETY: the caller's contract; `c0 + n <= dim`.
-            let ok = unsafe {
-                match n.div_ceil(8) {
-                    1 => block::<F, I, 1>(job, ids, start, end, c0, n, out, pf),
-                    2 => block::<F, I, 2>(job, ids, start, end, c0, n, out, pf),
-                    3 => block::<F, I, 3>(job, ids, start, end, c0, n, out, pf),
-                    4 => block::<F, I, 4>(job, ids, start, end, c0, n, out, pf),
-                    5 => block::<F, I, 5>(job, ids, start, end, c0, n, out, pf),
-                    6 => block::<F, I, 6>(job, ids, start, end, c0, n, out, pf),
-                    7 => block::<F, I, 7>(job, ids, start, end, c0, n, out, pf),
-                    _ => block::<F, I, 8>(job, ids, start, end, c0, n, out, pf),
-                }
-            };
+            let ok = by_regs!(n.div_ceil(8), R => unsafe {
+                block::<F, I, R>(job, ids, start, end, c0, n, out, pf)
+            });
             if !ok {
                 return Err(b);
             }
@@ -222,52 +171,6 @@ unsafe fn block<const F: u8, I: Idx, const R: usize>(
             }
         }
         true
-    }
-}
-
-/// Prefetches every cache line of the `rb` bytes at `p` (an address that is never read through).
-/// The trip count depends only on `rb`, not on the row's alignment, so the loop branch predicts
-/// perfectly (an alignment-dependent count mispredicts on about half the rows of a 36-byte table).
-#[inline(always)]
-fn prefetch_row(p: *const u8, rb: usize) {
-    if rb <= 64 {
-        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program. The two
-        // lines of the first and last byte cover a row of at most 64 bytes.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p.cast());
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast());
-        }
-        return;
-    }
-    for off in (0..rb).step_by(64) {
-        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };
-    }
-    // SAFETY: as above; covers the line of the last byte when the row straddles one more line.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast()) };
-}
-
-/// Reads the row's scale and bias (`p` points just past the codes).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C (the function is compiled for them); `p` points at the
-/// row's scale and bias (8 readable bytes for fused8, 4 for the f16 pair).
-unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
-    if F == FUSED8 {
-        // SAFETY: the caller points at 8 readable bytes.
-        unsafe {
-            (
-                p.cast::<f32>().read_unaligned(),
-                p.add(4).cast::<f32>().read_unaligned(),
-            )
-        }
-    } else {
-        // SAFETY: the caller points at 4 readable bytes (two f16).
-        let bits = unsafe { p.cast::<i32>().read_unaligned() };
-        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
-        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps::<1>(v, v)))
     }
 }
 

@@ -11,47 +11,13 @@
 
 use std::arch::x86_64::*;
 
-use super::Indices;
-use super::plan::{Idx, Job, RangeFn, ids_below};
-use crate::formats::TableFormat;
-
-const F32: u8 = 0;
-const F16: u8 = 1;
-const BF16: u8 = 2;
-const FUSED8: u8 = 3;
-const FUSED8H: u8 = 4;
-const FUSED4: u8 = 5;
-const FUSED2: u8 = 6;
+use super::plan::{Idx, Job, ids_below};
+use super::simd_shared::*;
 
 /// Columns pooled per pass over a bag.
 const BLOCK: usize = 128;
 
-/// The AVX-512 kernel for `format`.
-pub(crate) fn kernel(format: TableFormat) -> RangeFn {
-    match format {
-        TableFormat::F32 => pool_range::<F32>,
-        TableFormat::F16 => pool_range::<F16>,
-        TableFormat::Bf16 => pool_range::<BF16>,
-        TableFormat::Fused8 => pool_range::<FUSED8>,
-        TableFormat::Fused8Half => pool_range::<FUSED8H>,
-        TableFormat::Fused4 => pool_range::<FUSED4>,
-        TableFormat::Fused2 => pool_range::<FUSED2>,
-    }
-}
-
-/// Pools bags `lo..hi` of `job`, stored in format `F`.
-///
-/// # Safety
-/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C; `job` must be validated and its format must be
-/// `F`; no other thread may write the output columns of these bags.
-unsafe fn pool_range<const F: u8>(job: &Job<'_>, lo: usize, hi: usize) -> Result<(), usize> {
-    match job.indices {
-        // SAFETY: forwarded contract.
-        Indices::I32(ids) => unsafe { range::<F, i32>(job, ids, lo, hi) },
-        // SAFETY: forwarded contract.
-        Indices::I64(ids) => unsafe { range::<F, i64>(job, ids, lo, hi) },
-    }
-}
+super::simd_shared::range_kernels!("AVX-512");
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 /// # Safety
@@ -127,18 +93,9 @@ unsafe fn wide_block<const F: u8, I: Idx, const C: bool>(
     pf: usize,
 ) -> bool {
     // SAFETY: the caller's contract (see `block`).
-    unsafe {
-        match n.div_ceil(16) {
-            1 => block::<F, I, true, 1, C>(job, ids, start, end, c0, n, out, pf),
-            2 => block::<F, I, true, 2, C>(job, ids, start, end, c0, n, out, pf),
-            3 => block::<F, I, true, 3, C>(job, ids, start, end, c0, n, out, pf),
-            4 => block::<F, I, true, 4, C>(job, ids, start, end, c0, n, out, pf),
-            5 => block::<F, I, true, 5, C>(job, ids, start, end, c0, n, out, pf),
-            6 => block::<F, I, true, 6, C>(job, ids, start, end, c0, n, out, pf),
-            7 => block::<F, I, true, 7, C>(job, ids, start, end, c0, n, out, pf),
-            _ => block::<F, I, true, 8, C>(job, ids, start, end, c0, n, out, pf),
-        }
-    }
+    by_regs!(n.div_ceil(16), R => unsafe {
+        block::<F, I, true, R, C>(job, ids, start, end, c0, n, out, pf)
+    })
 }
 
 /// Bags `lo..hi` of a job with `dim <= BLOCK`: picks the register count and weighting once.
@@ -153,27 +110,12 @@ unsafe fn bags_for<const F: u8, I: Idx, const C: bool>(
     lo: usize,
     hi: usize,
 ) -> Result<(), usize> {
-    // SAFETY: the caller's contract.
-    unsafe {
-        match (job.weights.is_some(), job.dim.div_ceil(16)) {
-            (_, 0) => Ok(()),
-            (true, 1) => bags::<F, I, true, 1, C>(job, ids, lo, hi),
-            (true, 2) => bags::<F, I, true, 2, C>(job, ids, lo, hi),
-            (true, 3) => bags::<F, I, true, 3, C>(job, ids, lo, hi),
-            (true, 4) => bags::<F, I, true, 4, C>(job, ids, lo, hi),
-            (true, 5) => bags::<F, I, true, 5, C>(job, ids, lo, hi),
-            (true, 6) => bags::<F, I, true, 6, C>(job, ids, lo, hi),
-            (true, 7) => bags::<F, I, true, 7, C>(job, ids, lo, hi),
-            (true, _) => bags::<F, I, true, 8, C>(job, ids, lo, hi),
-            (false, 1) => bags::<F, I, false, 1, C>(job, ids, lo, hi),
-            (false, 2) => bags::<F, I, false, 2, C>(job, ids, lo, hi),
-            (false, 3) => bags::<F, I, false, 3, C>(job, ids, lo, hi),
-            (false, 4) => bags::<F, I, false, 4, C>(job, ids, lo, hi),
-            (false, 5) => bags::<F, I, false, 5, C>(job, ids, lo, hi),
-            (false, 6) => bags::<F, I, false, 6, C>(job, ids, lo, hi),
-            (false, 7) => bags::<F, I, false, 7, C>(job, ids, lo, hi),
-            (false, _) => bags::<F, I, false, 8, C>(job, ids, lo, hi),
-        }
+    match (job.weights.is_some(), job.dim.div_ceil(16)) {
+        (_, 0) => Ok(()),
+        // SAFETY: the caller's contract.
+        (true, n) => by_regs!(n, R => unsafe { bags::<F, I, true, R, C>(job, ids, lo, hi) }),
+        // SAFETY: the caller's contract.
+        (false, n) => by_regs!(n, R => unsafe { bags::<F, I, false, R, C>(job, ids, lo, hi) }),
     }
 }
 
@@ -349,52 +291,6 @@ unsafe fn block<const F: u8, I: Idx, const W: bool, const R: usize, const C: boo
 #[inline(always)]
 fn lane_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as u16
-}
-
-/// Prefetches every cache line of the `rb` bytes at `p` (an address that is never read through).
-/// The trip count depends only on `rb`, not on the row's alignment, so the loop branch predicts
-/// perfectly (an alignment-dependent count mispredicts on about half the rows of a 36-byte table).
-#[inline(always)]
-fn prefetch_row(p: *const u8, rb: usize) {
-    if rb <= 64 {
-        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program. The two
-        // lines of the first and last byte cover a row of at most 64 bytes.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p.cast());
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast());
-        }
-        return;
-    }
-    for off in (0..rb).step_by(64) {
-        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast()) };
-    }
-    // SAFETY: as above; covers the line of the last byte when the row straddles one more line.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast()) };
-}
-
-/// Reads the row's scale and bias (`p` points just past the codes).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-///
-/// # Safety
-/// The CPU must have AVX-512 F/BW/VL/DQ, FMA and F16C (the function is compiled for them); `p`
-/// points at the row's scale and bias (8 readable bytes for fused8, 4 for the f16 pair).
-unsafe fn scale_bias<const F: u8>(p: *const u8) -> (f32, f32) {
-    if F == FUSED8 {
-        // SAFETY: the caller points at 8 readable bytes.
-        unsafe {
-            (
-                p.cast::<f32>().read_unaligned(),
-                p.add(4).cast::<f32>().read_unaligned(),
-            )
-        }
-    } else {
-        // SAFETY: the caller points at 4 readable bytes (two f16).
-        let bits = unsafe { p.cast::<i32>().read_unaligned() };
-        let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits));
-        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps::<1>(v, v)))
-    }
 }
 
 /// Decodes columns `col..col + n` (`1 <= n <= 16`, `col` a multiple of 16) of a row to f32 lanes

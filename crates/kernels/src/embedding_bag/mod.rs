@@ -27,6 +27,8 @@ mod batch;
 mod plan;
 mod portable;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod simd_shared;
 mod tiered;
 
 use crate::formats::{TableFormat, TableRef};

@@ -7,6 +7,36 @@ fn finish(v: f32, relu: bool) -> f32 {
     if relu { v.max(0.0) } else { v }
 }
 
+/// Defines the oracle's `forward(x, m, n, k, bias, out, relu)`: a plain triple loop with f32
+/// accumulation in k order of `widen_x(x[i][p]) · widen_w(w[j][p])`, then bias and optional ReLU.
+macro_rules! oracle_forward {
+    ($doc:literal, |$x:ident| $widen_x:expr, |$w:ident| $widen_w:expr) => {
+        #[doc = $doc]
+        #[allow(clippy::too_many_arguments)]
+        pub fn forward(
+            &self,
+            x: &[f32],
+            m: usize,
+            n: usize,
+            k: usize,
+            bias: &[f32],
+            out: &mut [f32],
+            relu: bool,
+        ) {
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0f32;
+                    for p in 0..k {
+                        let ($x, $w) = (x[i * k + p], self.w[j * k + p]);
+                        acc = ($widen_x).mul_add($widen_w, acc);
+                    }
+                    out[i * n + j] = finish(acc + bias[j], relu);
+                }
+            }
+        }
+    };
+}
+
 /// f32 weights, row-major `n×k`.
 #[derive(Debug, Clone)]
 pub struct F32Weights {
@@ -19,28 +49,11 @@ impl F32Weights {
         F32Weights { w: w.to_vec() }
     }
 
-    /// Plain triple loop with f32 accumulation in k order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        bias: &[f32],
-        out: &mut [f32],
-        relu: bool,
-    ) {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0f32;
-                for p in 0..k {
-                    acc = x[i * k + p].mul_add(self.w[j * k + p], acc);
-                }
-                out[i * n + j] = finish(acc + bias[j], relu);
-            }
-        }
-    }
+    oracle_forward!(
+        "Plain triple loop with f32 accumulation in k order.",
+        |x| x,
+        |w| w
+    );
 }
 
 /// f16 weights (values beyond ±65504 saturate, like FBGEMM's fp16 packing).
@@ -69,28 +82,7 @@ impl F16Weights {
         F16Weights { w, saturated }
     }
 
-    /// f32 compute on widened weights.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        bias: &[f32],
-        out: &mut [f32],
-        relu: bool,
-    ) {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0f32;
-                for p in 0..k {
-                    acc = x[i * k + p].mul_add(self.w[j * k + p].to_f32(), acc);
-                }
-                out[i * n + j] = finish(acc + bias[j], relu);
-            }
-        }
-    }
+    oracle_forward!("f32 compute on widened weights.", |x| x, |w| w.to_f32());
 }
 
 /// bf16 weights; activations are rounded to bf16 per call.
@@ -107,27 +99,9 @@ impl Bf16Weights {
         }
     }
 
-    /// Products of bf16 values are exact in f32; accumulation is f32 in k order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        x: &[f32],
-        m: usize,
-        n: usize,
-        k: usize,
-        bias: &[f32],
-        out: &mut [f32],
-        relu: bool,
-    ) {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0f32;
-                for p in 0..k {
-                    let xv = bf16::from_f32(x[i * k + p]).to_f32();
-                    acc = xv.mul_add(self.w[j * k + p].to_f32(), acc);
-                }
-                out[i * n + j] = finish(acc + bias[j], relu);
-            }
-        }
-    }
+    oracle_forward!(
+        "Products of bf16 values are exact in f32; accumulation is f32 in k order.",
+        |x| bf16::from_f32(x).to_f32(),
+        |w| w.to_f32()
+    );
 }

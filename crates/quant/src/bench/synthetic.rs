@@ -2,6 +2,8 @@
 //! `dlrmv2_bench.py`), for `bench model --synthetic`: tables are generated directly in their stored
 //! format, ids are skewed like the peers' (`n·u³`), multi-hot where the shape is.
 
+use quantrec_data::synth::CRITEO_KAGGLE_ROWS;
+use quantrec_data::synth::bench::unlabeled_batch;
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::rng::Rng;
@@ -13,10 +15,7 @@ use quantrec_model::{LayerPrecision, Model, ModelConfig, Plan, Weights};
 use crate::{QuantError, Result};
 
 /// Criteo Kaggle cardinalities (as in `dlrm_bench.py`).
-const KAGGLE: [usize; 26] = [
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
-    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
-];
+const KAGGLE: [usize; 26] = CRITEO_KAGGLE_ROWS;
 
 /// Criteo 1TB cardinalities of MLPerf's DLRM-v2 (as in `dlrmv2_bench.py`).
 const CRITEO_1TB: [usize; 26] = [
@@ -221,34 +220,25 @@ pub fn batch(
     zipf: bool,
 ) -> Batch {
     let mut rng = Rng::new(seed);
-    let dense = (0..size * n_dense)
-        .map(|_| (100.0 * rng.uniform_f32(0.0, 1.0)).ln_1p())
-        .collect();
-    let sparse = rows
-        .iter()
-        .zip(pooling)
-        .map(|(&r, &h)| {
-            let ids = (0..size * h)
-                .map(|_| {
-                    let u = rng.uniform();
-                    let x = if zipf { u * u * u } else { u };
-                    ((r as f64 * x) as i64).min(r as i64 - 1)
-                })
-                .collect();
-            SparseFeature {
-                offsets: (0..=size).map(|i| (i * h) as i64).collect(),
-                ids,
-                weights: None,
-            }
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense,
-        dense,
-        sparse,
-        labels: None,
-    }
+    unlabeled_batch(size, n_dense, &mut rng, |rng| {
+        rows.iter()
+            .zip(pooling)
+            .map(|(&r, &h)| {
+                let ids = (0..size * h)
+                    .map(|_| {
+                        let u = rng.uniform();
+                        let x = if zipf { u * u * u } else { u };
+                        ((r as f64 * x) as i64).min(r as i64 - 1)
+                    })
+                    .collect();
+                SparseFeature {
+                    offsets: (0..=size).map(|i| (i * h) as i64).collect(),
+                    ids,
+                    weights: None,
+                }
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

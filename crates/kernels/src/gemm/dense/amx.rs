@@ -134,7 +134,8 @@ unsafe fn bf16_block(t: &Tile, h: usize) {
                 options(nostack));
         }
     }
-    let (m0, m1) = super::avx512::masks(t.nv);
+    // SAFETY: the CPU has AVX-512 (the caller's contract).
+    let (m0, m1) = unsafe { super::tile::masks::<__m512>(t.nv) };
     let zero = _mm512_setzero_ps();
     // SAFETY: masked loads/stores touch only the nv valid columns of the bias and of rows i < h of
     // the output tile (caller's contract); rows i < h of `buf` (32 floats each) were written by the

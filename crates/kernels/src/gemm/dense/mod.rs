@@ -30,9 +30,10 @@ mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
-#[macro_use]
 mod avx512;
 pub(crate) mod pack;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 

@@ -1,70 +1,38 @@
 //! 256-bit AVX-VNNI GEMM (`vpdpbusd` with VEX encoding): u8·s8 quadruples summed straight into i32,
-//! exact for every code. Tiles of up to 6 rows × 16 columns (12 accumulators).
+//! exact for every code. Tiles of up to 6 rows × 16 columns (12 accumulators), driven by the panel
+//! loop of [`super::simd`].
 
 use std::arch::x86_64::*;
 
-use super::driver::{Epi, EpiFn, Out, TILE_MAX};
-use super::{Int8Weights, KG, NR};
+use super::simd::PanelTile;
+use super::{KG, NR};
 
-/// Packed GEMM; see the module docs.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(
-    a: &[u8],
-    lda: usize,
-    m: usize,
-    h: usize,
-    w: &Int8Weights,
-    epi: &Epi<'_>,
-    epi_fn: EpiFn,
-    out: &mut Out<'_>,
-) {
-    assert_eq!(h, 1, "this kernel reads row-major activations");
-    // SAFETY: only installed for the AvxVnni kernel, which is only selected when the CPU has
-    // AVX2 and AVX-VNNI.
-    unsafe { gemm_avxvnni(a, lda, m, w, epi, epi_fn, out) }
-}
+/// The `vpdpbusd` tile: up to 6 rows × one 16-column panel ([`tile_vnni`]).
+struct VnniTile;
 
-#[target_feature(enable = "avx2,fma,avxvnni")]
-/// # Safety
-/// The CPU must have AVX2, FMA and AVX-VNNI. The buffer sizes are asserted.
-unsafe fn gemm_avxvnni(
-    a: &[u8],
-    lda: usize,
-    m: usize,
-    w: &Int8Weights,
-    epi: &Epi<'_>,
-    epi_fn: EpiFn,
-    out: &mut Out<'_>,
-) {
-    let groups = w.kp / KG;
-    let pstride = w.pstride;
-    let mut tile = [0i32; TILE_MAX];
-    assert!(a.len() >= m * lda && lda >= w.kp && w.packed().len() >= w.n.div_ceil(NR) * pstride);
-    for p in 0..w.n.div_ceil(NR) {
-        let cols = NR.min(w.n - p * NR);
-        // SAFETY: panel `p` lies inside `packed` (asserted above).
-        let wp = unsafe { w.packed().as_ptr().add(p * pstride) };
-        let mut i = 0;
-        while i < m {
-            let r = (m - i).min(6);
-            let t = tile.as_mut_ptr();
-            // SAFETY: rows i..i+r of `a` hold `kp` codes each (asserted above); `tile` holds 6×16.
-            unsafe {
-                let ap = a.as_ptr().add(i * lda);
-                match r {
-                    6 => tile_vnni::<6>(ap, lda, wp, groups, t),
-                    5 => tile_vnni::<5>(ap, lda, wp, groups, t),
-                    4 => tile_vnni::<4>(ap, lda, wp, groups, t),
-                    3 => tile_vnni::<3>(ap, lda, wp, groups, t),
-                    2 => tile_vnni::<2>(ap, lda, wp, groups, t),
-                    _ => tile_vnni::<1>(ap, lda, wp, groups, t),
-                }
+impl PanelTile for VnniTile {
+    const MR: usize = 6;
+    #[inline(always)]
+    unsafe fn tile(r: usize, a: *const u8, lda: usize, w: *const i8, groups: usize, t: *mut i32) {
+        // SAFETY: forwarded contract (the caller is compiled with AVX2 and AVX-VNNI).
+        unsafe {
+            match r {
+                6 => tile_vnni::<6>(a, lda, w, groups, t),
+                5 => tile_vnni::<5>(a, lda, w, groups, t),
+                4 => tile_vnni::<4>(a, lda, w, groups, t),
+                3 => tile_vnni::<3>(a, lda, w, groups, t),
+                2 => tile_vnni::<2>(a, lda, w, groups, t),
+                _ => tile_vnni::<1>(a, lda, w, groups, t),
             }
-            epi_fn(&tile, NR, r, i, p * NR, cols, epi, out);
-            i += r;
         }
     }
 }
+
+super::simd::gemm_entry!(
+    VnniTile,
+    "avx2,fma,avxvnni",
+    "the CPU has AVX2 and AVX-VNNI (the AvxVnni kernel only)."
+);
 
 #[target_feature(enable = "avx2,fma,avxvnni")]
 #[inline]

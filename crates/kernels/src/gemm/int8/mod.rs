@@ -49,6 +49,8 @@ mod avx512;
 mod avxvnni;
 mod buf;
 mod driver;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use super::{ActivationQuant, Int8Spec, PackedLinear, PackedWeights, QParams};
 use crate::registry::{FamilyCache, Implementation, KernelFamily};

@@ -15,29 +15,32 @@ fn cand(unit: &str, option: Opt, cost_saved: f64, delta_ne_alone: f64) -> Candid
     }
 }
 
-/// The ΔNE of an assignment under an additive model: the sum of the options' ΔNE alone.
-fn additive(cands: &[Candidate<String, Opt>], a: &Assignment<String, Opt>) -> f64 {
+/// The sum of `field` over the candidates an assignment picks.
+fn sum_over(
+    cands: &[Candidate<String, Opt>],
+    a: &Assignment<String, Opt>,
+    field: fn(&Candidate<String, Opt>) -> f64,
+) -> f64 {
     a.iter()
         .map(|(u, o)| {
-            cands
-                .iter()
-                .find(|c| &c.unit == u && c.option == *o)
-                .unwrap()
-                .delta_ne_alone
+            field(
+                cands
+                    .iter()
+                    .find(|c| &c.unit == u && c.option == *o)
+                    .unwrap(),
+            )
         })
         .sum()
 }
 
+/// The ΔNE of an assignment under an additive model: the sum of the options' ΔNE alone.
+fn additive(cands: &[Candidate<String, Opt>], a: &Assignment<String, Opt>) -> f64 {
+    sum_over(cands, a, |c| c.delta_ne_alone)
+}
+
+/// The cost an assignment saves.
 fn saved(cands: &[Candidate<String, Opt>], a: &Assignment<String, Opt>) -> f64 {
-    a.iter()
-        .map(|(u, o)| {
-            cands
-                .iter()
-                .find(|c| &c.unit == u && c.option == *o)
-                .unwrap()
-                .cost_saved
-        })
-        .sum()
+    sum_over(cands, a, |c| c.cost_saved)
 }
 
 /// Best cost saved over every assignment (each unit: baseline or one of its options) within the
