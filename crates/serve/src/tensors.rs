@@ -161,6 +161,14 @@ impl Signature {
 /// The names of the outputs, in the order they are returned by default.
 pub const OUTPUTS: [&str; 2] = [PROBABILITY, LOGIT];
 
+/// Appends the little-endian bytes of `v` to `out` (one reservation, no per-value allocation).
+pub fn put_f32_le(out: &mut Vec<u8>, v: &[f32]) {
+    out.reserve(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
 /// Decodes a tensor's values as `dt`, checking the element count against `count`.
 fn values<T: Element>(t: &InputTensor, count: usize) -> Result<Vec<T>> {
     let bad = |reason: String| ServeError::Data {
@@ -311,23 +319,26 @@ fn shape_err(t: &InputTensor, expected: String) -> ServeError {
     }
 }
 
-/// Checks ids against their table's rows.
+/// Checks ids against their table's rows: one pass over the ids, the bag (sample) of an id out
+/// of range is looked up only to report it.
 fn check_ids(sig: &Signature, tensor: &str, t: usize, f: &SparseFeature) -> Result<()> {
     let rows = sig.table_rows[t];
-    for b in 0..f.num_bags() {
-        let (s, e) = (f.offsets[b] as usize, f.offsets[b + 1] as usize);
-        if let Some(&id) = f.ids[s..e]
-            .iter()
-            .find(|&&id| id < 0 || id as u64 >= rows as u64)
-        {
-            return Err(ServeError::IdOutOfRange {
-                tensor: tensor.into(),
-                table: t,
-                sample: b,
-                id,
-                rows,
-            });
-        }
+    let start = f.offsets.first().map_or(0, |&o| o as usize);
+    let end = f.offsets.last().map_or(0, |&o| o as usize);
+    if let Some(i) = f.ids[start..end]
+        .iter()
+        .position(|&id| id < 0 || id as u64 >= rows as u64)
+    {
+        let at = (start + i) as i64;
+        // The bag b with offsets[b] <= at < offsets[b + 1] (empty bags are skipped over).
+        let sample = f.offsets.partition_point(|&o| o <= at) - 1;
+        return Err(ServeError::IdOutOfRange {
+            tensor: tensor.into(),
+            table: t,
+            sample,
+            id: f.ids[start + i],
+            rows,
+        });
     }
     Ok(())
 }

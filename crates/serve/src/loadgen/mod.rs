@@ -29,8 +29,9 @@ use quantrec_data::Batch;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-use crate::client::{GrpcClient, HttpBody, HttpClient, InferOptions, ModelShape, encode_http};
-use crate::proto::ModelInferRequest;
+use crate::client::{
+    EncodedInfer, GrpcClient, HttpBody, HttpClient, InferOptions, ModelShape, encode_http,
+};
 use crate::{Result, ServeError};
 pub use report::{LoadReport, MaxRateReport, Quantiles, Trial};
 
@@ -144,10 +145,12 @@ impl LoadgenOptions {
     }
 }
 
-/// The encoded requests of a run and the client that sends them.
+/// The encoded requests of a run and the client that sends them: bodies and messages are
+/// encoded once and sent as they are (a reference-counted buffer per send, no copy or re-encoding),
+/// so the client's cost per request is its transport's, not encoding.
 enum Prepared {
     Http(HttpClient, Vec<HttpBody>),
-    Grpc(GrpcClient, Vec<ModelInferRequest>),
+    Grpc(GrpcClient, Vec<EncodedInfer>),
 }
 
 /// Connected client, model shape and encoded requests: what every trial of a run reuses.
@@ -227,7 +230,10 @@ impl Session {
                 Err(c) => {
                     let reqs = batches
                         .iter()
-                        .map(|b| GrpcClient::infer_request(&o.model, b, &InferOptions::default()))
+                        .map(|b| {
+                            GrpcClient::infer_request(&o.model, b, &InferOptions::default())
+                                .map(|r| EncodedInfer::new(&r))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     Prepared::Grpc(c, reqs)
                 }
@@ -260,17 +266,10 @@ impl Session {
     pub fn wire_request(&self) -> HttpBody {
         match self.prepared.as_ref() {
             Prepared::Http(_, bodies) => bodies[0].clone(),
-            Prepared::Grpc(_, reqs) => {
-                let msg = prost::Message::encode_to_vec(&reqs[0]);
-                let mut framed = Vec::with_capacity(msg.len() + 5);
-                framed.push(0u8);
-                framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-                framed.extend_from_slice(&msg);
-                HttpBody {
-                    body: framed.into(),
-                    header_len: None,
-                }
-            }
+            Prepared::Grpc(_, reqs) => HttpBody {
+                body: reqs[0].framed(),
+                header_len: None,
+            },
         }
     }
 
@@ -393,7 +392,7 @@ impl Session {
 async fn send(p: &Prepared, model: &str, i: usize, candidates: usize) -> Result<()> {
     let r = match p {
         Prepared::Http(c, bodies) => c.infer_body(model, None, &bodies[i % bodies.len()]).await?,
-        Prepared::Grpc(c, reqs) => c.infer_raw(reqs[i % reqs.len()].clone()).await?,
+        Prepared::Grpc(c, reqs) => c.infer_encoded(&reqs[i % reqs.len()]).await?,
     };
     if r.probabilities.len() != candidates {
         return Err(ServeError::BadResponse {
