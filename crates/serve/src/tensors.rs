@@ -319,6 +319,29 @@ fn shape_err(t: &InputTensor, expected: String) -> ServeError {
     }
 }
 
+/// The tables of a one-hot `sparse` INT64 `[size, nt]` tensor, column t = table t. Binary data is
+/// read column by column straight from the received bytes (no intermediate row-major copy).
+fn one_hot_tables(t: &InputTensor, size: usize, nt: usize) -> Result<Vec<SparseFeature>> {
+    if let RawData::Bytes(b) = &t.data
+        && b.len() == size * nt * 8
+    {
+        return Ok((0..nt)
+            .map(|c| {
+                let ids = b
+                    .chunks_exact(nt * 8)
+                    .map(|row| <i64 as Element>::from_le(&row[c * 8..c * 8 + 8]))
+                    .collect();
+                SparseFeature::one_hot(ids)
+            })
+            .collect());
+    }
+    // Other encodings, and wrong sizes (which `values` reports).
+    let v: Vec<i64> = values(t, size * nt)?;
+    Ok((0..nt)
+        .map(|c| SparseFeature::one_hot((0..size).map(|b| v[b * nt + c]).collect()))
+        .collect())
+}
+
 /// Checks ids against their table's rows: one pass over the ids, the bag (sample) of an id out
 /// of range is looked up only to report it.
 fn check_ids(sig: &Signature, tensor: &str, t: usize, f: &SparseFeature) -> Result<()> {
@@ -428,10 +451,7 @@ pub fn to_batch(
                     reason: "the model pools some tables with per-id weights: send sparse_lengths, sparse_values and sparse_weights".into(),
                 });
             }
-            let v: Vec<i64> = values(&oh, size * nt)?;
-            (0..nt)
-                .map(|t| SparseFeature::one_hot((0..size).map(|b| v[b * nt + t]).collect()))
-                .collect::<Vec<_>>()
+            one_hot_tables(&oh, size, nt)?
         }
         (None, Some(len), Some(vals)) => {
             check_dtype(&len, Datatype::Int32)?;

@@ -538,7 +538,10 @@ mod tests {
             let first = !seen.contains(&rate.to_bits());
             seen.push(rate.to_bits());
             let hiccup = first && rate >= 150.0;
-            Ok(report(rate, if rate > 1000.0 || hiccup { 50.0 } else { 2.0 }))
+            Ok(report(
+                rate,
+                if rate > 1000.0 || hiccup { 50.0 } else { 2.0 },
+            ))
         })
         .unwrap();
         let max = r.max_rate.unwrap();
@@ -560,7 +563,14 @@ mod tests {
         let rates: Vec<(f64, bool)> = r.trials.iter().map(|t| (t.rate, t.retry)).collect();
         assert_eq!(
             rates,
-            [(4.0, false), (4.0, true), (2.0, false), (2.0, true), (1.0, false), (1.0, true)]
+            [
+                (4.0, false),
+                (4.0, true),
+                (2.0, false),
+                (2.0, true),
+                (1.0, false),
+                (1.0, true)
+            ]
         );
     }
 }
