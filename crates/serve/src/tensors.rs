@@ -651,4 +651,58 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, ServeError::Dtype { .. }), "{e}");
     }
+
+    #[test]
+    fn an_id_out_of_range_names_its_sample_past_empty_bags() {
+        let dense = t(
+            "dense",
+            "FP32",
+            vec![3, 2],
+            serde_json::json!([1, 2, 3, 4, 5, 6]),
+        );
+        // Table 1's bags: sample 0 empty, sample 1 = [9] (out of its 5 rows), sample 2 = [3, 4].
+        let lengths = t(
+            "sparse_lengths",
+            "INT32",
+            vec![2, 3],
+            serde_json::json!([1, 0, 1, 0, 1, 2]),
+        );
+        let values = t(
+            "sparse_values",
+            "INT64",
+            vec![5],
+            serde_json::json!([1, 2, 9, 3, 4]),
+        );
+        let e = to_batch("m", &sig(), vec![dense, lengths, values], false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ServeError::IdOutOfRange {
+                    table: 1,
+                    sample: 1,
+                    id: 9,
+                    rows: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn binary_one_hot_ids_are_read_column_by_column() {
+        let ids: [i64; 4] = [1, 3, 2, 4];
+        let bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let dense = t("dense", "FP32", vec![2, 2], serde_json::json!([1, 2, 3, 4]));
+        let sparse = InputTensor {
+            name: "sparse".into(),
+            datatype: "INT64".into(),
+            shape: vec![2, 2],
+            data: RawData::Bytes(bytes.into()),
+        };
+        let b = to_batch("m", &sig(), vec![dense, sparse], false).unwrap();
+        assert_eq!(b.sparse[0].ids, vec![1, 2]);
+        assert_eq!(b.sparse[1].ids, vec![3, 4]);
+        assert_eq!(b.sparse[1].offsets, vec![0, 1, 2]);
+    }
 }
