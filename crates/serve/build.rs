@@ -1,4 +1,5 @@
-//! Compiles the KServe v2 / Triton gRPC protocol with `protox` (pure Rust, no system `protoc`).
+//! Compiles the KServe v2 / Triton gRPC protocol with `protox` (pure Rust, no system `protoc`);
+//! raw tensor contents are `bytes::Bytes` (zero-copy).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["proto/grpc_service.proto", "proto/model_config.proto"];
@@ -9,6 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Tensor contents as `bytes::Bytes`: decoding slices them out of the received message
+        // instead of copying each into a Vec, and responses hand their buffers over as they are.
+        .bytes(".inference.ModelInferRequest.raw_input_contents")
+        .bytes(".inference.ModelInferResponse.raw_output_contents")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -343,11 +343,12 @@ struct Exec {
 }
 
 impl Exec {
-    fn run(self, jobs: Vec<Job>) {
+    fn run(self, mut jobs: Vec<Job>) {
         let start = Instant::now();
         let queued: Vec<Duration> = jobs.iter().map(|j| start - j.enqueued).collect();
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.batch.size).collect();
         let merged;
-        let batch = if self.mergeable {
+        let batch = if self.mergeable && jobs.len() > 1 {
             let parts: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
             let mut b = concat(&parts);
             let rows = canonical_rows(b.size, self.model.chunk_size());
@@ -355,6 +356,12 @@ impl Exec {
             merged = b;
             &merged
         } else {
+            // One request: run its own batch, padded in place when merging rules need it
+            // (the padding rows' scores are never answered), instead of copying it.
+            let b = &mut jobs[0].batch;
+            if self.mergeable {
+                pad_batch(b, canonical_rows(b.size, self.model.chunk_size()));
+            }
             &jobs[0].batch
         };
         // Inputs were validated, so the model does not refuse them; a panic would still be
@@ -390,18 +397,17 @@ impl Exec {
             compute,
             &queued,
         );
-        let rows: usize = jobs.iter().map(|j| j.batch.size).sum();
+        let rows: usize = sizes.iter().sum();
         self.stats.batch(rows, call_rows, compute, &queued);
         match result {
             Ok(logits) => {
                 let mut at = 0;
-                for (job, q) in jobs.into_iter().zip(queued) {
-                    let l = logits[at..at + job.batch.size].to_vec();
-                    at += job.batch.size;
-                    let probabilities = l.iter().map(|&x| sigmoid(x)).collect();
+                for ((job, q), n) in jobs.into_iter().zip(queued).zip(sizes) {
+                    let l = &logits[at..at + n];
+                    at += n;
                     let _ = job.reply.send(Ok(Scores {
-                        logits: l,
-                        probabilities,
+                        logits: l.to_vec(),
+                        probabilities: l.iter().map(|&x| sigmoid(x)).collect(),
                         queued: q,
                         compute,
                         call_rows,

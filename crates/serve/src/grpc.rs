@@ -64,10 +64,11 @@ fn code_name(c: tonic::Code) -> String {
 
 fn input_tensor(
     t: model_infer_request::InferInputTensor,
-    raw: Option<Vec<u8>>,
+    raw: Option<bytes::Bytes>,
 ) -> Result<InputTensor> {
     let data = match (raw, t.contents) {
-        (Some(b), _) => RawData::Bytes(bytes::Bytes::from(b)),
+        // A slice of the received message: no copy before the typed decode in `to_batch`.
+        (Some(b), _) => RawData::Bytes(b),
         (None, Some(c)) => match t.datatype.as_str() {
             "FP32" => RawData::F32(c.fp32_contents),
             "INT64" => RawData::I64(c.int64_contents),
@@ -174,11 +175,17 @@ impl Service {
                 parameters: HashMap::new(),
                 contents: None,
             });
-            out.raw_output_contents
-                .push(v.iter().flat_map(|x| x.to_le_bytes()).collect());
+            out.raw_output_contents.push(le_bytes(v));
         }
         Ok(out)
     }
+}
+
+/// The little-endian bytes of `v`, in one allocation of the exact size.
+fn le_bytes(v: &[f32]) -> bytes::Bytes {
+    let mut b = Vec::new();
+    crate::tensors::put_f32_le(&mut b, v);
+    b.into()
 }
 
 fn stat(d: Duration2) -> Option<StatisticDuration> {

@@ -238,7 +238,7 @@ pub fn encode(
             let mut t = serde_json::json!({"name": o.name, "datatype": "FP32", "shape": [rows]});
             if o.binary {
                 let start = binary.len();
-                binary.extend(values.iter().flat_map(|x| x.to_le_bytes()));
+                crate::tensors::put_f32_le(&mut binary, values);
                 t["parameters"] = serde_json::json!({"binary_data_size": binary.len() - start});
             } else {
                 t["data"] = serde_json::json!(values);

@@ -161,6 +161,14 @@ impl Signature {
 /// The names of the outputs, in the order they are returned by default.
 pub const OUTPUTS: [&str; 2] = [PROBABILITY, LOGIT];
 
+/// Appends the little-endian bytes of `v` to `out` (one reservation, no per-value allocation).
+pub fn put_f32_le(out: &mut Vec<u8>, v: &[f32]) {
+    out.reserve(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
 /// Decodes a tensor's values as `dt`, checking the element count against `count`.
 fn values<T: Element>(t: &InputTensor, count: usize) -> Result<Vec<T>> {
     let bad = |reason: String| ServeError::Data {
@@ -311,23 +319,49 @@ fn shape_err(t: &InputTensor, expected: String) -> ServeError {
     }
 }
 
-/// Checks ids against their table's rows.
+/// The tables of a one-hot `sparse` INT64 `[size, nt]` tensor, column t = table t. Binary data is
+/// read column by column straight from the received bytes (no intermediate row-major copy).
+fn one_hot_tables(t: &InputTensor, size: usize, nt: usize) -> Result<Vec<SparseFeature>> {
+    if let RawData::Bytes(b) = &t.data
+        && b.len() == size * nt * 8
+    {
+        return Ok((0..nt)
+            .map(|c| {
+                let ids = b
+                    .chunks_exact(nt * 8)
+                    .map(|row| <i64 as Element>::from_le(&row[c * 8..c * 8 + 8]))
+                    .collect();
+                SparseFeature::one_hot(ids)
+            })
+            .collect());
+    }
+    // Other encodings, and wrong sizes (which `values` reports).
+    let v: Vec<i64> = values(t, size * nt)?;
+    Ok((0..nt)
+        .map(|c| SparseFeature::one_hot((0..size).map(|b| v[b * nt + c]).collect()))
+        .collect())
+}
+
+/// Checks ids against their table's rows: one pass over the ids, the bag (sample) of an id out
+/// of range is looked up only to report it.
 fn check_ids(sig: &Signature, tensor: &str, t: usize, f: &SparseFeature) -> Result<()> {
     let rows = sig.table_rows[t];
-    for b in 0..f.num_bags() {
-        let (s, e) = (f.offsets[b] as usize, f.offsets[b + 1] as usize);
-        if let Some(&id) = f.ids[s..e]
-            .iter()
-            .find(|&&id| id < 0 || id as u64 >= rows as u64)
-        {
-            return Err(ServeError::IdOutOfRange {
-                tensor: tensor.into(),
-                table: t,
-                sample: b,
-                id,
-                rows,
-            });
-        }
+    let start = f.offsets.first().map_or(0, |&o| o as usize);
+    let end = f.offsets.last().map_or(0, |&o| o as usize);
+    if let Some(i) = f.ids[start..end]
+        .iter()
+        .position(|&id| id < 0 || id as u64 >= rows as u64)
+    {
+        let at = (start + i) as i64;
+        // The bag b with offsets[b] <= at < offsets[b + 1] (empty bags are skipped over).
+        let sample = f.offsets.partition_point(|&o| o <= at) - 1;
+        return Err(ServeError::IdOutOfRange {
+            tensor: tensor.into(),
+            table: t,
+            sample,
+            id: f.ids[start + i],
+            rows,
+        });
     }
     Ok(())
 }
@@ -417,10 +451,7 @@ pub fn to_batch(
                     reason: "the model pools some tables with per-id weights: send sparse_lengths, sparse_values and sparse_weights".into(),
                 });
             }
-            let v: Vec<i64> = values(&oh, size * nt)?;
-            (0..nt)
-                .map(|t| SparseFeature::one_hot((0..size).map(|b| v[b * nt + t]).collect()))
-                .collect::<Vec<_>>()
+            one_hot_tables(&oh, size, nt)?
         }
         (None, Some(len), Some(vals)) => {
             check_dtype(&len, Datatype::Int32)?;
@@ -619,5 +650,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, ServeError::Dtype { .. }), "{e}");
+    }
+
+    #[test]
+    fn an_id_out_of_range_names_its_sample_past_empty_bags() {
+        let dense = t(
+            "dense",
+            "FP32",
+            vec![3, 2],
+            serde_json::json!([1, 2, 3, 4, 5, 6]),
+        );
+        // Table 1's bags: sample 0 empty, sample 1 = [9] (out of its 5 rows), sample 2 = [3, 4].
+        let lengths = t(
+            "sparse_lengths",
+            "INT32",
+            vec![2, 3],
+            serde_json::json!([1, 0, 1, 0, 1, 2]),
+        );
+        let values = t(
+            "sparse_values",
+            "INT64",
+            vec![5],
+            serde_json::json!([1, 2, 9, 3, 4]),
+        );
+        let e = to_batch("m", &sig(), vec![dense, lengths, values], false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ServeError::IdOutOfRange {
+                    table: 1,
+                    sample: 1,
+                    id: 9,
+                    rows: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn binary_one_hot_ids_are_read_column_by_column() {
+        let ids: [i64; 4] = [1, 3, 2, 4];
+        let bytes: Vec<u8> = ids.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let dense = t("dense", "FP32", vec![2, 2], serde_json::json!([1, 2, 3, 4]));
+        let sparse = InputTensor {
+            name: "sparse".into(),
+            datatype: "INT64".into(),
+            shape: vec![2, 2],
+            data: RawData::Bytes(bytes.into()),
+        };
+        let b = to_batch("m", &sig(), vec![dense, sparse], false).unwrap();
+        assert_eq!(b.sparse[0].ids, vec![1, 2]);
+        assert_eq!(b.sparse[1].ids, vec![3, 4]);
+        assert_eq!(b.sparse[1].offsets, vec![0, 1, 2]);
     }
 }

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes};
 use quantrec_data::Batch;
+use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
+use tonic_prost::ProstDecoder;
 
 use super::http::error_chain;
 use super::{
@@ -22,12 +25,96 @@ use crate::{Result, ServeError};
 /// Largest response message accepted.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// The path of `ModelInfer`.
+const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+
+/// A `ModelInferRequest` encoded once as protobuf, to be sent any number of times without
+/// cloning or re-encoding it (what `quantrec loadgen` cycles through).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedInfer {
+    message: Bytes,
+}
+
+impl EncodedInfer {
+    /// Encodes `req`.
+    pub fn new(req: &ModelInferRequest) -> EncodedInfer {
+        EncodedInfer {
+            message: prost::Message::encode_to_vec(req).into(),
+        }
+    }
+
+    /// The protobuf message.
+    pub fn message(&self) -> &Bytes {
+        &self.message
+    }
+
+    /// The message framed as on an HTTP/2 stream: a zero compression byte, the big-endian
+    /// length, the message.
+    pub fn framed(&self) -> Bytes {
+        let mut framed = Vec::with_capacity(self.message.len() + 5);
+        framed.push(0u8);
+        framed.extend_from_slice(&(self.message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&self.message);
+        framed.into()
+    }
+}
+
+/// Writes an already encoded message as it is.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawEncoder {
+    size: usize,
+}
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut EncodeBuf<'_>,
+    ) -> std::result::Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        // One reservation for the whole message and its 5-byte frame header (tonic's defaults
+        // are 8 KiB and a 32 KiB yield threshold).
+        let n = self.size + 5;
+        BufferSettings::new(n.max(8 << 10), n.max(32 << 10))
+    }
+}
+
+/// Pre-encoded `ModelInferRequest` out, `ModelInferResponse` in (its raw outputs are slices of
+/// the received message, not copies).
+#[derive(Debug, Clone, Copy, Default)]
+struct PreEncodedCodec {
+    size: usize,
+}
+
+impl Codec for PreEncodedCodec {
+    type Encode = Bytes;
+    type Decode = ModelInferResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ProstDecoder<ModelInferResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder { size: self.size }
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
 /// A `inference.GRPCInferenceService` client of one server (cheap to clone: clones share the
 /// connection).
 #[derive(Clone, Debug)]
 pub struct GrpcClient {
     url: String,
     inner: GrpcInferenceServiceClient<Channel>,
+    raw: tonic::client::Grpc<Channel>,
     timeout: Option<Duration>,
 }
 
@@ -50,12 +137,16 @@ impl GrpcClient {
             url: url.into(),
             reason: error_chain(&e),
         })?;
-        let inner = GrpcInferenceServiceClient::new(channel)
+        let inner = GrpcInferenceServiceClient::new(channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(usize::MAX);
+        let raw = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(usize::MAX);
         Ok(GrpcClient {
             url: url.into(),
             inner,
+            raw,
             timeout: None,
         })
     }
@@ -121,7 +212,7 @@ impl GrpcClient {
                     ..Default::default()
                 })
                 .collect(),
-            raw_input_contents: tensors.into_iter().map(|t| t.data.to_vec()).collect(),
+            raw_input_contents: tensors.into_iter().map(|t| t.data).collect(),
             ..Default::default()
         })
     }
@@ -142,6 +233,26 @@ impl GrpcClient {
         let mut c = self.inner.clone();
         let r = self.request(req);
         let resp = self.call(c.model_infer(r)).await?;
+        decode_response(resp)
+    }
+
+    /// Sends a request encoded once with [`EncodedInfer::new`]: the same call as
+    /// [`GrpcClient::infer_raw`] without cloning or encoding the message again.
+    pub async fn infer_encoded(&self, req: &EncodedInfer) -> Result<InferResponse> {
+        let mut c = self.raw.clone();
+        let r = self.request(req.message.clone());
+        let codec = PreEncodedCodec {
+            size: req.message.len(),
+        };
+        let path = http::uri::PathAndQuery::from_static(MODEL_INFER);
+        let resp = self
+            .call(async move {
+                c.ready().await.map_err(|e| {
+                    tonic::Status::unavailable(format!("connection not ready: {}", error_chain(&e)))
+                })?;
+                c.unary(r, path, codec).await
+            })
+            .await?;
         decode_response(resp)
     }
 

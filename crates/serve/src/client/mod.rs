@@ -4,7 +4,8 @@
 //! - [`HttpClient`] (hyper 1): inference as JSON or with Triton's binary tensor data extension,
 //!   with an optional request `id`; `POST /v2/models/<m>/feedback` (click labels of served rows);
 //!   `GET /v2/models/<m>/accuracy`; readiness, metadata and config.
-//! - [`GrpcClient`] (tonic): `ModelInfer` with raw contents, readiness and config.
+//! - [`GrpcClient`] (tonic): `ModelInfer` with raw contents (also from a request encoded once,
+//!   [`EncodedInfer`]), readiness and config.
 //!
 //! Both send a [`Batch`] as the server's tensors ([`wire_tensors`]): `dense` FP32
 //! `[B, n_dense]` and, when every table is one-hot, `sparse` INT64 `[B, n_tables]`; otherwise the
@@ -17,7 +18,7 @@
 mod grpc;
 mod http;
 
-pub use self::grpc::GrpcClient;
+pub use self::grpc::{EncodedInfer, GrpcClient};
 pub use self::http::{HttpBody, HttpClient, encode_http};
 
 use bytes::Bytes;

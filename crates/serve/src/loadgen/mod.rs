@@ -29,8 +29,9 @@ use quantrec_data::Batch;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-use crate::client::{GrpcClient, HttpBody, HttpClient, InferOptions, ModelShape, encode_http};
-use crate::proto::ModelInferRequest;
+use crate::client::{
+    EncodedInfer, GrpcClient, HttpBody, HttpClient, InferOptions, ModelShape, encode_http,
+};
 use crate::{Result, ServeError};
 pub use report::{LoadReport, MaxRateReport, Quantiles, Trial};
 
@@ -144,10 +145,12 @@ impl LoadgenOptions {
     }
 }
 
-/// The encoded requests of a run and the client that sends them.
+/// The encoded requests of a run and the client that sends them: bodies and messages are
+/// encoded once and sent as they are (a reference-counted buffer per send, no copy or re-encoding),
+/// so the client's cost per request is its transport's, not encoding.
 enum Prepared {
     Http(HttpClient, Vec<HttpBody>),
-    Grpc(GrpcClient, Vec<ModelInferRequest>),
+    Grpc(GrpcClient, Vec<EncodedInfer>),
 }
 
 /// Connected client, model shape and encoded requests: what every trial of a run reuses.
@@ -227,7 +230,10 @@ impl Session {
                 Err(c) => {
                     let reqs = batches
                         .iter()
-                        .map(|b| GrpcClient::infer_request(&o.model, b, &InferOptions::default()))
+                        .map(|b| {
+                            GrpcClient::infer_request(&o.model, b, &InferOptions::default())
+                                .map(|r| EncodedInfer::new(&r))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     Prepared::Grpc(c, reqs)
                 }
@@ -260,17 +266,10 @@ impl Session {
     pub fn wire_request(&self) -> HttpBody {
         match self.prepared.as_ref() {
             Prepared::Http(_, bodies) => bodies[0].clone(),
-            Prepared::Grpc(_, reqs) => {
-                let msg = prost::Message::encode_to_vec(&reqs[0]);
-                let mut framed = Vec::with_capacity(msg.len() + 5);
-                framed.push(0u8);
-                framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-                framed.extend_from_slice(&msg);
-                HttpBody {
-                    body: framed.into(),
-                    header_len: None,
-                }
-            }
+            Prepared::Grpc(_, reqs) => HttpBody {
+                body: reqs[0].framed(),
+                header_len: None,
+            },
         }
     }
 
@@ -393,7 +392,7 @@ impl Session {
 async fn send(p: &Prepared, model: &str, i: usize, candidates: usize) -> Result<()> {
     let r = match p {
         Prepared::Http(c, bodies) => c.infer_body(model, None, &bodies[i % bodies.len()]).await?,
-        Prepared::Grpc(c, reqs) => c.infer_raw(reqs[i % reqs.len()].clone()).await?,
+        Prepared::Grpc(c, reqs) => c.infer_encoded(&reqs[i % reqs.len()]).await?,
     };
     if r.probabilities.len() != candidates {
         return Err(ServeError::BadResponse {
@@ -413,8 +412,8 @@ pub fn run(opts: LoadgenOptions) -> Result<LoadReport> {
     Session::connect(opts)?.run_at(rate, seed)
 }
 
-/// Most trials of a max-rate search.
-pub const MAX_TRIALS: usize = 14;
+/// Most trials of a max-rate search (retries included).
+pub const MAX_TRIALS: usize = 20;
 
 /// Whether a trial met the target: no error, nothing unsent, p99 within `p99_ms`.
 fn passed(r: &LoadReport, p99_ms: f64) -> bool {
@@ -424,6 +423,11 @@ fn passed(r: &LoadReport, p99_ms: f64) -> bool {
 /// Searches for the largest rate whose p99 is at most `p99_ms` with no errors: from the options'
 /// rate it doubles while trials pass (halves while they fail), then bisects geometrically until
 /// the bracket is within 5% or [`MAX_TRIALS`] trials ran. Each trial lasts the options' duration.
+///
+/// On a shared machine one scheduling hiccup can put a single trial's p99 over the target, so a
+/// rate that misses is tried once more on another timeline and counts as over only when both
+/// trials miss; every trial is reported (the second one flagged `retry`). The figure is then the
+/// capacity the server sustains, not the first noisy trial's rate.
 pub fn find_max_rate(opts: LoadgenOptions, p99_ms: f64) -> Result<MaxRateReport> {
     if !(p99_ms.is_finite() && p99_ms > 0.0) {
         return Err(ServeError::LoadgenOption {
@@ -431,28 +435,44 @@ pub fn find_max_rate(opts: LoadgenOptions, p99_ms: f64) -> Result<MaxRateReport>
             reason: format!("must be a positive number of milliseconds, found {p99_ms}"),
         });
     }
-    let first = opts.rate;
-    let seed = opts.seed;
+    let (first, seed) = (opts.rate, opts.seed);
     let session = Session::connect(opts)?;
+    search(first, seed, p99_ms, |rate, seed| session.run_at(rate, seed))
+}
+
+/// The search of [`find_max_rate`], from `first`, with `run` running one trial.
+fn search(
+    first: f64,
+    seed: u64,
+    p99_ms: f64,
+    mut run: impl FnMut(f64, u64) -> Result<LoadReport>,
+) -> Result<MaxRateReport> {
     let mut trials = Vec::new();
     let mut best: Option<LoadReport> = None;
     let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = first;
     while trials.len() < MAX_TRIALS {
-        let r = session.run_at(rate, seed.wrapping_add(trials.len() as u64))?;
-        let ok = passed(&r, p99_ms);
-        trials.push(Trial {
-            rate,
-            passed: ok,
-            p99_ms: r.latency.p99_ms,
-            achieved_qps: r.achieved_qps,
-            failed: r.error_count() + r.unsent,
-        });
-        if ok {
-            lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
-            if best.as_ref().is_none_or(|b| b.offered_rate < rate) {
+        let mut ok = false;
+        for retry in [false, true] {
+            if retry && (ok || trials.len() >= MAX_TRIALS) {
+                break;
+            }
+            let r = run(rate, seed.wrapping_add(trials.len() as u64))?;
+            ok = passed(&r, p99_ms);
+            trials.push(Trial {
+                rate,
+                passed: ok,
+                p99_ms: r.latency.p99_ms,
+                achieved_qps: r.achieved_qps,
+                failed: r.error_count() + r.unsent,
+                retry,
+            });
+            if ok && best.as_ref().is_none_or(|b| b.offered_rate < rate) {
                 best = Some(r);
             }
+        }
+        if ok {
+            lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
         } else {
             hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
         }
@@ -470,4 +490,87 @@ pub fn find_max_rate(opts: LoadgenOptions, p99_ms: f64) -> Result<MaxRateReport>
         best,
         trials,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trial at `rate` of a server whose p99 is `p99_ms`.
+    fn report(rate: f64, p99_ms: f64) -> LoadReport {
+        let q = |ms| Quantiles {
+            count: 100,
+            mean_ms: ms,
+            p50_ms: ms,
+            p90_ms: ms,
+            p99_ms: ms,
+            p999_ms: ms,
+            max_ms: ms,
+        };
+        LoadReport {
+            protocol: "grpc".into(),
+            url: "http://127.0.0.1:1".into(),
+            model: "m".into(),
+            candidates: 1,
+            offered_rate: rate,
+            duration_s: 1.0,
+            concurrency_limit: 8,
+            scheduled: 100,
+            sent: 100,
+            unsent: 0,
+            ok: 100,
+            errors: BTreeMap::new(),
+            first_error: None,
+            elapsed_s: 1.0,
+            achieved_qps: rate,
+            rows_per_s: rate,
+            latency: q(p99_ms),
+            send_lag: q(0.0),
+            max_in_flight: 1,
+        }
+    }
+
+    #[test]
+    fn one_noisy_trial_does_not_end_the_search() {
+        // Capacity 1000 req/s; the first trial at each rate from 150 up is a scheduling hiccup.
+        let mut seen = Vec::new();
+        let r = search(20.0, 0, 10.0, |rate, _| {
+            let first = !seen.contains(&rate.to_bits());
+            seen.push(rate.to_bits());
+            let hiccup = first && rate >= 150.0;
+            Ok(report(
+                rate,
+                if rate > 1000.0 || hiccup { 50.0 } else { 2.0 },
+            ))
+        })
+        .unwrap();
+        let max = r.max_rate.unwrap();
+        assert!((900.0..=1000.0).contains(&max), "{max} {:?}", r.trials);
+        assert!(r.trials.iter().any(|t| t.retry && t.passed));
+        assert!(r.trials.len() <= MAX_TRIALS);
+        assert_eq!(r.best.as_ref().unwrap().offered_rate, max);
+        // A rate that misses twice is over: the bracket's top was retried.
+        let over = r.trials.iter().filter(|t| !t.passed && t.retry).count();
+        assert!(over >= 1, "{:?}", r.trials);
+    }
+
+    #[test]
+    fn a_server_that_always_misses_has_no_max_rate() {
+        let r = search(4.0, 0, 10.0, |rate, _| Ok(report(rate, 50.0))).unwrap();
+        assert_eq!(r.max_rate, None);
+        assert!(r.best.is_none());
+        // 4, 2 and 1 req/s each tried twice, then the search stops below 1 req/s.
+        let rates: Vec<(f64, bool)> = r.trials.iter().map(|t| (t.rate, t.retry)).collect();
+        assert_eq!(
+            rates,
+            [
+                (4.0, false),
+                (4.0, true),
+                (2.0, false),
+                (2.0, true),
+                (1.0, false),
+                (1.0, true)
+            ]
+        );
+    }
 }

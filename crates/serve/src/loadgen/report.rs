@@ -205,6 +205,9 @@ pub struct Trial {
     pub achieved_qps: f64,
     /// Its failed plus unsent requests.
     pub failed: u64,
+    /// Whether it re-ran a rate whose first trial missed the target (see
+    /// [`super::find_max_rate`]).
+    pub retry: bool,
 }
 
 impl fmt::Display for MaxRateReport {
@@ -212,12 +215,13 @@ impl fmt::Display for MaxRateReport {
         for t in &self.trials {
             writeln!(
                 f,
-                "trial {:>9.1} req/s: p99 {:>9.3} ms, achieved {:>9.1} req/s, failed {} -> {}",
+                "trial {:>9.1} req/s: p99 {:>9.3} ms, achieved {:>9.1} req/s, failed {} -> {}{}",
                 t.rate,
                 t.p99_ms,
                 t.achieved_qps,
                 t.failed,
-                if t.passed { "ok" } else { "over" }
+                if t.passed { "ok" } else { "over" },
+                if t.retry { " (retry)" } else { "" }
             )?;
         }
         match (&self.max_rate, &self.best) {

@@ -210,8 +210,15 @@ pub fn grpc_request(b: &Batch, raw: bool) -> ModelInferRequest {
     };
     if raw {
         req.raw_input_contents = vec![
-            b.dense.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            ids.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            b.dense
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
+            ids.iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into(),
         ];
     } else {
         req.inputs[0].contents = Some(InferTensorContents {
