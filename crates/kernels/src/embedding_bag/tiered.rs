@@ -7,9 +7,10 @@
 //! formats module's row decoder (`fma(code, scale, bias)` for fused rows), then accumulated in
 //! index order — `acc += v` for sum and mean, `acc = fma(w, v, acc)` for weighted sum — and a mean
 //! multiplies by `1 / len` at the end, `len` counting every id of the bag, pruned ones included.
-//! The fast path ([`pool_tiered`], [`pool_tiered_with`]) decodes with one implementation of the
-//! [`Decode`](crate::formats::decode::Decode) family, which returns the oracle's bits at every ISA
-//! level, so its results equal the oracle's bit for bit. (This is not FBGEMM's fused-row order,
+//! The fast path ([`pool_tiered`], [`pool_tiered_with`]) adds each row with one implementation of
+//! the [`Decode`](crate::formats::decode::Decode) family (fused rows decoded in registers and added
+//! at once), which returns the oracle's bits at every ISA level, so its results equal the oracle's
+//! bit for bit. (This is not FBGEMM's fused-row order,
 //! `fma(scale, code, acc + bias)`: a one-tier table pools within a rounding of the plain table.)
 //!
 //! Ids are checked per id: an id outside `0..remap.len()` is [`KernelError::IdOutOfRange`], a
@@ -205,7 +206,22 @@ pub fn pool_tiered_with(
 ) -> Result<()> {
     match decoder {
         RowDecoder::Oracle => run(
-            dequantize_row,
+            |f, row, w, buf, acc| {
+                let v = &mut buf[..acc.len()];
+                dequantize_row(f, row, v);
+                match w {
+                    Some(w) => {
+                        for (a, x) in acc.iter_mut().zip(v.iter()) {
+                            *a = w.mul_add(*x, *a);
+                        }
+                    }
+                    None => {
+                        for (a, x) in acc.iter_mut().zip(v.iter()) {
+                            *a += *x;
+                        }
+                    }
+                }
+            },
             table,
             pooling,
             lookup,
@@ -214,7 +230,7 @@ pub fn pool_tiered_with(
             out_stride,
         ),
         RowDecoder::Ops(ops) => run(
-            |f, row, o| ops.decode_checked(f, row, o),
+            |f, row, w, buf, acc| ops.accumulate_checked(f, row, w, buf, acc),
             table,
             pooling,
             lookup,
@@ -225,8 +241,10 @@ pub fn pool_tiered_with(
     }
 }
 
+/// Pools with `add_row(format, row, weight, scratch, acc)`, which adds the decoded row to `acc`
+/// (with `weight` by fma for weighted sums).
 fn run(
-    decode: impl Fn(crate::formats::TableFormat, &[u8], &mut [f32]),
+    add_row: impl Fn(crate::formats::TableFormat, &[u8], Option<f32>, &mut [f32], &mut [f32]),
     table: &TieredTable<'_>,
     pooling: Pooling,
     lookup: &Lookup<'_>,
@@ -260,20 +278,11 @@ fn run(
                 continue;
             };
             let tier = &table.tiers[k];
-            decode(tier.format, tier.row(r), row_buf);
-            match (pooling, lookup.per_sample_weights) {
-                (Pooling::WeightedSum, Some(w)) => {
-                    let w = w[i];
-                    for (a, v) in acc.iter_mut().zip(row_buf.iter()) {
-                        *a = w.mul_add(*v, *a);
-                    }
-                }
-                _ => {
-                    for (a, v) in acc.iter_mut().zip(row_buf.iter()) {
-                        *a += *v;
-                    }
-                }
-            }
+            let weight = match (pooling, lookup.per_sample_weights) {
+                (Pooling::WeightedSum, Some(w)) => Some(w[i]),
+                _ => None,
+            };
+            add_row(tier.format, tier.row(r), weight, row_buf, acc);
         }
         if pooling == Pooling::Mean && end > start {
             let inv = 1.0 / (end - start) as f32;

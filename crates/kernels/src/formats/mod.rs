@@ -227,7 +227,28 @@ impl<'a> TableRef<'a> {
     }
 }
 
+/// The f32 value of the IEEE half with bits `h`, exactly (what `half::f16::to_f32` and F16C's
+/// `vcvtph2ps` return; NaNs stay NaNs with their payload), without branches or a CPU-feature check:
+/// the row decoders read two of these per looked-up row.
+#[inline(always)]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let magnitude = u32::from(h & 0x7fff);
+    // Exponent and mantissa moved into an f32's fields read as 2^-112 times the value, so one
+    // multiplication by 2^112 (exact: a power of two into the normal range) rebases normals and
+    // turns subnormal halves into normal floats; infinities and NaNs take the all-ones exponent.
+    let rebased = f32::from_bits(magnitude << 13) * f32::from_bits(0x7780_0000);
+    let special = f32::from_bits((magnitude << 13) | 0x7f80_0000);
+    let v = if magnitude >= 0x7c00 {
+        special
+    } else {
+        rebased
+    };
+    f32::from_bits(v.to_bits() | sign)
+}
+
 /// Reads the `(scale, bias)` stored after the codes of a fused row.
+#[inline]
 pub fn row_scale_bias(format: TableFormat, dim: usize, row: &[u8]) -> (f32, f32) {
     let c = format.code_bytes(dim);
     match format {
@@ -236,8 +257,8 @@ pub fn row_scale_bias(format: TableFormat, dim: usize, row: &[u8]) -> (f32, f32)
             f32::from_le_bytes(row[c + 4..c + 8].try_into().expect("4 bytes")),
         ),
         TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2 => (
-            f16::from_le_bytes([row[c], row[c + 1]]).to_f32(),
-            f16::from_le_bytes([row[c + 2], row[c + 3]]).to_f32(),
+            f16_bits_to_f32(u16::from_le_bytes([row[c], row[c + 1]])),
+            f16_bits_to_f32(u16::from_le_bytes([row[c + 2], row[c + 3]])),
         ),
         _ => (1.0, 0.0),
     }

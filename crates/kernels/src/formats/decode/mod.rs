@@ -12,12 +12,16 @@ use crate::{Isa, KernelError, Result};
 /// `(format, stored row, out)`; `out.len()` is the row dimension.
 type DecodeFn = fn(TableFormat, &[u8], &mut [f32]);
 
+/// `(format, stored row, weight, scratch, acc)`: see [`DecodeOps::accumulate_checked`].
+type AccumulateFn = fn(TableFormat, &[u8], Option<f32>, &mut [f32], &mut [f32]);
+
 /// The row decoders of one ISA level.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeOps {
     /// The level this table was built for.
     pub isa: Isa,
     decode: DecodeFn,
+    accumulate: AccumulateFn,
 }
 
 /// The row-decoder family in the [registry](crate::registry).
@@ -31,16 +35,17 @@ impl KernelFamily for Decode {
     const IMPLEMENTATIONS: &'static [Implementation] = SCALAR_AVX2_AVX512;
 
     fn build(index: usize) -> Result<DecodeOps> {
-        let decode: DecodeFn = match index {
+        let (decode, accumulate): (DecodeFn, AccumulateFn) = match index {
             #[cfg(target_arch = "x86_64")]
-            1 => simd::decode_avx2,
+            1 => (simd::decode_avx2, simd::accumulate_avx2),
             #[cfg(target_arch = "x86_64")]
-            2 => simd::decode_avx512,
-            _ => dequantize_row,
+            2 => (simd::decode_avx512, simd::accumulate_avx512),
+            _ => (dequantize_row, accumulate_row),
         };
         Ok(DecodeOps {
             isa: Self::IMPLEMENTATIONS[index].isa,
             decode,
+            accumulate,
         })
     }
 
@@ -82,6 +87,56 @@ impl DecodeOps {
     pub(crate) fn decode_checked(&self, format: TableFormat, row: &[u8], out: &mut [f32]) {
         assert_eq!(row.len(), format.row_bytes(out.len()), "row length");
         (self.decode)(format, row, out);
+    }
+
+    /// Adds one stored row to `acc` (`acc.len()` values): `acc[i] += v[i]`, or with a weight
+    /// `acc[i] = fma(w, v[i], acc[i])`, where `v` is the row [`DecodeOps::decode`] gives; the
+    /// same bits as decoding into a buffer and adding, without the buffer's round trip where the
+    /// level can (fused rows). `scratch` holds at least `acc.len()` values; for callers that
+    /// validated the table.
+    #[inline]
+    pub(crate) fn accumulate_checked(
+        &self,
+        format: TableFormat,
+        row: &[u8],
+        weight: Option<f32>,
+        scratch: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        assert_eq!(row.len(), format.row_bytes(acc.len()), "row length");
+        assert!(scratch.len() >= acc.len(), "scratch length");
+        (self.accumulate)(format, row, weight, scratch, acc);
+    }
+}
+
+/// The scalar [`DecodeOps::accumulate_checked`]: the oracle's decode into `scratch`, then the
+/// add (or weighted fma) element by element.
+pub(crate) fn accumulate_row(
+    format: TableFormat,
+    row: &[u8],
+    weight: Option<f32>,
+    scratch: &mut [f32],
+    acc: &mut [f32],
+) {
+    let v = &mut scratch[..acc.len()];
+    dequantize_row(format, row, v);
+    add_weighted(weight, v, acc);
+}
+
+/// `acc[i] += v[i]`, or `acc[i] = fma(w, v[i], acc[i])`.
+#[inline(always)]
+pub(crate) fn add_weighted(weight: Option<f32>, v: &[f32], acc: &mut [f32]) {
+    match weight {
+        Some(w) => {
+            for (a, x) in acc.iter_mut().zip(v) {
+                *a = w.mul_add(*x, *a);
+            }
+        }
+        None => {
+            for (a, x) in acc.iter_mut().zip(v) {
+                *a += *x;
+            }
+        }
     }
 }
 

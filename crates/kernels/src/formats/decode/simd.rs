@@ -4,14 +4,84 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::fused_tail;
-use crate::formats::{TableFormat, dequantize_row, row_scale_bias};
+use super::{add_weighted, fused_tail};
+use crate::formats::{TableFormat, dequantize_row, row_code, row_scale_bias};
 use crate::simd::{SimdF32, simd_entries};
 
 simd_entries! {
     decode(format: TableFormat, row: &[u8], out: &mut [f32]);
     avx2 => decode_avx2,
     avx512 => decode_avx512,
+}
+
+simd_entries! {
+    accumulate(format: TableFormat, row: &[u8], weight: Option<f32>, scratch: &mut [f32], acc: &mut [f32]);
+    avx2 => accumulate_avx2,
+    avx512 => accumulate_avx512,
+}
+
+/// Adds `row` (decoded as [`decode`] does) to `acc`, or its `weight` multiple by fma (see
+/// `DecodeOps::accumulate_checked`): fused rows are decoded in registers and added at once;
+/// other formats go through `scratch` (at least `acc.len()` values).
+///
+/// # Safety
+/// The CPU has `V`'s level.
+#[inline(always)]
+unsafe fn accumulate<V: SimdF32>(
+    format: TableFormat,
+    row: &[u8],
+    weight: Option<f32>,
+    scratch: &mut [f32],
+    acc: &mut [f32],
+) {
+    let d = acc.len();
+    let lanes = V::LANES;
+    let steps = d / lanes;
+    let fused = matches!(
+        format,
+        TableFormat::Fused8 | TableFormat::Fused8Half | TableFormat::Fused4 | TableFormat::Fused2
+    );
+    if !fused {
+        // SAFETY: the CPU has `V`'s level (forwarded).
+        unsafe { decode::<V>(format, row, &mut scratch[..d]) };
+        return add_weighted(weight, &scratch[..d], acc);
+    }
+    let (scale, bias) = row_scale_bias(format, d, row);
+    let bits = format.bits();
+    let step_bytes = bits * lanes / 8;
+    let src = row[..step_bytes * steps].as_ptr();
+    let dst = acc.as_mut_ptr();
+    // SAFETY: the CPU has `V`'s level (forwarded); step `s` reads the `step_bytes` bytes at
+    // `step_bytes · s` of the slice above and reads and writes LANES values at `LANES · s < d`.
+    unsafe {
+        let (sv, bv) = (V::splat(scale), V::splat(bias));
+        match weight {
+            Some(w) => {
+                let wv = V::splat(w);
+                for s in 0..steps {
+                    let packed = load_bytes(src.add(step_bytes * s), step_bytes);
+                    let v = V::from_u8(unpack(packed, bits)).mul_add(sv, bv);
+                    let a = dst.add(lanes * s);
+                    wv.mul_add(v, V::load(a)).store(a);
+                }
+            }
+            None => {
+                for s in 0..steps {
+                    let packed = load_bytes(src.add(step_bytes * s), step_bytes);
+                    let v = V::from_u8(unpack(packed, bits)).mul_add(sv, bv);
+                    let a = dst.add(lanes * s);
+                    V::load(a).add(v).store(a);
+                }
+            }
+        }
+    }
+    for (i, a) in acc.iter_mut().enumerate().skip(lanes * steps) {
+        let v = f32::from(row_code(format, row, i)).mul_add(scale, bias);
+        *a = match weight {
+            Some(w) => w.mul_add(v, *a),
+            None => *a + v,
+        };
+    }
 }
 
 /// Decodes `row` of `format` into `out` (`row` holds `format.row_bytes(out.len())` bytes; a shorter

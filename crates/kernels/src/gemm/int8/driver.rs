@@ -234,7 +234,31 @@ pub(crate) fn run(
     };
     let (a, lda, xq): (&[u8], usize, QParams) = match x {
         Int8Input::F32(v) => {
-            let (lo, hi, finite) = (ops.min_max)(v);
+            row_zp.clear();
+            row_scale.clear();
+            row_inv.clear();
+            // Per-row ranges: one scan per row, which also finds any non-finite value; the
+            // whole input's range is the rows' together (min and max are exact).
+            let (lo, hi, finite) = if per_row {
+                let (mut lo, mut hi, mut finite) = (f32::INFINITY, f32::NEG_INFINITY, true);
+                for i in 0..m {
+                    let (rlo, rhi, rfin) = (ops.min_max)(&v[i * k..(i + 1) * k]);
+                    finite &= rfin;
+                    lo = lo.min(rlo);
+                    hi = hi.max(rhi);
+                    let q = choose_qparams(rlo, rhi, w.reduce_range);
+                    row_zp.push(q.zero_point);
+                    row_scale.push(q.scale);
+                    row_inv.push(1.0 / q.scale);
+                }
+                if m == 0 || k == 0 {
+                    (0.0, 0.0, finite)
+                } else {
+                    (lo, hi, finite)
+                }
+            } else {
+                (ops.min_max)(v)
+            };
             if !finite {
                 let i = v.iter().position(|x| !x.is_finite()).unwrap_or(0);
                 return Err(KernelError::NonFinite {
@@ -246,20 +270,7 @@ pub(crate) fn run(
                 });
             }
             let q = w.act_qparams(lo, hi);
-            row_zp.clear();
-            row_scale.clear();
-            row_inv.clear();
-            if per_row {
-                // Each row's own range, through the same `choose_qparams` (the whole-input scan
-                // above already found any non-finite value).
-                for i in 0..m {
-                    let (lo, hi, _) = (ops.min_max)(&v[i * k..(i + 1) * k]);
-                    let q = choose_qparams(lo, hi, w.reduce_range);
-                    row_zp.push(q.zero_point);
-                    row_scale.push(q.scale);
-                    row_inv.push(1.0 / q.scale);
-                }
-            } else {
+            if !per_row {
                 row_zp.push(q.zero_point);
                 row_inv.push(1.0 / q.scale);
             }

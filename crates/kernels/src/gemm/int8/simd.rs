@@ -41,6 +41,10 @@ pub(super) unsafe trait Int8Vec: SimdF32 {
     unsafe fn store_cols_u8(self, p: *mut u8, m: Self::Mask);
     /// `acc - corr` (wrapping), converted to f32.
     unsafe fn sub_to_f32(acc: Self::I, corr: Self::I) -> Self;
+    /// `x` in every i32 lane.
+    unsafe fn splat_i32(x: i32) -> Self::I;
+    /// Lane-wise `a · b`, wrapping (the low 32 bits of the product).
+    unsafe fn mullo_i32(a: Self::I, b: Self::I) -> Self::I;
     /// The smallest lane (`vminps` order).
     unsafe fn reduce_min(self) -> f32;
     /// The largest lane (`vmaxps` order).
@@ -86,6 +90,16 @@ unsafe impl Int8Vec for __m256 {
     unsafe fn sub_to_f32(acc: __m256i, corr: __m256i) -> __m256 {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr)) }
+    }
+    #[inline(always)]
+    unsafe fn splat_i32(x: i32) -> __m256i {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm256_set1_epi32(x) }
+    }
+    #[inline(always)]
+    unsafe fn mullo_i32(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm256_mullo_epi32(a, b) }
     }
     #[inline(always)]
     unsafe fn reduce_min(self) -> f32 {
@@ -138,6 +152,16 @@ unsafe impl Int8Vec for __m512 {
     unsafe fn sub_to_f32(acc: __m512i, corr: __m512i) -> __m512 {
         // SAFETY: the caller runs on a CPU with this level (the trait contract).
         unsafe { _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)) }
+    }
+    #[inline(always)]
+    unsafe fn splat_i32(x: i32) -> __m512i {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm512_set1_epi32(x) }
+    }
+    #[inline(always)]
+    unsafe fn mullo_i32(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the caller runs on a CPU with this level (the trait contract).
+        unsafe { _mm512_mullo_epi32(a, b) }
     }
     #[inline(always)]
     unsafe fn reduce_min(self) -> f32 {
@@ -240,11 +264,25 @@ unsafe fn columns<V: Int8Vec>(
     out: &mut Out<'_>,
 ) {
     let at0 = t.col0 + c;
-    // SAFETY: the caller's contract: the enabled lanes are inside every array read or written.
+    // SAFETY: the caller's contract: the enabled lanes are inside every array read or written
+    // (the per-row parameters hold every row of the call, see `RowQ`).
     unsafe {
-        let corr = V::cols_i32(epi.corr.as_ptr().add(at0), m);
-        let mult = V::cols_f32(epi.mult.as_ptr().add(at0), m);
         let bias = V::cols_f32(epi.bias.as_ptr().add(at0), m);
+        // Per-tensor parameters once per column vector; per-row ones rebuilt per row from the
+        // column sums and weight scales: `x_zp[r] · colsum[j]` (wrapping) and `x_scale[r] ·
+        // w_scale[j]`, the products the portable epilogue forms.
+        let (corr, mult, per_row) = match &epi.rows {
+            None => (
+                V::cols_i32(epi.corr.as_ptr().add(at0), m),
+                V::cols_f32(epi.mult.as_ptr().add(at0), m),
+                None,
+            ),
+            Some(q) => {
+                let sums = V::cols_i32(q.col_sums.as_ptr().add(at0), m);
+                let ws = V::cols_f32(q.w_scales.as_ptr().add(at0), m);
+                (sums, ws, Some(q))
+            }
+        };
         for r in 0..t.rows {
             let acc = V::cols_i32(t.tile.as_ptr().add(r * t.ldt + c), m);
             let at = (t.row0 + r) * epi.n + at0;
@@ -252,6 +290,16 @@ unsafe fn columns<V: Int8Vec>(
                 V::store_cols_i32(acc, o.as_mut_ptr().add(at), m);
                 continue;
             }
+            let (corr, mult) = match per_row {
+                None => (corr, mult),
+                Some(q) => {
+                    let i = t.row0 + r;
+                    (
+                        V::mullo_i32(V::splat_i32(*q.zp.get_unchecked(i)), corr),
+                        V::splat(*q.scale.get_unchecked(i)).mul(mult),
+                    )
+                }
+            };
             let v = V::sub_to_f32(acc, corr).mul(mult).add(bias);
             match out {
                 Out::F32(o) => {
@@ -270,7 +318,7 @@ unsafe fn columns<V: Int8Vec>(
 }
 
 /// The epilogue (see [`EpiFn`]): whole vectors of columns, then the tail in one masked vector or by
-/// the portable epilogue; per-row parameters take the portable epilogue, vectorized for the level.
+/// the portable epilogue; per-row parameters (`Epi::rows`) are rebuilt per row in vectors.
 ///
 /// # Safety
 /// The CPU has `V`'s level. The tile, per-column arrays and output sizes are asserted.
@@ -286,12 +334,17 @@ pub(super) unsafe fn epilogue<V: Int8Vec>(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    if epi.rows.is_some() {
-        return epilogue_generic(tile, ldt, rows, row0, col0, cols, epi, out);
-    }
     let n = epi.n;
     assert!(rows == 0 || tile.len() >= (rows - 1) * ldt + cols);
-    assert!(col0 + cols <= n && epi.corr.len() >= n && epi.mult.len() >= n && epi.bias.len() >= n);
+    assert!(col0 + cols <= n && epi.bias.len() >= n);
+    match &epi.rows {
+        None => assert!(epi.corr.len() >= n && epi.mult.len() >= n),
+        Some(q) => assert!(
+            q.col_sums.len() >= n
+                && q.w_scales.len() >= n
+                && (rows == 0 || q.zp.len().min(q.scale.len()) >= row0 + rows)
+        ),
+    }
     let out_len = match out {
         Out::F32(o) => o.len(),
         Out::U8(o) => o.len(),
