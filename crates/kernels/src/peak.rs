@@ -18,6 +18,9 @@ pub enum PeakKind {
     /// bf16 tile products into f32 (AMX `tdpbf16ps`, 16×16×32 per instruction), where the CPU and
     /// OS allow AMX.
     Bf16Amx,
+    /// u8×s8 tile products into i32 (AMX `tdpbusd`, 16×16×64 per instruction), where the CPU and
+    /// OS allow AMX-INT8.
+    Int8Amx,
 }
 
 impl PeakKind {
@@ -28,6 +31,7 @@ impl PeakKind {
             PeakKind::Int8Vnni => "peak_int8_vnni",
             PeakKind::Bf16Dot => "peak_bf16_dot",
             PeakKind::Bf16Amx => "peak_bf16_amx",
+            PeakKind::Int8Amx => "peak_int8_amx",
         }
     }
 }
@@ -66,8 +70,13 @@ pub fn run(kind: PeakKind, isa: Isa, iters: usize) -> Option<f64> {
             }
             PeakKind::Bf16Amx if isa >= Isa::Vnni && crate::gemm::amx_available() => {
                 // SAFETY: checked just above that AMX-BF16 is usable by this process.
-                unsafe { x86::bf16_amx(iters) };
+                unsafe { x86::amx_tiles::<false>(iters) };
                 Some(iters as f64 * 6.0 * (16.0 * 16.0 * 32.0) * 2.0)
+            }
+            PeakKind::Int8Amx if isa >= Isa::Vnni && crate::gemm::amx_int8_available() => {
+                // SAFETY: checked just above that AMX-INT8 is usable by this process.
+                unsafe { x86::amx_tiles::<true>(iters) };
+                Some(iters as f64 * 6.0 * (16.0 * 16.0 * 64.0) * 2.0)
             }
             _ => None,
         }
@@ -173,11 +182,12 @@ mod x86 {
             .fold(0i32, i32::wrapping_add)
     }
 
-    /// Six independent tile accumulators (`tmm0..5 += tmm6 · tmm7`), tiles of 16 rows × 64 bytes.
+    /// Six independent tile accumulators (`tmm0..5 += tmm6 · tmm7`), tiles of 16 rows × 64 bytes:
+    /// `tdpbusd` (u8·s8 into i32) when `INT8`, else `tdpbf16ps` (bf16 pairs into f32).
     ///
     /// # Safety
-    /// AMX-BF16 must be usable by this process.
-    pub unsafe fn bf16_amx(iters: usize) {
+    /// AMX-INT8 (`INT8`) or AMX-BF16 must be usable by this process.
+    pub unsafe fn amx_tiles<const INT8: bool>(iters: usize) {
         use std::arch::asm;
         #[repr(C, align(64))]
         struct Config([u8; 64]);
@@ -199,6 +209,18 @@ mod x86 {
                 c = in(reg) cfg.0.as_ptr(), z = in(reg) zeros.as_ptr(), s = in(reg) 64usize,
                 options(nostack, readonly));
             for _ in 0..iters {
+                if INT8 {
+                    asm!(
+                        "tdpbusd tmm0, tmm6, tmm7",
+                        "tdpbusd tmm1, tmm6, tmm7",
+                        "tdpbusd tmm2, tmm6, tmm7",
+                        "tdpbusd tmm3, tmm6, tmm7",
+                        "tdpbusd tmm4, tmm6, tmm7",
+                        "tdpbusd tmm5, tmm6, tmm7",
+                        options(nostack, nomem)
+                    );
+                    continue;
+                }
                 asm!(
                     "tdpbf16ps tmm0, tmm6, tmm7",
                     "tdpbf16ps tmm1, tmm6, tmm7",

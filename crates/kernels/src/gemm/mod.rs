@@ -308,6 +308,19 @@ pub fn amx_available() -> bool {
     }
 }
 
+/// True when this process can use AMX-INT8 tiles (CPU support, OS tile state and permission);
+/// the int8 kernel uses them at the Vnni level.
+pub fn amx_int8_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        int8::amx_usable()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 pub(crate) fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
     if expected != found {
         return Err(KernelError::Shape {

@@ -23,6 +23,7 @@ pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
         PeakKind::Int8Vnni,
         PeakKind::Bf16Dot,
         PeakKind::Bf16Amx,
+        PeakKind::Int8Amx,
     ] {
         if !rep.wants(kind.op_name()) {
             continue;

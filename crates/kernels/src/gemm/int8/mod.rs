@@ -160,7 +160,7 @@ fn check_k(k: usize) -> Result<()> {
 }
 
 /// Whether the AMX kernel can run here (CPU, OS permission).
-fn amx_usable() -> bool {
+pub(crate) fn amx_usable() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         amx::usable()
