@@ -16,7 +16,7 @@
 # less, so compare tools at the same thread count, and prefer the fixed-rate comparison.
 # Models: the synthetic default model of `quantrec demo --quick` (f32 and quantized), 256-candidate requests.
 # Usage: scripts/bench_server.sh [OUT_DIR]   (env: BIN, THREADS=2, DURATION=10, CONC=8, P99_MS=10,
-#        MAXRATE_DURATION=5 (per trial), SAT_RATE=3000, FIXED_FRACTION=0.5 (of loadgen's saturation
+#        MAXRATE_DURATION=5 (per trial), SAT_RATE=20000, FIXED_FRACTION=0.5 (of loadgen's saturation
 #        rate, for the fixed-rate comparison), DEMO_DIR)
 # Needs: python3; oha (`cargo install oha --no-default-features --features native-tls`) and h2load
 # (Debian nghttp2-client) for (c), skipped with a note when absent. Servers listen on 127.0.0.1 only.
@@ -31,7 +31,7 @@ CONC=${CONC:-8}
 P99_MS=${P99_MS:-10}
 MAXRATE_DURATION=${MAXRATE_DURATION:-5}
 # Offered rate of the saturation runs: above capacity, but not so far that queued tasks cost the client.
-SAT_RATE=${SAT_RATE:-3000}
+SAT_RATE=${SAT_RATE:-20000}
 FIXED_FRACTION=${FIXED_FRACTION:-0.5}
 CAND=256
 HTTP_PORT=${HTTP_PORT:-18000}
