@@ -18,8 +18,8 @@
 
 use super::plan::check_out;
 use super::{Bags, Lookup, Pooling};
+use crate::formats::TableRef;
 use crate::formats::decode::{Decode, DecodeOps};
-use crate::formats::{TableRef, dequantize_row};
 use crate::registry::KernelFamily;
 use crate::{KernelError, Result};
 
@@ -189,14 +189,16 @@ impl TieredTable<'_> {
 /// Which row decoder a tiered pooling call uses.
 #[derive(Clone, Copy, Debug)]
 pub enum RowDecoder<'a> {
-    /// The scalar oracle, [`dequantize_row`] (this makes the call [`pool_tiered_scalar`]).
+    /// The scalar oracle, [`dequantize_row`](crate::formats::dequantize_row) then a plain add
+    /// (this makes the call [`pool_tiered_scalar`]).
     Oracle,
     /// One implementation of the [`Decode`] family (every one returns the oracle's bits).
     Ops(&'a DecodeOps),
 }
 
-/// The plain oracle: decodes each id's row with [`dequantize_row`] and pools in index order (see
-/// the module docs). Bag `b` goes to `out[b·out_stride ..][..dim]`.
+/// The plain oracle: decodes each id's row with
+/// [`dequantize_row`](crate::formats::dequantize_row) and pools in index order (see the module
+/// docs). Bag `b` goes to `out[b·out_stride ..][..dim]`.
 pub fn pool_tiered_scalar(
     table: &TieredTable<'_>,
     pooling: Pooling,
@@ -251,22 +253,7 @@ pub fn pool_tiered_with(
 ) -> Result<()> {
     match decoder {
         RowDecoder::Oracle => run(
-            |f, row, w, buf, acc| {
-                let v = &mut buf[..acc.len()];
-                dequantize_row(f, row, v);
-                match w {
-                    Some(w) => {
-                        for (a, x) in acc.iter_mut().zip(v.iter()) {
-                            *a = w.mul_add(*x, *a);
-                        }
-                    }
-                    None => {
-                        for (a, x) in acc.iter_mut().zip(v.iter()) {
-                            *a += *x;
-                        }
-                    }
-                }
-            },
+            crate::formats::decode::accumulate_row,
             table,
             pooling,
             lookup,
