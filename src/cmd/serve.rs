@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Compute threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Threads of the I/O runtime that decodes requests and writes answers (0: one per four
+    /// cores, at least one).
+    #[arg(long, default_value_t = 0)]
+    pub io_threads: usize,
     /// Largest request body (HTTP) or message (gRPC), in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
@@ -81,6 +85,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     o.queue = args.queue;
     o.max_request_rows = args.max_request_rows;
     o.threads = args.threads;
+    o.io_threads = args.io_threads;
     o.max_body_bytes = args.max_body_bytes;
     o.poll_secs = args.poll_secs;
     o.allow_nonfinite = args.allow_nonfinite;

@@ -24,6 +24,7 @@ pub mod formats;
 pub mod gemm;
 pub mod interaction;
 pub mod isa;
+pub mod parallel;
 pub mod peak;
 pub mod registry;
 pub mod rng;

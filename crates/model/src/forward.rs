@@ -273,6 +273,25 @@ impl Model {
         self.predict_logits_view(&batch.view(), scratch)
     }
 
+    /// [`Model::predict_logits`] on at most `threads` threads of the current rayon pool (1: on the
+    /// calling thread alone). The result does not depend on `threads`: chunk boundaries are cut
+    /// so that no row's score changes (see [`Model::set_chunk_size`]). A server running several
+    /// calls at once runs each on one thread instead of splitting every call over all of them.
+    pub fn predict_logits_threads<'s>(
+        &self,
+        batch: &Batch,
+        scratch: &'s mut Scratch,
+        threads: usize,
+    ) -> Result<&'s [f32]> {
+        let batch = batch.view();
+        self.check_batch(&batch)?;
+        let threads = threads.max(1);
+        quantrec_kernels::parallel::with_max_threads(threads, || {
+            self.run_checked(&batch, scratch, None, threads)
+        })?;
+        Ok(&scratch.logits[..batch.size])
+    }
+
     /// [`Model::predict`] on borrowed inputs: the same checks, errors and bits.
     pub fn predict_view<'s>(
         &self,
@@ -308,12 +327,23 @@ impl Model {
 
     fn run(&self, batch: &BatchView<'_>, scratch: &mut Scratch, obs: Obs<'_>) -> Result<()> {
         self.check_batch(batch)?;
+        self.run_checked(batch, scratch, obs, usize::MAX)
+    }
+
+    /// Runs a checked batch on at most `max_threads` threads of the current pool.
+    fn run_checked(
+        &self,
+        batch: &BatchView<'_>,
+        scratch: &mut Scratch,
+        obs: Obs<'_>,
+        max_threads: usize,
+    ) -> Result<()> {
         // Remote tables (crate::remote): the batch's rows are fetched into compact local tables.
         if let Some(source) = &self.row_source {
             let local = crate::remote::gather(self, source.as_ref(), batch)?;
-            return self.run_tables(&local.tables, &local.view(batch), scratch, obs);
+            return self.run_tables(&local.tables, &local.view(batch), scratch, obs, max_threads);
         }
-        self.run_tables(&self.tables, batch, scratch, obs)
+        self.run_tables(&self.tables, batch, scratch, obs, max_threads)
     }
 
     fn run_tables(
@@ -322,12 +352,13 @@ impl Model {
         batch: &BatchView<'_>,
         scratch: &mut Scratch,
         mut obs: Obs<'_>,
+        max_threads: usize,
     ) -> Result<()> {
         let size = batch.size;
         let threads = if obs.is_some() {
             1
         } else {
-            rayon::current_num_threads().max(1)
+            quantrec_kernels::parallel::threads().min(max_threads.max(1))
         };
         let chunk = self.parallel_chunk(size, threads);
         let n_chunks = size.div_ceil(chunk).max(1);

@@ -75,6 +75,54 @@ fn chunk_buffers_are_per_worker_and_results_do_not_depend_on_threads() {
 }
 
 #[test]
+fn a_thread_capped_call_keeps_to_one_worker_and_scores_the_same() {
+    let cfg = dcn_config();
+    let weights = Weights::random(&cfg, 4);
+    let dynamic = LayerPrecision::Int8 {
+        per_channel: true,
+        activations: ActivationPlan::Dynamic,
+    };
+    for plan in [
+        Plan::f32(&cfg),
+        Plan::uniform(&cfg, per_row(), TableFormat::Fused4),
+        Plan::uniform(&cfg, dynamic, TableFormat::Fused8),
+    ] {
+        let model = Model::from_parts(&cfg, &weights, &plan).unwrap();
+        let b = batch(&cfg, 300, 9);
+        let two = pool(2);
+        let want = two.install(|| {
+            model
+                .predict_logits(&b, &mut Scratch::new())
+                .unwrap()
+                .to_vec()
+        });
+        for threads in [1, 2, 5] {
+            let mut scratch = Scratch::new();
+            let got = two.install(|| {
+                model
+                    .predict_logits_threads(&b, &mut scratch, threads)
+                    .unwrap()
+                    .to_vec()
+            });
+            assert_eq!(got, want, "{threads} thread(s) changed a logit");
+            if threads == 1 {
+                assert_eq!(
+                    scratch.chunk_buffer_sets(),
+                    1,
+                    "a one-thread call used one worker"
+                );
+            }
+        }
+        // The cap ends with the call.
+        assert_eq!(
+            two.install(quantrec_kernels::parallel::threads),
+            2,
+            "the cap outlived its call"
+        );
+    }
+}
+
+#[test]
 fn per_row_dynamic_int8_scores_do_not_depend_on_the_batch() {
     let cfg = dcn_config();
     let weights = Weights::random(&cfg, 5);

@@ -106,40 +106,50 @@ pub struct Labels {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Job>,
+    /// Rows of the queued requests.
+    rows: usize,
+    /// Model calls running (at most one per pool thread).
     busy: usize,
     closed: bool,
 }
 
+/// A batch taken from the queue: the requests of one model call and how many pool threads it
+/// may use.
+struct Call {
+    jobs: Vec<Job>,
+    threads: usize,
+}
+
+/// What the submitters, the timer thread and the running calls of one version share.
 #[derive(Debug)]
-struct Shared {
+struct Inner {
     state: Mutex<State>,
+    /// Wakes the timer thread.
     wake: Condvar,
-}
-
-/// The queue and batcher thread of one model version.
-#[derive(Debug)]
-pub struct Batcher {
-    shared: Arc<Shared>,
-    limits: Limits,
-    labels: Labels,
-    metrics: Metrics,
-}
-
-/// Everything the batcher thread needs.
-struct Worker {
-    shared: Arc<Shared>,
     model: Arc<Model>,
     pool: Arc<ComputePool>,
     limits: Limits,
     mergeable: bool,
+    /// Model calls that may run at once: the pool's threads.
+    slots: usize,
     labels: Labels,
     metrics: Metrics,
     stats: Arc<VersionStats>,
-    scratches: Arc<Scratches>,
+    scratches: Scratches,
+}
+
+/// The queue of one model version and its dispatch: a request that completes a batch while a
+/// pool thread is free starts its model call at once, from the submitting thread; a call that
+/// ends takes the next ready batch on the same pool thread (no hand-off while the server is
+/// saturated); a timer thread starts a partial batch when its first request has waited
+/// `max_delay`.
+#[derive(Debug)]
+pub struct Batcher {
+    inner: Arc<Inner>,
 }
 
 impl Batcher {
-    /// Starts the batcher thread of a version.
+    /// Starts the batcher (and its timer thread) of a version.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         model: Arc<Model>,
@@ -150,128 +160,121 @@ impl Batcher {
         metrics: Metrics,
         stats: Arc<VersionStats>,
     ) -> std::io::Result<Batcher> {
-        let shared = Arc::new(Shared {
+        let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
-        });
-        let worker = Worker {
-            shared: shared.clone(),
+            slots: pool.threads().max(1),
             model,
             pool,
             limits,
             mergeable,
             labels: labels.clone(),
-            metrics: metrics.clone(),
+            metrics,
             stats,
-            scratches: Arc::default(),
-        };
+            scratches: Scratches::default(),
+        });
+        let timer = inner.clone();
         std::thread::Builder::new()
             .name(format!("batcher-{}-{}", labels.model, labels.version))
-            .spawn(move || worker.run())?;
-        Ok(Batcher {
-            shared,
-            limits,
-            labels,
-            metrics,
-        })
+            .spawn(move || timer.run_timer())?;
+        Ok(Batcher { inner })
     }
 
-    /// Queues a request, or refuses it at once when the queue is full.
+    /// Queues a request, or refuses it at once when the queue is full. When it makes a batch
+    /// ready and a pool thread is free, its model call starts now.
     pub fn submit(&self, job: Job) -> Result<()> {
-        let mut st = self.shared.state.lock().expect("batcher lock");
+        let inner = &self.inner;
+        let mut st = inner.lock();
         if st.closed {
             return Err(ServeError::Unavailable {
-                model: self.labels.model.clone(),
-                version: self.labels.version,
+                model: inner.labels.model.clone(),
+                version: inner.labels.version,
             });
         }
-        if st.queue.len() >= self.limits.queue {
+        if st.queue.len() >= inner.limits.queue {
             return Err(ServeError::QueueFull {
-                model: self.labels.model.clone(),
-                version: self.labels.version,
-                capacity: self.limits.queue,
+                model: inner.labels.model.clone(),
+                version: inner.labels.version,
+                capacity: inner.limits.queue,
             });
         }
+        st.rows += job.batch.size;
         st.queue.push_back(job);
-        self.metrics.queue_depth(
-            &self.labels.model,
-            &self.labels.version_text,
-            st.queue.len(),
-        );
+        let call = inner.take_ready(&mut st);
+        // The timer must start timing a partial batch that a free thread is waiting for.
+        let wake_timer = call.is_none() && st.queue.len() == 1 && st.busy < inner.slots;
+        inner.report_depth(&st);
         drop(st);
-        self.shared.wake.notify_all();
+        if let Some(call) = call {
+            inner.start(call);
+        } else if wake_timer {
+            inner.wake.notify_all();
+        }
         Ok(())
     }
 
     /// Requests waiting.
     pub fn depth(&self) -> usize {
-        self.shared.state.lock().expect("batcher lock").queue.len()
+        self.inner.lock().queue.len()
     }
 }
 
 impl Drop for Batcher {
     fn drop(&mut self) {
-        self.shared.state.lock().expect("batcher lock").closed = true;
-        self.shared.wake.notify_all();
+        self.inner.lock().closed = true;
+        self.inner.wake.notify_all();
     }
 }
 
-impl Worker {
-    fn run(self) {
-        let slots = self.pool.threads().max(1);
-        loop {
-            let mut st = self.shared.state.lock().expect("batcher lock");
-            // A free execution slot and a first request (or closed and drained: exit).
-            loop {
-                if st.busy < slots && !st.queue.is_empty() {
-                    break;
-                }
-                if st.closed && st.queue.is_empty() {
-                    return;
-                }
-                st = self.shared.wake.wait(st).expect("batcher lock");
-            }
-            // Wait for more rows until max_batch or max_delay after the first request.
-            if self.mergeable {
-                let first = st.queue[0].enqueued;
-                loop {
-                    let rows: usize = st.queue.iter().map(|j| j.batch.size).sum();
-                    let left = self.limits.max_delay.saturating_sub(first.elapsed());
-                    if rows >= self.limits.max_batch || left.is_zero() || st.closed {
-                        break;
-                    }
-                    st = self
-                        .shared
-                        .wake
-                        .wait_timeout(st, left)
-                        .expect("batcher lock")
-                        .0;
-                }
-            }
-            let jobs = self.take(&mut st);
-            if !jobs.is_empty() {
-                st.busy += 1;
-            }
-            self.metrics.queue_depth(
-                &self.labels.model,
-                &self.labels.version_text,
-                st.queue.len(),
-            );
-            drop(st);
-            if jobs.is_empty() {
-                continue;
-            }
-            let exec = Exec {
-                shared: self.shared.clone(),
-                model: self.model.clone(),
-                labels: self.labels.clone(),
-                metrics: self.metrics.clone(),
-                stats: self.stats.clone(),
-                mergeable: self.mergeable,
-                scratches: self.scratches.clone(),
-            };
-            self.pool.spawn(move || exec.run(jobs));
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing panics while the lock is held, so a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report_depth(&self, st: &State) {
+        self.metrics.queue_depth(
+            &self.labels.model,
+            &self.labels.version_text,
+            st.queue.len(),
+        );
+    }
+
+    /// Whether the queue holds a batch to start now: a free slot and a first request that is
+    /// alone by nature (rows not mergeable), completes `max_batch` rows, has waited `max_delay`,
+    /// or must go because the version is closing.
+    fn ready(&self, st: &State) -> bool {
+        if st.busy >= self.slots {
+            return false;
         }
+        let Some(first) = st.queue.front() else {
+            return false;
+        };
+        !self.mergeable
+            || st.closed
+            || st.rows >= self.limits.max_batch
+            || first.enqueued.elapsed() >= self.limits.max_delay
+    }
+
+    /// Takes the next batch when one is ready, claiming a slot for it.
+    fn take_ready(self: &Arc<Self>, st: &mut State) -> Option<Call> {
+        if !self.ready(st) {
+            return None;
+        }
+        let jobs = self.take(st);
+        if jobs.is_empty() {
+            return None;
+        }
+        // A call with nothing else running or waiting may spread over every pool thread (the
+        // lowest latency); otherwise each call keeps to one thread, which does more rows per
+        // second than splitting every call.
+        let threads = if st.busy == 0 && st.queue.is_empty() {
+            self.slots
+        } else {
+            1
+        };
+        st.busy += 1;
+        Some(Call { jobs, threads })
     }
 
     /// Takes the next batch: requests in arrival order up to `max_batch` rows (at least one), or
@@ -282,14 +285,17 @@ impl Worker {
         let mut rows = 0;
         let now = Instant::now();
         while let Some(job) = st.queue.front() {
+            let n = job.batch.size;
             if job.reply.is_closed() {
                 st.queue.pop_front();
+                st.rows -= n;
                 continue;
             }
             if let Some((deadline, timeout_us)) = job.deadline
                 && deadline <= now
             {
                 let job = st.queue.pop_front().expect("front exists");
+                st.rows -= n;
                 let err = ServeError::Timeout {
                     model: self.labels.model.clone(),
                     version: self.labels.version,
@@ -299,17 +305,81 @@ impl Worker {
                 let _ = job.reply.send(Err(err));
                 continue;
             }
-            let n = job.batch.size;
             if !jobs.is_empty() && (!self.mergeable || rows + n > self.limits.max_batch) {
                 break;
             }
             rows += n;
+            st.rows -= n;
             jobs.push(st.queue.pop_front().expect("front exists"));
             if !self.mergeable {
                 break;
             }
         }
         jobs
+    }
+
+    /// Runs `call` on the pool; when it ends, the same pool thread runs the next ready batch.
+    fn start(self: &Arc<Self>, call: Call) {
+        let inner = self.clone();
+        self.pool.spawn(move || {
+            let mut call = call;
+            loop {
+                inner.execute(call);
+                let mut st = inner.lock();
+                st.busy -= 1;
+                let next = inner.take_ready(&mut st);
+                // A partial batch now has a free thread: the timer times it (or, closing and
+                // drained, ends).
+                let wake_timer = next.is_none() && (!st.queue.is_empty() || st.closed);
+                if next.is_some() {
+                    inner.report_depth(&st);
+                }
+                drop(st);
+                match next {
+                    Some(n) => call = n,
+                    None => {
+                        if wake_timer {
+                            inner.wake.notify_all();
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The timer thread: starts partial batches once their first request has waited
+    /// `max_delay` (and whatever submitters and ending calls left ready), until the version is
+    /// closed and its queue is empty.
+    fn run_timer(self: Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            if let Some(call) = self.take_ready(&mut st) {
+                self.report_depth(&st);
+                drop(st);
+                self.start(call);
+                st = self.lock();
+                continue;
+            }
+            if st.closed && st.queue.is_empty() {
+                return;
+            }
+            st = match st.queue.front() {
+                // A partial batch with a free slot: wait out its delay (or an earlier wake-up).
+                Some(first) if st.busy < self.slots => {
+                    let left = self
+                        .limits
+                        .max_delay
+                        .saturating_sub(first.enqueued.elapsed());
+                    self.wake
+                        .wait_timeout(st, left.max(Duration::from_micros(1)))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                // Nothing queued, or every slot busy (ending calls take the next batch).
+                _ => self.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
     }
 }
 
@@ -331,19 +401,10 @@ impl Scratches {
     }
 }
 
-/// One model call on the compute pool.
-struct Exec {
-    shared: Arc<Shared>,
-    model: Arc<Model>,
-    labels: Labels,
-    metrics: Metrics,
-    stats: Arc<VersionStats>,
-    mergeable: bool,
-    scratches: Arc<Scratches>,
-}
-
-impl Exec {
-    fn run(self, mut jobs: Vec<Job>) {
+impl Inner {
+    /// Runs one model call and answers its requests.
+    fn execute(&self, call: Call) {
+        let Call { mut jobs, threads } = call;
         let start = Instant::now();
         let queued: Vec<Duration> = jobs.iter().map(|j| start - j.enqueued).collect();
         let sizes: Vec<usize> = jobs.iter().map(|j| j.batch.size).collect();
@@ -369,7 +430,7 @@ impl Exec {
         let mut scratch = self.scratches.take();
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.model
-                .predict_logits(batch, &mut scratch)
+                .predict_logits_threads(batch, &mut scratch, threads)
                 .map(|l| l.to_vec())
         }));
         self.scratches.put(scratch);
@@ -384,12 +445,6 @@ impl Exec {
         };
         let compute = start.elapsed();
         let call_rows = batch.size;
-        // Free the slot before answering so the batcher can start the next call.
-        {
-            let mut st = self.shared.state.lock().expect("batcher lock");
-            st.busy -= 1;
-        }
-        self.shared.wake.notify_all();
         self.metrics.batch(
             &self.labels.model,
             &self.labels.version_text,

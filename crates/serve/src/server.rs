@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub max_request_rows: usize,
     /// Compute threads (0: one per core).
     pub threads: usize,
+    /// Threads of the I/O runtime that decodes requests and writes answers (0: one per four
+    /// cores, at least one).
+    pub io_threads: usize,
     /// Largest accepted request body (HTTP and gRPC message).
     pub max_body_bytes: usize,
     /// Rescan the repository every this many seconds (0: never).
@@ -68,6 +71,7 @@ impl ServeOptions {
             queue: 1024,
             max_request_rows: 16384,
             threads: 0,
+            io_threads: 0,
             max_body_bytes: 64 << 20,
             poll_secs: 0,
             allow_nonfinite: false,
@@ -281,9 +285,20 @@ fn tokio_stream_incoming(
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The I/O runtime's threads for `requested` (0: one per four cores, at least one). Decoding and
+/// answering a request costs a fraction of its model call, and every extra runtime thread that
+/// parks and wakes between requests costs context switches on cores the compute pool needs.
+fn io_threads(requested: usize) -> usize {
+    if requested > 0 {
+        return requested;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 4).max(1)
+}
+
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(io_threads(threads))
         .thread_name("quantrec-io")
         .enable_all()
         .build()
@@ -298,7 +313,7 @@ impl Server {
     /// are bound.
     pub fn start(opts: ServeOptions) -> Result<Server> {
         let state = build_state(&opts)?;
-        let rt = runtime()?;
+        let rt = runtime(opts.io_threads)?;
         let (http, grpc) = rt.block_on(async {
             let http = bind(opts.host, opts.http_port, "HTTP").await?;
             let grpc = match opts.grpc_port {

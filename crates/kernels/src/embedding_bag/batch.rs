@@ -127,7 +127,7 @@ pub fn pool_tables_with_isa(
             out_stride,
         )
     };
-    let threads = rayon::current_num_threads();
+    let threads = crate::parallel::threads();
     if parallelism == Parallelism::Single || threads < 2 || total_ids < PARALLEL_MIN_IDS {
         for (t, tb) in tables.iter().enumerate() {
             let j = job(t);

@@ -444,7 +444,7 @@ impl PackedDense {
             bias: bias.as_ptr(),
             relu,
         };
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         if m <= SMALL_M || threads <= 1 || m * n * k < PAR_MIN_WORK {
             job.run(0..m, 0..panels);
         } else {

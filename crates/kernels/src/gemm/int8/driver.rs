@@ -315,7 +315,7 @@ pub(crate) fn run(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let threads = rayon::current_num_threads();
+    let threads = crate::parallel::threads();
     // Row chunks are a multiple of the block height, so they start on block boundaries.
     let unit = if h == 1 { 32 } else { h };
     // The activations of rows r0..r1 (with the tile layout's padding rows).
