@@ -24,6 +24,9 @@ pub enum Isa {
 
 /// The name of the environment variable that caps the ISA level.
 pub const ISA_ENV: &str = "QUANTREC_ISA";
+/// Environment variable that turns AMX off (`0`, `off`, `false` or `no`): the AVX512-VNNI and
+/// AVX512-BF16 kernels then run where the CPU has AMX, as on a CPU without it.
+pub const AMX_ENV: &str = "QUANTREC_AMX";
 
 impl Isa {
     /// Every level, lowest first.

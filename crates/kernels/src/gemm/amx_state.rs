@@ -14,10 +14,26 @@ pub(crate) const AMX_BF16: u32 = 1 << 22;
 /// CPUID leaf 7 EDX bit of AMX-INT8.
 pub(crate) const AMX_INT8: u32 = 1 << 25;
 
-/// True when the CPU has the AMX feature bit `feature` (one of [`AMX_BF16`], [`AMX_INT8`]) and the
-/// tile state is enabled by the OS and granted to this process.
+/// True when the CPU has the AMX feature bit `feature` (one of [`AMX_BF16`], [`AMX_INT8`]), the
+/// tile state is enabled by the OS and granted to this process, and `QUANTREC_AMX` does not turn
+/// AMX off.
 pub(crate) fn usable(feature: u32) -> bool {
-    __cpuid_count(7, 0).edx & feature != 0 && tile_state()
+    allowed() && __cpuid_count(7, 0).edx & feature != 0 && tile_state()
+}
+
+/// Whether `QUANTREC_AMX` ([`crate::isa::AMX_ENV`]) leaves AMX on: unset, or anything but
+/// `0` / `off` / `false` / `no`. Turning it off runs the AVX512-VNNI / AVX512-BF16 kernels on an
+/// AMX machine, to measure what a CPU without AMX would do.
+fn allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        std::env::var(crate::isa::AMX_ENV).map_or(true, |v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "off" | "false" | "no"
+            )
+        })
+    })
 }
 
 fn tile_state() -> bool {
