@@ -311,28 +311,46 @@ fn parallel_split_matches_single_thread() {
 #[test]
 fn non_finite_anywhere_in_long_inputs_is_found_at_every_kernel() {
     let mut rng = Rng::new(18);
-    let (m, k, n) = (3, 67, 5);
-    // Per-tensor and per-row activation ranges find the value by different scans.
+    let (k, n) = (67, 5);
+    // Per-tensor and per-row activation ranges find the value by different scans; 40 rows span
+    // three of the per-row path's scan-and-quantize blocks (16 rows), the last one partial.
+    let cases = [
+        (
+            3,
+            vec![
+                (0, f32::NAN),
+                (63, f32::INFINITY),
+                (150, f32::NEG_INFINITY),
+                (200, f32::NAN),
+            ],
+        ),
+        (
+            40,
+            vec![
+                (5, f32::NAN),
+                (16 * k + 3, f32::INFINITY),
+                (40 * k - 1, f32::NEG_INFINITY),
+            ],
+        ),
+    ];
     for act in [ActivationQuant::Dynamic, ActivationQuant::DynamicPerRow] {
         let (_, _, lin) = layer(&mut rng, n, k, spec(false, act));
         let mut s = LinearScratch::default();
-        let mut out = vec![0f32; m * n];
-        for (at, bad) in [
-            (0, f32::NAN),
-            (63, f32::INFINITY),
-            (150, f32::NEG_INFINITY),
-            (200, f32::NAN),
-        ] {
-            let mut x = rng.normal_vec(m * k, 1.0);
-            x[at] = bad;
-            for kernel in Int8Kernel::available() {
-                let o = Int8Output::F32(&mut out);
-                let e = lin.forward_int8(kernel, Int8Input::F32(&x), m, o, false, &mut s);
-                match e {
-                    Err(KernelError::NonFinite { row, col, .. }) => {
-                        assert_eq!((row, col), (at / k, at % k), "{} {act:?}", kernel.name())
+        for (m, bads) in &cases {
+            let m = *m;
+            let mut out = vec![0f32; m * n];
+            for &(at, bad) in bads {
+                let mut x = rng.normal_vec(m * k, 1.0);
+                x[at] = bad;
+                for kernel in Int8Kernel::available() {
+                    let o = Int8Output::F32(&mut out);
+                    let e = lin.forward_int8(kernel, Int8Input::F32(&x), m, o, false, &mut s);
+                    match e {
+                        Err(KernelError::NonFinite { row, col, .. }) => {
+                            assert_eq!((row, col), (at / k, at % k), "{} {act:?}", kernel.name())
+                        }
+                        other => panic!("{} {act:?} m={m}: {other:?}", kernel.name()),
                     }
-                    other => panic!("{} {act:?}: {other:?}", kernel.name()),
                 }
             }
         }

@@ -129,6 +129,9 @@ pub struct Int8Extra {
     /// Rate over the measured VNNI peak, when measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_fraction: Option<f64>,
+    /// Rate over the measured AMX-INT8 (`tdpbusd`) peak, where this process may use AMX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amx_peak_fraction: Option<f64>,
 }
 
 /// Shape of an `interaction_dot` line.

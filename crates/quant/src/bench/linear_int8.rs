@@ -1,7 +1,9 @@
 //! `linear_int8` (dynamic u8 activations, f32 in and out) and `linear_int8_static` (u8 in, u8 out, the
 //! chain between int8 layers) on DLRM's MLP shapes, single thread, with `peak_fraction` against the
-//! measured 512-bit VNNI peak (the AMX kernel, where the CPU has it, can exceed 1). Shapes and data
-//! follow `../shared/peers/torch_bench.py`; `kernel` names the int8 kernel that ran.
+//! measured 512-bit VNNI peak (the AMX kernel, where the CPU has it, can exceed 1) and, where AMX
+//! is usable, `amx_peak_fraction` against the measured `tdpbusd` peak. Shapes and data follow
+//! `../shared/peers/torch_bench.py`, plus DLRM-v2's cross-net and first top layers
+//! ([`DLRMV2_KNS`]) by default; `kernel` names the int8 kernel that ran.
 
 use std::time::Duration;
 
@@ -30,18 +32,41 @@ pub fn run(options: &KernelBenchOptions, rep: &mut Sink<'_>) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let rows = pool.install(|| bench(options, want_dynamic, want_static))?;
     let isa = Isa::active();
-    let peak = peak::measure(PeakKind::Int8Vnni);
+    let peaks = Peaks {
+        vnni: peak::measure(PeakKind::Int8Vnni),
+        amx: peak::measure(PeakKind::Int8Amx),
+    };
     for (op, shape, secs, ops) in rows {
-        record(rep, isa, op, shape, secs, ops, peak)?;
+        record(rep, isa, op, shape, secs, ops, peaks)?;
     }
     Ok(())
+}
+
+/// DLRM-v2's int8 layers beyond [`super::LINEAR_KNS`] `(k, n)`: a cross layer's `V` (3456 → 512)
+/// and `W` (512 → 3456), and the first top layer (3456 → 1024); timed at the default shapes' batch
+/// sizes of 64 and 1024 (64 alone when quick) unless `--shapes` is given.
+pub const DLRMV2_KNS: [(usize, usize); 3] = [(3456, 512), (512, 3456), (3456, 1024)];
+
+/// The measured peaks (GOP/s) the rates are read against.
+#[derive(Clone, Copy)]
+struct Peaks {
+    vnni: Option<f64>,
+    amx: Option<f64>,
 }
 
 type Row = (&'static str, GemmShape, f64, f64);
 
 fn bench(options: &KernelBenchOptions, want_dynamic: bool, want_static: bool) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let shapes = linear_shapes(options);
+    let mut shapes = linear_shapes(options);
+    if options.shapes.is_empty() {
+        let ms: Vec<usize> = if options.quick {
+            vec![64]
+        } else {
+            vec![64, 1024]
+        };
+        shapes.extend(DLRMV2_KNS.iter().map(|&(k, n)| (k, n, ms.clone())));
+    }
     let min_time = Duration::from_millis(if options.quick { 100 } else { 300 });
     let mut rng = Rng::new(0);
     let mut scratch = LinearScratch::default();
@@ -99,14 +124,15 @@ fn record(
     shape: GemmShape,
     secs: f64,
     ops: f64,
-    peak: Option<f64>,
+    peaks: Peaks,
 ) -> Result<()> {
     let rate = ops / secs / 1e9;
     let kernel = Int8Kernel::active().name();
     let extra = Int8Extra {
         threads: 1,
         kernel: kernel.to_string(),
-        peak_fraction: peak.map(|p| rate / p),
+        peak_fraction: peaks.vnni.map(|p| rate / p),
+        amx_peak_fraction: peaks.amx.map(|p| rate / p),
     };
     rep.record(BenchRecord::LinearInt8(Line::new(
         isa.name(),
