@@ -199,13 +199,7 @@ pub fn random_batch(
             f
         })
         .collect();
-    Batch {
-        size,
-        n_dense,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(size, n_dense, dense, sparse)
 }
 
 /// [`random_batch`] for the tables of `cfg`.
