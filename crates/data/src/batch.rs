@@ -57,3 +57,22 @@ pub struct Batch {
     /// Click labels in {0, 1} when known.
     pub labels: Option<Vec<f32>>,
 }
+
+impl Batch {
+    /// A batch of `size` samples without labels: `dense` is `[size, n_dense]` row-major, `sparse`
+    /// one feature per table.
+    pub fn unlabeled(
+        size: usize,
+        n_dense: usize,
+        dense: Vec<f32>,
+        sparse: Vec<SparseFeature>,
+    ) -> Batch {
+        Batch {
+            size,
+            n_dense,
+            dense,
+            sparse,
+            labels: None,
+        }
+    }
+}

@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{assert_close, fixture, import, inputs, temp_path};
-use quantrec_data::{Batch, SparseFeature};
+use common::{BatchSpec, assert_close, fixture, import, inputs, random_batch, temp_path};
+use quantrec_data::Batch;
 use quantrec_kernels::formats::{
     QuantizeOptions, TableFormat, TableRef, dequantize_row, quantize_table,
 };
@@ -191,25 +191,14 @@ fn small_config(poolings: [PoolingMode; 3]) -> ModelConfig {
 }
 
 fn small_batch(size: usize, seed: u64) -> Batch {
-    let mut rng = quantrec_kernels::rng::Rng::new(seed);
-    let dense = (0..size * 13).map(|_| rng.uniform_f32(0.0, 3.0)).collect();
-    let sparse = (0..3)
-        .map(|_| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(4) as usize).collect();
-            let n: usize = lengths.iter().sum();
-            let ids = (0..n).map(|_| rng.below(64) as i64).collect();
-            let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(0.0, 2.0)).collect());
-            f
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: 13,
-        dense,
-        sparse,
-        labels: None,
-    }
+    let spec = BatchSpec {
+        dense: (0.0, 3.0),
+        min_len: 0,
+        len_span: 4,
+        skewed: false,
+        weights: Some((0.0, 2.0)),
+    };
+    random_batch(13, &[64; 3], size, seed, &spec)
 }
 
 #[test]

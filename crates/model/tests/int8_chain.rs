@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{Record, observed};
+use common::{BatchSpec, Record, observed, random_batch};
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::gemm::QParams;
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
 };
@@ -35,22 +34,14 @@ fn config() -> ModelConfig {
 }
 
 fn batch(size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let dense = (0..size * 13).map(|_| rng.uniform_f32(-1.0, 3.0)).collect();
-    let sparse = (0..3)
-        .map(|_| {
-            let lengths: Vec<usize> = (0..size).map(|_| 1 + rng.below(3) as usize).collect();
-            let n = lengths.iter().sum();
-            SparseFeature::from_lengths(&lengths, (0..n).map(|_| rng.below(50) as i64).collect())
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: 13,
-        dense,
-        sparse,
-        labels: None,
-    }
+    let spec = BatchSpec {
+        dense: (-1.0, 3.0),
+        min_len: 1,
+        len_span: 3,
+        skewed: false,
+        weights: None,
+    };
+    random_batch(13, &[50; 3], size, seed, &spec)
 }
 
 /// Every MLP layer int8 static (per channel), calibrated on the f32 model's observed ranges.

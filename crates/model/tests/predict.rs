@@ -16,13 +16,12 @@ fn model(name: &str) -> Model {
 
 /// Concatenates `copies` copies of `b`.
 fn tile(b: &Batch, copies: usize) -> Batch {
-    let mut out = Batch {
-        size: b.size * copies,
-        n_dense: b.n_dense,
-        dense: b.dense.repeat(copies),
-        sparse: Vec::new(),
-        labels: None,
-    };
+    let mut out = Batch::unlabeled(
+        b.size * copies,
+        b.n_dense,
+        b.dense.repeat(copies),
+        Vec::new(),
+    );
     for f in &b.sparse {
         let lengths: Vec<usize> = f
             .offsets
@@ -55,13 +54,7 @@ fn predictions_are_deterministic_and_scratch_is_reusable() {
     assert_eq!(single.len(), 1);
     assert_close("sample 0 alone", &single, &first[..1], 1e-6, 1e-3);
     assert_eq!(m.predict(&batch, &mut s).unwrap(), &first[..]);
-    let empty = Batch {
-        size: 0,
-        n_dense: 13,
-        dense: vec![],
-        sparse: vec![SparseFeature::one_hot(vec![]); 8],
-        labels: None,
-    };
+    let empty = Batch::unlabeled(0, 13, vec![], vec![SparseFeature::one_hot(vec![]); 8]);
     assert!(m.predict(&empty, &mut s).unwrap().is_empty());
 }
 

@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::assert_close;
-use quantrec_data::{Batch, SparseFeature};
+use common::{BatchSpec, assert_close, config_batch};
+use quantrec_data::Batch;
 use quantrec_kernels::interaction::{PairOrder, pairs};
-use quantrec_kernels::rng::Rng;
 use quantrec_model::config::{
     DotOrder, Interaction, ModelConfig, Naming, PoolingMode, TableConfig,
 };
@@ -103,29 +102,14 @@ fn reference(c: &ModelConfig, w: &Weights, b: &Batch, s: usize) -> f64 {
 }
 
 fn random_batch(c: &ModelConfig, size: usize, seed: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let dense = (0..size * c.dense_features)
-        .map(|_| rng.uniform_f32(0.0, 4.0))
-        .collect();
-    let sparse = c
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(4) as usize).collect();
-            let n = lengths.iter().sum();
-            let ids = (0..n).map(|_| rng.below(t.rows as u64) as i64).collect();
-            let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
-            f
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense,
-        sparse,
-        labels: None,
-    }
+    let spec = BatchSpec {
+        dense: (0.0, 4.0),
+        min_len: 0,
+        len_span: 4,
+        skewed: false,
+        weights: Some((-1.0, 2.0)),
+    };
+    config_batch(c, size, seed, &spec)
 }
 
 fn check(interaction: Interaction, dims: [usize; 3], bottom_out: usize) {

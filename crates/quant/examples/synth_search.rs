@@ -97,12 +97,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         search: SearchOptions {
             budget: Budget::Ne(budget),
             objective,
-            latency_batch: 256,
-            presets: true,
-            sensitivity_rows: 16_384,
-            table_refit: false,
             table_curvature: false,
             tiers: false,
+            ..SearchOptions::default()
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     };

@@ -11,7 +11,6 @@ use quantrec_quant::calibrate::{RangeMethod, calibrate};
 use quantrec_quant::debug::debug;
 use quantrec_quant::plans::{Preset, plan_bytes};
 use quantrec_quant::refresh::{RefreshRequest, refresh};
-use quantrec_quant::search::pareto::Objective;
 use quantrec_quant::search::{Budget, SearchOptions};
 use quantrec_quant::workflow::{PlanRequest, QuantizeRequest, quantize};
 
@@ -103,13 +102,10 @@ fn request(w: &quantrec_model::Weights, plan: PlanRequest, budget: Budget) -> Qu
         plan,
         search: SearchOptions {
             budget,
-            objective: Objective::Bytes,
             latency_batch: 64,
-            presets: true,
-            sensitivity_rows: 16_384,
-            table_refit: false,
             table_curvature: false,
             tiers: false,
+            ..SearchOptions::default()
         },
         calib_method: RangeMethod::L2 { bits: 8 },
     }

@@ -533,13 +533,7 @@ pub fn to_batch(
     for (t, f) in sparse.iter().enumerate() {
         check_ids(sig, tensor, t, f)?;
     }
-    Ok(Batch {
-        size,
-        n_dense: nd,
-        dense: dense_v,
-        sparse,
-        labels: None,
-    })
+    Ok(Batch::unlabeled(size, nd, dense_v, sparse))
 }
 
 #[cfg(test)]

@@ -147,13 +147,7 @@ pub fn synthetic_batch(model: &Model, size: usize) -> Batch {
             SparseFeature::one_hot(ids)
         })
         .collect();
-    Batch {
-        size,
-        n_dense: nd,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(size, nd, dense, sparse)
 }
 
 /// What the warm-up found.

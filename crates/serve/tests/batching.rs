@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::{options, post_json, start};
+use common::http::{assert_solo_logits, options, post_json, start, stats, wait_queued};
 use common::*;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::{Model, ModelConfig};
@@ -59,13 +59,7 @@ fn sixteen_concurrent_clients_get_their_solo_scores_for_every_plan() {
         for t in threads {
             t.join().unwrap();
         }
-        let s = server
-            .state
-            .repo
-            .version("m", None)
-            .unwrap()
-            .stats
-            .snapshot();
+        let s = stats(&server, "m");
         assert_eq!(s.success.count, 96);
         assert!(
             s.execution_count < 96,
@@ -91,24 +85,11 @@ fn a_full_queue_refuses_only_the_overflow_at_once() {
             let model = model.clone();
             let config = config.clone();
             std::thread::spawn(move || {
-                let b = random_batch(&config, 3, i);
-                let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "q"));
-                assert_eq!(r.status, 200);
-                assert_eq!(
-                    bits(&outputs_of(&r.json()).0),
-                    bits(&expected(&model, &b).0)
-                );
+                assert_solo_logits(a, &model, &random_batch(&config, 3, i), "q");
             })
         })
         .collect();
-    let t0 = Instant::now();
-    while lv.queue_depth() < 4 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "requests never queued"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_queued(&lv, 4);
     for i in 0..3 {
         let t = Instant::now();
         let r = post_json(
@@ -152,13 +133,7 @@ fn expired_requests_are_answered_with_a_timeout_and_not_computed() {
     assert_eq!(late.status, 504, "{}", String::from_utf8_lossy(&late.body));
     assert!(late.json()["error"].as_str().unwrap().contains("timed out"));
     assert_eq!(patient.status, 200);
-    let s = server
-        .state
-        .repo
-        .version("m", None)
-        .unwrap()
-        .stats
-        .snapshot();
+    let s = stats(&server, "m");
     assert_eq!(s.execution_count, 1);
     assert_eq!(
         s.inference_count, 2,
@@ -184,12 +159,7 @@ fn concurrent_calls_split_into_parallel_chunks_all_succeed() {
             std::thread::spawn(move || {
                 for i in 0..25 {
                     let b = random_batch(&config, 520 + c * 7, (c * 100 + i) as u64);
-                    let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "big"));
-                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                    assert_eq!(
-                        bits(&outputs_of(&r.json()).0),
-                        bits(&expected(&model, &b).0)
-                    );
+                    assert_solo_logits(a, &model, &b, "big");
                 }
             })
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::http::{get, options, post_json, start};
+use common::http::{get, grpc_connect, options, post_json, start};
 use common::monitor::*;
 use common::*;
 use quantrec_kernels::formats::TableFormat;
@@ -178,7 +178,6 @@ fn promote_through(launch: Launch, tag: &str) {
     let f16 = Plan::uniform(&config, LayerPrecision::F16, TableFormat::F16);
     write_version(&dir, "m", 2, &artifact_bytes(&config, &f16, 7));
     let grpc_load = |version: &str| -> Result<(), tonic::Status> {
-        use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
         use quantrec_serve::proto::model_repository_parameter::ParameterChoice;
         use quantrec_serve::proto::{ModelRepositoryParameter, RepositoryModelLoadRequest};
         let text = |s: &str| ModelRepositoryParameter {
@@ -195,15 +194,8 @@ fn promote_through(launch: Launch, tag: &str) {
         ]
         .into_iter()
         .collect();
-        let url = format!("http://{}", server.grpc_addr.unwrap());
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let mut c = tokio::time::timeout(
-                Duration::from_secs(10),
-                GrpcInferenceServiceClient::connect(url),
-            )
-            .await
-            .unwrap()
-            .unwrap();
+            let mut c = grpc_connect(&server, Duration::from_secs(10)).await;
             c.repository_model_load(RepositoryModelLoadRequest {
                 repository_name: String::new(),
                 model_name: "m".into(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{options, start};
+use common::http::{grpc_connect, options, start, stats};
 use common::*;
 use quantrec_model::artifact::Artifact;
 use quantrec_model::{Plan, Scratch};
@@ -32,16 +32,9 @@ fn grpc_round_trips_and_control_rpcs() {
     let mut opts = options(&dir);
     opts.max_delay_us = 300_000;
     let server = start(opts);
-    let url = format!("http://{}", server.grpc_addr.unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut c = tokio::time::timeout(
-            Duration::from_secs(10),
-            GrpcInferenceServiceClient::connect(url),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let mut c = grpc_connect(&server, Duration::from_secs(10)).await;
         assert!(
             c.server_live(ServerLiveRequest {})
                 .await
@@ -125,14 +118,7 @@ fn grpc_round_trips_and_control_rpcs() {
         );
 
         // A deadline shorter than the batching delay expires unexecuted.
-        let calls = server
-            .state
-            .repo
-            .version("dlrm", None)
-            .unwrap()
-            .stats
-            .snapshot()
-            .execution_count;
+        let calls = stats(&server, "dlrm").execution_count;
         let mut req = tonic::Request::new(grpc_request(&b, true));
         req.set_timeout(Duration::from_millis(50));
         let e = c.model_infer(req).await.unwrap_err();
@@ -144,14 +130,7 @@ fn grpc_round_trips_and_control_rpcs() {
             "{e:?}"
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let after = server
-            .state
-            .repo
-            .version("dlrm", None)
-            .unwrap()
-            .stats
-            .snapshot()
-            .execution_count;
+        let after = stats(&server, "dlrm").execution_count;
         assert_eq!(after, calls, "the expired request was computed");
 
         let st = c

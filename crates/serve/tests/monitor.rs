@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{get, options, post_json, request, start};
+use common::http::{get, grpc_connect, options, post_json, request, start};
 use common::monitor::*;
 use common::*;
 use quantrec_data::Batch;
@@ -15,7 +15,6 @@ use quantrec_kernels::formats::TableFormat;
 use quantrec_model::artifact::{Artifact, Provenance};
 use quantrec_model::{Model, Plan, Weights};
 use quantrec_quant::eval::{EvalSet, evaluate};
-use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -73,11 +72,7 @@ fn live_ne_equals_offline_eval_ne_and_bad_feedback_is_rejected() {
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let url = format!("http://{}", server.grpc_addr.unwrap());
-        let mut c = tokio::time::timeout(LIMIT, GrpcInferenceServiceClient::connect(url))
-            .await
-            .unwrap()
-            .unwrap();
+        let mut c = grpc_connect(&server, LIMIT).await;
         for i in 0..4u64 {
             let b = random_batch(&config, 25, 3000 + i);
             let mut req = grpc_request(&b, i % 2 == 0);

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::{get, options, post_json, start};
+use common::http::{get, grpc_connect, options, post_json, start};
 use common::*;
 use quantrec_data::{Batch, SparseFeature};
 use quantrec_kernels::formats::TableFormat;
@@ -92,16 +92,7 @@ fn grpc_client(
     s: &Server,
     rt: &tokio::runtime::Runtime,
 ) -> GrpcInferenceServiceClient<tonic::transport::Channel> {
-    let url = format!("http://{}", s.grpc_addr.unwrap());
-    rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            GrpcInferenceServiceClient::connect(url),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-    })
+    rt.block_on(grpc_connect(s, Duration::from_secs(10)))
 }
 
 fn grpc_logits(

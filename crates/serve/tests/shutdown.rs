@@ -4,9 +4,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use common::http::{options, post_json, request, start};
+use common::http::{assert_solo_logits, options, request, start, wait_queued};
 use common::*;
 use quantrec_model::Plan;
 use quantrec_model::artifact::Artifact;
@@ -28,24 +27,11 @@ fn graceful_shutdown_answers_every_accepted_request() {
         .map(|i| {
             let (model, config) = (model.clone(), config.clone());
             std::thread::spawn(move || {
-                let b = random_batch(&config, 3, i);
-                let r = post_json(a, "/v2/models/m/infer", &infer_json(&b, "s"));
-                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                assert_eq!(
-                    bits(&outputs_of(&r.json()).0),
-                    bits(&expected(&model, &b).0)
-                );
+                assert_solo_logits(a, &model, &random_batch(&config, 3, i), "s");
             })
         })
         .collect();
-    let t0 = Instant::now();
-    while lv.queue_depth() < 8 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "requests never queued"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_queued(&lv, 8);
     drop(lv);
     server.begin_shutdown();
     assert!(!server.state.is_ready());

@@ -182,13 +182,21 @@ pub fn batch_avoiding(
             }
         })
         .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense: (0..size * c.dense_features)
-            .map(|_| rng.uniform_f32(0.0, 3.0))
-            .collect(),
-        sparse,
-        labels: None,
-    }
+    batch_of(m, size, sparse, &mut rng, 3.0)
+}
+
+/// A batch of `size` samples of `m` with the sparse features `sparse` (one per table) and dense
+/// values uniform in `[0, dense_hi)`, drawn from `rng` after the ids.
+pub fn batch_of(
+    m: &Model,
+    size: usize,
+    sparse: Vec<SparseFeature>,
+    rng: &mut Rng,
+    dense_hi: f32,
+) -> Batch {
+    let n_dense = m.config().dense_features;
+    let dense = (0..size * n_dense)
+        .map(|_| rng.uniform_f32(0.0, dense_hi))
+        .collect();
+    Batch::unlabeled(size, n_dense, dense, sparse)
 }

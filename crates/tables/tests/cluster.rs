@@ -12,7 +12,7 @@ use quantrec_kernels::formats::TableFormat;
 use quantrec_kernels::rng::Rng;
 use quantrec_model::{Model, ModelError};
 use quantrec_tables::store::PushOptions;
-use quantrec_tables::testing::cluster_urls;
+use quantrec_tables::testing::{batch_of, cluster_urls};
 use quantrec_tables::{Policy, RemoteTables, TablesError, model_tables};
 
 fn multi_hot(m: &Model, size: usize, seed: u64) -> Batch {
@@ -28,15 +28,7 @@ fn multi_hot(m: &Model, size: usize, seed: u64) -> Batch {
             SparseFeature::from_lengths(&lengths, ids)
         })
         .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense: (0..size * c.dense_features)
-            .map(|_| rng.uniform_f32(0.0, 4.0))
-            .collect(),
-        sparse,
-        labels: None,
-    }
+    batch_of(m, size, sparse, &mut rng, 4.0)
 }
 
 fn small_blocks() -> PushOptions {

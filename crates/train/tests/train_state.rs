@@ -211,13 +211,7 @@ fn fixture_inputs(name: &str, tables: usize) -> (Batch, Vec<f32>) {
             }
         })
         .collect();
-    let batch = Batch {
-        size,
-        n_dense: 13,
-        dense,
-        sparse,
-        labels: None,
-    };
+    let batch = Batch::unlabeled(size, 13, dense, sparse);
     (batch, t["expected"].f32s())
 }
 

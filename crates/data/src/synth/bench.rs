@@ -18,13 +18,7 @@ pub fn unlabeled_batch(
         .map(|_| (100.0 * rng.uniform_f32(0.0, 1.0)).ln_1p())
         .collect();
     let sparse = sparse(rng);
-    Batch {
-        size,
-        n_dense,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(size, n_dense, dense, sparse)
 }
 
 #[cfg(test)]

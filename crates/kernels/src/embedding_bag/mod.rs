@@ -13,9 +13,10 @@
 //! `mode=1` and return the sum (they pass `normalize_by_lengths=false` to FBGEMM): to reproduce
 //! those ops use [`Pooling::Sum`].
 //!
-//! Layout: `scalar.rs` (the oracle), `portable.rs` (the [`Isa::Scalar`] kernel), `avx2.rs`,
-//! `avx512.rs` (register-blocked SIMD kernels with software prefetch of the rows a few dozen ids
-//! ahead), `plan.rs` (validation and the job the kernels run on), `batch.rs` (many tables in one
+//! Layout: `scalar.rs` (the oracle), `portable.rs` (the [`Isa::Scalar`] kernel), `simd.rs` (the
+//! register-blocked SIMD kernel with software prefetch of the rows a few dozen ids ahead, written
+//! once over a level's vectors), `avx2.rs`, `avx512.rs` (its instantiations: row decoding per
+//! level), `plan.rs` (validation and the job the kernels run on), `batch.rs` (many tables in one
 //! call, optionally on rayon). Entry points: [`pool`], [`pool_with_isa`], [`pool_tables`],
 //! [`pool_tables_with_isa`].
 
@@ -27,6 +28,8 @@ mod batch;
 mod plan;
 mod portable;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 #[cfg(target_arch = "x86_64")]
 mod simd_shared;
 mod tiered;

@@ -92,15 +92,8 @@ pub fn pool_scalar(
     check_table(bag, table_index)?;
     lookup.validate(table_index, bag.pooling)?;
     check_out(dim, lookup.num_bags, table_index, out.len(), out_stride)?;
-    let mut prefix = 0usize;
-    for b in 0..lookup.num_bags {
-        let (start, end) = lookup.bag_range(b, Some(prefix));
-        if let Bags::Lengths(_) = lookup.bags {
-            prefix = end;
-        }
-        let acc = &mut out[b * out_stride..b * out_stride + dim];
-        acc.fill(0.0);
-        for i in start..end {
+    pool_bags(lookup, bag.pooling, dim, out, out_stride, |b, ids, acc| {
+        for i in ids {
             let Some(r) = resolve_row(bag, lookup.indices.get(i), table_index, b)? else {
                 continue;
             };
@@ -110,7 +103,33 @@ pub fn pool_scalar(
             };
             accumulate_row(bag.table.format, bag.table.row(r), w, acc);
         }
-        if bag.pooling == Pooling::Mean && end > start {
+        Ok(())
+    })
+}
+
+/// Walks the bags of a validated `lookup` (with an output checked for `dim` and `out_stride`): for
+/// bag `b`, zeroes `out[b·out_stride ..][..dim]`, lets `add_ids(b, ids, acc)` add the rows of the
+/// ids `ids` into it in index order, then divides a mean by the bag's full length (pruned ids
+/// included; an empty bag stays zero). Stops at the first error of `add_ids`.
+#[inline]
+pub(crate) fn pool_bags(
+    lookup: &Lookup<'_>,
+    pooling: Pooling,
+    dim: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    mut add_ids: impl FnMut(usize, std::ops::Range<usize>, &mut [f32]) -> Result<()>,
+) -> Result<()> {
+    let mut prefix = 0usize;
+    for b in 0..lookup.num_bags {
+        let (start, end) = lookup.bag_range(b, Some(prefix));
+        if let Bags::Lengths(_) = lookup.bags {
+            prefix = end;
+        }
+        let acc = &mut out[b * out_stride..b * out_stride + dim];
+        acc.fill(0.0);
+        add_ids(b, start..end, acc)?;
+        if pooling == Pooling::Mean && end > start {
             let inv = 1.0 / (end - start) as f32;
             acc.iter_mut().for_each(|a| *a *= inv);
         }

@@ -1,7 +1,8 @@
-//! What the AVX2 and AVX-512 embedding-bag kernels share: the format codes of their `const F: u8`
-//! parameter, the per-format kernel table ([`range_kernels!`]), the row prefetch and the reading of
-//! a fused row's scale and bias. The helpers are `#[inline(always)]` and only ever inlined into the
-//! kernels' `#[target_feature]` functions.
+//! What the width-generic embedding-bag body (`simd.rs`) and its AVX2 and AVX-512 instantiations
+//! share: the format codes of their `const F: u8` parameter, the per-format kernel table of a level
+//! ([`range_kernels!`]), the row prefetch and the reading of a fused row's scale and bias. The
+//! helpers are `#[inline(always)]` and only ever inlined into the kernels' `#[target_feature]`
+//! functions.
 
 use std::arch::x86_64::*;
 
@@ -21,10 +22,11 @@ pub(super) const FUSED4: u8 = 5;
 pub(super) const FUSED2: u8 = 6;
 
 /// Defines `pub(crate) fn kernel(format) -> RangeFn` (this level's kernel per table format) and the
-/// `pool_range::<F>` entries behind it, which dispatch on the index type to
-/// `range::<F, I>(job, ids, lo, hi)`, an `unsafe fn` of the calling module compiled for its level.
+/// `pool_range::<F>` entries behind it, which dispatch on the index type to `range::<F, I>`, the
+/// width-generic body (`simd::range`) instantiated for the level's vector type `$vec` inside a
+/// `#[target_feature]` function of the level's `$features`.
 macro_rules! range_kernels {
-    ($level:literal) => {
+    ($level:literal, $vec:ty, $features:literal) => {
         #[doc = concat!("The ", $level, " kernel for `format`.")]
         pub(crate) fn kernel(format: $crate::formats::TableFormat) -> super::plan::RangeFn {
             use super::simd_shared::*;
@@ -57,6 +59,23 @@ macro_rules! range_kernels {
                 // SAFETY: forwarded contract.
                 super::Indices::I64(ids) => unsafe { range::<F, i64>(job, ids, lo, hi) },
             }
+        }
+
+        #[doc = concat!("`simd::range` at ", $level, ".")]
+        ///
+        /// # Safety
+        #[doc = concat!("The CPU must have `", $features, "` (the function is compiled for them);")]
+        /// `job` is validated and stored in format `F`, `ids` is its id array, `lo <= hi <=
+        /// num_bags`, and no other thread writes the output columns of these bags.
+        #[target_feature(enable = $features)]
+        unsafe fn range<const F: u8, I: super::plan::Idx>(
+            job: &super::plan::Job<'_>,
+            ids: &[I],
+            lo: usize,
+            hi: usize,
+        ) -> Result<(), usize> {
+            // SAFETY: forwarded contract; this function is compiled for the level of `$vec`.
+            unsafe { super::simd::range::<$vec, F, I>(job, ids, lo, hi) }
         }
     };
 }
@@ -103,6 +122,13 @@ pub(super) fn prefetch_row(p: *const u8, rb: usize) {
     }
     // SAFETY: as above; covers the line of the last byte when the row straddles one more line.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(rb - 1).cast()) };
+}
+
+/// Prefetches the cache line of `p` (an address that is never read through).
+#[inline(always)]
+pub(super) fn prefetch_line(p: *const u8) {
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
 }
 
 /// Reads the row's scale and bias (`p` points just past the codes).

@@ -17,7 +17,8 @@
 //! pruned id is valid, and a remap value outside `-1..Σ tier rows` is an error naming it.
 
 use super::plan::check_out;
-use super::{Bags, Lookup, Pooling};
+use super::scalar::pool_bags;
+use super::{Lookup, Pooling};
 use crate::formats::TableRef;
 use crate::formats::decode::{Decode, DecodeOps};
 use crate::registry::KernelFamily;
@@ -296,16 +297,9 @@ fn run(
         heap.resize(dim, 0.0);
         &mut heap
     };
-    let mut prefix = 0usize;
     let n_ids = lookup.indices.len();
-    for b in 0..lookup.num_bags {
-        let (start, end) = lookup.bag_range(b, Some(prefix));
-        if let Bags::Lengths(_) = lookup.bags {
-            prefix = end;
-        }
-        let acc = &mut out[b * out_stride..b * out_stride + dim];
-        acc.fill(0.0);
-        for i in start..end {
+    pool_bags(lookup, pooling, dim, out, out_stride, |b, ids, acc| {
+        for i in ids {
             if i + REMAP_AHEAD < n_ids {
                 table.prefetch_remap(lookup.indices.get(i + REMAP_AHEAD));
             }
@@ -323,10 +317,6 @@ fn run(
             };
             add_row(tier.format, tier.row(r), weight, row_buf, acc);
         }
-        if pooling == Pooling::Mean && end > start {
-            let inv = 1.0 / (end - start) as f32;
-            acc.iter_mut().for_each(|a| *a *= inv);
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -146,62 +146,90 @@ pub fn kjt_view<'a>(b: &'a Batch, k: &'a Kjt) -> BatchView<'a> {
     }
 }
 
-/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
-pub fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
+/// How [`random_batch`] draws a batch: the dense values, then for each table the bag lengths, its
+/// ids and (optionally) one weight per id, in that order from one [`Rng`].
+pub struct BatchSpec {
+    /// Dense values uniform in `[lo, hi)`.
+    pub dense: (f32, f32),
+    /// Bag lengths `min_len + below(len_span)`.
+    pub min_len: usize,
+    /// See [`BatchSpec::min_len`].
+    pub len_span: u64,
+    /// Ids `u³ · rows` for `u` uniform in [0, 1) (rows repeat within the batch), else uniform.
+    pub skewed: bool,
+    /// Per-id weights uniform in `[lo, hi)`, or none.
+    pub weights: Option<(f32, f32)>,
+}
+
+/// `size` samples of `n_dense` dense features and one bag per table of `rows` rows, drawn as
+/// `spec` says from `Rng::new(seed)`.
+pub fn random_batch(
+    n_dense: usize,
+    rows: &[usize],
+    size: usize,
+    seed: u64,
+    spec: &BatchSpec,
+) -> Batch {
     let mut rng = Rng::new(seed);
-    let c = model.config();
-    let dense = (0..size * c.dense_features)
-        .map(|_| rng.uniform_f32(0.0, 3.0))
+    let (lo, hi) = spec.dense;
+    let dense = (0..size * n_dense)
+        .map(|_| rng.uniform_f32(lo, hi))
         .collect();
-    let sparse = c
-        .tables
+    let sparse = rows
         .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(6) as usize).collect();
+        .map(|&rows| {
+            let lengths: Vec<usize> = (0..size)
+                .map(|_| spec.min_len + rng.below(spec.len_span) as usize)
+                .collect();
             let n: usize = lengths.iter().sum();
-            // Skewed ids so that rows repeat within the batch.
             let ids = (0..n)
                 .map(|_| {
-                    let u = rng.uniform();
-                    ((u * u * u * t.rows as f64) as i64).min(t.rows as i64 - 1)
+                    if spec.skewed {
+                        let u = rng.uniform();
+                        ((u * u * u * rows as f64) as i64).min(rows as i64 - 1)
+                    } else {
+                        rng.below(rows as u64) as i64
+                    }
                 })
                 .collect();
             let mut f = SparseFeature::from_lengths(&lengths, ids);
-            f.weights = Some((0..n).map(|_| rng.uniform_f32(-1.0, 2.0)).collect());
+            if let Some((lo, hi)) = spec.weights {
+                f.weights = Some((0..n).map(|_| rng.uniform_f32(lo, hi)).collect());
+            }
             f
         })
         .collect();
-    Batch {
-        size,
-        n_dense: c.dense_features,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(size, n_dense, dense, sparse)
+}
+
+/// [`random_batch`] for the tables of `cfg`.
+pub fn config_batch(cfg: &ModelConfig, size: usize, seed: u64, spec: &BatchSpec) -> Batch {
+    let rows: Vec<usize> = cfg.tables.iter().map(|t| t.rows).collect();
+    random_batch(cfg.dense_features, &rows, size, seed, spec)
+}
+
+/// Multi-hot: bag lengths 0..=5 (empty bags included), repeated ids, per-id weights.
+pub fn multi_hot(model: &Model, size: usize, seed: u64) -> Batch {
+    let spec = BatchSpec {
+        dense: (0.0, 3.0),
+        min_len: 0,
+        len_span: 6,
+        skewed: true,
+        weights: Some((-1.0, 2.0)),
+    };
+    config_batch(model.config(), size, seed, &spec)
 }
 
 /// `size` samples of `cfg`: dense values uniform in [-1, 3), 0 to `max_ids` uniform ids per bag.
 pub fn multi_hot_batch(cfg: &ModelConfig, size: usize, seed: u64, max_ids: u64) -> Batch {
-    let mut rng = Rng::new(seed);
-    let nd = cfg.dense_features;
-    let dense = (0..size * nd).map(|_| rng.uniform_f32(-1.0, 3.0)).collect();
-    let sparse = cfg
-        .tables
-        .iter()
-        .map(|t| {
-            let lengths: Vec<usize> = (0..size).map(|_| rng.below(max_ids + 1) as usize).collect();
-            let n = lengths.iter().sum();
-            let ids = (0..n).map(|_| rng.below(t.rows as u64) as i64).collect();
-            SparseFeature::from_lengths(&lengths, ids)
-        })
-        .collect();
-    Batch {
-        size,
-        n_dense: nd,
-        dense,
-        sparse,
-        labels: None,
-    }
+    let spec = BatchSpec {
+        dense: (-1.0, 3.0),
+        min_len: 0,
+        len_span: max_ids + 1,
+        skewed: false,
+        weights: None,
+    };
+    config_batch(cfg, size, seed, &spec)
 }
 
 /// A rayon pool of `threads` threads.

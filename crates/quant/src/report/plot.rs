@@ -210,15 +210,7 @@ pub fn render_png(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pt(name: &str, mib: u64, ms: f64, dne: f64) -> PlanPoint {
-        PlanPoint {
-            name: name.into(),
-            bytes: mib << 20,
-            latency_s: ms / 1000.0,
-            delta_ne_pct: dne,
-        }
-    }
+    use crate::search::pareto::pt;
 
     fn sample() -> Vec<PlanPoint> {
         vec![

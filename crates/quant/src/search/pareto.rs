@@ -154,18 +154,20 @@ pub fn pick(points: &[PlanPoint], objective: Objective, budget_pct: f64) -> Resu
         }))
 }
 
+/// A test point: `mib` MiB, `ms` milliseconds, ΔNE `dne` percent.
+#[cfg(test)]
+pub(crate) fn pt(name: &str, mib: u64, ms: f64, dne: f64) -> PlanPoint {
+    PlanPoint {
+        name: name.into(),
+        bytes: mib << 20,
+        latency_s: ms / 1000.0,
+        delta_ne_pct: dne,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pt(name: &str, mib: u64, ms: f64, dne: f64) -> PlanPoint {
-        PlanPoint {
-            name: name.into(),
-            bytes: mib << 20,
-            latency_s: ms / 1000.0,
-            delta_ne_pct: dne,
-        }
-    }
 
     /// f32 baseline, a few mixed plans; "slow8" is dominated in bytes by "int8" and "bad" by all.
     fn points() -> Vec<PlanPoint> {

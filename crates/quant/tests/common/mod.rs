@@ -45,13 +45,7 @@ pub fn inputs(rows: usize, seed: u64) -> Batch {
             SparseFeature::one_hot(ids)
         })
         .collect();
-    Batch {
-        size: rows,
-        n_dense: 13,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(rows, 13, dense, sparse)
 }
 
 /// `rows` samples labelled by sampling the f32 model built from `w`.

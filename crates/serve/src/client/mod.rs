@@ -328,13 +328,7 @@ mod tests {
                 SparseFeature::one_hot(vec![7, 8]),
             ]
         };
-        Batch {
-            size: 2,
-            n_dense: 1,
-            dense: vec![0.5, -1.5],
-            sparse,
-            labels: None,
-        }
+        Batch::unlabeled(2, 1, vec![0.5, -1.5], sparse)
     }
 
     #[test]

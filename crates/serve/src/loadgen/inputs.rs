@@ -51,13 +51,7 @@ pub fn synthetic(shape: &ModelShape, candidates: usize, count: usize, seed: u64)
                     SparseFeature::one_hot(ids)
                 })
                 .collect();
-            Batch {
-                size: candidates,
-                n_dense: shape.n_dense,
-                dense,
-                sparse,
-                labels: None,
-            }
+            Batch::unlabeled(candidates, shape.n_dense, dense, sparse)
         })
         .collect()
 }

@@ -3,8 +3,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use quantrec_data::Batch;
+use quantrec_serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use quantrec_serve::stats::StatsSnapshot;
+use quantrec_serve::version::LoadedVersion;
 use quantrec_serve::{ServeOptions, Server};
 
 /// A response: status, headers (lower-case names) and body.
@@ -124,4 +128,50 @@ pub fn options(dir: &Path) -> ServeOptions {
 
 pub fn start(opts: ServeOptions) -> Server {
     Server::start(opts).expect("server starts")
+}
+
+/// A gRPC client of `server`'s gRPC port, connected within `limit`.
+pub async fn grpc_connect(
+    server: &Server,
+    limit: Duration,
+) -> GrpcInferenceServiceClient<tonic::transport::Channel> {
+    let url = format!("http://{}", server.grpc_addr.unwrap());
+    tokio::time::timeout(limit, GrpcInferenceServiceClient::connect(url))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// The statistics of the latest version of `model` on `server`.
+pub fn stats(server: &Server, model: &str) -> StatsSnapshot {
+    server
+        .state
+        .repo
+        .version(model, None)
+        .unwrap()
+        .stats
+        .snapshot()
+}
+
+/// Posts `b` to model "m" over JSON as request `id` and asserts it is answered with the logits
+/// `model` gives the batch alone, bit for bit.
+pub fn assert_solo_logits(addr: SocketAddr, model: &quantrec_model::Model, b: &Batch, id: &str) {
+    let r = post_json(addr, "/v2/models/m/infer", &super::infer_json(b, id));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        super::bits(&super::outputs_of(&r.json()).0),
+        super::bits(&super::expected(model, b).0)
+    );
+}
+
+/// Waits (at most 10 s, else panics) until at least `n` requests wait in `version`'s queue.
+pub fn wait_queued(version: &LoadedVersion, n: usize) {
+    let t0 = Instant::now();
+    while version.queue_depth() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "requests never queued"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

@@ -113,13 +113,7 @@ pub fn random_batch(config: &ModelConfig, size: usize, seed: u64) -> Batch {
             )
         })
         .collect();
-    Batch {
-        size,
-        n_dense: nd,
-        dense,
-        sparse,
-        labels: None,
-    }
+    Batch::unlabeled(size, nd, dense, sparse)
 }
 
 /// A KServe v2 JSON inference body for a one-hot batch (`sparse` INT64 `[B, n_tables]`).
