@@ -1,14 +1,16 @@
 //! The dynamic batcher of one model version and the compute pool it runs on.
 //!
-//! Requests wait in a bounded queue (full: refused at once). One batcher thread per version takes
-//! a free execution slot (as many as the pool has threads), waits for the first request, then for
-//! more until `max_batch` rows are waiting or `max_delay` has passed since the first arrived, and
-//! hands the merged batch to the compute pool (never the tokio I/O runtime). Requests whose
+//! Requests wait in a bounded queue (full: refused at once). A request that completes a batch
+//! (`max_batch` rows waiting) while a pool thread is free starts its model call at once, from the
+//! submitting thread; a call that ends takes the next ready batch on its own pool thread; a timer
+//! thread per version starts a partial batch once its first request has waited `max_delay`. Model
+//! calls run on the compute pool (never the tokio I/O runtime): a call with nothing else running
+//! or waiting may use every pool thread, otherwise each call keeps to one. Requests whose
 //! deadline has passed, or whose caller has gone, are answered or dropped without being computed.
 //! A version whose rows are not independent of each other ([`crate::validate`]) runs every request
 //! alone, exactly as sent.
 //!
-//! The batcher thread ends when its [`Batcher`] is dropped, after running what is queued: a
+//! The timer thread ends when its [`Batcher`] is dropped, after running what is queued: a
 //! version replaced by a hot reload finishes every request that reached it.
 
 use std::collections::VecDeque;
