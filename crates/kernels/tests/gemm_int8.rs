@@ -16,8 +16,14 @@ use quantrec_kernels::testing::{OracleSuite, RowWise};
 
 /// Shapes covering m ∈ {0,1,2,15,16,17,255}, k ∈ {1,3,13,64,479,1024}, n ∈ {1,7,16,33,256}, plus
 /// the AMX blockings: pairs of 16-row blocks with a single one left over (m = 33, 48), and 1, 2, 3, 4
-/// column panels per step for a single row block (n = 20, 40, 100, 256).
-const SHAPES: [(usize, usize, usize); 16] = [
+/// column panels per step for a single row block (n = 20, 40, 100, 256); and the k-blocked AMX path
+/// (k beyond 1024, in k-blocks of 512): a last k-block of one step (k = 1025), whole k-blocks
+/// (1536), a partial one (1600), with a single row block or panel left over (m = 17, 48, n = 17,
+/// 33) and more rows than one pass accumulates (m = 272 = 256 + 16).
+const SHAPES: [(usize, usize, usize); 19] = [
+    (48, 1025, 33),
+    (17, 1536, 17),
+    (272, 1600, 20),
     (48, 1024, 100),
     (33, 479, 40),
     (16, 13, 20),

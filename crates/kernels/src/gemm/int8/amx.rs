@@ -21,6 +21,11 @@
 //! or u8 requantization) while it is still in L1. Column blocks of about 256 KiB of weights are
 //! the outermost loop, so the weights a block of rows meets stay in L2.
 //!
+//! For `k` beyond 1024 (DLRM-v2's 3456) a row pair over the whole `k` no longer fits L1 and both
+//! operands of that loop stream from L2; there [`gemm_kblocked`] runs instead: weight-stationary,
+//! k-blocks of 512 codes, the accumulators carried across k-blocks through an L1 scratch (exact
+//! integer sums, so the result is bit for bit the same), in passes of up to 256 rows.
+//!
 //! Measured on the development machine: tile loads from 64-byte aligned buffers are about six
 //! times faster than from unaligned ones (a 1 KiB tile at a 16-byte offset touches 32 lines), which
 //! is why weights and activations live in [`AlignedBytes`](super::buf::AlignedBytes).
@@ -44,6 +49,19 @@ const B_BLOCK_BYTES: usize = 1 << 18;
 /// 5-10 % on DLRM-v2's k = 3456 and k = 1024 layers.
 const PREFETCH_STEPS: usize = 2;
 
+/// k-steps (64 codes each) per k-block of the weight-stationary path ([`gemm_kblocked`]): a panel
+/// pair's k-slice (2 × 8 KiB) stays in L1 while every row pair of the pass meets it.
+const KC_STEPS: usize = 8;
+
+/// Fewest k-steps beyond which the weight-stationary path is used: up to 16 (k <= 1024) a row
+/// pair's activations over the whole `k` (32 KiB) stay in L1 across the panels of the 2×2 loop,
+/// which measured as fast or faster at DLRM's k = 1024 and m = 64.
+const KB_MIN_STEPS: usize = 16;
+
+/// Most rows one pass of the weight-stationary path accumulates: its scratch holds their partial
+/// sums for one panel pair (256 rows × 32 columns of i32: 32 KiB).
+const KB_ROWS: usize = 256;
+
 /// Bytes of one tile (16 rows × 64 bytes).
 const TILE_BYTES: usize = TILE_ROWS * KT;
 
@@ -66,7 +84,15 @@ pub(crate) fn tile_ops() -> TileOps {
         quantize: quantize_tiles,
         copy: copy_tiles,
         gemm,
+        chunk_rows,
     }
+}
+
+/// Rows per one-thread chunk for activation rows of `lda` codes: [`KB_ROWS`] where the
+/// weight-stationary path runs (so each weight k-slice brought into L1 meets that many rows, and each weight byte
+/// read from L3 meets as many), else `None` (the driver's default).
+fn chunk_rows(lda: usize) -> Option<usize> {
+    (lda / KT > KB_MIN_STEPS).then_some(KB_ROWS)
 }
 
 /// Offset of row `i`'s k-tile `t` in the tile layout with row stride `lda` (a multiple of 64).
@@ -332,6 +358,11 @@ unsafe fn gemm_amx(
     if m == 0 || w.n == 0 {
         return;
     }
+    if kt > KB_MIN_STEPS {
+        // SAFETY: forwarded (AMX usable); the sizes are asserted above.
+        unsafe { gemm_kblocked(a, lda, m, w, epi, out) };
+        return;
+    }
     let cfg = TileConfig::new();
     let mut c = CScratch([0; 1024]);
     let (ap, wp) = (a.as_ptr(), w.packed().as_ptr());
@@ -470,6 +501,201 @@ unsafe fn gemm_amx(
             );
         }
         super::avx512::epilogue(&c.0, ldt, rows, row0, blk.p * NR, cols, epi, out);
+    }
+    // SAFETY: releases the tile state configured above.
+    unsafe { asm!("tilerelease", options(nostack, nomem)) };
+}
+
+/// Partial sums of the weight-stationary path: [`KB_ROWS`] rows (plus one row block, where the
+/// unused tiles of a last single row block are stored) × 32 columns.
+#[repr(C, align(64))]
+struct KScratch([i32; (KB_ROWS + TILE_ROWS) * 2 * NR]);
+
+/// One k-step's tile loads and products (an asm template: `{a0}`/`{a1}` the row blocks' `A` tiles,
+/// `{b0}`/`{b1}` the panels' `B` tiles, `{s}` the row stride) for a pair of row blocks (`two`) or
+/// one, and a pair of panels (`two_p`) or one; accumulators as in the 2×2 loop of [`gemm_amx`].
+macro_rules! kb_step {
+    (true, true) => {
+        "tileloadd tmm4, [{a0} + {s}*1]\ntileloadd tmm6, [{b0} + {s}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm7, [{b1} + {s}*1]\ntdpbusd tmm1, tmm4, tmm7\ntileloadd tmm5, [{a1} + {s}*1]\ntdpbusd tmm2, tmm5, tmm6\ntdpbusd tmm3, tmm5, tmm7"
+    };
+    (true, false) => {
+        "tileloadd tmm6, [{b0} + {s}*1]\ntileloadd tmm4, [{a0} + {s}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm5, [{a1} + {s}*1]\ntdpbusd tmm2, tmm5, tmm6 # {b1}"
+    };
+    (false, true) => {
+        "tileloadd tmm4, [{a0} + {s}*1]\ntileloadd tmm6, [{b0} + {s}*1]\ntdpbusd tmm0, tmm4, tmm6\ntileloadd tmm7, [{b1} + {s}*1]\ntdpbusd tmm1, tmm4, tmm7 # {a1}"
+    };
+    (false, false) => {
+        "tileloadd tmm4, [{a0} + {s}*1]\ntileloadd tmm6, [{b0} + {s}*1]\ntdpbusd tmm0, tmm4, tmm6 # {a1} {b1}"
+    };
+}
+
+/// The weight-stationary, k-blocked AMX GEMM, for `k` beyond [`KB_MIN_STEPS`] k-steps. Passes of up
+/// to [`KB_ROWS`] rows; in each, for every pair of panels and every k-block of [`KC_STEPS`] steps,
+/// all row pairs of the pass meet the panels' k-slice (16 KiB, kept in L1 after the first pair
+/// brings it in) while their activations stream from L2. The 2×2 accumulators are carried across
+/// k-blocks through a scratch in L1 (tile stores and loads at k-block boundaries; the sums are
+/// exact, so the blocking changes no bit), and the epilogue runs once per panel pair and pass.
+///
+/// Measured on the development machine against the row-pair loop over the whole `k`, each
+/// operand tile of which streams from L2 (about 64 B per cycle at the tile unit's rate), this path
+/// loads half the tiles from L1.
+///
+/// # Safety
+/// The CPU must support AMX-TILE/AMX-INT8 and the process must hold the tile-data permission;
+/// `m` and `n` are positive (the buffer sizes are asserted).
+// Not inlined: its 34 KiB scratch would otherwise enlarge (and stack-probe) every call's frame.
+#[inline(never)]
+unsafe fn gemm_kblocked(
+    a: &[u8],
+    lda: usize,
+    m: usize,
+    w: &Int8Weights,
+    epi: &Epi<'_>,
+    out: &mut Out<'_>,
+) {
+    let kt = lda / KT;
+    let blocks = m.div_ceil(TILE_ROWS);
+    let panels = w.n.div_ceil(NR);
+    let pstride = w.pstride;
+    assert!(lda.is_multiple_of(KT) && pstride == lda * NR && m > 0 && w.n > 0);
+    assert!(a.len() >= blocks * TILE_ROWS * lda && w.packed().len() >= panels * pstride);
+    let cfg = TileConfig::new();
+    let mut c = KScratch([0; (KB_ROWS + TILE_ROWS) * 2 * NR]);
+    let (ap, wp) = (a.as_ptr(), w.packed().as_ptr());
+    let block_bytes = TILE_ROWS * lda;
+    // Scratch row stride: 32 columns of i32.
+    let ldc = 2 * NR;
+    let group = KB_ROWS / TILE_ROWS;
+    // SAFETY: `cfg` is a valid 64-byte palette-1 configuration.
+    unsafe { asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly)) };
+    for g0 in (0..blocks).step_by(group) {
+        let g1 = (g0 + group).min(blocks);
+        for p in (0..panels).step_by(2) {
+            let two_p = p + 1 < panels;
+            let b0 = wp.wrapping_add(p * pstride);
+            let b1 = b0.wrapping_add(pstride);
+            for k0 in (0..kt).step_by(KC_STEPS) {
+                let ks = KC_STEPS.min(kt - k0);
+                let o0 = k0 * TILE_BYTES;
+                // The B tiles the last row pair's prefetches run into: the next k-block's, or the
+                // next panel pair's first ones.
+                let next = if k0 + ks < kt {
+                    o0 + ks * TILE_BYTES
+                } else {
+                    2 * pstride
+                };
+                let mut b = g0;
+                while b < g1 {
+                    let two = g1 - b >= 2;
+                    let (first, last) = (b == g0, b + 2 >= g1);
+                    let c0 = c.0.as_mut_ptr().wrapping_add((b - g0) * TILE_ROWS * ldc);
+                    let c1 = c0.wrapping_add(NR);
+                    let c2 = c0.wrapping_add(TILE_ROWS * ldc);
+                    let c3 = c2.wrapping_add(NR);
+                    // SAFETY: the four 16-row tiles at c0..c3 (row stride 4·ldc bytes) lie inside
+                    // the scratch: row block b - g0 + 1 <= group exists (the scratch has one
+                    // block more than KB_ROWS); at k0 > 0 they hold the sums stored below.
+                    unsafe {
+                        if k0 == 0 {
+                            asm!(
+                                "tilezero tmm0",
+                                "tilezero tmm1",
+                                "tilezero tmm2",
+                                "tilezero tmm3",
+                                options(nostack, nomem)
+                            );
+                        } else {
+                            asm!(
+                                "tileloadd tmm0, [{c0} + {s}*1]",
+                                "tileloadd tmm1, [{c1} + {s}*1]",
+                                "tileloadd tmm2, [{c2} + {s}*1]",
+                                "tileloadd tmm3, [{c3} + {s}*1]",
+                                c0 = in(reg) c0,
+                                c1 = in(reg) c1,
+                                c2 = in(reg) c2,
+                                c3 = in(reg) c3,
+                                s = in(reg) 4 * ldc,
+                                options(nostack, readonly)
+                            );
+                        }
+                    }
+                    let a0 = ap.wrapping_add(b * block_bytes + o0);
+                    let a1 = a0.wrapping_add(block_bytes);
+                    for t in 0..ks {
+                        let o = o0 + t * TILE_BYTES;
+                        let ahead = t + PREFETCH_STEPS;
+                        // The first row pair brings the k-slice into L1; the last one the next.
+                        let pf = if ahead < ks && first {
+                            Some(o0 + ahead * TILE_BYTES)
+                        } else if ahead >= ks && last {
+                            Some(next + (ahead - ks) * TILE_BYTES)
+                        } else {
+                            None
+                        };
+                        if let Some(q) = pf {
+                            // SAFETY: prefetches never fault and write nothing.
+                            unsafe {
+                                asm!(
+                                    concat!(prefetch_tiles!()),
+                                    p0 = in(reg) b0.wrapping_add(q),
+                                    p1 = in(reg) b1.wrapping_add(q),
+                                    options(nostack, readonly)
+                                )
+                            };
+                        }
+                        let ta0 = a0.wrapping_add(t * TILE_BYTES);
+                        let ta1 = a1.wrapping_add(t * TILE_BYTES);
+                        let (tb0, tb1) = (b0.wrapping_add(o), b1.wrapping_add(o));
+                        macro_rules! step {
+                            ($two:tt, $two_p:tt) => {
+                                asm!(
+                                    kb_step!($two, $two_p),
+                                    a0 = in(reg) ta0,
+                                    a1 = in(reg) ta1,
+                                    b0 = in(reg) tb0,
+                                    b1 = in(reg) tb1,
+                                    s = in(reg) KT,
+                                    options(nostack, readonly)
+                                )
+                            };
+                        }
+                        // SAFETY: gemm_amx asserted that every row block's k-tiles (1 KiB at
+                        // offset t·1024 of the block) and every panel's lie inside the
+                        // activations / packed weights; only the tiles of the row blocks
+                        // (`two`) and panels (`two_p`) that exist are loaded.
+                        unsafe {
+                            match (two, two_p) {
+                                (true, true) => step!(true, true),
+                                (true, false) => step!(true, false),
+                                (false, true) => step!(false, true),
+                                (false, false) => step!(false, false),
+                            }
+                        }
+                    }
+                    // SAFETY: as for the loads above; storing a tile that was not used writes
+                    // zeros or stale sums that the epilogue never reads.
+                    unsafe {
+                        asm!(
+                            "tilestored [{c0} + {s}*1], tmm0",
+                            "tilestored [{c1} + {s}*1], tmm1",
+                            "tilestored [{c2} + {s}*1], tmm2",
+                            "tilestored [{c3} + {s}*1], tmm3",
+                            c0 = in(reg) c0,
+                            c1 = in(reg) c1,
+                            c2 = in(reg) c2,
+                            c3 = in(reg) c3,
+                            s = in(reg) 4 * ldc,
+                            options(nostack)
+                        );
+                    }
+                    b += if two { 2 } else { 1 };
+                }
+            }
+            let row0 = g0 * TILE_ROWS;
+            let rows = (m - row0).min((g1 - g0) * TILE_ROWS);
+            let cols = (2 * NR).min(w.n - p * NR);
+            super::avx512::epilogue(&c.0, ldc, rows, row0, p * NR, cols, epi, out);
+        }
     }
     // SAFETY: releases the tile state configured above.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };

@@ -33,6 +33,9 @@ pub(crate) struct TileOps {
     /// The GEMM over `m` rows in tiles with its own epilogue: `(a, lda, m, weights, epilogue
     /// constants, out)`.
     pub(crate) gemm: TileGemmFn,
+    /// Rows per one-thread chunk for rows of `lda` codes, where the kernel wants its own
+    /// (a multiple of [`TILE_ROWS`]); `None` for the default of about [`CHUNK_BYTES`].
+    pub(crate) chunk_rows: fn(usize) -> Option<usize>,
 }
 
 /// See [`TileOps::quantize`] (reciprocal scales and zero points: one for every row, or one per row).
@@ -362,7 +365,9 @@ pub(crate) fn run(
     if m <= 16 || threads == 1 || m * n * kp < PARALLEL_MIN_WORK {
         // One thread: chunks of about CHUNK_BYTES of activations, so a chunk and the weights it
         // meets stay in L2 while every column block passes over it.
-        let mc = (CHUNK_BYTES / lda.max(1)).max(unit) / unit * unit;
+        let mc = tiles
+            .and_then(|t| (t.chunk_rows)(lda))
+            .unwrap_or_else(|| (CHUNK_BYTES / lda.max(1)).max(unit) / unit * unit);
         let mut out = out;
         let mut r0 = 0;
         while r0 < m {
