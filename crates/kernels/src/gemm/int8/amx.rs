@@ -332,6 +332,18 @@ impl Iterator for Blocks {
     }
 }
 
+/// The tile counts of a call (k-steps, 16-row blocks, 16-column panels) and the panel stride,
+/// after asserting that the activation and weight buffers hold them.
+fn tile_counts(a: &[u8], lda: usize, m: usize, w: &Int8Weights) -> (usize, usize, usize, usize) {
+    let kt = lda / KT;
+    let blocks = m.div_ceil(TILE_ROWS);
+    let panels = w.n.div_ceil(NR);
+    let pstride = w.pstride;
+    assert!(lda.is_multiple_of(KT) && pstride == lda * NR);
+    assert!(a.len() >= blocks * TILE_ROWS * lda && w.packed().len() >= panels * pstride);
+    (kt, blocks, panels, pstride)
+}
+
 /// The AMX GEMM over `m` rows of activations in the tile layout; see the module docs.
 fn gemm(a: &[u8], lda: usize, m: usize, w: &Int8Weights, epi: &Epi<'_>, out: &mut Out<'_>) {
     assert!(usable(), "AMX kernel installed without AMX permission");
@@ -349,12 +361,7 @@ unsafe fn gemm_amx(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    let kt = lda / KT;
-    let blocks = m.div_ceil(TILE_ROWS);
-    let panels = w.n.div_ceil(NR);
-    let pstride = w.pstride;
-    assert!(lda.is_multiple_of(KT) && pstride == lda * NR);
-    assert!(a.len() >= blocks * TILE_ROWS * lda && w.packed().len() >= panels * pstride);
+    let (kt, blocks, panels, pstride) = tile_counts(a, lda, m, w);
     if m == 0 || w.n == 0 {
         return;
     }
@@ -553,12 +560,8 @@ unsafe fn gemm_kblocked(
     epi: &Epi<'_>,
     out: &mut Out<'_>,
 ) {
-    let kt = lda / KT;
-    let blocks = m.div_ceil(TILE_ROWS);
-    let panels = w.n.div_ceil(NR);
-    let pstride = w.pstride;
-    assert!(lda.is_multiple_of(KT) && pstride == lda * NR && m > 0 && w.n > 0);
-    assert!(a.len() >= blocks * TILE_ROWS * lda && w.packed().len() >= panels * pstride);
+    let (kt, blocks, panels, pstride) = tile_counts(a, lda, m, w);
+    assert!(m > 0 && w.n > 0);
     let cfg = TileConfig::new();
     let mut c = KScratch([0; (KB_ROWS + TILE_ROWS) * 2 * NR]);
     let (ap, wp) = (a.as_ptr(), w.packed().as_ptr());
