@@ -332,6 +332,31 @@ impl Iterator for Blocks {
     }
 }
 
+/// Stores the accumulator tiles `tmm0..tmm3` at `to[0..4]`, each 16 rows of 64 bytes at row
+/// stride `stride` bytes.
+///
+/// # Safety
+/// The CPU supports AMX-TILE with a palette-1 configuration loaded, and each of the four
+/// destinations is writable for 16 rows of 64 bytes at that stride.
+#[inline(always)]
+unsafe fn store_accumulators(to: [*mut i32; 4], stride: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!(
+            "tilestored [{c0} + {s}*1], tmm0",
+            "tilestored [{c1} + {s}*1], tmm1",
+            "tilestored [{c2} + {s}*1], tmm2",
+            "tilestored [{c3} + {s}*1], tmm3",
+            c0 = in(reg) to[0],
+            c1 = in(reg) to[1],
+            c2 = in(reg) to[2],
+            c3 = in(reg) to[3],
+            s = in(reg) stride,
+            options(nostack)
+        );
+    }
+}
+
 /// The tile counts of a call (k-steps, 16-row blocks, 16-column panels) and the panel stride,
 /// after asserting that the activation and weight buffers hold them.
 fn tile_counts(a: &[u8], lda: usize, m: usize, w: &Int8Weights) -> (usize, usize, usize, usize) {
@@ -494,18 +519,7 @@ unsafe fn gemm_amx(
             } else {
                 (t.add(NR), t.add(2 * NR), t.add(3 * NR))
             };
-            asm!(
-                "tilestored [{t} + {s}*1], tmm0",
-                "tilestored [{t1} + {s}*1], tmm1",
-                "tilestored [{t2} + {s}*1], tmm2",
-                "tilestored [{t3} + {s}*1], tmm3",
-                t = in(reg) t,
-                t1 = in(reg) t1,
-                t2 = in(reg) t2,
-                t3 = in(reg) t3,
-                s = in(reg) 4 * ldt,
-                options(nostack)
-            );
+            store_accumulators([t, t1, t2, t3], 4 * ldt);
         }
         super::avx512::epilogue(&c.0, ldt, rows, row0, blk.p * NR, cols, epi, out);
     }
@@ -678,18 +692,7 @@ unsafe fn gemm_kblocked(
                     // SAFETY: as for the loads above; storing a tile that was not used writes
                     // zeros or stale sums that the epilogue never reads.
                     unsafe {
-                        asm!(
-                            "tilestored [{c0} + {s}*1], tmm0",
-                            "tilestored [{c1} + {s}*1], tmm1",
-                            "tilestored [{c2} + {s}*1], tmm2",
-                            "tilestored [{c3} + {s}*1], tmm3",
-                            c0 = in(reg) c0,
-                            c1 = in(reg) c1,
-                            c2 = in(reg) c2,
-                            c3 = in(reg) c3,
-                            s = in(reg) 4 * ldc,
-                            options(nostack)
-                        );
+                        store_accumulators([c0, c1, c2, c3], 4 * ldc);
                     }
                     b += if two { 2 } else { 1 };
                 }
