@@ -1,12 +1,12 @@
 //! Command-line arguments shared by several commands (`quantize`, `search`, `refresh`,
 //! `calibrate`), mapped onto the quant crate's types.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use quantrec_quant::calibrate::RangeMethod;
-use quantrec_quant::load::file_sha256;
+use quantrec_quant::load::data_provenance;
 use quantrec_quant::search::pareto::Objective;
 use quantrec_quant::search::{Budget, SearchOptions};
 
@@ -136,11 +136,12 @@ impl DataArgs {
 
     /// Hashes and row counts of the data files, for provenance.
     pub fn provenance(&self, calib_rows: usize, eval_rows: usize) -> Result<serde_json::Value> {
-        let h = |p: &Path| file_sha256(p).with_context(|| format!("hashing {}", p.display()));
-        Ok(serde_json::json!({
-            "calibration": {"file": self.calib.display().to_string(), "sha256": h(&self.calib)?, "rows": calib_rows},
-            "evaluation": {"file": self.eval.display().to_string(), "sha256": h(&self.eval)?, "rows": eval_rows},
-        }))
+        Ok(data_provenance(
+            &self.calib,
+            calib_rows,
+            &self.eval,
+            eval_rows,
+        )?)
     }
 }
 

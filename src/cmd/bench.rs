@@ -3,14 +3,12 @@
 //! and the peers' lines can be joined on `op` and `shape`:
 //! `{"impl": "quantrec", "isa", "op", "shape", "seconds", "rate", "unit"}`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use quantrec_quant::bench::model::{BenchModel, ModelBenchOptions, ModelSource};
-use quantrec_quant::bench::{BenchRecord, KernelBenchOptions, Sink, parse_shape, run_kernels};
+use quantrec_quant::bench::{BenchOutput, KernelBenchOptions, parse_shape, run_kernels};
 
 /// Arguments of `quantrec bench`.
 #[derive(Args, Debug)]
@@ -94,45 +92,6 @@ pub struct ModelBenchArgs {
     pub remote: super::tables::RemoteTablesArgs,
 }
 
-/// Prints each line as a table row (with the header first) and writes its JSON line.
-struct Printer {
-    json: Option<Box<dyn Write>>,
-    rows: usize,
-}
-
-impl Printer {
-    /// `json`: a file path, `-` for stdout, or none.
-    fn new(json: Option<&Path>) -> Result<Self> {
-        let json: Option<Box<dyn Write>> = match json {
-            None => None,
-            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-            Some(p) => Some(Box::new(BufWriter::new(
-                File::create(p).with_context(|| format!("creating {}", p.display()))?,
-            ))),
-        };
-        Ok(Printer { json, rows: 0 })
-    }
-
-    fn print(&mut self, r: &BenchRecord) -> std::io::Result<()> {
-        if self.rows == 0 {
-            println!("{}", BenchRecord::table_header());
-        }
-        self.rows += 1;
-        println!("{r}");
-        if let Some(w) = self.json.as_mut() {
-            writeln!(w, "{}", r.json_line()?)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<()> {
-        if let Some(w) = self.json.as_mut() {
-            w.flush()?;
-        }
-        Ok(())
-    }
-}
-
 /// Runs `quantrec bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
@@ -152,38 +111,28 @@ fn kernels(args: &KernelBenchArgs) -> Result<()> {
         filter: args.filter.clone(),
         shapes,
     };
-    let mut printer = Printer::new(args.json.as_deref())?;
+    let mut printer = BenchOutput::open(args.json.as_deref())?;
     println!(
         "quantrec bench kernels — {}",
         quantrec_kernels::isa::describe()
     );
-    let mut on_record = |r: &BenchRecord| printer.print(r);
-    run_kernels(
-        &options,
-        &mut Sink::new(options.filter.clone(), &mut on_record),
-    )?;
-    printer.finish()
+    printer.feed(options.filter.clone(), |s| run_kernels(&options, s))?;
+    Ok(printer.finish()?)
 }
 
 fn model(args: ModelBenchArgs) -> Result<()> {
-    if let (Some(path), Some(_)) = (&args.model, &args.remote.tables_redis) {
-        let mut json = Printer::new(args.json.as_deref())?.json;
+    if let Some(path) = &args.model
+        && let Some(spec) = args.remote.spec(path)
+    {
+        let mut out = BenchOutput::open(args.json.as_deref())?;
         println!(
             "quantrec bench model {} with remote tables — {}",
             path.display(),
             quantrec_kernels::isa::describe()
         );
-        super::tables::bench(path, &args.remote, &args.batch, args.quick, |line| {
-            println!("{line}");
-            if let Some(w) = json.as_mut() {
-                writeln!(w, "{}", serde_json::to_string(line)?)?;
-            }
-            Ok(())
-        })?;
-        if let Some(w) = json.as_mut() {
-            w.flush()?;
-        }
-        return Ok(());
+        spec.bench_artifact(path, &args.batch, args.quick, |line| out.line(line))
+            .with_context(|| format!("benchmarking {} with remote tables", path.display()))?;
+        return Ok(out.finish()?);
     }
     let source = match (args.model, args.synthetic) {
         (Some(path), _) => ModelSource::Artifact {
@@ -205,13 +154,12 @@ fn model(args: ModelBenchArgs) -> Result<()> {
         quick: args.quick,
     };
     let bench = BenchModel::open(&options)?;
-    let mut printer = Printer::new(args.json.as_deref())?;
+    let mut printer = BenchOutput::open(args.json.as_deref())?;
     println!(
         "quantrec bench model {} — {}",
         bench.name,
         quantrec_kernels::isa::describe()
     );
-    let mut on_record = |r: &BenchRecord| printer.print(r);
-    bench.run(&options, &mut Sink::new(None, &mut on_record))?;
-    printer.finish()
+    printer.feed(None, |s| bench.run(&options, s))?;
+    Ok(printer.finish()?)
 }

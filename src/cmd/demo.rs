@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use quantrec_quant::demo::{DemoOptions, run_offline};
 
@@ -56,17 +56,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if !args.skip_online {
         quantrec_serve::demo_online::run_online(&mut outcome, &mut |e| printer.on_event(e))?;
     }
-    let out = &options.out;
-    let (json, png, md) = (
-        out.join("report.json"),
-        out.join("frontier.png"),
-        out.join("report.md"),
-    );
-    std::fs::write(&json, outcome.report.to_json_pretty()?)
-        .with_context(|| format!("writing {}", json.display()))?;
-    outcome.render_frontier(&png)?;
-    std::fs::write(&md, outcome.report.to_string())
-        .with_context(|| format!("writing {}", md.display()))?;
+    let [md, json, png] = outcome.write_reports(&options.out)?;
     println!(
         "models:  {}\n         {}",
         outcome.f32_path.display(),

@@ -101,19 +101,8 @@ pub fn run(a: LoadgenArgs) -> Result<()> {
         return Ok(());
     }
     if a.find_max_rate {
-        let r = loadgen::find_max_rate(o, a.p99_ms)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!("{r}");
-        }
+        super::output::print_line(&loadgen::find_max_rate(o, a.p99_ms)?, a.json)
     } else {
-        let r = loadgen::run(o)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            println!("{r}");
-        }
+        super::output::print_line(&loadgen::run(o)?, a.json)
     }
-    Ok(())
 }

@@ -17,3 +17,13 @@ pub fn print_report(report: &(impl Serialize + Display), json: bool) -> Result<(
     }
     Ok(())
 }
+
+/// Prints `report` as one line of JSON when `json`, else its [`Display`] form.
+pub fn print_line(report: &(impl Serialize + Display), json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}

@@ -54,7 +54,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if args.tables_in_memory {
         artifact.model.load_tables_into_memory()?;
     }
-    let remote = super::tables::attach(&mut artifact.model, &args.model, &args.remote)?;
+    let remote = args.remote.attach(&mut artifact.model, &args.model)?;
     let model = &artifact.model;
     let mut scratch = Scratch::new();
     let mut preds = Predictions::default();
@@ -79,7 +79,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     preds.write(&args.output)?;
     println!("{samples} samples → {}", args.output.display());
     if let Some(t) = &remote {
-        println!("{}", super::tables::summary(t));
+        println!("{}", quantrec_tables::TrafficSummary(t));
     }
     if let Some(expected) = &expected {
         // The inputs carry a reference; say how far we are from it (as probabilities and as logits,

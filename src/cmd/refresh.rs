@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use quantrec_model::artifact::{self, Provenance};
+use quantrec_model::artifact;
 use quantrec_quant::load::{load_data, load_model};
-use quantrec_quant::refresh::{RefreshRequest, refresh};
+use quantrec_quant::refresh::{RefreshRequest, recorded_delta_ne_pct, refresh};
 
 use super::args::DataArgs;
 
@@ -33,11 +33,6 @@ pub struct RefreshArgs {
     pub keep_static: bool,
 }
 
-fn previous_delta_ne(p: &Provenance) -> Option<f64> {
-    let notes: serde_json::Value = serde_json::from_str(p.notes.as_deref()?).ok()?;
-    notes.get("delta_ne_pct")?.as_f64()
-}
-
 /// Runs `quantrec refresh`.
 pub fn run(args: RefreshArgs) -> Result<()> {
     let prev = load_model(&args.previous)
@@ -54,7 +49,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
     let schema = d.schema.as_deref();
     let req = RefreshRequest {
         previous_plan: meta.plan.clone(),
-        previous_delta_ne_pct: previous_delta_ne(&meta.provenance),
+        previous_delta_ne_pct: recorded_delta_ne_pct(&meta.provenance),
         config: snap.config.clone(),
         weights: snap.weights.clone(),
         calib: load_data(&d.calib, &snap.config, schema, Some(d.calib_rows))?,
@@ -68,29 +63,8 @@ pub fn run(args: RefreshArgs) -> Result<()> {
     if let Some(e) = out.failure(req.budget) {
         bail!("nothing written: {e}");
     }
-    let c = &out.comparison;
-    let notes = serde_json::json!({
-        "tool": "quantrec refresh",
-        "previous": args.previous.display().to_string(),
-        "data": d.provenance(req.calib.rows, req.eval.rows)?,
-        "delta_ne_pct": c.delta_ne_pct,
-        "delta_auc": c.delta_auc,
-        "bytes_quantized": out.bytes,
-        "widened": out.steps,
-        "blamed": out.blame,
-        "kept_static_parameters": args.keep_static,
-    });
-    let prov = Provenance {
-        source_file: Some(args.snapshot.display().to_string()),
-        source_sha256: Some(snap.sha256.clone()),
-        calibration: Some(format!(
-            "{} samples, range rule {:?}",
-            out.calibration.rows, out.calibration.method
-        )),
-        ne: Some(c.ne),
-        ne_reference: Some(c.ne_reference),
-        notes: Some(notes.to_string()),
-    };
+    let data = d.provenance(req.calib.rows, req.eval.rows)?;
+    let prov = out.provenance(&req, &args.previous, (&args.snapshot, &snap.sha256), data);
     artifact::save(&args.output, &req.config, &out.weights, &out.plan, &prov)
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("wrote {}", args.output.display());

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use quantrec_model::Model;
-use quantrec_tables::bench::{RemoteBenchLine, RemoteBenchOptions, run_remote_bench};
 use quantrec_tables::store::PushOptions;
-use quantrec_tables::{Cluster, ClusterOptions, RemoteTables, Store, model_tables};
+use quantrec_tables::{RemoteTables, RemoteTablesSpec, StoreAddress, model_name, model_tables};
 
 /// Arguments of `quantrec tables`.
 #[derive(Args, Debug)]
@@ -104,19 +104,35 @@ pub struct RemoteTablesArgs {
     pub tables_deadline_ms: u64,
 }
 
-fn name_of(path: &Path, name: Option<&str>) -> String {
-    name.map(String::from).unwrap_or_else(|| {
-        path.file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().to_string())
-    })
+impl StoreArgs {
+    fn address(&self) -> StoreAddress {
+        StoreAddress {
+            urls: self.redis.clone(),
+            namespace: self.namespace.clone(),
+            deadline: None,
+        }
+    }
 }
 
-fn open_store(urls: &str, namespace: &str, deadline_ms: Option<u64>) -> Result<Store> {
-    let mut o = ClusterOptions::from_urls(urls)?;
-    if let Some(ms) = deadline_ms {
-        o.deadline = std::time::Duration::from_millis(ms);
+impl RemoteTablesArgs {
+    /// The remote tables of the artifact at `path`, when `--tables-redis` is given.
+    pub fn spec(&self, path: &Path) -> Option<RemoteTablesSpec> {
+        let urls = self.tables_redis.clone()?;
+        Some(RemoteTablesSpec {
+            store: StoreAddress {
+                urls,
+                namespace: self.tables_namespace.clone(),
+                deadline: Some(Duration::from_millis(self.tables_deadline_ms)),
+            },
+            model: model_name(path, self.tables_name.as_deref()),
+            cache_bytes: self.cache_bytes,
+        })
     }
-    Ok(Store::new(Arc::new(Cluster::new(o)?), namespace)?)
+
+    /// With `--tables-redis`: attaches the store's tables (and cache) to `model` as its row source.
+    pub fn attach(&self, model: &mut Model, path: &Path) -> Result<Option<Arc<RemoteTables>>> {
+        self.spec(path).map(|s| Ok(s.attach(model)?)).transpose()
+    }
 }
 
 /// Runs `quantrec tables`.
@@ -125,117 +141,24 @@ pub fn run(args: TablesArgs) -> Result<()> {
         TablesWhat::Push(a) => {
             let model =
                 Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-            let store = open_store(&a.store.redis, &a.store.namespace, None)?;
-            let name = name_of(&a.model, a.name.as_deref());
             let options = PushOptions {
                 rows_per_block: a.rows_per_block,
                 blocks_per_group: a.blocks_per_group,
                 max_new_blocks: a.max_new_blocks,
             };
-            let r = store.push(&name, &model_tables(&model), &options)?;
-            println!(
-                "{name} version {}: {} blocks, {} written ({} bytes), {} already there; {}",
-                r.version,
-                r.blocks,
-                r.written,
-                r.bytes_written,
-                r.skipped,
-                if r.complete {
-                    "manifest written"
-                } else {
-                    "incomplete: no manifest yet (push again to resume)"
-                }
-            );
+            let name = model_name(&a.model, a.name.as_deref());
+            let report = a
+                .store
+                .address()
+                .open()?
+                .push(&name, &model_tables(&model), &options)?;
+            println!("{name} {report}");
         }
         TablesWhat::Verify(a) => {
-            let store = open_store(&a.store.redis, &a.store.namespace, None)?;
-            let name = name_of(&a.model, a.name.as_deref());
-            let r = store.verify(&name)?;
-            println!(
-                "{name} version {}: {} blocks, {} bytes, every checksum matches",
-                r.version, r.blocks, r.bytes
-            );
+            let name = model_name(&a.model, a.name.as_deref());
+            println!("{name} {}", a.store.address().open()?.verify(&name)?);
         }
-        TablesWhat::Gc(a) => {
-            let store = open_store(&a.store.redis, &a.store.namespace, None)?;
-            let r = store.gc(a.grace_secs)?;
-            println!(
-                "kept {:?}; young (kept) {:?}; dropped {:?} ({} keys)",
-                r.kept, r.young, r.dropped, r.keys_deleted
-            );
-        }
-    }
-    Ok(())
-}
-
-/// With `--tables-redis`: attaches the store's tables (and cache) to `model` as its row source.
-pub fn attach(
-    model: &mut Model,
-    path: &Path,
-    args: &RemoteTablesArgs,
-) -> Result<Option<Arc<RemoteTables>>> {
-    let Some(urls) = &args.tables_redis else {
-        return Ok(None);
-    };
-    let store = open_store(urls, &args.tables_namespace, Some(args.tables_deadline_ms))?;
-    let name = name_of(path, args.tables_name.as_deref());
-    let tables = Arc::new(RemoteTables::open(
-        store,
-        &name,
-        args.cache_bytes,
-        quantrec_tables::Policy::WTinyLfu,
-    )?);
-    model.set_row_source(tables.clone())?;
-    Ok(Some(tables))
-}
-
-/// One line on the remote tables' traffic (after `predict`).
-pub fn summary(tables: &RemoteTables) -> String {
-    let m = tables.metrics();
-    let wire = m.wire_bytes.with_label_values(&["sent"]).get()
-        + m.wire_bytes.with_label_values(&["received"]).get();
-    format!(
-        "remote tables version {}: cache hit ratio {:.1}%, {} rows fetched, {} bytes on the wire",
-        tables.version(),
-        100.0 * m.hit_ratio().unwrap_or(0.0),
-        m.fetched_rows.get(),
-        wire
-    )
-}
-
-/// `bench model MODEL --tables-redis`: the in-memory model, then the store at cache sizes of
-/// 0%, 1% and 10% of the table bytes and `--cache-bytes`, on Zipf ids.
-pub fn bench(
-    path: &Path,
-    args: &RemoteTablesArgs,
-    batch: &[usize],
-    quick: bool,
-    mut print: impl FnMut(&RemoteBenchLine) -> Result<()>,
-) -> Result<()> {
-    let Some(urls) = &args.tables_redis else {
-        anyhow::bail!("bench with remote tables needs --tables-redis");
-    };
-    let mut model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
-    model.load_tables_into_memory()?;
-    let store = open_store(urls, &args.tables_namespace, Some(args.tables_deadline_ms))?;
-    for &b in batch {
-        let options = RemoteBenchOptions {
-            model: name_of(path, args.tables_name.as_deref()),
-            batch: b,
-            batches: if quick { 50 } else { 300 },
-            warmup: if quick { 20 } else { 100 },
-            cache_fractions: vec![0.0, 0.01, 0.1],
-            cache_bytes: if args.cache_bytes > 0 {
-                vec![args.cache_bytes]
-            } else {
-                Vec::new()
-            },
-            zipf: 1.05,
-            seed: 7,
-        };
-        for line in run_remote_bench(&model, &store, &options)? {
-            print(&line)?;
-        }
+        TablesWhat::Gc(a) => println!("{}", a.store.address().open()?.gc(a.grace_secs)?),
     }
     Ok(())
 }

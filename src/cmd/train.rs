@@ -4,15 +4,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
-use quantrec_data::Schema;
-use quantrec_data::synth;
-use quantrec_train::recipe::SynthRecipe;
-use quantrec_train::run::{FileTraining, Holdout, RunEvent, train_from_source, train_synthetic_to};
-use quantrec_train::{Optimizer, TrainOptions};
-use serde::Serialize;
+use quantrec_train::Optimizer;
+use quantrec_train::run::{
+    Holdout, OptionOverrides, RunEvent, TrainData, TrainRequest, data_file, run_request,
+};
 
 use crate::progress::{show_training, train_bar};
 
@@ -114,45 +112,55 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// The trainer options of the arguments (on the synthetic recipe's or the trainer's defaults).
-fn train_options(args: &TrainArgs) -> Result<TrainOptions> {
-    let mut options = if args.synthetic {
-        SynthRecipe::default().options
-    } else {
-        TrainOptions::default()
-    };
-    if let Some(v) = args.epochs {
-        options.epochs = v;
-    }
-    if let Some(v) = args.batch_size {
-        if v == 0 {
-            bail!("--batch-size must be at least 1");
-        }
-        options.batch_size = v;
-    }
-    if let Some(v) = args.lr {
-        options.lr_dense = v;
-    }
-    if let Some(v) = args.lr_sparse {
-        options.lr_sparse = v;
-    }
-    if let Some(v) = args.seed {
-        options.seed = v;
-    }
-    options.threads = args.threads.or(options.threads);
-    if let Some(o) = args.optimizer {
-        options.optimizer = match o {
-            OptimizerArg::Adagrad => Optimizer::adagrad(),
-            OptimizerArg::Sgd => Optimizer::Sgd,
-            OptimizerArg::Adam => Optimizer::adam_rowwise(),
+impl TrainArgs {
+    /// The library's request.
+    fn request(&self) -> TrainRequest {
+        let data = match &self.data {
+            None => TrainData::Synthetic {
+                rows: self.rows,
+                eval_rows: self.eval_rows,
+                zipf: self.zipf,
+                seed: self.data_seed,
+            },
+            Some(data) => TrainData::File {
+                data: data.clone(),
+                schema: self.schema.clone(),
+                holdout: Holdout::from_options(
+                    self.eval.clone(),
+                    self.holdout_rows.map(|r| r as u64),
+                    self.holdout_fraction,
+                ),
+                init: self.init.clone(),
+            },
         };
+        let overrides = OptionOverrides {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr_dense: self.lr,
+            lr_sparse: self.lr_sparse,
+            seed: self.seed,
+            threads: self.threads,
+            optimizer: self.optimizer.map(|o| match o {
+                OptimizerArg::Adagrad => Optimizer::adagrad(),
+                OptimizerArg::Sgd => Optimizer::Sgd,
+                OptimizerArg::Adam => Optimizer::adam_rowwise(),
+            }),
+        };
+        TrainRequest {
+            data,
+            max_table_rows: self.max_table_rows,
+            table_rows: self.table_rows.clone(),
+            dim: self.dim,
+            arch: self.arch.arch(),
+            overrides,
+            output: self.output.clone(),
+        }
     }
-    Ok(options)
 }
 
 /// Runs `quantrec train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let options = train_options(&args)?;
+    let request = args.request();
     let mut bar: Option<ProgressBar> = None;
     let json = args.json;
     let on_event = |e: RunEvent<'_>| match e {
@@ -170,89 +178,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             eprintln!("{}: skipped {lines} bad lines", path.display())
         }
     };
-    if args.synthetic {
-        let recipe = synthetic_recipe(&args, options)?;
-        let summary = train_synthetic_to(&recipe, &args.output, on_event)
-            .with_context(|| format!("training, then writing {}", args.output.display()))?;
-        finish(bar, &summary, json)
-    } else {
-        let run = file_training(&args, options)?;
-        let summary = train_from_source(&run, on_event)
-            .with_context(|| format!("training on {}", run.data.display()))?;
-        finish(bar, &summary, json)
-    }
-}
-
-/// Clears the bar and prints the summary (as JSON with `--json`).
-fn finish(
-    bar: Option<ProgressBar>,
-    summary: &(impl Serialize + std::fmt::Display),
-    json: bool,
-) -> Result<()> {
+    let what = match data_file(&request) {
+        Some(data) => format!("training on {}", data.display()),
+        None => format!("training, then writing {}", args.output.display()),
+    };
+    let summary = run_request(&request, on_event).context(what)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    super::output::print_report(summary, json)
-}
-
-fn synthetic_recipe(args: &TrainArgs, options: TrainOptions) -> Result<SynthRecipe> {
-    let mut recipe = SynthRecipe {
-        options,
-        dim: args.dim,
-        arch: args.arch.arch(),
-        ..SynthRecipe::default()
-    };
-    recipe.synth.seed = args.data_seed;
-    if let Some(rows) = &args.table_rows {
-        recipe.synth.table_rows = rows.clone();
-    } else if let Some(cap) = args.max_table_rows {
-        recipe.synth.table_rows = synth::criteo_table_rows(cap);
-    }
-    if let Some(z) = args.zipf {
-        recipe.synth.zipf_exponent = z;
-    }
-    if let Some(n) = args.rows {
-        recipe.train_rows = n;
-    }
-    if let Some(n) = args.eval_rows {
-        recipe.eval_rows = n;
-    }
-    if args.epochs.is_some_and(|e| e != 1) {
-        bail!("--epochs applies to --data only (synthetic rows are generated fresh, one pass)");
-    }
-    Ok(recipe)
-}
-
-fn file_training(args: &TrainArgs, options: TrainOptions) -> Result<FileTraining> {
-    let Some(data) = &args.data else {
-        bail!("give --data FILE or --synthetic");
-    };
-    let schema = args
-        .schema
-        .as_ref()
-        .map(|p| Schema::from_json_file(p))
-        .transpose()?;
-    let n_tables = schema.as_ref().map_or(26, Schema::n_sparse);
-    let table_rows = match &args.table_rows {
-        Some(rows) => rows.clone(),
-        None => vec![args.max_table_rows.unwrap_or(100_000); n_tables],
-    };
-    let holdout = match (&args.eval, args.holdout_rows, args.holdout_fraction) {
-        (Some(e), _, _) => Holdout::File(e.clone()),
-        (None, Some(r), _) => Holdout::Rows(r as u64),
-        (None, None, Some(f)) if (0.0..1.0).contains(&f) => Holdout::Fraction(f),
-        (None, None, Some(f)) => bail!("--holdout-fraction must be in [0, 1), got {f}"),
-        (None, None, None) => Holdout::None,
-    };
-    Ok(FileTraining {
-        data: data.clone(),
-        schema,
-        table_rows,
-        holdout,
-        dim: args.dim,
-        arch: args.arch.arch(),
-        init: args.init.clone(),
-        options,
-        output: args.output.clone(),
-    })
+    super::output::print_report(&summary, json)
 }

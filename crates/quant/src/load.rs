@@ -75,6 +75,20 @@ pub fn file_sha256(path: &Path) -> Result<String> {
     Ok(sha256_hex(&bytes))
 }
 
+/// The data files' provenance (path, SHA-256 and rows used of the calibration and evaluation
+/// files), as `quantize` and `refresh` record it in an artifact's notes.
+pub fn data_provenance(
+    calib: &Path,
+    calib_rows: usize,
+    eval: &Path,
+    eval_rows: usize,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "calibration": {"file": calib.display().to_string(), "sha256": file_sha256(calib)?, "rows": calib_rows},
+        "evaluation": {"file": eval.display().to_string(), "sha256": file_sha256(eval)?, "rows": eval_rows},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

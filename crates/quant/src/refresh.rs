@@ -161,6 +161,12 @@ pub struct RefreshOutcome {
     pub calibration: Calibration,
 }
 
+/// The ΔNE (%) an artifact recorded in its provenance notes (`delta_ne_pct`), if any.
+pub fn recorded_delta_ne_pct(p: &quantrec_model::artifact::Provenance) -> Option<f64> {
+    let notes: serde_json::Value = serde_json::from_str(p.notes.as_deref()?).ok()?;
+    notes.get("delta_ne_pct")?.as_f64()
+}
+
 /// Runs the refresh (see the module docs). An unusable recipe (wrong layer or table count) is an
 /// error; a recipe that cannot be repaired is an outcome with `passed == false`.
 pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
@@ -274,6 +280,36 @@ pub fn refresh(req: &RefreshRequest) -> Result<RefreshOutcome> {
 }
 
 impl RefreshOutcome {
+    /// The refreshed artifact's provenance: the snapshot it came from (`snapshot`, its SHA-256),
+    /// the calibration, NE against f32, and in its notes the previous artifact, the data (as
+    /// [`crate::load::data_provenance`] describes it), ΔNE/ΔAUC, bytes, widenings and blame.
+    pub fn provenance(
+        &self,
+        req: &RefreshRequest,
+        previous: &std::path::Path,
+        snapshot: (&std::path::Path, &str),
+        data: serde_json::Value,
+    ) -> quantrec_model::artifact::Provenance {
+        let c = &self.comparison;
+        let notes = serde_json::json!({
+            "tool": "quantrec refresh",
+            "previous": previous.display().to_string(),
+            "data": data,
+            "delta_ne_pct": c.delta_ne_pct,
+            "delta_auc": c.delta_auc,
+            "bytes_quantized": self.bytes,
+            "widened": self.steps,
+            "blamed": self.blame,
+            "kept_static_parameters": req.keep_static,
+        });
+        crate::workflow::provenance_of(
+            Some((snapshot.0.display().to_string(), snapshot.1.to_string())),
+            &self.calibration,
+            c,
+            notes,
+        )
+    }
+
     /// A readable diff against the previous artifact: plan entries that changed (static
     /// parameters included), bytes, and ΔNE.
     pub fn diff_text(&self, req: &RefreshRequest) -> String {

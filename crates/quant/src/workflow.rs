@@ -111,17 +111,28 @@ impl QuantizeOutcome {
             "bytes_quantized": self.bytes_quantized,
             "budget": self.budget.describe(),
         });
-        Provenance {
-            source_file: source.as_ref().map(|s| s.0.clone()),
-            source_sha256: source.map(|s| s.1),
-            calibration: Some(format!(
-                "{} samples, range rule {:?}",
-                self.calibration.rows, self.calibration.method
-            )),
-            ne: Some(c.ne),
-            ne_reference: Some(c.ne_reference),
-            notes: Some(notes.to_string()),
-        }
+        provenance_of(source, &self.calibration, c, notes)
+    }
+}
+
+/// An artifact's provenance: its source (file, SHA-256), the calibration it used, its NE and the
+/// f32 reference's, and the tool's notes (JSON).
+pub fn provenance_of(
+    source: Option<(String, String)>,
+    calibration: &Calibration,
+    c: &Comparison,
+    notes: serde_json::Value,
+) -> Provenance {
+    Provenance {
+        source_file: source.as_ref().map(|s| s.0.clone()),
+        source_sha256: source.map(|s| s.1),
+        calibration: Some(format!(
+            "{} samples, range rule {:?}",
+            calibration.rows, calibration.method
+        )),
+        ne: Some(c.ne),
+        ne_reference: Some(c.ne_reference),
+        notes: Some(notes.to_string()),
     }
 }
 

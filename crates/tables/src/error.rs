@@ -115,6 +115,9 @@ pub enum TablesError {
     /// The tokio runtime of the store could not be started.
     #[error("starting the store's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// Writing a benchmark line to its output failed.
+    #[error("writing the benchmark's output: {0}")]
+    Output(#[source] std::io::Error),
     /// The model layer refused something (loading the artifact, predicting).
     #[error(transparent)]
     Model(#[from] quantrec_model::ModelError),

@@ -3,6 +3,8 @@
 //! - [`layout`]: row blocks, slot groups (hash tags), checksums, the manifest written last.
 //! - [`cluster`]: the `redis` crate's async cluster client on a small runtime of its own, and
 //!   blocking calls with a deadline.
+//! - [`connect`]: a store from seed nodes, namespace and deadline; remote tables attached to a
+//!   model; the one-line texts of push, verify, gc and of the tables' traffic.
 //! - [`store`]: `push` (idempotent, resumable), `verify`, `gc`.
 //! - [`remote`]: [`RemoteTables`], the model's [`quantrec_model::remote::RowSource`]: the
 //!   batch's missing rows in one pipeline per slot group, all in flight at once, under a deadline.
@@ -19,6 +21,7 @@ pub mod bench;
 pub mod cache;
 pub mod cluster;
 pub mod collector;
+pub mod connect;
 pub mod error;
 pub mod health;
 pub mod layout;
@@ -32,6 +35,7 @@ pub mod zipf;
 pub use cache::{Policy, RowCache};
 pub use cluster::{Cluster, ClusterOptions};
 pub use collector::{Registration, TablesCollector};
+pub use connect::{RemoteTablesSpec, StoreAddress, TrafficSummary, model_name};
 pub use error::TablesError;
 pub use health::{Health, HealthState};
 pub use remote::RemoteTables;
@@ -39,8 +43,6 @@ pub use store::{PushOptions, Store};
 
 /// Result type of the tables crate.
 pub type Result<T> = std::result::Result<T, TablesError>;
-
-use std::sync::Arc;
 
 use quantrec_model::Model;
 use quantrec_model::remote::TableShape;
@@ -61,26 +63,4 @@ pub fn model_tables(model: &Model) -> Vec<(TableShape, &[u8])> {
             )
         })
         .collect()
-}
-
-/// Connects to `urls` (comma-separated seed nodes), opens `model`'s tables in `namespace` with a
-/// cache of `cache_bytes`, and attaches them to `target` as its row source. Returns the tables
-/// (for metrics, preloading and readiness).
-pub fn attach_remote_tables(
-    target: &mut Model,
-    urls: &str,
-    namespace: &str,
-    model: &str,
-    cache_bytes: usize,
-) -> Result<Arc<RemoteTables>> {
-    let cluster = Arc::new(Cluster::new(ClusterOptions::from_urls(urls)?)?);
-    let store = Store::new(cluster, namespace)?;
-    let tables = Arc::new(RemoteTables::open(
-        store,
-        model,
-        cache_bytes,
-        Policy::WTinyLfu,
-    )?);
-    target.set_row_source(tables.clone())?;
-    Ok(tables)
 }

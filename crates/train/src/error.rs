@@ -268,6 +268,14 @@ pub enum TrainError {
         /// Rows asked to be held out.
         holdout: u64,
     },
+    /// An option of a training run that cannot be used.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// Which option.
+        option: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A holdout fraction outside `[0, 1)`.
     #[error("the holdout fraction must be in [0, 1), got {fraction}")]
     HoldoutFraction {

@@ -5,7 +5,7 @@
 //! Kernel families: [`peak`] (this core's ceilings), [`formats`] (table (de)quantization),
 //! [`linear_int8`], [`interaction`], [`linear`], [`embedding`]; [`model`]: whole-model predict
 //! (on [`synthetic`] models and batches or on an artifact and inputs file).
-//! Lines go to a [`Sink`] as they are measured.
+//! Lines go to a [`Sink`] as they are measured; [`output`] writes them as a table and JSON lines.
 
 pub mod embedding;
 pub mod formats;
@@ -14,10 +14,12 @@ pub mod line;
 pub mod linear;
 pub mod linear_int8;
 pub mod model;
+pub mod output;
 pub mod peak;
 pub mod synthetic;
 
 pub use line::BenchRecord;
+pub use output::BenchOutput;
 
 use crate::{QuantError, Result};
 

@@ -169,6 +169,25 @@ pub struct DemoOutcome {
 }
 
 impl DemoOutcome {
+    /// Writes `report.md`, `report.json` and `frontier.png` into `dir`; returns their paths in
+    /// that order.
+    pub fn write_reports(&self, dir: &Path) -> Result<[PathBuf; 3]> {
+        let paths = [
+            dir.join("report.md"),
+            dir.join("report.json"),
+            dir.join("frontier.png"),
+        ];
+        let json = self
+            .report
+            .to_json_pretty()
+            .map_err(|e| QuantError::io(&paths[1], e.into()))?;
+        std::fs::write(&paths[0], self.report.to_string())
+            .map_err(|e| QuantError::io(&paths[0], e))?;
+        std::fs::write(&paths[1], json).map_err(|e| QuantError::io(&paths[1], e))?;
+        self.render_frontier(&paths[2])?;
+        Ok(paths)
+    }
+
     /// Draws the search's Pareto frontier to `path` (PNG), labelling only the landmarks (f32,
     /// presets, the chosen plan); the greedy steps stay unlabelled dots.
     pub fn render_frontier(&self, path: &Path) -> Result<()> {

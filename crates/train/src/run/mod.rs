@@ -43,6 +43,19 @@ pub enum Holdout {
     File(PathBuf),
 }
 
+impl Holdout {
+    /// The holdout of a command line's three exclusive options: another file, the last `rows`,
+    /// or the last `fraction` (the first given wins; none when none is).
+    pub fn from_options(file: Option<PathBuf>, rows: Option<u64>, fraction: Option<f64>) -> Self {
+        match (file, rows, fraction) {
+            (Some(f), _, _) => Holdout::File(f),
+            (None, Some(r), _) => Holdout::Rows(r),
+            (None, None, Some(f)) => Holdout::Fraction(f),
+            (None, None, None) => Holdout::None,
+        }
+    }
+}
+
 /// A training run streamed from a data file.
 #[derive(Clone, Debug)]
 pub struct FileTraining {
@@ -236,6 +249,10 @@ impl Display for FileSummary {
 mod file;
 
 pub use file::{holdout_rows, train_from_source};
+mod request;
+pub use request::{
+    OptionOverrides, TrainData, TrainPlan, TrainRequest, TrainSummary, data_file, run_request,
+};
 
 #[cfg(test)]
 mod tests;
