@@ -13,14 +13,15 @@
 #       --client-threads 1); h2load (gRPC, pre-encoded body, 1 thread) at saturation;
 #   (d) the same saturation runs with the load generator off the server's core: server pinned to
 #       core 0 (--threads 1 --io-threads 1), loadgen/h2load pinned to core 1, against in-process
-#       `bench model --threads 1` on core 0 (needs taskset);
+#       `bench model --threads 1` on core 0 (needs taskset), in $ROUNDS interleaved rounds, medians of
+#       the per-round ratios;
 #   plus `bench kernels --filter peak` for the machine's peak.
 # Client and server share the machine's cores: a tool that spends more CPU per request leaves the server
 # less, so compare tools at the same thread count, and prefer the fixed-rate comparison.
 # Models: the synthetic default model of `quantrec demo --quick` (f32 and quantized), 256-candidate requests.
 # Usage: scripts/bench_server.sh [OUT_DIR]   (env: BIN, THREADS=2, DURATION=10, CONC=8, P99_MS=10,
 #        MAXRATE_DURATION=5 (per trial), SAT_RATE=20000, FIXED_FRACTION=0.5 (of loadgen's saturation
-#        rate, for the fixed-rate comparison), DEMO_DIR)
+#        rate, for the fixed-rate comparison), ROUNDS=3 (interleaved pinned rounds), DEMO_DIR)
 # Needs: python3; oha (`cargo install oha --no-default-features --features native-tls`) and h2load
 # (Debian nghttp2-client) for (c), skipped with a note when absent. Servers listen on 127.0.0.1 only.
 set -euo pipefail
@@ -36,6 +37,8 @@ MAXRATE_DURATION=${MAXRATE_DURATION:-5}
 # Offered rate of the saturation runs: above capacity, but not so far that queued tasks cost the client.
 SAT_RATE=${SAT_RATE:-20000}
 FIXED_FRACTION=${FIXED_FRACTION:-0.5}
+# Interleaved rounds of the pinned comparison (d).
+ROUNDS=${ROUNDS:-3}
 CAND=256
 HTTP_PORT=${HTTP_PORT:-18000}
 GRPC_PORT=${GRPC_PORT:-18001}
@@ -169,32 +172,42 @@ PY
   # pinned to core 0, loadgen and h2load pinned to core 1, against in-process bench model with
   # one thread on core 0. This is the server's own overhead, without the client taking its CPU.
   if [ "$(nproc)" -ge 2 ] && command -v taskset > /dev/null; then
-    taskset -c 0 "$BIN" bench model "$model" --batch "$CAND" --threads 1 --json "$OUT/bench-model-$variant-pinned.jsonl" > /dev/null
-    pin_ip=$(python3 -c "import json,sys; print(max(json.loads(l)['rate'] for l in open(sys.argv[1])))" "$OUT/bench-model-$variant-pinned.jsonl")
     taskset -c 0 "$BIN" serve --models "$repo" --http "$HTTP_PORT" --grpc "$GRPC_PORT" --threads 1 --io-threads 1 \
       --max-batch "$CAND" > "$OUT/serve-$variant-pinned.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 100); do
       python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/v2/health/ready', timeout=1)" "$H" 2> /dev/null && break || sleep 0.2
     done
-    echo "pinned (server on core 0 with one compute and one I/O thread, clients on core 1): in-process bench model --threads 1 on core 0: $pin_ip rows/s" | tee -a "$OUT/summary.txt"
-    for p in http grpc; do
-      if [ $p = http ]; then url=$H; proto=--binary; else url=$G; proto=--grpc; fi
-      c0=$(cpu_s "$SERVER")
-      taskset -c 1 "$BIN" loadgen --url "$url" "${common[@]}" $proto --rate "$SAT_RATE" --concurrency-limit "$CONC" > "$OUT/pinned-$p-$variant.json"
-      c1=$(cpu_s "$SERVER")
-      r=$(json "$OUT/pinned-$p-$variant.json" "round(d['rows_per_s'])")
-      q=$(json "$OUT/pinned-$p-$variant.json" "round(d['achieved_qps'],1)")
-      rows=$(json "$OUT/pinned-$p-$variant.json" "d['ok'] * d['candidates']")
-      echo "pinned loadgen $p saturation: $q req/s = $r rows/s = $(python3 -c "print(f'{$r/$pin_ip:.1%}')") of in-process; server CPU $(python3 -c "print(f'{($c1-$c0)*1e6/max(1,$rows/$CAND):.0f}')") us per request vs in-process $(python3 -c "print(f'{$CAND*1e6/$pin_ip:.0f}')") us per batch" | tee -a "$OUT/summary.txt"
+    # $ROUNDS interleaved rounds (in-process, HTTP, gRPC): this machine's speed drifts between runs, so
+    # each server run is compared with the in-process run just before it, and the median ratio is reported.
+    ratios_http=(); ratios_grpc=()
+    for round in $(seq "$ROUNDS"); do
+      taskset -c 0 "$BIN" bench model "$model" --batch "$CAND" --threads 1 --json "$OUT/bench-model-$variant-pinned-$round.jsonl" > /dev/null
+      pin_ip=$(python3 -c "import json,sys; print(max(json.loads(l)['rate'] for l in open(sys.argv[1])))" "$OUT/bench-model-$variant-pinned-$round.jsonl")
+      echo "pinned round $round (server on core 0 with one compute and one I/O thread, clients on core 1): in-process bench model --threads 1 on core 0: $pin_ip rows/s" | tee -a "$OUT/summary.txt"
+      for p in http grpc; do
+        if [ $p = http ]; then url=$H; proto=--binary; else url=$G; proto=--grpc; fi
+        c0=$(cpu_s "$SERVER")
+        taskset -c 1 "$BIN" loadgen --url "$url" "${common[@]}" $proto --rate "$SAT_RATE" --concurrency-limit "$CONC" > "$OUT/pinned-$p-$variant-$round.json"
+        c1=$(cpu_s "$SERVER")
+        r=$(json "$OUT/pinned-$p-$variant-$round.json" "round(d['rows_per_s'])")
+        q=$(json "$OUT/pinned-$p-$variant-$round.json" "round(d['achieved_qps'],1)")
+        rows=$(json "$OUT/pinned-$p-$variant-$round.json" "d['ok'] * d['candidates']")
+        ratio=$(python3 -c "print(f'{$r/$pin_ip:.4f}')")
+        if [ $p = http ]; then ratios_http+=("$ratio"); else ratios_grpc+=("$ratio"); fi
+        echo "pinned round $round loadgen $p saturation: $q req/s = $r rows/s = $(python3 -c "print(f'{$ratio:.1%}')") of in-process; server CPU $(python3 -c "print(f'{($c1-$c0)*1e6/max(1,$rows/$CAND):.0f}')") us per request vs in-process $(python3 -c "print(f'{$CAND*1e6/$pin_ip:.0f}')") us per batch" | tee -a "$OUT/summary.txt"
+      done
+      cp "$OUT/pinned-grpc-$variant-$round.json" "$OUT/pinned-grpc-$variant.json"
     done
+    med() { python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(f'{statistics.median(v):.1%} (rounds: ' + ', '.join(f'{x:.1%}' for x in v) + ')')" "$@"; }
+    echo "pinned median of $ROUNDS interleaved rounds, server / in-process: HTTP $(med "${ratios_http[@]}"); gRPC $(med "${ratios_grpc[@]}")" | tee -a "$OUT/summary.txt"
     if command -v h2load > /dev/null; then
       n=$(python3 -c "print(max(100, int($(json "$OUT/pinned-grpc-$variant.json" "d['achieved_qps']") * $DURATION)))")
       taskset -c 1 h2load -n "$n" -c 1 -t 1 -m "$CONC" -d "$OUT/body-grpc.bin" -H "content-type: application/grpc" -H "te: trailers" \
         "$G/inference.GRPCInferenceService/ModelInfer" > "$OUT/h2load-$variant-pinned.txt"
       hq=$(grep -oP 'finished in [0-9.]+m?s, \K[0-9.]+(?= req/s)' "$OUT/h2load-$variant-pinned.txt")
       l=$(json "$OUT/pinned-grpc-$variant.json" "d['achieved_qps']")
-      echo "pinned h2load gRPC (1 connection, $CONC streams): $hq req/s = $(python3 -c "print(f'{$hq*$CAND/$pin_ip:.1%}')") of in-process; loadgen/h2load = $(python3 -c "print(f'{$l/$hq:.3f}')")" | tee -a "$OUT/summary.txt"
+      echo "pinned h2load gRPC (1 connection, $CONC streams): $hq req/s = $(python3 -c "print(f'{$hq*$CAND/$pin_ip:.1%}')") of the last round's in-process; loadgen/h2load = $(python3 -c "print(f'{$l/$hq:.3f}')")" | tee -a "$OUT/summary.txt"
     fi
     stop_server
   fi

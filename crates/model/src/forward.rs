@@ -1,5 +1,6 @@
 //! The forward pass: dense → bottom MLP → pooled tables → interaction → top MLP → logit → sigmoid.
 
+mod codes;
 mod cross;
 
 use std::sync::Mutex;
@@ -12,6 +13,7 @@ use quantrec_kernels::aligned::AlignedF32;
 use quantrec_kernels::embedding_bag::{
     Bags, EmbeddingBag, Indices, Lookup, Parallelism, Pooling, TableBag, pool_tables_with_isa,
 };
+use quantrec_kernels::gemm::int8::Int8Output;
 use quantrec_kernels::gemm::{
     ActivationQuant, Int8Spec, LinearScratch, PackedLinear, Precision, QParams,
 };
@@ -21,6 +23,7 @@ use crate::config::Interaction;
 use crate::model::Model;
 use crate::tables::StoredTable;
 use crate::{ModelError, Result};
+use codes::{CodesQ, RowCodes, forward_codes};
 use cross::CrossBufs;
 use quantrec_data::batch::Batch;
 use quantrec_data::view::BatchView;
@@ -81,6 +84,8 @@ struct ChunkScratch {
     /// u8 codes of the current cross-net state for the next static int8 layer (see
     /// [`Model::cross_net`]).
     xq: Vec<u8>,
+    /// Per-row parameters of `xq`'s codes (see [`codes`]).
+    rowq: RowCodes,
     lin: LinearScratch,
 }
 
@@ -170,6 +175,8 @@ struct MlpBufs<'a> {
     b: &'a mut Vec<f32>,
     ua: &'a mut Vec<u8>,
     ub: &'a mut Vec<u8>,
+    /// Per-row parameters of an input given as per-row codes.
+    rowq: &'a RowCodes,
     lin: &'a mut LinearScratch,
 }
 
@@ -183,20 +190,27 @@ struct MlpBufs<'a> {
 /// next layer runs on).
 ///
 /// With `input_q`, the input is already u8 codes in `ua` (`m × k0`, in the first layer's static
-/// input parameters `input_q`) and `input` is not read; only without an observer.
+/// input parameters, or per row in `bufs.rowq`) and `input` is not read; only without an observer.
 #[allow(clippy::too_many_arguments)]
 fn mlp(
     layers: &[PackedLinear],
     prefix: &str,
     input: &[f32],
-    input_q: Option<QParams>,
+    input_q: Option<CodesQ>,
     m: usize,
     bufs: MlpBufs<'_>,
     relu_last: bool,
     chain: bool,
     obs: &mut Obs<'_>,
 ) -> Result<()> {
-    let MlpBufs { a, b, ua, ub, lin } = bufs;
+    let MlpBufs {
+        a,
+        b,
+        ua,
+        ub,
+        rowq,
+        lin,
+    } = bufs;
     debug_assert!(input_q.is_none() || (obs.is_none() && !layers.is_empty()));
     if layers.is_empty() {
         a.clear();
@@ -204,7 +218,7 @@ fn mlp(
         return Ok(());
     }
     // The parameters of the u8 codes in `ua` when the current input is u8.
-    let mut u8_in: Option<QParams> = input_q;
+    let mut u8_in: Option<CodesQ> = input_q;
     for (i, layer) in layers.iter().enumerate() {
         let (n, k) = (layer.n(), layer.k());
         let relu = relu_last || i + 1 < layers.len();
@@ -231,11 +245,13 @@ fn mlp(
             }
             (Some(qi), None) => {
                 b.resize(m * n, 0.0);
-                layer.forward_u8_to_f32(&ua[..m * k], qi, m, &mut b[..m * n], relu, lin)?;
+                let out = Int8Output::F32(&mut b[..m * n]);
+                forward_codes(layer, &ua[..m * k], qi, rowq, m, out, relu, lin)?;
             }
             (Some(qi), Some(q)) => {
                 ub.resize(m * n, 0);
-                layer.forward_u8_to_u8(&ua[..m * k], qi, m, &mut ub[..m * n], q, relu, lin)?;
+                let out = Int8Output::U8(&mut ub[..m * n], q);
+                forward_codes(layer, &ua[..m * k], qi, rowq, m, out, relu, lin)?;
             }
         }
         if let Some(q) = out_q {
@@ -257,7 +273,7 @@ fn mlp(
         if obs.is_some() || out_q.is_none() {
             std::mem::swap(a, b);
         }
-        u8_in = out_q;
+        u8_in = out_q.map(CodesQ::Tensor);
     }
     Ok(())
 }
@@ -531,12 +547,20 @@ impl Model {
             ua,
             ub,
             xq,
+            rowq,
             lin,
         } = cs;
         let chain = self.chain_int8;
 
         // Bottom MLP into the first `d` columns of the concatenated feature vector.
-        let bufs = MlpBufs { a, b, ua, ub, lin };
+        let bufs = MlpBufs {
+            a,
+            b,
+            ua,
+            ub,
+            rowq,
+            lin,
+        };
         mlp(
             &self.bottom,
             "bottom",
@@ -674,6 +698,7 @@ impl Model {
                     u,
                     ua,
                     xq,
+                    rowq,
                     lin,
                 };
                 top_q = self.cross_net(feat, m, rank, bufs)?;
@@ -742,7 +767,14 @@ impl Model {
                 inter
             }
         };
-        let bufs = MlpBufs { a, b, ua, ub, lin };
+        let bufs = MlpBufs {
+            a,
+            b,
+            ua,
+            ub,
+            rowq,
+            lin,
+        };
         mlp(&self.top, "top", top_in, top_q, m, bufs, false, chain, obs)?;
         out.copy_from_slice(&a[..m]);
         Ok(())

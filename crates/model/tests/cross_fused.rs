@@ -1,5 +1,5 @@
-//! The fused DCN-v2 cross net (row-blocked `W`, element-wise step writing the next static int8
-//! layer's codes) against the observed, unfused path, and predict at 1 and 2 threads: every plan
+//! The fused DCN-v2 cross net (row-blocked `W`, element-wise step writing the next int8 layer's
+//! codes, static or per row) against the observed, unfused path, and predict at 1 and 2 threads: every plan
 //! must give the same bits whatever the path, the thread count and the batch size's chunking.
 
 mod common;
@@ -81,9 +81,21 @@ fn plans(cfg: &ModelConfig, weights: &Weights) -> Vec<(&'static str, Plan)> {
     for c in &mut v_only.cross {
         c.w = LayerPrecision::F32;
     }
+    // The DLRM-v2 automatic plan's mix: static and per-row dynamic layers side by side, so the
+    // cross net hands per-row codes to a per-row V (cross.1.v), to a static W's V (cross.2.v is
+    // static, cross.2.w per-row) and, after the last layer, to the first top layer.
+    let mut mixed = all_static.clone();
+    let rows = int8(ActivationPlan::DynamicPerRow);
+    mixed.cross[1].v = rows;
+    mixed.cross[1].w = rows;
+    mixed.cross[2].w = rows;
+    mixed.top[0] = rows;
+    mixed.top[1] = rows;
+    mixed.tables = vec![TableFormat::Fused2; cfg.tables.len()];
     vec![
         ("static", all_static),
         ("static V, f32 W", v_only),
+        ("static and per-row mixed", mixed),
         (
             "per-row",
             Plan::uniform(

@@ -11,9 +11,44 @@
 //! level gives the same bits); non-finite values of `x_next` are reported as the next layer would
 //! report them.
 
+use super::Int8Weights;
 use super::scalar::quantize_u8;
 use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{Isa, KernelError, Result};
+
+/// A `target_feature` instantiation of a portable body (`$name` runs `$body` at `$features`).
+macro_rules! level {
+    ($name:ident = $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $features:literal, $doc:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        #[doc = "# Safety"]
+        #[doc = $doc]
+        unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            $body($($arg),*)
+        }
+    };
+}
+
+/// Runs `$portable(args)` at `isa`: its AVX-512 instantiation, its AVX2 one, or itself.
+macro_rules! at_level {
+    ($isa:expr, $avx512:ident, $avx2:ident, $portable:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if $isa >= Isa::Avx512 {
+                // SAFETY: `isa` is at most the detected level, which includes AVX-512 F/BW/VL/DQ
+                // here (and FMA, which every AVX-512 CPU has and `Isa::Avx2` already requires).
+                return unsafe { $avx512($($arg),*) };
+            }
+            if $isa >= Isa::Avx2 {
+                // SAFETY: level Avx2 is only detected with AVX2 and FMA.
+                return unsafe { $avx2($($arg),*) };
+            }
+        }
+        let _ = $isa;
+        $portable($($arg),*)
+    }};
+}
 
 /// `x_next = x0 ⊙ u + x` and `codes[i] = quantize_u8(x_next[i], 1 / q.scale, q.zero_point)`, over
 /// rows of `cols` values (the row and column of a non-finite value are reported in those terms).
@@ -31,19 +66,7 @@ pub fn cross_combine_quantize(
     x_next: &mut [f32],
     codes: &mut [u8],
 ) -> Result<()> {
-    let len = x0.len();
-    check_len("cross u", len, u.len())?;
-    check_len("cross x", len, x.len())?;
-    check_len("cross output", len, x_next.len())?;
-    check_len("cross output codes", len, codes.len())?;
-    if cols == 0 || !len.is_multiple_of(cols) {
-        return Err(KernelError::Shape {
-            what: "cross values (a whole number of rows)",
-            index: None,
-            expected: len.next_multiple_of(cols.max(1)),
-            found: len,
-        });
-    }
+    check_rows(x0, u, x, Some(x_next.len()), codes.len(), cols)?;
     check_qparams("int8 linear input activations", q)?;
     let (inv, zp) = (1.0 / q.scale, q.zero_point);
     let finite = run(Isa::active(), x0, u, x, inv, zp, x_next, codes);
@@ -71,20 +94,80 @@ fn run(
     x_next: &mut [f32],
     codes: &mut [u8],
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if isa >= Isa::Avx512 {
-            // SAFETY: `isa` is at most the detected level, which includes AVX-512 F/BW/VL/DQ here
-            // (and FMA, which every AVX-512 CPU has and `Isa::Avx2` already requires).
-            return unsafe { body_avx512(x0, u, x, inv, zp, x_next, codes) };
-        }
-        if isa >= Isa::Avx2 {
-            // SAFETY: level Avx2 is only detected with AVX2 and FMA.
-            return unsafe { body_avx2(x0, u, x, inv, zp, x_next, codes) };
-        }
+    at_level!(
+        isa,
+        body_avx512,
+        body_avx2,
+        body(x0, u, x, inv, zp, x_next, codes)
+    )
+}
+
+/// Checks the lengths of a cross step over rows of `cols` (`x_next` when kept, and the codes);
+/// returns the row count.
+fn check_rows(
+    x0: &[f32],
+    u: &[f32],
+    x: &[f32],
+    x_next: Option<usize>,
+    codes: usize,
+    cols: usize,
+) -> Result<usize> {
+    let len = x0.len();
+    check_len("cross u", len, u.len())?;
+    check_len("cross x", len, x.len())?;
+    if let Some(n) = x_next {
+        check_len("cross output", len, n)?;
     }
-    let _ = isa;
-    body(x0, u, x, inv, zp, x_next, codes)
+    check_len("cross output codes", len, codes)?;
+    if cols == 0 || !len.is_multiple_of(cols) {
+        return Err(KernelError::Shape {
+            what: "cross values (a whole number of rows)",
+            index: None,
+            expected: len.next_multiple_of(cols.max(1)),
+            found: len,
+        });
+    }
+    Ok(len / cols)
+}
+
+/// `quantize_u8(v, inv, zp)` written so it vectorizes: `max` returns 0 for a NaN (which only
+/// arises from a non-finite value, an error), so `c` is an integer in [0, 255] and the conversion
+/// without saturation checks is exact; for every finite `v` this is `quantize_u8(v)` (±inf after
+/// the multiply clamps to 0 or 255 either way).
+#[inline(always)]
+fn code_of(v: f32, inv: f32, zpf: f32) -> u8 {
+    // Not `clamp`: it keeps a NaN, which the unchecked conversion below must never see.
+    #[allow(clippy::manual_clamp)]
+    let c = ((v * inv).round_ties_even() + zpf).max(0.0).min(255.0);
+    // SAFETY: `c` is finite and in [0, 255] (above), so it is representable as an i32.
+    unsafe { c.to_int_unchecked::<i32>() as u8 }
+}
+
+/// The codes of one row in its own parameters (the row was checked finite).
+#[inline(always)]
+fn quantize_body(row: &[f32], inv: f32, zp: i32, codes: &mut [u8]) {
+    let codes = &mut codes[..row.len()];
+    let zpf = zp as f32;
+    for (c, &v) in codes.iter_mut().zip(row) {
+        *c = code_of(v, inv, zpf);
+    }
+}
+
+/// `dst = x0 ⊙ u + x` (one fused multiply-add per element, as `interaction::cross_combine`) and
+/// the range of `dst`: `(min, max, every value finite)` (exact, so the same as any `min_max`).
+#[inline(always)]
+fn combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool) {
+    let n = x0.len();
+    let (u, x, dst) = (&u[..n], &x[..n], &mut dst[..n]);
+    let (mut lo, mut hi, mut finite) = (f32::INFINITY, f32::NEG_INFINITY, true);
+    for i in 0..n {
+        let v = x0[i].mul_add(u[i], x[i]);
+        dst[i] = v;
+        finite &= v.is_finite();
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    (lo, hi, finite)
 }
 
 /// The scalar oracle (also the portable fallback): see [`cross_combine_quantize`].
@@ -107,15 +190,7 @@ fn body(
         let v = x0[i].mul_add(u[i], x[i]);
         x_next[i] = v;
         finite &= v.is_finite();
-        // `quantize_u8`, written so it vectorizes: `max` returns 0 for a NaN (which only arises
-        // from a non-finite value, an error), so `c` is an integer in [0, 255] and the
-        // conversion without saturation checks is exact; for every finite `v` this is
-        // `quantize_u8(v)` (±inf after the multiply clamps to 0 or 255 either way).
-        // Not `clamp`: it keeps a NaN, which the unchecked conversion below must never see.
-        #[allow(clippy::manual_clamp)]
-        let c = ((v * inv).round_ties_even() + zpf).max(0.0).min(255.0);
-        // SAFETY: `c` is finite and in [0, 255] (above), so it is representable as an i32.
-        codes[i] = unsafe { c.to_int_unchecked::<i32>() } as u8;
+        codes[i] = code_of(v, inv, zpf);
     }
     debug_assert!(
         !finite
@@ -127,34 +202,149 @@ fn body(
     finite
 }
 
-/// A `target_feature` instantiation of [`body`].
-macro_rules! level {
-    ($name:ident, $features:literal, $doc:literal) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        #[doc = "# Safety"]
-        #[doc = $doc]
-        unsafe fn $name(
-            x0: &[f32],
-            u: &[f32],
-            x: &[f32],
-            inv: f32,
-            zp: i32,
-            x_next: &mut [f32],
-            codes: &mut [u8],
-        ) -> bool {
-            body(x0, u, x, inv, zp, x_next, codes)
-        }
-    };
-}
-
 level!(
-    body_avx512,
+    body_avx512 = body(x0: &[f32], u: &[f32], x: &[f32], inv: f32, zp: i32, x_next: &mut [f32], codes: &mut [u8]) -> bool,
     "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
     "The CPU must have AVX-512 F/BW/VL/DQ and FMA."
 );
-level!(body_avx2, "avx2,fma", "The CPU must have AVX2 and FMA.");
+level!(
+    body_avx2 = body(x0: &[f32], u: &[f32], x: &[f32], inv: f32, zp: i32, x_next: &mut [f32], codes: &mut [u8]) -> bool,
+    "avx2,fma",
+    "The CPU must have AVX2 and FMA."
+);
+level!(
+    quantize_avx512 = quantize_body(row: &[f32], inv: f32, zp: i32, codes: &mut [u8]),
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+    "The CPU must have AVX-512 F/BW/VL/DQ and FMA."
+);
+level!(
+    quantize_avx2 = quantize_body(row: &[f32], inv: f32, zp: i32, codes: &mut [u8]),
+    "avx2,fma",
+    "The CPU must have AVX2 and FMA."
+);
+
+level!(
+    combine_row_avx512 = combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+    "The CPU must have AVX-512 F/BW/VL/DQ and FMA."
+);
+level!(
+    combine_row_avx2 = combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
+    "avx2,fma",
+    "The CPU must have AVX2 and FMA."
+);
+
+/// [`quantize_body`] at `isa`.
+fn quantize_row(isa: Isa, row: &[f32], inv: f32, zp: i32, codes: &mut [u8]) {
+    at_level!(
+        isa,
+        quantize_avx512,
+        quantize_avx2,
+        quantize_body(row, inv, zp, codes)
+    )
+}
+
+/// [`combine_row_body`] at `isa`.
+fn combine_row(isa: Isa, x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool) {
+    at_level!(
+        isa,
+        combine_row_avx512,
+        combine_row_avx2,
+        combine_row_body(x0, u, x, dst)
+    )
+}
+
+/// Per-row parameters of codes written by [`cross_combine_quantize_rows`]: `zp[i]`, `scale[i]`.
+pub struct RowParams<'a> {
+    /// Zero point of each row.
+    pub zp: &'a mut [i32],
+    /// Scale of each row.
+    pub scale: &'a mut [f32],
+}
+
+/// The per-row dynamic form of [`cross_combine_quantize`], for a next layer with per-row dynamic
+/// activations ([`ActivationQuant::DynamicPerRow`](crate::gemm::ActivationQuant)): for each row
+/// of `cols` values, `x_next = x0 ⊙ u + x`, then the row's range, its parameters as `consumer`
+/// chooses them ([`Int8Weights::row_qparams`]) in `params`, and its codes in `codes` — exactly
+/// what `consumer` computes from the f32 row itself, while the row is still in L1.
+///
+/// `x_next`: `Some` to keep every row (`x0.len()` values), `None` when only the codes are wanted
+/// (then `row` is the one-row buffer, grown to `cols`).
+///
+/// Errors: lengths that disagree or are not a whole number of rows, and a non-finite `x_next`
+/// value ([`KernelError::NonFinite`], "int8 linear input", as `consumer` reports it).
+#[allow(clippy::too_many_arguments)]
+pub fn cross_combine_quantize_rows(
+    x0: &[f32],
+    u: &[f32],
+    x: &[f32],
+    cols: usize,
+    consumer: &Int8Weights,
+    x_next: Option<&mut [f32]>,
+    row: &mut Vec<f32>,
+    codes: &mut [u8],
+    params: RowParams<'_>,
+) -> Result<()> {
+    let out_len = x_next.as_deref().map(<[f32]>::len);
+    let rows = check_rows(x0, u, x, out_len, codes.len(), cols)?;
+    check_len("cross row zero points", rows, params.zp.len())?;
+    check_len("cross row scales", rows, params.scale.len())?;
+    rows_at(
+        Isa::active(),
+        x0,
+        u,
+        x,
+        cols,
+        consumer,
+        x_next,
+        row,
+        codes,
+        params,
+    )
+}
+
+/// The body of [`cross_combine_quantize_rows`] at `isa` (lengths checked by the caller).
+#[allow(clippy::too_many_arguments)]
+fn rows_at(
+    isa: Isa,
+    x0: &[f32],
+    u: &[f32],
+    x: &[f32],
+    cols: usize,
+    consumer: &Int8Weights,
+    mut x_next: Option<&mut [f32]>,
+    row: &mut Vec<f32>,
+    codes: &mut [u8],
+    params: RowParams<'_>,
+) -> Result<()> {
+    if x_next.is_none() {
+        row.resize(cols, 0.0);
+    }
+    for i in 0..x0.len() / cols {
+        let span = i * cols..(i + 1) * cols;
+        let dst: &mut [f32] = match x_next.as_deref_mut() {
+            Some(xn) => &mut xn[span.clone()],
+            None => &mut row[..cols],
+        };
+        let (x0r, ur, xr) = (&x0[span.clone()], &u[span.clone()], &x[span.clone()]);
+        let (lo, hi, finite) = combine_row(isa, x0r, ur, xr, dst);
+        if !finite {
+            let col = dst.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(KernelError::NonFinite {
+                what: "int8 linear input",
+                table: None,
+                row: i,
+                col,
+                value: dst[col],
+            });
+        }
+        let q = consumer.row_qparams(lo, hi);
+        params.zp[i] = q.zero_point;
+        params.scale[i] = q.scale;
+        quantize_row(isa, dst, 1.0 / q.scale, q.zero_point, &mut codes[span]);
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -235,5 +425,152 @@ mod tests {
             cross_combine_quantize(&x0, &u, &x, 3, bad, &mut xn, &mut c),
             Err(KernelError::BadQuantParams { .. })
         ));
+    }
+
+    /// A per-row dynamic int8 layer of width `k` (its weights are what the rows' parameters are
+    /// chosen for).
+    fn per_row_layer(k: usize, n: usize, reduce_range: bool) -> crate::gemm::PackedLinear {
+        use crate::gemm::{ActivationQuant, Int8Spec, PackedLinear, Precision};
+        let mut rng = Rng::new(k as u64 + 11);
+        let w = rng.normal_vec(n * k, 0.3);
+        let spec = Int8Spec {
+            per_channel: true,
+            activations: ActivationQuant::DynamicPerRow,
+        };
+        PackedLinear::new(&w, None, n, k, Precision::Int8(spec))
+            .unwrap()
+            .int8_reduce_range(reduce_range)
+            .unwrap()
+    }
+
+    /// Per-row codes at every level against the oracle (the scalar combine, the row's min and max,
+    /// `choose_qparams`, `quantize_u8`), with and without keeping `x_next`; then a per-row layer fed
+    /// those codes gives the bits it gives from the f32 rows itself.
+    #[test]
+    fn per_row_codes_match_the_oracle_and_the_layer_s_own_quantization() {
+        let mut rng = Rng::new(5);
+        for (rows, cols) in [(1, 1), (3, 7), (5, 16), (2, 17), (4, 65), (33, 40)] {
+            for reduce_range in [false, true] {
+                let n = rows * cols;
+                let x0 = rng.normal_vec(n, 2.0);
+                let mut u = rng.normal_vec(n, 2.0);
+                if n > 3 {
+                    u[n / 2] = 1e30; // a value far beyond any row's code range
+                }
+                let x = rng.normal_vec(n, 1.0);
+                let mut want = vec![0.0; n];
+                crate::interaction::scalar::cross_combine(&x0, &u, &x, &mut want);
+                let layer = per_row_layer(cols, 5, reduce_range);
+                let w = layer.int8_weights().unwrap();
+                let mut want_codes = vec![0u8; n];
+                let mut want_q = Vec::new();
+                for (r, vals) in want.chunks(cols).enumerate() {
+                    let (lo, hi, _) = super::super::scalar::min_max(vals);
+                    let q = super::super::choose_qparams(lo, hi, reduce_range);
+                    for (c, &v) in want_codes[r * cols..(r + 1) * cols].iter_mut().zip(vals) {
+                        *c = quantize_u8(v, 1.0 / q.scale, q.zero_point);
+                    }
+                    want_q.push(q);
+                }
+                for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+                    if isa > Isa::detected() {
+                        continue;
+                    }
+                    for keep in [true, false] {
+                        let (mut xn, mut row, mut c) = (vec![0.0; n], Vec::new(), vec![0u8; n]);
+                        let (mut zp, mut scale) = (vec![0; rows], vec![0.0; rows]);
+                        let params = RowParams {
+                            zp: &mut zp,
+                            scale: &mut scale,
+                        };
+                        let out = keep.then_some(&mut xn[..]);
+                        rows_at(isa, &x0, &u, &x, cols, w, out, &mut row, &mut c, params).unwrap();
+                        let at = format!("{isa:?} {rows}x{cols} keep={keep} rr={reduce_range}");
+                        if keep {
+                            let bits =
+                                |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&xn), bits(&want), "{at}: x_next");
+                        }
+                        assert_eq!(c, want_codes, "{at}: codes");
+                        let got_q: Vec<_> = zp.iter().zip(&scale).map(|(&z, &s)| (z, s)).collect();
+                        let want_q: Vec<_> =
+                            want_q.iter().map(|q| (q.zero_point, q.scale)).collect();
+                        assert_eq!(got_q, want_q, "{at}: parameters");
+                    }
+                }
+                // The layer from its own f32 rows and from the codes: the same bits.
+                let mut scratch = crate::gemm::LinearScratch::default();
+                let (mut from_f32, mut from_codes) = (vec![0.0; rows * 5], vec![0.0; rows * 5]);
+                layer
+                    .forward(&want, rows, &mut from_f32, true, &mut scratch)
+                    .unwrap();
+                let (zp, scale): (Vec<i32>, Vec<f32>) =
+                    want_q.iter().map(|q| (q.zero_point, q.scale)).unzip();
+                let input = super::super::Int8Input::U8PerRow {
+                    codes: &want_codes,
+                    zp: &zp,
+                    scale: &scale,
+                };
+                let out = super::super::Int8Output::F32(&mut from_codes);
+                let kernel = super::super::Int8Kernel::active();
+                layer
+                    .forward_int8(kernel, input, rows, out, true, &mut scratch)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&from_codes),
+                    bits(&from_f32),
+                    "{rows}x{cols}: layer output"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn per_row_errors_are_typed() {
+        let layer = per_row_layer(3, 2, false);
+        let w = layer.int8_weights().unwrap();
+        let (x0, x) = (vec![1.0f32; 6], vec![0.0f32; 6]);
+        let mut u = vec![1.0f32; 6];
+        u[5] = f32::NAN;
+        let (mut row, mut c) = (Vec::new(), vec![0u8; 6]);
+        let (mut zp, mut scale) = (vec![0; 2], vec![0.0; 2]);
+        let mut call = |u: &[f32], cols: usize, zp: &mut [i32], scale: &mut [f32]| {
+            let params = RowParams { zp, scale };
+            cross_combine_quantize_rows(&x0, u, &x, cols, w, None, &mut row, &mut c, params)
+        };
+        match call(&u, 3, &mut zp, &mut scale) {
+            Err(KernelError::NonFinite { row, col, .. }) => assert_eq!((row, col), (1, 2)),
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
+        u[5] = 1.0;
+        assert!(call(&u, 3, &mut zp, &mut scale).is_ok());
+        assert!(matches!(
+            call(&u, 4, &mut zp, &mut scale),
+            Err(KernelError::Shape { .. })
+        ));
+        assert!(matches!(
+            call(&u, 3, &mut zp[..1], &mut scale),
+            Err(KernelError::Shape { .. })
+        ));
+        // A layer fed per-row codes checks their parameters.
+        let mut out = vec![0.0; 4];
+        let bad = super::super::Int8Input::U8PerRow {
+            codes: &[0; 6],
+            zp: &[0, 0],
+            scale: &[0.1, 0.0],
+        };
+        let r = layer.forward_int8(
+            super::super::Int8Kernel::active(),
+            bad,
+            2,
+            super::super::Int8Output::F32(&mut out),
+            false,
+            &mut crate::gemm::LinearScratch::default(),
+        );
+        assert!(
+            matches!(r, Err(KernelError::BadQuantParams { .. })),
+            "{r:?}"
+        );
     }
 }

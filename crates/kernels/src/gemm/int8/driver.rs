@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT, choose_qparams};
+use super::{Int8Input, Int8Ops, Int8Output, Int8Scratch, Int8Weights, KG, KT};
 use crate::gemm::ActivationQuant;
 use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{KernelError, Result};
@@ -201,6 +201,17 @@ pub(crate) fn run(
             check_len("int8 linear input", m * k, v.len())?;
             check_qparams("int8 linear input activations", q)?;
         }
+        Int8Input::U8PerRow { codes, zp, scale } => {
+            check_len("int8 linear input", m * k, codes.len())?;
+            check_len("int8 linear input row zero points", m, zp.len())?;
+            check_len("int8 linear input row scales", m, scale.len())?;
+            for (&zero_point, &scale) in zp.iter().zip(scale) {
+                check_qparams(
+                    "int8 linear input activations",
+                    QParams { scale, zero_point },
+                )?;
+            }
+        }
     }
     let (out, out_q) = match out {
         Int8Output::F32(o) => {
@@ -225,8 +236,11 @@ pub(crate) fn run(
         row_scale,
         row_inv,
     } = scratch;
-    let per_row =
-        matches!(x, Int8Input::F32(_)) && w.spec.activations == ActivationQuant::DynamicPerRow;
+    let per_row = match x {
+        Int8Input::F32(_) => w.spec.activations == ActivationQuant::DynamicPerRow,
+        Int8Input::U8(..) => false,
+        Int8Input::U8PerRow { .. } => true,
+    };
     let tiles = ops.tiles.filter(|t| m >= t.min_rows);
     // Layout: AMX tiles (rows padded to 16, k to 64), or row blocks of height h for the VNNI kernels.
     let (h, lda, rows) = match tiles {
@@ -240,7 +254,7 @@ pub(crate) fn run(
             (h, lda, m)
         }
     };
-    let (a, lda, xq): (&[u8], usize, QParams) = match x {
+    let (a, lda, xq): (&[u8], usize, Option<QParams>) = match x {
         Int8Input::F32(v) => {
             row_zp.clear();
             row_scale.clear();
@@ -272,7 +286,7 @@ pub(crate) fn run(
                         finite &= rfin;
                         lo = lo.min(rlo);
                         hi = hi.max(rhi);
-                        let q = choose_qparams(rlo, rhi, w.reduce_range);
+                        let q = w.row_qparams(rlo, rhi);
                         row_zp.push(q.zero_point);
                         row_scale.push(q.scale);
                         row_inv.push(1.0 / q.scale);
@@ -307,10 +321,20 @@ pub(crate) fn run(
                 row_inv.push(1.0 / q.scale);
                 quantize(0, m, row_inv, row_zp, buf);
             }
-            (&act.as_slice()[..rows * lda], lda, q)
+            (&act.as_slice()[..rows * lda], lda, Some(q))
         }
-        Int8Input::U8(v, q) if tiles.is_none() && k == lda && h == 1 => (v, k, q),
-        Int8Input::U8(v, q) => {
+        // Per-row codes carry their own parameters, which replace the per-tensor ones in every
+        // epilogue (no per-tensor `xq`).
+        Int8Input::U8PerRow { codes, .. } if tiles.is_none() && k == lda && h == 1 => {
+            (codes, k, None)
+        }
+        Int8Input::U8(v, q) if tiles.is_none() && k == lda && h == 1 => (v, k, Some(q)),
+        Int8Input::U8(..) | Int8Input::U8PerRow { .. } => {
+            let (v, q) = match x {
+                Int8Input::U8(v, q) => (v, Some(q)),
+                Int8Input::U8PerRow { codes, .. } => (codes, None),
+                Int8Input::F32(_) => unreachable!("the F32 arm is above"),
+            };
             if act.as_slice().len() < rows * lda {
                 act.resize(rows * lda);
             }
@@ -324,9 +348,11 @@ pub(crate) fn run(
     };
     debug_assert_eq!(lda % KG, 0);
     corr.clear();
-    corr.extend(w.col_sums.iter().map(|&s| xq.zero_point * s));
     mult.clear();
-    mult.extend(w.scales.iter().map(|&s| xq.scale * s));
+    if let Some(xq) = xq {
+        corr.extend(w.col_sums.iter().map(|&s| xq.zero_point * s));
+        mult.extend(w.scales.iter().map(|&s| xq.scale * s));
+    }
     let epi = Epi {
         n,
         corr,
@@ -346,6 +372,10 @@ pub(crate) fn run(
     // The activations of rows r0..r1 (with the tile layout's padding rows).
     let a_rows = |r0: usize, r1: usize| &a[r0 * lda..r1.next_multiple_of(h).min(rows) * lda];
     // Rows r0..r1 of the call; per-row parameters are sliced to them (epilogue rows are relative).
+    let (row_zp, row_scale): (&[i32], &[f32]) = match x {
+        Int8Input::U8PerRow { zp, scale, .. } => (zp, scale),
+        _ => (row_zp, row_scale),
+    };
     let gemm = |r0: usize, r1: usize, out: &mut Out<'_>| {
         let epi = Epi {
             rows: per_row.then(|| RowQ {

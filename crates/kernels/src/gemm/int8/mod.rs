@@ -508,6 +508,12 @@ impl Int8Weights {
         self.reduce_range
     }
 
+    /// The parameters this layer gives one row of range `[lo, hi]` under per-row dynamic
+    /// activations (FBGEMM's choice, with this layer's `reduce_range`).
+    pub fn row_qparams(&self, lo: f32, hi: f32) -> QParams {
+        choose_qparams(lo, hi, self.reduce_range)
+    }
+
     /// The activation parameters of a dynamic batch with range `[lo, hi]`, or the static ones.
     fn act_qparams(&self, lo: f32, hi: f32) -> QParams {
         match self.spec.activations {
@@ -550,6 +556,17 @@ pub enum Int8Input<'a> {
     F32(&'a [f32]),
     /// Already-quantized u8 activations (`m×k`) and their parameters.
     U8(&'a [u8], QParams),
+    /// Already-quantized u8 activations (`m×k`), each row in its own parameters (as per-row
+    /// dynamic activations are; e.g. from
+    /// [`cross_combine_quantize_rows`](cross_quant::cross_combine_quantize_rows)).
+    U8PerRow {
+        /// The codes, row-major.
+        codes: &'a [u8],
+        /// Zero point of each row.
+        zp: &'a [i32],
+        /// Scale of each row.
+        scale: &'a [f32],
+    },
 }
 
 /// The output of an int8 call.
