@@ -164,8 +164,10 @@ fn combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, 
         let v = x0[i].mul_add(u[i], x[i]);
         dst[i] = v;
         finite &= v.is_finite();
-        lo = lo.min(v);
-        hi = hi.max(v);
+        // Comparisons rather than `f32::min`/`max` (whose NaN rules keep them from vectorizing
+        // to `minps`/`maxps`): the same result for every finite value, and a NaN fails `finite`.
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
     }
     (lo, hi, finite)
 }
