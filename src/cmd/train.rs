@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use quantrec_train::Optimizer;
 use quantrec_train::run::{
-    Holdout, OptionOverrides, RunEvent, TrainData, TrainRequest, data_file, run_request,
+    Holdout, OptionOverrides, RunEvent, TrainData, TrainRequest, run_request,
 };
 
 use crate::progress::{show_training, train_bar};
@@ -178,7 +178,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             eprintln!("{}: skipped {lines} bad lines", path.display())
         }
     };
-    let what = match data_file(&request) {
+    let what = match request.data_file() {
         Some(data) => format!("training on {}", data.display()),
         None => format!("training, then writing {}", args.output.display()),
     };

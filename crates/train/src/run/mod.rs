@@ -250,9 +250,7 @@ mod file;
 
 pub use file::{holdout_rows, train_from_source};
 mod request;
-pub use request::{
-    OptionOverrides, TrainData, TrainPlan, TrainRequest, TrainSummary, data_file, run_request,
-};
+pub use request::{OptionOverrides, TrainData, TrainPlan, TrainRequest, TrainSummary, run_request};
 
 #[cfg(test)]
 mod tests;

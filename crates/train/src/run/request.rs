@@ -124,6 +124,14 @@ pub enum TrainPlan {
 }
 
 impl TrainRequest {
+    /// The file the run reads (for error context): the data file, or `None` for synthetic data.
+    pub fn data_file(&self) -> Option<&Path> {
+        match &self.data {
+            TrainData::File { data, .. } => Some(data),
+            TrainData::Synthetic { .. } => None,
+        }
+    }
+
     /// Resolves the request (refusing a batch size of 0, epochs on synthetic data, a holdout
     /// fraction outside `[0, 1)`, an unreadable schema).
     pub fn plan(&self) -> Result<TrainPlan> {
@@ -226,14 +234,6 @@ pub fn run_request(
     })
 }
 
-/// The file a run reads (for error context): the data file, or `None` for synthetic data.
-pub fn data_file(request: &TrainRequest) -> Option<&Path> {
-    match &request.data {
-        TrainData::File { data, .. } => Some(data),
-        TrainData::Synthetic { .. } => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +325,6 @@ mod tests {
         assert_eq!(run.table_rows, vec![1000; 26]);
         assert_eq!(run.options.epochs, 3);
         assert_eq!(run.holdout, Holdout::Rows(10));
-        assert_eq!(data_file(&r), Some(Path::new("x.tsv")));
+        assert_eq!(r.data_file(), Some(Path::new("x.tsv")));
     }
 }

@@ -350,6 +350,7 @@ fn rows_at(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Int8Input, Int8Kernel, Int8Output};
     use super::*;
     use crate::rng::Rng;
 
@@ -451,7 +452,15 @@ mod tests {
     #[test]
     fn per_row_codes_match_the_oracle_and_the_layer_s_own_quantization() {
         let mut rng = Rng::new(5);
-        for (rows, cols) in [(1, 1), (3, 7), (5, 16), (2, 17), (4, 65), (33, 40)] {
+        for (rows, cols) in [
+            (1, 1),
+            (3, 7),
+            (5, 16),
+            (2, 17),
+            (4, 65),
+            (33, 40),
+            (48, 128),
+        ] {
             for reduce_range in [false, true] {
                 let n = rows * cols;
                 let x0 = rng.normal_vec(n, 2.0);
@@ -500,32 +509,68 @@ mod tests {
                         assert_eq!(got_q, want_q, "{at}: parameters");
                     }
                 }
-                // The layer from its own f32 rows and from the codes: the same bits.
-                let mut scratch = crate::gemm::LinearScratch::default();
-                let (mut from_f32, mut from_codes) = (vec![0.0; rows * 5], vec![0.0; rows * 5]);
-                layer
-                    .forward(&want, rows, &mut from_f32, true, &mut scratch)
-                    .unwrap();
+                // The layer from its own f32 rows and from the codes, at every int8 kernel this
+                // CPU runs (row-major, blocked and tile layouts), to f32 and to u8: the same bits.
                 let (zp, scale): (Vec<i32>, Vec<f32>) =
                     want_q.iter().map(|q| (q.zero_point, q.scale)).unzip();
-                let input = super::super::Int8Input::U8PerRow {
-                    codes: &want_codes,
-                    zp: &zp,
-                    scale: &scale,
+                let out_q = QParams {
+                    scale: 0.05,
+                    zero_point: 7,
                 };
-                let out = super::super::Int8Output::F32(&mut from_codes);
-                let kernel = super::super::Int8Kernel::active();
-                layer
-                    .forward_int8(kernel, input, rows, out, true, &mut scratch)
-                    .unwrap();
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&from_codes),
-                    bits(&from_f32),
-                    "{rows}x{cols}: layer output"
-                );
+                for kernel in Int8Kernel::available() {
+                    let at = format!("{kernel:?} {rows}x{cols} rr={reduce_range}");
+                    let codes_in = || Int8Input::U8PerRow {
+                        codes: &want_codes,
+                        zp: &zp,
+                        scale: &scale,
+                    };
+                    let mut from_f32 = vec![0.0; rows * 5];
+                    let mut from_codes = from_f32.clone();
+                    call(
+                        &layer,
+                        kernel,
+                        Int8Input::F32(&want),
+                        rows,
+                        Int8Output::F32(&mut from_f32),
+                    );
+                    call(
+                        &layer,
+                        kernel,
+                        codes_in(),
+                        rows,
+                        Int8Output::F32(&mut from_codes),
+                    );
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&from_codes), bits(&from_f32), "{at}: f32 output");
+                    let mut u_f32 = vec![0u8; rows * 5];
+                    let mut u_codes = u_f32.clone();
+                    let out = Int8Output::U8(&mut u_f32, out_q);
+                    call(&layer, kernel, Int8Input::F32(&want), rows, out);
+                    call(
+                        &layer,
+                        kernel,
+                        codes_in(),
+                        rows,
+                        Int8Output::U8(&mut u_codes, out_q),
+                    );
+                    assert_eq!(u_codes, u_f32, "{at}: u8 output");
+                }
             }
         }
+    }
+
+    /// `layer` at `kernel` on `rows` rows, with ReLU.
+    fn call(
+        layer: &crate::gemm::PackedLinear,
+        kernel: Int8Kernel,
+        input: Int8Input<'_>,
+        rows: usize,
+        out: Int8Output<'_>,
+    ) {
+        let mut scratch = crate::gemm::LinearScratch::default();
+        layer
+            .forward_int8(kernel, input, rows, out, true, &mut scratch)
+            .unwrap();
     }
 
     #[test]
@@ -557,16 +602,16 @@ mod tests {
         ));
         // A layer fed per-row codes checks their parameters.
         let mut out = vec![0.0; 4];
-        let bad = super::super::Int8Input::U8PerRow {
+        let bad = Int8Input::U8PerRow {
             codes: &[0; 6],
             zp: &[0, 0],
             scale: &[0.1, 0.0],
         };
         let r = layer.forward_int8(
-            super::super::Int8Kernel::active(),
+            Int8Kernel::active(),
             bad,
             2,
-            super::super::Int8Output::F32(&mut out),
+            Int8Output::F32(&mut out),
             false,
             &mut crate::gemm::LinearScratch::default(),
         );

@@ -323,27 +323,26 @@ pub(crate) fn run(
             }
             (&act.as_slice()[..rows * lda], lda, Some(q))
         }
-        // Per-row codes carry their own parameters, which replace the per-tensor ones in every
-        // epilogue (no per-tensor `xq`).
-        Int8Input::U8PerRow { codes, .. } if tiles.is_none() && k == lda && h == 1 => {
-            (codes, k, None)
-        }
-        Int8Input::U8(v, q) if tiles.is_none() && k == lda && h == 1 => (v, k, Some(q)),
-        Int8Input::U8(..) | Int8Input::U8PerRow { .. } => {
-            let (v, q) = match x {
-                Int8Input::U8(v, q) => (v, Some(q)),
-                Int8Input::U8PerRow { codes, .. } => (codes, None),
-                Int8Input::F32(_) => unreachable!("the F32 arm is above"),
+        // Codes. Per-row codes carry their own parameters, which replace the per-tensor ones in
+        // every epilogue (no per-tensor `xq`).
+        Int8Input::U8(v, _) | Int8Input::U8PerRow { codes: v, .. } => {
+            let q = match x {
+                Int8Input::U8(_, q) => Some(q),
+                _ => None,
             };
-            if act.as_slice().len() < rows * lda {
-                act.resize(rows * lda);
+            if tiles.is_none() && k == lda && h == 1 {
+                (v, k, q)
+            } else {
+                if act.as_slice().len() < rows * lda {
+                    act.resize(rows * lda);
+                }
+                let buf = &mut act.as_mut_slice()[..rows * lda];
+                match tiles {
+                    Some(t) => (t.copy)(v, m, k, lda, buf),
+                    None => super::scalar::block_codes(v, m, k, lda, h, buf),
+                }
+                (&act.as_slice()[..rows * lda], lda, q)
             }
-            let buf = &mut act.as_mut_slice()[..rows * lda];
-            match tiles {
-                Some(t) => (t.copy)(v, m, k, lda, buf),
-                None => super::scalar::block_codes(v, m, k, lda, h, buf),
-            }
-            (&act.as_slice()[..rows * lda], lda, q)
         }
     };
     debug_assert_eq!(lda % KG, 0);
