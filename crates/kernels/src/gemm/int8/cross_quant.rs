@@ -11,8 +11,13 @@
 //! level gives the same bits); non-finite values of `x_next` are reported as the next layer would
 //! report them.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{__m256, __m512};
+
 use super::Int8Weights;
 use super::scalar::quantize_u8;
+#[cfg(target_arch = "x86_64")]
+use super::simd::combine_min_max;
 use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{Isa, KernelError, Result};
 
@@ -26,6 +31,18 @@ macro_rules! level {
         #[doc = $doc]
         unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
             $body($($arg),*)
+        }
+    };
+    // A width-generic `unsafe` body instantiated at vector type `$v` of the level.
+    ($name:ident = unsafe $body:ident::<$v:ty>($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $features:literal, $doc:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        #[doc = "# Safety"]
+        #[doc = $doc]
+        unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: compiled for the level whose vector type `$v` is (the caller has it).
+            unsafe { $body::<$v>($($arg),*) }
         }
     };
 }
@@ -225,13 +242,15 @@ level!(
     "The CPU must have AVX2 and FMA."
 );
 
+// Not the portable body: its comparison chains do not vectorize (a reduction's order decides which
+// of two equal-comparing zeros it returns), so each level runs the explicit vector scan.
 level!(
-    combine_row_avx512 = combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
+    combine_row_avx512 = unsafe combine_min_max::<__m512>(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
     "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
     "The CPU must have AVX-512 F/BW/VL/DQ and FMA."
 );
 level!(
-    combine_row_avx2 = combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
+    combine_row_avx2 = unsafe combine_min_max::<__m256>(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool),
     "avx2,fma",
     "The CPU must have AVX2 and FMA."
 );
@@ -460,6 +479,8 @@ mod tests {
             (4, 65),
             (33, 40),
             (48, 128),
+            (3, 100),
+            (2, 90),
         ] {
             for reduce_range in [false, true] {
                 let n = rows * cols;

@@ -175,51 +175,110 @@ unsafe impl Int8Vec for __m512 {
     }
 }
 
-/// `(min, max, all finite)`; see [`super::scalar::min_max`]. Four independent accumulator sets,
-/// so the min/max/fma latency chains overlap; the tail in one masked vector.
+/// `(min, max, all finite)`; see [`super::scalar::min_max`].
 ///
 /// # Safety
 /// The CPU has `V`'s level.
 #[inline(always)]
 pub(super) unsafe fn min_max<V: Int8Vec>(x: &[f32]) -> (f32, f32, bool) {
-    if x.is_empty() {
+    let p = x.as_ptr();
+    // SAFETY: the CPU has `V`'s level (forwarded); `range_scan` only asks for whole vectors inside
+    // `x` and a tail whose enabled lanes are inside it.
+    unsafe {
+        range_scan::<V>(x.len(), |i, tail| match tail {
+            None => V::load(p.add(i)),
+            Some(m) => V::load_masked(p.add(i), m),
+        })
+    }
+}
+
+/// `dst = x0 ⊙ u + x` (one fused multiply-add per element, as `interaction::cross_combine`) and
+/// `(min, max, all finite)` of `dst`, in one pass: the cross net's element-wise step with the
+/// range scan of the per-row dynamic layer it feeds. The range is exact (the same as [`min_max`]
+/// of `dst`). Lengths: `u`, `x`, `dst` at least `x0.len()` (asserted).
+///
+/// # Safety
+/// The CPU has `V`'s level.
+#[inline(always)]
+pub(crate) unsafe fn combine_min_max<V: Int8Vec>(
+    x0: &[f32],
+    u: &[f32],
+    x: &[f32],
+    dst: &mut [f32],
+) -> (f32, f32, bool) {
+    let n = x0.len();
+    assert!(u.len() >= n && x.len() >= n && dst.len() >= n);
+    let (a, b, c, d) = (x0.as_ptr(), u.as_ptr(), x.as_ptr(), dst.as_mut_ptr());
+    // SAFETY: the CPU has `V`'s level (forwarded); `range_scan` only asks for whole vectors inside
+    // the first `n` values and a tail whose enabled lanes are inside them, which every slice holds
+    // (asserted above).
+    unsafe {
+        range_scan::<V>(n, |i, tail| match tail {
+            None => {
+                let v = V::load(a.add(i)).mul_add(V::load(b.add(i)), V::load(c.add(i)));
+                v.store(d.add(i));
+                v
+            }
+            Some(m) => {
+                let (va, vb) = (V::load_masked(a.add(i), m), V::load_masked(b.add(i), m));
+                let v = va.mul_add(vb, V::load_masked(c.add(i), m));
+                v.store_masked(d.add(i), m);
+                v
+            }
+        })
+    }
+}
+
+/// `(min, max, all finite)` of `n` values that `at(i, tail)` yields a vector at a time: whole
+/// vectors from `i` when `tail` is `None`, else the lanes the mask enables (the last `n % LANES`).
+/// Four independent accumulator sets, so the min/max/fma latency chains overlap. `(0, 0, true)` for
+/// `n = 0`.
+///
+/// # Safety
+/// The CPU has `V`'s level, and `at` is safe to call for every whole vector in `0..n` and the tail.
+#[inline(always)]
+unsafe fn range_scan<V: Int8Vec>(
+    n: usize,
+    mut at: impl FnMut(usize, Option<V::Mask>) -> V,
+) -> (f32, f32, bool) {
+    if n == 0 {
         return (0.0, 0.0, true);
     }
     let l = V::LANES;
-    // SAFETY: the CPU has `V`'s level (forwarded); every load reads lanes inside `x` (whole
-    // vectors of the chunks, the tail's lanes below its length).
+    // SAFETY: the CPU has `V`'s level (forwarded); `at` is called for whole vectors below `n` and
+    // one masked tail (its contract).
     unsafe {
         let mut lo = V::splat(f32::INFINITY);
         let mut hi = V::splat(f32::NEG_INFINITY);
         let mut nan = V::zero();
         let zero = V::zero();
-        let mut quads = x.chunks_exact(4 * l);
         let (mut lo4, mut hi4, mut nan4) = ([lo; 4], [hi; 4], [nan; 4]);
-        for q in quads.by_ref() {
+        let mut i = 0;
+        while i + 4 * l <= n {
             for t in 0..4 {
-                let v = V::load(q.as_ptr().add(l * t));
+                let v = at(i + l * t, None);
                 lo4[t] = lo4[t].min(v);
                 hi4[t] = hi4[t].max(v);
                 // inf·0 and NaN·0 are NaN; finite·0 is ±0, so `nan` stays finite iff every value is.
                 nan4[t] = v.mul_add(zero, nan4[t]);
             }
+            i += 4 * l;
         }
         for t in 0..4 {
             lo = lo.min(lo4[t]);
             hi = hi.max(hi4[t]);
             nan = nan.add(nan4[t]);
         }
-        let chunks = quads.remainder().chunks_exact(l);
-        let rest = chunks.remainder();
-        for c in chunks {
-            let v = V::load(c.as_ptr());
+        while i + l <= n {
+            let v = at(i, None);
             lo = lo.min(v);
             hi = hi.max(v);
             nan = v.mul_add(zero, nan);
+            i += l;
         }
-        if !rest.is_empty() {
-            let m = V::first(rest.len());
-            let v = V::load_masked(rest.as_ptr(), m);
+        if i < n {
+            let m = V::first(n - i);
+            let v = at(i, Some(m));
             lo = V::select(m, lo, lo.min(v));
             hi = V::select(m, hi, hi.max(v));
             nan = v.mul_add(zero, nan);
