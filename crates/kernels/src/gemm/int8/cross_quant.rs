@@ -21,29 +21,25 @@ use super::simd::combine_min_max;
 use crate::gemm::{QParams, check_len, check_qparams};
 use crate::{Isa, KernelError, Result};
 
-/// A `target_feature` instantiation of a portable body (`$name` runs `$body` at `$features`).
+/// A `target_feature` instantiation of a portable body (`$name` runs `$body` at `$features`), or
+/// (`unsafe $body::<$v>`) of a width-generic `unsafe` body at the level's vector type `$v`.
 macro_rules! level {
     ($name:ident = $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $features:literal, $doc:literal) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        #[doc = "# Safety"]
-        #[doc = $doc]
-        unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
-            $body($($arg),*)
-        }
+        level!(@fn $name($($arg: $ty),*) $(-> $ret)?, $features, $doc, { $body($($arg),*) });
     };
-    // A width-generic `unsafe` body instantiated at vector type `$v` of the level.
     ($name:ident = unsafe $body:ident::<$v:ty>($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $features:literal, $doc:literal) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        #[doc = "# Safety"]
-        #[doc = $doc]
-        unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+        level!(@fn $name($($arg: $ty),*) $(-> $ret)?, $features, $doc, {
             // SAFETY: compiled for the level whose vector type `$v` is (the caller has it).
             unsafe { $body::<$v>($($arg),*) }
-        }
+        });
+    };
+    (@fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?, $features:literal, $doc:literal, $call:block) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        #[doc = "# Safety"]
+        #[doc = $doc]
+        unsafe fn $name($($arg: $ty),*) $(-> $ret)? $call
     };
 }
 
