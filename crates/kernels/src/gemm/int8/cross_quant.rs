@@ -8,8 +8,9 @@
 //!
 //! One portable body, compiled for each level inside a `target_feature` wrapper (the arithmetic is
 //! one `mul_add`, then the quantizer's multiply, round-to-nearest-even, add and clamp, so every
-//! level gives the same bits); non-finite values of `x_next` are reported as the next layer would
-//! report them.
+//! level gives the same bits); the per-row combine and range scan runs the explicit vector scan
+//! of `simd::combine_min_max` at each level instead (its portable body, a reduction, does not
+//! vectorize). Non-finite values of `x_next` are reported as the next layer would report them.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m256, __m512};
@@ -167,7 +168,8 @@ fn quantize_body(row: &[f32], inv: f32, zp: i32, codes: &mut [u8]) {
 }
 
 /// `dst = x0 ⊙ u + x` (one fused multiply-add per element, as `interaction::cross_combine`) and
-/// the range of `dst`: `(min, max, every value finite)` (exact, so the same as any `min_max`).
+/// the range of `dst`: `(min, max, every value finite)` (exact, so the same as any `min_max`). The
+/// oracle and the portable level; the vector levels run `simd::combine_min_max`.
 #[inline(always)]
 fn combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, f32, bool) {
     let n = x0.len();
@@ -177,8 +179,7 @@ fn combine_row_body(x0: &[f32], u: &[f32], x: &[f32], dst: &mut [f32]) -> (f32, 
         let v = x0[i].mul_add(u[i], x[i]);
         dst[i] = v;
         finite &= v.is_finite();
-        // Comparisons rather than `f32::min`/`max` (whose NaN rules keep them from vectorizing
-        // to `minps`/`maxps`): the same result for every finite value, and a NaN fails `finite`.
+        // The same result as `f32::min`/`max` for every finite value; a NaN fails `finite`.
         lo = if v < lo { v } else { lo };
         hi = if v > hi { v } else { hi };
     }

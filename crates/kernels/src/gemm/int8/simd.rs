@@ -184,12 +184,7 @@ pub(super) unsafe fn min_max<V: Int8Vec>(x: &[f32]) -> (f32, f32, bool) {
     let p = x.as_ptr();
     // SAFETY: the CPU has `V`'s level (forwarded); `range_scan` only asks for whole vectors inside
     // `x` and a tail whose enabled lanes are inside it.
-    unsafe {
-        range_scan::<V>(x.len(), |i, tail| match tail {
-            None => V::load(p.add(i)),
-            Some(m) => V::load_masked(p.add(i), m),
-        })
-    }
+    unsafe { range_scan::<V>(x.len(), |i, tail| load_lanes(p.add(i), tail)) }
 }
 
 /// `dst = x0 ⊙ u + x` (one fused multiply-add per element, as `interaction::cross_combine`) and
@@ -213,19 +208,46 @@ pub(crate) unsafe fn combine_min_max<V: Int8Vec>(
     // the first `n` values and a tail whose enabled lanes are inside them, which every slice holds
     // (asserted above).
     unsafe {
-        range_scan::<V>(n, |i, tail| match tail {
-            None => {
-                let v = V::load(a.add(i)).mul_add(V::load(b.add(i)), V::load(c.add(i)));
-                v.store(d.add(i));
-                v
-            }
-            Some(m) => {
-                let (va, vb) = (V::load_masked(a.add(i), m), V::load_masked(b.add(i), m));
-                let v = va.mul_add(vb, V::load_masked(c.add(i), m));
-                v.store_masked(d.add(i), m);
-                v
-            }
+        range_scan::<V>(n, |i, tail| {
+            let (va, vb, vc) = (
+                load_lanes::<V>(a.add(i), tail),
+                load_lanes::<V>(b.add(i), tail),
+                load_lanes::<V>(c.add(i), tail),
+            );
+            let v = va.mul_add(vb, vc);
+            store_lanes(v, d.add(i), tail);
+            v
         })
+    }
+}
+
+/// A whole vector from `p` (`tail` = `None`), or the lanes `tail` enables (zero elsewhere).
+///
+/// # Safety
+/// The CPU has `V`'s level; `p` is valid for the lanes read.
+#[inline(always)]
+unsafe fn load_lanes<V: SimdF32>(p: *const f32, tail: Option<V::Mask>) -> V {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match tail {
+            None => V::load(p),
+            Some(m) => V::load_masked(p, m),
+        }
+    }
+}
+
+/// `v` to `p`: every lane (`tail` = `None`), or the lanes `tail` enables.
+///
+/// # Safety
+/// The CPU has `V`'s level; `p` is valid for the lanes written.
+#[inline(always)]
+unsafe fn store_lanes<V: SimdF32>(v: V, p: *mut f32, tail: Option<V::Mask>) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match tail {
+            None => v.store(p),
+            Some(m) => v.store_masked(p, m),
+        }
     }
 }
 
